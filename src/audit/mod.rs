@@ -1,0 +1,11 @@
+//! The audit trail: JSONL, fsynced, rotated by size. Also salve's memory across restarts.
+
+mod reader;
+mod record;
+mod writer;
+
+pub use reader::{read_records, AuditFilter, ReadError};
+pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
+pub use writer::{AuditError, AuditLog, AuditWriterStats};
+
+pub const CURRENT_FILE: &str = "audit.jsonl";

@@ -1,0 +1,489 @@
+//! The command line: `salve serve|check|test|plan|audit`.
+
+use crate::audit::{read_records, AuditFilter, AuditRecord, Entry};
+use crate::config::Config;
+use crate::engine::{self, default_config_path, plan, replay, Runtime, ServeOptions};
+use crate::event::parse_payload;
+use crate::policy::rate::parse_duration;
+use crate::policy::{PolicyState, Verdict};
+use crate::rules::run_rule_tests;
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "salve",
+    version,
+    about = "Remediation rules engine driven by alert webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive alerts, decide, act, and audit.
+    Serve {
+        /// Config file (default: salve.toml if present, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Folder of .rhai rules (default: rules/).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Address to listen on (default: 127.0.0.1:9095).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where the audit trail lives (default: data/).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Decide and audit everything, execute nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the config and every rule; exit 0 if all are valid, 1 otherwise.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Run every rule's test cases (rules/NAME.test.toml); exit 0 only if all pass.
+    Test {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show what salve would decide for a payload, without executing anything.
+    Plan {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Decide against the history in this audit folder.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Decide as if it were this time (RFC 3339), e.g. during a maintenance window.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// Print one JSON array of decisions.
+        #[arg(long)]
+        json: bool,
+        /// Decide as `salve serve --dry-run` would.
+        #[arg(long)]
+        dry_run: bool,
+        /// An Alertmanager webhook body, a native event, or an array of native events.
+        payload: PathBuf,
+    },
+    /// Print the audit trail.
+    Audit {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Only records newer than this, e.g. 1h, 30m.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        /// e.g. docker:container/web-1
+        #[arg(long)]
+        target: Option<String>,
+        /// received, decision, outcome, rule_error, evaluated, maintenance, reload
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the JSON Schemas (config, native event, audit record) into a folder.
+    #[command(hide = true)]
+    Schemas { dir: PathBuf },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            rules,
+            listen,
+            data_dir,
+            dry_run,
+        } => {
+            init_logging();
+            serve(config, rules, listen, data_dir, dry_run)
+        }
+        Command::Check { config, rules } => check(config, rules),
+        Command::Test { rules, config } => test(config, rules),
+        Command::Plan {
+            config,
+            rules,
+            data_dir,
+            at,
+            json,
+            dry_run,
+            payload,
+        } => plan_command(config, rules, data_dir, at, json, dry_run, payload),
+        Command::Audit {
+            config,
+            data_dir,
+            since,
+            rule,
+            target,
+            kind,
+            json,
+        } => audit(config, data_dir, since, rule, target, kind, json),
+        Command::Schemas { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            for (name, text) in crate::schema::all() {
+                std::fs::write(dir.join(name), text)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(config);
+    let mut runtime = Runtime::load(config_path.as_deref(), rules.as_deref(), dry_run)
+        .map_err(|e| anyhow!("{e}"))?;
+    if let Some(listen) = listen {
+        runtime.config.listen = listen
+            .parse()
+            .with_context(|| format!("--listen: invalid address {listen:?}"))?;
+    }
+    if let Some(dir) = data_dir {
+        runtime.config.data_dir = dir;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve_async(
+        runtime,
+        ServeOptions {
+            config_path,
+            rules_dir: rules,
+            dry_run,
+            clock: engine::system_clock(),
+        },
+    ))
+}
+
+async fn serve_async(runtime: Runtime, options: ServeOptions) -> anyhow::Result<ExitCode> {
+    let listen = runtime.config.listen;
+    let rules = runtime.rules.len();
+    let dry_run = runtime.settings.dry_run;
+    let data_dir = runtime.config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let (engine, _worker) = engine::start(runtime, options)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(), "salve is serving");
+
+    let reloader = engine.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reloader.reload().await;
+        }
+    });
+
+    let app = crate::ingest::app(engine.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping: deciding queued events and waiting for running actions");
+    engine.wait_idle(Duration::from_secs(30)).await;
+    engine.audit.close().await;
+    tracing::info!("audit flushed; bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn check(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(config);
+    match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+        Ok(runtime) => {
+            let source = config_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".into());
+            println!(
+                "ok: config from {source}, {} rule(s) in {}",
+                runtime.rules.len(),
+                runtime.config.rules_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn test(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(config);
+    let runtime = match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let report = run_rule_tests(&runtime);
+    print!("{}", report.output);
+    println!("{} passed, {} failed", report.passed, report.failed);
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_command(
+    config: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    at: Option<DateTime<Utc>>,
+    json: bool,
+    dry_run: bool,
+    payload: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(config);
+    let runtime = match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let body =
+        std::fs::read(&payload).with_context(|| format!("cannot read {}", payload.display()))?;
+    let now = at.unwrap_or_else(Utc::now);
+    let events = parse_payload(&body, now).map_err(|e| anyhow!("{}: {e}", payload.display()))?;
+    let state = match &data_dir {
+        Some(dir) => {
+            let mut state = replay(dir, runtime.settings.firing_ttl)?;
+            // What a crash left undecided is not part of the history a plan runs against.
+            let _ = state.take_undecided();
+            state
+        }
+        None => PolicyState::new(),
+    };
+    let dry_run = dry_run || runtime.settings.dry_run;
+    let evaluation = plan(&runtime, state, &events, now, dry_run);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&evaluation.decisions)?);
+    } else {
+        for event in &events {
+            let alertname = event
+                .labels
+                .get("alertname")
+                .map(String::as_str)
+                .unwrap_or("-");
+            println!("event {} {alertname} ({})", event.fingerprint, event.status);
+            let decisions: Vec<_> = evaluation
+                .decisions
+                .iter()
+                .filter(|d| d.event_id == event.id)
+                .collect();
+            let errors: Vec<_> = evaluation
+                .records
+                .iter()
+                .filter_map(|r| match &r.entry {
+                    Entry::RuleError {
+                        event_id,
+                        rule,
+                        error,
+                        ..
+                    } if *event_id == event.id => Some((rule, error)),
+                    _ => None,
+                })
+                .collect();
+            let matched = evaluation.records.iter().find_map(|r| match &r.entry {
+                Entry::Evaluated {
+                    event_id, rules, ..
+                } if *event_id == event.id => Some(rules.clone()),
+                _ => None,
+            });
+            if matched.as_ref().is_none_or(|m| m.is_empty()) {
+                println!("  no rule matched");
+            }
+            for d in decisions {
+                let verdict = match (d.decision, d.reason) {
+                    (Verdict::Execute, _) => "execute".to_string(),
+                    (Verdict::Suppress, Some(r)) => format!("suppress ({r}: {})", d.detail),
+                    (Verdict::Suppress, None) => "suppress".to_string(),
+                };
+                println!("  rule {}: {} {} -> {verdict}", d.rule, d.action, d.target);
+            }
+            for (rule, error) in errors {
+                println!("  rule {rule}: error: {error}");
+            }
+        }
+    }
+    for (_, e) in &evaluation.rule_errors {
+        eprintln!("{e}");
+    }
+    Ok(if evaluation.rule_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    since: Option<String>,
+    rule: Option<String>,
+    target: Option<String>,
+    kind: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => {
+            let config_path = default_config_path(config);
+            Config::load(config_path.as_deref())
+                .map_err(|e| anyhow!("{e}"))?
+                .data_dir
+        }
+    };
+    let since = since
+        .map(|s| {
+            parse_duration(&s).map(|d| {
+                Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            })
+        })
+        .transpose()
+        .map_err(|e| anyhow!("--since: {e}"))?;
+    let filter = AuditFilter {
+        since,
+        rule,
+        target,
+        kind,
+        fingerprint: None,
+    };
+    let mut records: Vec<AuditRecord> = Vec::new();
+    read_records(&dir, |r| {
+        if filter.matches(&r) {
+            records.push(r);
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        for r in &records {
+            println!("{}", describe(r));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(r: &AuditRecord) -> String {
+    let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match &r.entry {
+        Entry::Received { event } => format!(
+            "{at} received    {} {} {} ({})",
+            event.source,
+            event.fingerprint,
+            event
+                .labels
+                .get("alertname")
+                .map(String::as_str)
+                .unwrap_or("-"),
+            event.status
+        ),
+        Entry::RuleError {
+            rule,
+            error,
+            fingerprint,
+            ..
+        } => format!("{at} rule_error  {fingerprint} rule={rule} {error}"),
+        Entry::Decision(d) => {
+            let verdict = match (d.decision, d.reason) {
+                (Verdict::Execute, _) => "execute".to_string(),
+                (_, Some(reason)) => format!("suppress {reason}: {}", d.detail),
+                _ => "suppress".to_string(),
+            };
+            format!(
+                "{at} decision    {} rule={} {} {} -> {verdict}",
+                d.fingerprint, d.rule, d.action, d.target
+            )
+        }
+        Entry::Outcome(o) => format!(
+            "{at} outcome     rule={} {} {} -> {:?} in {}ms{}{}",
+            o.rule,
+            o.action,
+            o.target,
+            o.outcome.outcome,
+            o.outcome.duration_ms,
+            o.outcome
+                .verified
+                .as_ref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default(),
+            o.outcome
+                .error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default(),
+        ),
+        Entry::Evaluated {
+            fingerprint, rules, ..
+        } => format!("{at} evaluated   {fingerprint} rules={}", rules.join(",")),
+        Entry::Maintenance(change) => format!(
+            "{at} maintenance {}",
+            serde_json::to_string(change).unwrap_or_default()
+        ),
+        Entry::Reload { ok, rules, error } => {
+            format!(
+                "{at} reload      ok={ok} rules={rules}{}",
+                error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            )
+        }
+    }
+}

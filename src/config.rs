@@ -1,0 +1,398 @@
+//! `salve.toml`: parsed, validated once, and handed downstream as typed values.
+
+use crate::policy::rate::{parse_duration, RateLimit};
+use crate::policy::time_interval::{TimeInterval, TimeIntervalConfig};
+use crate::rules::Action;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The file as written. Every key is documented in `schemas/config.schema.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address the HTTP API listens on. Default `127.0.0.1:9095`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Where the audit trail lives. Default `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Folder of `.rhai` rules. Default `rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_dir: Option<PathBuf>,
+    /// Decide and audit everything, execute nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Global budget per action kind across all rules and targets, e.g. `restart = "5 per 1m"`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+    /// Named commands that rules run with `exec(name, args)`.
+    #[serde(default)]
+    pub exec: BTreeMap<String, ExecConfig>,
+    /// Named windows in Alertmanager's `time_intervals` syntax, referenced by a rule's `MUTE`.
+    #[serde(default)]
+    pub time_intervals: Vec<TimeIntervalConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Program and arguments; no shell is involved. A rule's args are appended.
+    pub argv: Vec<String>,
+    /// Killed after this long. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    /// Names of salve's environment variables passed to the command; nothing else is.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Consecutive failures of one action on one target that open its breaker. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u32>,
+    /// How long an open breaker stays open before one trial. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_open_for: Option<String>,
+    /// A firing alert not heard of for this long no longer counts for `firing()`. Default `6h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firing_ttl: Option<String>,
+    /// How long dedup remembers an episode after it was last seen. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Rotate the audit file when it grows past this many bytes. Default 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_files: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest accepted request body in bytes. Default 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Require `Authorization: Bearer TOKEN` on `/api/` and `/-/reload`; the token is read from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// As `bearer_token_file`, from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Require HTTP basic auth with this user name (password from `basic_auth_password_file` or `_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Wall-clock budget of one `plan()` call. Default `40ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_timeout: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    pub dry_run: bool,
+    pub limits: HashMap<Action, RateLimit>,
+    pub exec: HashMap<String, ExecCommand>,
+    pub time_intervals: HashMap<String, TimeInterval>,
+    pub breaker_failures: u32,
+    pub breaker_open_for: Duration,
+    pub firing_ttl: Duration,
+    pub dedup_ttl: Duration,
+    pub audit_max_file_bytes: u64,
+    pub audit_keep_files: usize,
+    pub max_body_bytes: usize,
+    pub auth: Option<ApiAuth>,
+    pub rule_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecCommand {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    pub working_dir: Option<PathBuf>,
+    pub env: Vec<String>,
+}
+
+/// Credentials the API requires. Debug never prints them.
+#[derive(Clone)]
+pub enum ApiAuth {
+    Bearer(String),
+    Basic { username: String, password: String },
+}
+
+impl std::fmt::Debug for ApiAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            ApiAuth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+/// The global budget when the config names none: a blast-radius guard, not a tuning knob.
+pub fn default_limit(action: Action) -> RateLimit {
+    let (count, secs) = match action {
+        Action::Restart | Action::Stop | Action::Start | Action::Kill | Action::Scale => (5, 60),
+        Action::Rollback => (3, 60),
+        Action::Exec => (10, 60),
+        Action::Notify => (30, 60),
+    };
+    RateLimit {
+        count,
+        window: Duration::from_secs(secs),
+        per_target: false,
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9095";
+
+impl Config {
+    /// Loads `path`, or the built-in defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        match path {
+            None => Config::from_file(ConfigFile::default(), Path::new("<defaults>")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text, path)
+            }
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Config::from_file(file, path)
+    }
+
+    pub fn defaults() -> Config {
+        // The empty file is valid by construction; a failure here is a bug in salve.
+        #[allow(clippy::expect_used)]
+        Config::from_file(ConfigFile::default(), Path::new("<defaults>"))
+            .expect("defaults are valid")
+    }
+
+    pub fn from_file(file: ConfigFile, path: &Path) -> Result<Config> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let duration = |key: &str, value: &Option<String>, default: Duration| -> Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(v) => parse_duration(v).map_err(|e| invalid(format!("{key}: {e}"))),
+            }
+        };
+
+        let listen_text = file
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|e| invalid(format!("listen: invalid address {listen_text:?}: {e}")))?;
+
+        let mut limits: HashMap<Action, RateLimit> = Action::ALL
+            .into_iter()
+            .map(|a| (a, default_limit(a)))
+            .collect();
+        for (key, value) in &file.limits {
+            let action: Action = key
+                .parse()
+                .map_err(|e| invalid(format!("limits.{key}: {e}")))?;
+            let rate =
+                RateLimit::parse(value).map_err(|e| invalid(format!("limits.{key}: {e}")))?;
+            if rate.per_target {
+                return Err(invalid(format!(
+                    "limits.{key}: {value:?}: the global budget is across all targets; put \"per target\" limits in a rule's LIMIT"
+                )));
+            }
+            limits.insert(action, rate);
+        }
+
+        let mut exec = HashMap::new();
+        for (name, cmd) in &file.exec {
+            if cmd.argv.is_empty() || cmd.argv[0].is_empty() {
+                return Err(invalid(format!(
+                    "exec.{name}.argv: needs at least the program to run"
+                )));
+            }
+            let timeout = duration(
+                &format!("exec.{name}.timeout"),
+                &cmd.timeout,
+                Duration::from_secs(30),
+            )?;
+            exec.insert(
+                name.clone(),
+                ExecCommand {
+                    name: name.clone(),
+                    argv: cmd.argv.clone(),
+                    timeout,
+                    working_dir: cmd.working_dir.clone(),
+                    env: cmd.env.clone(),
+                },
+            );
+        }
+
+        let mut time_intervals = HashMap::new();
+        for ti in &file.time_intervals {
+            let compiled =
+                TimeInterval::compile(ti).map_err(|e| invalid(format!("time_intervals: {e}")))?;
+            if time_intervals.insert(ti.name.clone(), compiled).is_some() {
+                return Err(invalid(format!(
+                    "time_intervals: the name {:?} is used twice",
+                    ti.name
+                )));
+            }
+        }
+
+        let auth = load_auth(&file.api).map_err(invalid)?;
+        let breaker_failures = file.policy.breaker_failures.unwrap_or(3);
+        if breaker_failures == 0 {
+            return Err(invalid(
+                "policy.breaker_failures: must be at least 1".into(),
+            ));
+        }
+
+        Ok(Config {
+            listen,
+            data_dir: file
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data")),
+            rules_dir: file
+                .rules_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("rules")),
+            dry_run: file.dry_run,
+            limits,
+            exec,
+            time_intervals,
+            breaker_failures,
+            breaker_open_for: duration(
+                "policy.breaker_open_for",
+                &file.policy.breaker_open_for,
+                Duration::from_secs(300),
+            )?,
+            firing_ttl: duration(
+                "policy.firing_ttl",
+                &file.policy.firing_ttl,
+                Duration::from_secs(6 * 3600),
+            )?,
+            dedup_ttl: duration(
+                "policy.dedup_ttl",
+                &file.policy.dedup_ttl,
+                Duration::from_secs(24 * 3600),
+            )?,
+            audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),
+            audit_keep_files: file.audit.keep_files.unwrap_or(10),
+            max_body_bytes: file.api.max_body_bytes.unwrap_or(1 << 20),
+            auth,
+            rule_timeout: duration(
+                "engine.rule_timeout",
+                &file.engine.rule_timeout,
+                Duration::from_millis(40),
+            )?,
+        })
+    }
+}
+
+/// Reads a secret from a file (trailing newline dropped) or an environment variable.
+pub fn read_secret(
+    key: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> std::result::Result<Option<String>, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    if let Some(var) = env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(v)),
+            _ => Err(format!("{key}: environment variable {var} is not set")),
+        };
+    }
+    Ok(None)
+}
+
+fn load_auth(api: &ApiConfig) -> std::result::Result<Option<ApiAuth>, String> {
+    let bearer = read_secret(
+        "api.bearer_token",
+        api.bearer_token_file.as_deref(),
+        api.bearer_token_env.as_deref(),
+    )?;
+    if let Some(token) = bearer {
+        return Ok(Some(ApiAuth::Bearer(token)));
+    }
+    if let Some(username) = &api.basic_auth_username {
+        let password = read_secret(
+            "api.basic_auth_password",
+            api.basic_auth_password_file.as_deref(),
+            api.basic_auth_password_env.as_deref(),
+        )?
+        .ok_or(
+            "api.basic_auth_username: needs basic_auth_password_file or basic_auth_password_env",
+        )?;
+        return Ok(Some(ApiAuth::Basic {
+            username: username.clone(),
+            password,
+        }));
+    }
+    Ok(None)
+}

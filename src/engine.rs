@@ -1,0 +1,495 @@
+//! The engine: takes events, asks the rules, applies policy, records, then acts.
+//! The only place where stages meet.
+
+use crate::audit::{AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
+use crate::config::Config;
+use crate::event::Event;
+use crate::execute::{Dispatcher, ExecExecutor, Outcome, OutcomeStatus};
+use crate::metrics::Metrics;
+use crate::policy::{BatchScope, Decision, PolicySettings, PolicyState, SharedHistory};
+use crate::rules::{EvalContext, Intent, RuleError, RuleSet};
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// What a reload replaces as a whole: rules and the config they were checked against.
+pub struct Runtime {
+    pub config: Config,
+    pub rules: RuleSet,
+    pub settings: PolicySettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
+    Rules(Vec<RuleError>),
+}
+
+impl Runtime {
+    /// Loads config (None: built-in defaults) and the rules in `rules_dir`
+    /// (None: the config's `rules_dir`).
+    pub fn load(
+        config_path: Option<&Path>,
+        rules_dir: Option<&Path>,
+        dry_run: bool,
+    ) -> Result<Runtime, LoadError> {
+        let mut config = Config::load(config_path)?;
+        if let Some(dir) = rules_dir {
+            config.rules_dir = dir.to_path_buf();
+        }
+        config.dry_run |= dry_run;
+        let intervals: HashSet<String> = config.time_intervals.keys().cloned().collect();
+        let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_timeout)
+            .map_err(LoadError::Rules)?;
+        let settings = PolicySettings::from_config(&config);
+        Ok(Runtime {
+            config,
+            rules,
+            settings,
+        })
+    }
+}
+
+/// Picks `salve.toml` in the working folder when no `--config` is given.
+pub fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| {
+        let p = PathBuf::from("salve.toml");
+        p.exists().then_some(p)
+    })
+}
+
+/// Everything one evaluation produced, in the order it must be recorded.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub records: Vec<AuditRecord>,
+    pub decisions: Vec<Decision>,
+    pub rule_errors: Vec<(String, RuleError)>,
+}
+
+/// Runs rules and policy over one notification's events. Decisions are applied to
+/// `state` as they are made, so later intents see earlier ones (budgets, duplicates).
+pub fn evaluate_events(
+    runtime: &Runtime,
+    settings: &PolicySettings,
+    state: &Arc<RwLock<PolicyState>>,
+    events: &[Event],
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+) -> Evaluation {
+    let mut out = Evaluation::default();
+    let history = SharedHistory {
+        state: state.clone(),
+        firing_ttl: settings.firing_ttl,
+    };
+    let ctx = EvalContext {
+        now,
+        history: Arc::new(history),
+    };
+    let mut batch = BatchScope::default();
+    {
+        let mut st = state.write();
+        for event in events {
+            st.observe_event(event, settings.firing_ttl);
+        }
+    }
+    for event in events {
+        let matched = runtime.rules.matching(&event.labels);
+        let mut evaluated = Vec::with_capacity(matched.len());
+        for rule in matched {
+            let started = Instant::now();
+            let result = runtime.rules.evaluate(rule, event, &ctx);
+            if let Some(m) = metrics {
+                m.rule_evaluated(started.elapsed());
+            }
+            evaluated.push(rule.name.clone());
+            let intents: Vec<Intent> = match result {
+                Ok(intents) => intents,
+                Err(err) => {
+                    tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, error = %err.short(), "rule failed");
+                    if let Some(m) = metrics {
+                        m.rule_failed(&rule.name);
+                    }
+                    out.records.push(AuditRecord::new(
+                        now,
+                        Entry::RuleError {
+                            event_id: event.id.clone(),
+                            fingerprint: event.fingerprint.clone(),
+                            rule: rule.name.clone(),
+                            error: err.short(),
+                        },
+                    ));
+                    out.rule_errors.push((rule.name.clone(), err));
+                    continue;
+                }
+            };
+            for intent in intents {
+                let mut st = state.write();
+                let decision = st.decide(settings, rule, event, &intent, now, &mut batch);
+                let record = AuditRecord::new(now, Entry::Decision(decision.clone()));
+                st.apply(&record, settings.firing_ttl);
+                drop(st);
+                if let Some(m) = metrics {
+                    let reason = decision.reason.map(|r| r.as_str()).unwrap_or("");
+                    m.decided(
+                        if decision.executes() {
+                            "execute"
+                        } else {
+                            "suppress"
+                        },
+                        reason,
+                    );
+                }
+                out.records.push(record);
+                out.decisions.push(decision);
+            }
+        }
+        out.records.push(AuditRecord::new(
+            now,
+            Entry::Evaluated {
+                event_id: event.id.clone(),
+                fingerprint: event.fingerprint.clone(),
+                rules: evaluated,
+            },
+        ));
+    }
+    let mut st = state.write();
+    if st.needs_prune() {
+        st.prune(now, settings);
+    }
+    out
+}
+
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// The running engine behind `salve serve`.
+pub struct Engine {
+    runtime: RwLock<Arc<Runtime>>,
+    config_path: Option<PathBuf>,
+    rules_dir_override: Option<PathBuf>,
+    dry_run_flag: bool,
+    pub state: Arc<RwLock<PolicyState>>,
+    pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
+    dispatcher: RwLock<Dispatcher>,
+    clock: Clock,
+    queue: mpsc::Sender<Vec<Event>>,
+    inflight: AtomicUsize,
+    idle: Notify,
+    ready: AtomicBool,
+}
+
+impl Engine {
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().clone()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Records events durably, then queues them for evaluation. Returns once they are
+    /// safe to acknowledge.
+    pub async fn accept(&self, events: Vec<Event>) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<AuditRecord> = events
+            .iter()
+            .map(|e| AuditRecord::new(e.received_at, Entry::Received { event: e.clone() }))
+            .collect();
+        self.audit.append(&records).await?;
+        for e in &events {
+            self.metrics.event_received(&e.source);
+        }
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(events).await.is_err() {
+            // Shutting down: the events are on disk and are decided at the next start.
+            self.finished_one();
+        }
+        Ok(())
+    }
+
+    /// Re-reads config and rules; on any error keeps what is running and says why.
+    pub async fn reload(&self) -> Result<usize, String> {
+        let result = Runtime::load(
+            self.config_path.as_deref(),
+            self.rules_dir_override.as_deref(),
+            self.dry_run_flag,
+        );
+        let now = self.now();
+        match result {
+            Ok(runtime) => {
+                let count = runtime.rules.len();
+                *self.dispatcher.write() = build_dispatcher(&runtime.config);
+                *self.runtime.write() = Arc::new(runtime);
+                self.metrics.reloaded(true, count);
+                let _ = self
+                    .audit
+                    .append(&[AuditRecord::new(
+                        now,
+                        Entry::Reload {
+                            ok: true,
+                            rules: count,
+                            error: None,
+                        },
+                    )])
+                    .await;
+                tracing::info!(rules = count, "reloaded");
+                Ok(count)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.metrics.reloaded(false, 0);
+                let running = self.runtime().rules.len();
+                let _ = self
+                    .audit
+                    .append(&[AuditRecord::new(
+                        now,
+                        Entry::Reload {
+                            ok: false,
+                            rules: running,
+                            error: Some(message.clone()),
+                        },
+                    )])
+                    .await;
+                tracing::error!(error = %message, "reload refused; the previous rules keep running");
+                Err(message)
+            }
+        }
+    }
+
+    /// Evaluates one batch, records every decision durably, then starts the executions.
+    async fn process(self: &Arc<Self>, events: Vec<Event>) {
+        let runtime = self.runtime();
+        let now = self.now();
+        let state = self.state.clone();
+        let metrics = self.metrics.clone();
+        let evaluation = evaluate_events(
+            &runtime,
+            &runtime.settings,
+            &state,
+            &events,
+            now,
+            Some(&metrics),
+        );
+        if let Err(e) = self.audit.append(&evaluation.records).await {
+            tracing::error!(error = %e, "cannot record decisions; nothing is executed for this batch");
+            return;
+        }
+        for decision in evaluation.decisions.into_iter().filter(Decision::executes) {
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            let engine = self.clone();
+            tokio::spawn(async move {
+                engine.execute(decision).await;
+                engine.finished_one();
+            });
+        }
+    }
+
+    async fn execute(&self, decision: Decision) {
+        let intent = Intent {
+            action: decision.action,
+            target: decision.target.clone(),
+            params: decision.params.clone(),
+        };
+        let dispatcher = self.dispatcher.read().clone();
+        let outcome = dispatcher.run(&intent).await;
+        let status = match outcome.outcome {
+            OutcomeStatus::Ok => "ok",
+            OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Abandoned => "abandoned",
+        };
+        self.metrics.acted(decision.action.as_str(), status);
+        if outcome.is_failure() {
+            tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                error = outcome.error.as_deref().unwrap_or(""), "action failed");
+        } else {
+            tracing::info!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                duration_ms = outcome.duration_ms, "action done");
+        }
+        self.record_outcome(&decision, outcome).await;
+    }
+
+    async fn record_outcome(&self, decision: &Decision, outcome: Outcome) {
+        let record = AuditRecord::new(
+            self.now(),
+            Entry::Outcome(OutcomeRecord {
+                decision_id: decision.id.clone(),
+                event_id: decision.event_id.clone(),
+                rule: decision.rule.clone(),
+                action: decision.action,
+                target: decision.target.clone(),
+                outcome,
+            }),
+        );
+        if let Err(e) = self.audit.append(std::slice::from_ref(&record)).await {
+            tracing::error!(error = %e, "cannot record an outcome");
+        }
+        let ttl = self.runtime().settings.firing_ttl;
+        self.state.write().apply(&record, ttl);
+    }
+
+    fn finished_one(&self) {
+        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits (bounded) until no queued batch or action is left.
+    pub async fn wait_idle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.inflight.load(Ordering::Acquire) > 0 {
+            let notified = self.idle.notified();
+            if self.inflight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    running = self.inflight.load(Ordering::Acquire),
+                    "stopping with actions still running"
+                );
+                break;
+            }
+        }
+    }
+}
+
+pub fn build_dispatcher(config: &Config) -> Dispatcher {
+    let mut dispatcher = Dispatcher::new();
+    dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
+    dispatcher
+}
+
+/// Rebuilds the policy state from the audit trail in `dir`.
+pub fn replay(dir: &Path, firing_ttl: Duration) -> Result<PolicyState, crate::audit::ReadError> {
+    let mut state = PolicyState::new();
+    let skipped = crate::audit::read_records(dir, |record| state.apply(&record, firing_ttl))?;
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "some audit lines could not be read and were skipped"
+        );
+    }
+    Ok(state)
+}
+
+pub struct ServeOptions {
+    pub config_path: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    pub dry_run: bool,
+    pub clock: Clock,
+}
+
+/// Starts the engine: replays the audit, records what a crash left open, decides the
+/// events acknowledged but never decided, and runs the evaluation loop.
+pub async fn start(
+    runtime: Runtime,
+    options: ServeOptions,
+) -> Result<(Arc<Engine>, tokio::task::JoinHandle<()>), String> {
+    let config = &runtime.config;
+    let metrics = Arc::new(Metrics::new());
+    let observer_metrics = metrics.clone();
+    let audit = AuditLog::open(
+        &config.data_dir,
+        config.audit_max_file_bytes,
+        config.audit_keep_files,
+        Some(Arc::new(move |took, n| {
+            observer_metrics.audit_synced(took, n)
+        })),
+    )
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut state =
+        replay(&config.data_dir, runtime.settings.firing_ttl).map_err(|e| e.to_string())?;
+    let undecided = state.take_undecided();
+    let pending = state.take_pending();
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        undecided = undecided.len(),
+        interrupted = pending.len(),
+        "audit trail replayed"
+    );
+    metrics.reloaded(true, runtime.rules.len());
+    let dispatcher = build_dispatcher(config);
+    let (queue, mut rx) = mpsc::channel::<Vec<Event>>(1024);
+    let engine = Arc::new(Engine {
+        runtime: RwLock::new(Arc::new(runtime)),
+        config_path: options.config_path,
+        rules_dir_override: options.rules_dir,
+        dry_run_flag: options.dry_run,
+        state: Arc::new(RwLock::new(state)),
+        audit,
+        metrics,
+        dispatcher: RwLock::new(dispatcher),
+        clock: options.clock,
+        queue,
+        inflight: AtomicUsize::new(0),
+        idle: Notify::new(),
+        ready: AtomicBool::new(false),
+    });
+
+    // An action decided but with no outcome was interrupted by a stop. It is not run
+    // again: acting twice is worse than telling people it may not have happened.
+    for p in pending {
+        tracing::warn!(rule = %p.decision.rule, action = %p.decision.action, target = %p.decision.target,
+            "an action was interrupted by a stop before its outcome was recorded; not repeating it");
+        let outcome = Outcome {
+            outcome: OutcomeStatus::Abandoned,
+            duration_ms: 0,
+            error: Some(
+                "salve stopped before the outcome was recorded; the action may or may not have run"
+                    .into(),
+            ),
+            verified: None,
+            detail: serde_json::Value::Null,
+        };
+        engine.record_outcome(&p.decision, outcome).await;
+    }
+    if !undecided.is_empty() {
+        tracing::info!(
+            events = undecided.len(),
+            "deciding events acknowledged before the last stop"
+        );
+        engine.process(undecided).await;
+    }
+
+    let worker = engine.clone();
+    let handle = tokio::spawn(async move {
+        while let Some(events) = rx.recv().await {
+            worker.process(events).await;
+            worker.finished_one();
+        }
+    });
+    engine.ready.store(true, Ordering::Release);
+    Ok((engine, handle))
+}
+
+/// What the policy would decide for `events` at `now`, against a copy of `state`;
+/// nothing is recorded or executed.
+pub fn plan(
+    runtime: &Runtime,
+    state: PolicyState,
+    events: &[Event],
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Evaluation {
+    let mut settings = runtime.settings.clone();
+    settings.dry_run = dry_run;
+    let state = Arc::new(RwLock::new(state));
+    evaluate_events(runtime, &settings, &state, events, now, None)
+}

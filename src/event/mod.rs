@@ -1,0 +1,213 @@
+//! The normalized event every source produces and every later stage consumes.
+
+mod alertmanager;
+mod native;
+
+pub use alertmanager::{AlertmanagerAlert, AlertmanagerPayload};
+pub use native::NativeEvent;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Identifies one alert by its label set, exactly as Alertmanager does.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct Fingerprint(pub String);
+
+impl Fingerprint {
+    /// Prometheus' label-set fingerprint: FNV-1a 64 over sorted names and values, each
+    /// followed by 0xff. Matches what Alertmanager puts in `fingerprint`, so native
+    /// events and Alertmanager alerts about the same labels share dedup state.
+    pub fn of_labels(labels: &Labels) -> Fingerprint {
+        const OFFSET: u64 = 0xcbf29ce484222325;
+        const PRIME: u64 = 0x100000001b3;
+        let mut hash = OFFSET;
+        let mut write = |bytes: &[u8]| {
+            for b in bytes {
+                hash ^= u64::from(*b);
+                hash = hash.wrapping_mul(PRIME);
+            }
+        };
+        for (name, value) in labels {
+            write(name.as_bytes());
+            write(&[0xff]);
+            write(value.as_bytes());
+            write(&[0xff]);
+        }
+        Fingerprint(format!("{hash:016x}"))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert or probe result, whatever its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    pub id: String,
+    pub source: String,
+    pub status: Status,
+    pub labels: Labels,
+    #[serde(default)]
+    pub annotations: Labels,
+    pub starts_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    pub fingerprint: Fingerprint,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generator_url: String,
+    pub received_at: DateTime<Utc>,
+    /// The alert as the source sent it, kept for the audit and for replay.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub raw: serde_json::Value,
+}
+
+impl Event {
+    /// One episode of one alert: the unit dedup works on.
+    pub fn episode(&self) -> Episode {
+        Episode {
+            fingerprint: self.fingerprint.clone(),
+            starts_at: self.starts_at,
+            status: self.status,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Episode {
+    pub fingerprint: Fingerprint,
+    pub starts_at: DateTime<Utc>,
+    pub status: Status,
+}
+
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Why a request body is not something salve can take events from.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{message}")]
+    Shape { path: String, message: String },
+}
+
+impl PayloadError {
+    fn shape(err: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = if path == "." {
+            inner.to_string()
+        } else {
+            format!("field `{path}`: {inner}")
+        };
+        PayloadError::Shape { path, message }
+    }
+}
+
+/// Parses a body that is an Alertmanager webhook payload, a native event, or an array
+/// of native events, into events received at `received_at`.
+pub fn parse_payload(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+    if value.get("alerts").is_some() {
+        return parse_alertmanager_value(value, received_at);
+    }
+    native::parse_native_value(value, received_at)
+}
+
+/// Parses a body that must be an Alertmanager webhook payload.
+pub fn parse_alertmanager(
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Event>, PayloadError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+    parse_alertmanager_value(value, received_at)
+}
+
+fn parse_alertmanager_value(
+    value: serde_json::Value,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Event>, PayloadError> {
+    let payload: AlertmanagerPayload =
+        serde_path_to_error::deserialize(&value).map_err(PayloadError::shape)?;
+    payload.into_events(received_at)
+}
+
+/// Parses a body that must be native events (one object or an array).
+pub fn parse_native(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+    native::parse_native_value(value, received_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_matches_alertmanager() {
+        let labels: Labels = [
+            ("alertname", "ContainerDown"),
+            ("container", "web-1"),
+            ("instance", "host-a:9323"),
+            ("job", "cadvisor"),
+            ("service", "web"),
+            ("severity", "critical"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(Fingerprint::of_labels(&labels).0, "75359c27e5221bdd");
+    }
+}

@@ -1,0 +1,143 @@
+//! Named commands from config: argv without a shell, a timeout, a clean environment.
+
+use super::{Executor, Outcome};
+use crate::config::ExecCommand;
+use crate::rules::{Backend, Intent, Target};
+use async_trait::async_trait;
+use serde_json::json;
+use std::collections::HashMap;
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+
+/// How much of stdout/stderr the outcome keeps: the end is where the error usually is.
+const TAIL_BYTES: usize = 2048;
+
+pub struct ExecExecutor {
+    commands: HashMap<String, ExecCommand>,
+}
+
+impl ExecExecutor {
+    pub fn new(commands: HashMap<String, ExecCommand>) -> ExecExecutor {
+        ExecExecutor { commands }
+    }
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(TAIL_BYTES);
+    String::from_utf8_lossy(&bytes[start..])
+        .trim_end()
+        .to_string()
+}
+
+#[async_trait]
+impl Executor for ExecExecutor {
+    fn backend(&self) -> Backend {
+        Backend::Exec
+    }
+
+    async fn execute(&self, intent: &Intent) -> Outcome {
+        let Target::Exec { name } = &intent.target else {
+            return Outcome::failed(format!("exec cannot act on {}", intent.target), json!(null));
+        };
+        let Some(command) = self.commands.get(name) else {
+            return Outcome::failed(
+                format!("no exec command named {name:?} in the config"),
+                json!(null),
+            );
+        };
+        let extra: Vec<String> = intent
+            .params
+            .get("args")
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut cmd = tokio::process::Command::new(&command.argv[0]);
+        cmd.args(&command.argv[1..])
+            .args(&extra)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in &command.env {
+            if let Ok(value) = std::env::var(var) {
+                cmd.env(var, value);
+            }
+        }
+        if let Some(dir) = &command.working_dir {
+            cmd.current_dir(dir);
+        }
+        let argv: Vec<&str> = command
+            .argv
+            .iter()
+            .chain(extra.iter())
+            .map(String::as_str)
+            .collect();
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return Outcome::failed(
+                    format!("cannot start {:?}: {e}", command.argv[0]),
+                    json!({ "argv": argv }),
+                )
+            }
+        };
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let collect = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let read_out = async {
+                if let Some(s) = stdout.as_mut() {
+                    let _ = s.read_to_end(&mut out).await;
+                }
+            };
+            let read_err = async {
+                if let Some(s) = stderr.as_mut() {
+                    let _ = s.read_to_end(&mut err).await;
+                }
+            };
+            tokio::join!(read_out, read_err);
+            let status = child.wait().await;
+            (status, out, err)
+        };
+        match tokio::time::timeout(command.timeout, collect).await {
+            Err(_) => Outcome::failed(
+                format!(
+                    "timed out after {}",
+                    crate::policy::rate::format_duration(command.timeout)
+                ),
+                json!({ "argv": argv }),
+            ),
+            Ok((Err(e), _, _)) => Outcome::failed(
+                format!("cannot wait for command: {e}"),
+                json!({ "argv": argv }),
+            ),
+            Ok((Ok(status), out, err)) => {
+                let detail = json!({
+                    "argv": argv,
+                    "exit_code": status.code(),
+                    "stdout_tail": tail(&out),
+                    "stderr_tail": tail(&err),
+                });
+                if status.success() {
+                    Outcome::ok(detail)
+                } else {
+                    let why = match status.code() {
+                        Some(code) => format!("exited with status {code}"),
+                        None => "killed by a signal".to_string(),
+                    };
+                    Outcome::failed(why, detail)
+                }
+            }
+        }
+    }
+}

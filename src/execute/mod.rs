@@ -1,0 +1,110 @@
+//! Executors: the only code that changes anything in the world.
+
+mod exec;
+
+pub use exec::ExecExecutor;
+
+use crate::rules::{Backend, Intent};
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    Ok,
+    Failed,
+    /// salve stopped after deciding to act and before it could record what happened.
+    Abandoned,
+}
+
+/// What an executor did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Outcome {
+    pub outcome: OutcomeStatus,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the executor can tell: the target's state afterwards (`healthy`, `running`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// Executor-specific facts: exit code, stderr tail, HTTP status.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl Outcome {
+    pub fn ok(detail: serde_json::Value) -> Outcome {
+        Outcome {
+            outcome: OutcomeStatus::Ok,
+            duration_ms: 0,
+            error: None,
+            verified: None,
+            detail,
+        }
+    }
+
+    pub fn failed(error: impl Into<String>, detail: serde_json::Value) -> Outcome {
+        Outcome {
+            outcome: OutcomeStatus::Failed,
+            duration_ms: 0,
+            error: Some(error.into()),
+            verified: None,
+            detail,
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.outcome == OutcomeStatus::Failed
+    }
+}
+
+/// One backend (Docker, Kubernetes, exec, notifications). Implementations bound their
+/// own time and retries; the dispatcher serializes actions per target.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    fn backend(&self) -> Backend;
+    async fn execute(&self, intent: &Intent) -> Outcome;
+}
+
+/// Routes intents to their executor, one action at a time per target.
+#[derive(Clone, Default)]
+pub struct Dispatcher {
+    executors: HashMap<Backend, Arc<dyn Executor>>,
+    target_locks: Arc<parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Dispatcher {
+    pub fn new() -> Dispatcher {
+        Dispatcher::default()
+    }
+
+    pub fn register(&mut self, executor: Arc<dyn Executor>) {
+        self.executors.insert(executor.backend(), executor);
+    }
+
+    pub async fn run(&self, intent: &Intent) -> Outcome {
+        let started = Instant::now();
+        let backend = intent.target.backend();
+        let Some(executor) = self.executors.get(&backend).cloned() else {
+            let mut outcome = Outcome::failed(
+                format!("no executor configured for {}", backend.as_str()),
+                serde_json::Value::Null,
+            );
+            outcome.duration_ms = started.elapsed().as_millis() as u64;
+            return outcome;
+        };
+        let lock = {
+            let mut locks = self.target_locks.lock();
+            locks.entry(intent.target.to_string()).or_default().clone()
+        };
+        let _serialized = lock.lock().await;
+        let mut outcome = executor.execute(intent).await;
+        outcome.duration_ms = started.elapsed().as_millis() as u64;
+        outcome
+    }
+}

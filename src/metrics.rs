@@ -1,0 +1,188 @@
+//! Prometheus metrics. Each notable event is counted where it is logged.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+type LabelPairs = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: Family<LabelPairs, Counter>,
+    pub requests_rejected: Family<LabelPairs, Counter>,
+    pub rule_evaluations: Counter,
+    pub rule_errors: Family<LabelPairs, Counter>,
+    pub rule_eval_seconds: Histogram,
+    pub decisions: Family<LabelPairs, Counter>,
+    pub actions: Family<LabelPairs, Counter>,
+    pub audit_fsync_seconds: Histogram,
+    pub audit_requests_per_fsync: Histogram,
+    pub reload_successful: Gauge,
+    pub reload_timestamp: Gauge,
+    pub rules_loaded: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn pairs(items: &[(&str, &str)]) -> LabelPairs {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("salve");
+        let events_received = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "events_received",
+            "Events accepted, by source",
+            events_received.clone(),
+        );
+        let requests_rejected = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "requests_rejected",
+            "HTTP requests refused, by path and status",
+            requests_rejected.clone(),
+        );
+        let rule_evaluations = Counter::default();
+        registry.register(
+            "rule_evaluations",
+            "Calls of rules' plan()",
+            rule_evaluations.clone(),
+        );
+        let rule_errors = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "rule_errors",
+            "plan() calls that failed or timed out, by rule",
+            rule_errors.clone(),
+        );
+        let rule_eval_seconds = Histogram::new(exponential_buckets(0.00001, 4.0, 10));
+        registry.register(
+            "rule_eval_seconds",
+            "Time of one plan() call",
+            rule_eval_seconds.clone(),
+        );
+        let decisions = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "decisions",
+            "Policy decisions, by decision and reason",
+            decisions.clone(),
+        );
+        let actions = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "actions",
+            "Executed actions, by action and outcome",
+            actions.clone(),
+        );
+        let audit_fsync_seconds = Histogram::new(exponential_buckets(0.0001, 3.0, 10));
+        registry.register(
+            "audit_fsync_seconds",
+            "Time of one audit write and fdatasync",
+            audit_fsync_seconds.clone(),
+        );
+        let audit_requests_per_fsync = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "audit_requests_per_fsync",
+            "Appends that shared one fdatasync (group commit)",
+            audit_requests_per_fsync.clone(),
+        );
+        let reload_successful = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last load of config and rules succeeded",
+            reload_successful.clone(),
+        );
+        let reload_timestamp = Gauge::default();
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When config and rules were last loaded successfully",
+            reload_timestamp.clone(),
+        );
+        let rules_loaded = Gauge::default();
+        registry.register(
+            "rules_loaded",
+            "Rules currently loaded",
+            rules_loaded.clone(),
+        );
+        Metrics {
+            registry,
+            events_received,
+            requests_rejected,
+            rule_evaluations,
+            rule_errors,
+            rule_eval_seconds,
+            decisions,
+            actions,
+            audit_fsync_seconds,
+            audit_requests_per_fsync,
+            reload_successful,
+            reload_timestamp,
+            rules_loaded,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn event_received(&self, source: &str) {
+        self.events_received
+            .get_or_create(&pairs(&[("source", source)]))
+            .inc();
+    }
+
+    pub fn request_rejected(&self, path: &str, status: u16) {
+        self.requests_rejected
+            .get_or_create(&pairs(&[("path", path), ("status", &status.to_string())]))
+            .inc();
+    }
+
+    pub fn rule_evaluated(&self, took: Duration) {
+        self.rule_evaluations.inc();
+        self.rule_eval_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn rule_failed(&self, rule: &str) {
+        self.rule_errors
+            .get_or_create(&pairs(&[("rule", rule)]))
+            .inc();
+    }
+
+    pub fn decided(&self, decision: &str, reason: &str) {
+        self.decisions
+            .get_or_create(&pairs(&[("decision", decision), ("reason", reason)]))
+            .inc();
+    }
+
+    pub fn acted(&self, action: &str, outcome: &str) {
+        self.actions
+            .get_or_create(&pairs(&[("action", action), ("outcome", outcome)]))
+            .inc();
+    }
+
+    pub fn audit_synced(&self, took: Duration, requests: usize) {
+        self.audit_fsync_seconds.observe(took.as_secs_f64());
+        self.audit_requests_per_fsync.observe(requests as f64);
+    }
+
+    pub fn reloaded(&self, ok: bool, rules: usize) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.rules_loaded.set(rules as i64);
+            self.reload_timestamp.set(chrono::Utc::now().timestamp());
+        }
+    }
+}

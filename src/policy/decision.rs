@@ -1,0 +1,86 @@
+//! The policy's verdict on one intent, with its reason.
+
+use crate::event::{Fingerprint, Status};
+use crate::rules::{Action, Params, Target};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Execute,
+    Suppress,
+}
+
+/// Why an intent was not executed. The names are a contract: tools filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// This rule already acted on this episode of this alert.
+    Dedup,
+    /// Another alert of the same notification asked for the identical action.
+    Duplicate,
+    Maintenance,
+    RateLimit,
+    Cooldown,
+    CircuitOpen,
+    DryRun,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::Dedup,
+        Reason::Duplicate,
+        Reason::Maintenance,
+        Reason::RateLimit,
+        Reason::Cooldown,
+        Reason::CircuitOpen,
+        Reason::DryRun,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dedup => "dedup",
+            Reason::Duplicate => "duplicate",
+            Reason::Maintenance => "maintenance",
+            Reason::RateLimit => "rate_limit",
+            Reason::Cooldown => "cooldown",
+            Reason::CircuitOpen => "circuit_open",
+            Reason::DryRun => "dry_run",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Decision {
+    pub id: String,
+    pub event_id: String,
+    pub fingerprint: Fingerprint,
+    pub starts_at: DateTime<Utc>,
+    pub status: Status,
+    pub rule: String,
+    pub action: Action,
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: Params,
+    pub decision: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Human-readable why: the limit that was hit, the window that muted it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Decision {
+    pub fn executes(&self) -> bool {
+        self.decision == Verdict::Execute
+    }
+}

@@ -1,0 +1,112 @@
+//! Durations and rates written by people ("15m", "3 per 15m per target"), parsed once.
+
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub message: String,
+}
+
+/// Parses "30s", "15m", "1h30m", "50ms".
+pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
+    humantime::parse_duration(input.trim()).map_err(|e| ParseError {
+        message: format!(
+            "invalid duration {input:?}: {e} (write it like \"30s\", \"15m\" or \"1h\")"
+        ),
+    })
+}
+
+/// Prints a duration the way people write them ("15m", "1h30m", "250ms").
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+/// "N per WINDOW" or "N per WINDOW per target".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window: Duration,
+    pub per_target: bool,
+}
+
+impl RateLimit {
+    pub fn parse(input: &str) -> Result<RateLimit, ParseError> {
+        let err = || ParseError {
+            message: format!(
+                "invalid rate {input:?}: write it like \"5 per 1m\" or \"3 per 15m per target\""
+            ),
+        };
+        let words: Vec<&str> = input.split_whitespace().collect();
+        let (count, window, per_target) = match words.as_slice() {
+            [count, "per", window] => (count, window, false),
+            [count, "per", window, "per", "target"] => (count, window, true),
+            [count, "per", window, "per", "rule"] => (count, window, false),
+            _ => return Err(err()),
+        };
+        let count: u32 = count.parse().map_err(|_| err())?;
+        let window = parse_duration(window).map_err(|e| ParseError {
+            message: format!("invalid rate {input:?}: {}", e.message),
+        })?;
+        if window.is_zero() {
+            return Err(ParseError {
+                message: format!("invalid rate {input:?}: the window must be longer than 0"),
+            });
+        }
+        Ok(RateLimit {
+            count,
+            window,
+            per_target,
+        })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per {}", self.count, format_duration(self.window))?;
+        if self.per_target {
+            f.write_str(" per target")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_and_without_per_target() {
+        assert_eq!(
+            RateLimit::parse("3 per 15m per target"),
+            Ok(RateLimit {
+                count: 3,
+                window: Duration::from_secs(900),
+                per_target: true
+            })
+        );
+        assert_eq!(
+            RateLimit::parse("5 per 1m"),
+            Ok(RateLimit {
+                count: 5,
+                window: Duration::from_secs(60),
+                per_target: false
+            })
+        );
+        assert_eq!(
+            RateLimit::parse("3 per 15m per target").map(|r| r.to_string()),
+            Ok("3 per 15m per target".into())
+        );
+    }
+
+    #[test]
+    fn bad_rates_quote_the_input() {
+        assert_eq!(
+            RateLimit::parse("three per minute").map_err(|e| e.message),
+            Err("invalid rate \"three per minute\": write it like \"5 per 1m\" or \"3 per 15m per target\"".into())
+        );
+        assert!(RateLimit::parse("3 per 0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,534 @@
+//! What the policy remembers. Built only from facts (decisions, outcomes, events,
+//! windows) so that replaying the audit trail rebuilds it exactly.
+
+use super::{Decision, MaintenanceWindow, Reason, Verdict};
+use crate::audit::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
+use crate::config::Config;
+use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::execute::OutcomeStatus;
+use crate::policy::rate::{format_duration, RateLimit};
+use crate::policy::time_interval::TimeInterval;
+use crate::rules::{Action, History, Intent, Matchers, Rule, Target};
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The parts of the config the policy applies.
+#[derive(Debug, Clone)]
+pub struct PolicySettings {
+    pub dry_run: bool,
+    pub limits: HashMap<Action, RateLimit>,
+    pub time_intervals: HashMap<String, TimeInterval>,
+    pub breaker_failures: u32,
+    pub breaker_open_for: Duration,
+    pub firing_ttl: Duration,
+    pub dedup_ttl: Duration,
+}
+
+impl PolicySettings {
+    pub fn from_config(config: &Config) -> PolicySettings {
+        PolicySettings {
+            dry_run: config.dry_run,
+            limits: config.limits.clone(),
+            time_intervals: config.time_intervals.clone(),
+            breaker_failures: config.breaker_failures,
+            breaker_open_for: config.breaker_open_for,
+            firing_ttl: config.firing_ttl,
+            dedup_ttl: config.dedup_ttl,
+        }
+    }
+}
+
+/// How long executions are remembered for `recent()`, limits and cooldowns.
+const HISTORY_HORIZON: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DedupKey {
+    rule: String,
+    fingerprint: Fingerprint,
+    starts_at: DateTime<Utc>,
+    status: Status,
+    intent: String,
+}
+
+#[derive(Debug, Clone)]
+struct Execution {
+    at: DateTime<Utc>,
+    action: Action,
+    rule: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    opened_at: Option<DateTime<Utc>>,
+    trial_pending: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FiringAlert {
+    labels: Labels,
+    last_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingExecution {
+    pub decision: Decision,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyState {
+    dedup: HashMap<DedupKey, DateTime<Utc>>,
+    dedup_inserts: usize,
+    by_target: HashMap<Target, VecDeque<Execution>>,
+    by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
+    by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
+    breakers: HashMap<(Action, Target), Breaker>,
+    firing: HashMap<Fingerprint, FiringAlert>,
+    windows: BTreeMap<String, MaintenanceWindow>,
+    /// Execute decisions with no outcome yet.
+    pending: HashMap<String, PendingExecution>,
+    /// Events received but not yet fully evaluated, in arrival order.
+    undecided: Vec<Event>,
+    undecided_index: HashSet<String>,
+}
+
+/// Intents already let through in one notification: identical ones after the first
+/// are `duplicate`.
+#[derive(Debug, Default)]
+pub struct BatchScope {
+    acted: HashSet<String>,
+}
+
+fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX)
+}
+
+impl PolicyState {
+    pub fn new() -> PolicyState {
+        PolicyState::default()
+    }
+
+    /// Applies one audit record, as it was written: the single path by which both
+    /// live operation and replay change the state.
+    pub fn apply(&mut self, record: &AuditRecord, firing_ttl: Duration) {
+        match &record.entry {
+            Entry::Received { event } => {
+                self.observe_event(event, firing_ttl);
+                if self.undecided_index.insert(event.id.clone()) {
+                    self.undecided.push(event.clone());
+                }
+            }
+            Entry::Evaluated { event_id, .. } => {
+                if self.undecided_index.remove(event_id) {
+                    self.undecided.retain(|e| &e.id != event_id);
+                }
+            }
+            Entry::Decision(d) => self.apply_decision(d, record.at),
+            Entry::Outcome(o) => self.apply_outcome(o, record.at),
+            Entry::Maintenance(MaintenanceChange::Created { window }) => {
+                self.windows.insert(window.id.clone(), window.clone());
+            }
+            Entry::Maintenance(MaintenanceChange::Deleted { id, .. }) => {
+                self.windows.remove(id);
+            }
+            Entry::RuleError { .. } | Entry::Reload { .. } => {}
+        }
+    }
+
+    /// Keeps the set of firing alerts that `firing()` asks about.
+    pub fn observe_event(&mut self, event: &Event, firing_ttl: Duration) {
+        match event.status {
+            Status::Firing => {
+                self.firing.insert(
+                    event.fingerprint.clone(),
+                    FiringAlert {
+                        labels: event.labels.clone(),
+                        last_seen: event.received_at,
+                    },
+                );
+            }
+            Status::Resolved => {
+                self.firing.remove(&event.fingerprint);
+            }
+        }
+        if self.firing.len() > 10_000 {
+            let cutoff = since(event.received_at, firing_ttl);
+            self.firing.retain(|_, a| a.last_seen >= cutoff);
+        }
+    }
+
+    /// Takes out the events acknowledged but never evaluated (after a crash).
+    pub fn take_undecided(&mut self) -> Vec<Event> {
+        self.undecided_index.clear();
+        std::mem::take(&mut self.undecided)
+    }
+
+    /// Takes out execute decisions that never got an outcome (after a crash).
+    pub fn take_pending(&mut self) -> Vec<PendingExecution> {
+        let mut pending: Vec<PendingExecution> = self.pending.drain().map(|(_, p)| p).collect();
+        pending.sort_by_key(|p| p.at);
+        pending
+    }
+
+    fn dedup_key(d: &Decision, intent: &Intent) -> DedupKey {
+        DedupKey {
+            rule: d.rule.clone(),
+            fingerprint: d.fingerprint.clone(),
+            starts_at: d.starts_at,
+            status: d.status,
+            intent: intent.identity(),
+        }
+    }
+
+    fn apply_decision(&mut self, d: &Decision, at: DateTime<Utc>) {
+        let intent = Intent {
+            action: d.action,
+            target: d.target.clone(),
+            params: d.params.clone(),
+        };
+        let key = PolicyState::dedup_key(d, &intent);
+        match (d.decision, d.reason) {
+            (Verdict::Execute, _) => {
+                self.dedup.insert(key, at);
+                self.dedup_inserts += 1;
+                self.record_execution(d, at);
+                self.pending.insert(
+                    d.id.clone(),
+                    PendingExecution {
+                        decision: d.clone(),
+                        at,
+                    },
+                );
+                if let Some(b) = self.breakers.get_mut(&(d.action, d.target.clone())) {
+                    if b.opened_at.is_some() {
+                        b.trial_pending = true;
+                    }
+                }
+            }
+            (Verdict::Suppress, Some(Reason::DryRun | Reason::Duplicate)) => {
+                self.dedup.insert(key, at);
+                self.dedup_inserts += 1;
+            }
+            (Verdict::Suppress, Some(Reason::Dedup)) => {
+                if let Some(seen) = self.dedup.get_mut(&key) {
+                    *seen = at;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn record_execution(&mut self, d: &Decision, at: DateTime<Utc>) {
+        let horizon = since(at, HISTORY_HORIZON);
+        let per_target = self.by_target.entry(d.target.clone()).or_default();
+        per_target.push_back(Execution {
+            at,
+            action: d.action,
+            rule: d.rule.clone(),
+        });
+        while per_target.front().is_some_and(|e| e.at < horizon) {
+            per_target.pop_front();
+        }
+        let per_rule = self.by_rule.entry(d.rule.clone()).or_default();
+        per_rule.push_back((at, d.target.clone()));
+        while per_rule.front().is_some_and(|(t, _)| *t < horizon) {
+            per_rule.pop_front();
+        }
+        let per_action = self.by_action.entry(d.action).or_default();
+        per_action.push_back(at);
+        while per_action.front().is_some_and(|t| *t < horizon) {
+            per_action.pop_front();
+        }
+    }
+
+    fn apply_outcome(&mut self, o: &OutcomeRecord, at: DateTime<Utc>) {
+        self.pending.remove(&o.decision_id);
+        let breaker = self
+            .breakers
+            .entry((o.action, o.target.clone()))
+            .or_default();
+        match o.outcome.outcome {
+            OutcomeStatus::Ok => *breaker = Breaker::default(),
+            OutcomeStatus::Failed => {
+                breaker.consecutive_failures += 1;
+                breaker.trial_pending = false;
+                // The threshold lives in settings; the breaker stays open for `open_for`
+                // after the latest failure once the count reaches it.
+                breaker.opened_at = Some(at);
+            }
+            OutcomeStatus::Abandoned => breaker.trial_pending = false,
+        }
+    }
+
+    /// Forgets dedup entries not seen for `ttl`; cheap enough to call now and then.
+    pub fn prune(&mut self, now: DateTime<Utc>, settings: &PolicySettings) {
+        let cutoff = since(now, settings.dedup_ttl);
+        self.dedup.retain(|_, seen| *seen >= cutoff);
+        self.dedup_inserts = 0;
+        let firing_cutoff = since(now, settings.firing_ttl);
+        self.firing.retain(|_, a| a.last_seen >= firing_cutoff);
+        self.windows.retain(|_, w| w.ends_at > now);
+    }
+
+    pub fn needs_prune(&self) -> bool {
+        self.dedup_inserts > 10_000
+    }
+
+    pub fn windows(&self) -> impl Iterator<Item = &MaintenanceWindow> {
+        self.windows.values()
+    }
+
+    pub fn window(&self, id: &str) -> Option<&MaintenanceWindow> {
+        self.windows.get(id)
+    }
+
+    pub fn recent(
+        &self,
+        target: &Target,
+        action: Action,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> usize {
+        self.by_target
+            .get(target)
+            .map(|execs| {
+                execs
+                    .iter()
+                    .filter(|e| e.action == action && e.at >= from && e.at <= now)
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn firing(&self, matchers: &Matchers, now: DateTime<Utc>, ttl: Duration) -> bool {
+        let cutoff = since(now, ttl);
+        self.firing
+            .values()
+            .any(|a| a.last_seen >= cutoff && matchers.matches(&a.labels))
+    }
+
+    /// The verdict on one intent. Reads only; the caller records the decision (in the
+    /// audit, then with `apply`) so that state changes only through records.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide(
+        &self,
+        settings: &PolicySettings,
+        rule: &Rule,
+        event: &Event,
+        intent: &Intent,
+        now: DateTime<Utc>,
+        batch: &mut BatchScope,
+    ) -> Decision {
+        let (decision, reason, detail) = self.verdict(settings, rule, event, intent, now, batch);
+        if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
+            batch.acted.insert(intent.identity());
+        }
+        Decision {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: event.id.clone(),
+            fingerprint: event.fingerprint.clone(),
+            starts_at: event.starts_at,
+            status: event.status,
+            rule: rule.name.clone(),
+            action: intent.action,
+            target: intent.target.clone(),
+            params: intent.params.clone(),
+            decision,
+            reason,
+            detail,
+        }
+    }
+
+    fn verdict(
+        &self,
+        settings: &PolicySettings,
+        rule: &Rule,
+        event: &Event,
+        intent: &Intent,
+        now: DateTime<Utc>,
+        batch: &BatchScope,
+    ) -> (Verdict, Option<Reason>, String) {
+        let suppress = |reason: Reason, detail: String| (Verdict::Suppress, Some(reason), detail);
+        let identity = intent.identity();
+
+        // 1. dedup
+        let key = DedupKey {
+            rule: rule.name.clone(),
+            fingerprint: event.fingerprint.clone(),
+            starts_at: event.starts_at,
+            status: event.status,
+            intent: identity.clone(),
+        };
+        if self.dedup.contains_key(&key) {
+            return suppress(
+                Reason::Dedup,
+                format!(
+                    "already decided for this {} episode (started {})",
+                    event.status,
+                    event.starts_at.to_rfc3339()
+                ),
+            );
+        }
+        if batch.acted.contains(&identity) {
+            return suppress(
+                Reason::Duplicate,
+                "the same action was already decided for another alert of this notification".into(),
+            );
+        }
+
+        // 2. maintenance
+        for name in &rule.mute {
+            if settings
+                .time_intervals
+                .get(name)
+                .is_some_and(|ti| ti.contains(now))
+            {
+                return suppress(
+                    Reason::Maintenance,
+                    format!("time interval {name:?} is active"),
+                );
+            }
+        }
+        if let Some(w) = self.windows.values().find(|w| w.mutes(&event.labels, now)) {
+            return suppress(
+                Reason::Maintenance,
+                format!(
+                    "maintenance window {} by {} until {}: {}",
+                    w.id,
+                    w.created_by,
+                    w.ends_at.to_rfc3339(),
+                    w.comment
+                ),
+            );
+        }
+
+        // 3. rate limits: the rule's own, then the global budget per action kind
+        if let Some(limit) = rule.limit {
+            let from = since(now, limit.window);
+            let used = self
+                .by_rule
+                .get(&rule.name)
+                .map(|execs| {
+                    execs
+                        .iter()
+                        .filter(|(at, t)| {
+                            *at >= from && *at <= now && (!limit.per_target || *t == intent.target)
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            if used >= limit.count as usize {
+                return suppress(
+                    Reason::RateLimit,
+                    format!("rule limit {limit} reached ({used} in window)"),
+                );
+            }
+        }
+        if let Some(limit) = settings.limits.get(&intent.action) {
+            let from = since(now, limit.window);
+            let used = self
+                .by_action
+                .get(&intent.action)
+                .map(|execs| {
+                    execs
+                        .iter()
+                        .filter(|at| **at >= from && **at <= now)
+                        .count()
+                })
+                .unwrap_or(0);
+            if used >= limit.count as usize {
+                return suppress(
+                    Reason::RateLimit,
+                    format!(
+                        "global {} budget {limit} reached ({used} in window)",
+                        intent.action
+                    ),
+                );
+            }
+        }
+
+        // 4. cooldown
+        if let Some(cooldown) = rule.cooldown {
+            let last = self
+                .by_target
+                .get(&intent.target)
+                .and_then(|execs| execs.iter().rev().find(|e| e.at <= now));
+            if let Some(last) = last {
+                if last.at > since(now, cooldown) {
+                    return suppress(
+                        Reason::Cooldown,
+                        format!(
+                            "{} was acted on ({} by rule {}) at {}; cooldown {}",
+                            intent.target,
+                            last.action,
+                            last.rule,
+                            last.at.to_rfc3339(),
+                            format_duration(cooldown)
+                        ),
+                    );
+                }
+            }
+        }
+
+        // 5. circuit breaker
+        if let Some(b) = self.breakers.get(&(intent.action, intent.target.clone())) {
+            if b.consecutive_failures >= settings.breaker_failures {
+                if let Some(opened) = b.opened_at {
+                    let reopens = opened
+                        + chrono::Duration::from_std(settings.breaker_open_for)
+                            .unwrap_or(chrono::Duration::MAX);
+                    if now < reopens {
+                        return suppress(
+                            Reason::CircuitOpen,
+                            format!(
+                                "{} consecutive failures of {} on {}; open until {}",
+                                b.consecutive_failures,
+                                intent.action,
+                                intent.target,
+                                reopens.to_rfc3339()
+                            ),
+                        );
+                    }
+                    if b.trial_pending {
+                        return suppress(
+                            Reason::CircuitOpen,
+                            "half-open: a trial action is already running".into(),
+                        );
+                    }
+                }
+            }
+        }
+
+        // 6. dry-run
+        if settings.dry_run {
+            return suppress(Reason::DryRun, "salve runs with --dry-run".into());
+        }
+        if rule.dry_run {
+            return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());
+        }
+        (Verdict::Execute, None, String::new())
+    }
+}
+
+/// The read-only view rules query while they plan.
+#[derive(Clone)]
+pub struct SharedHistory {
+    pub state: Arc<RwLock<PolicyState>>,
+    pub firing_ttl: Duration,
+}
+
+impl History for SharedHistory {
+    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>) -> usize {
+        self.state
+            .read()
+            .recent(target, action, from, DateTime::<Utc>::MAX_UTC)
+    }
+
+    fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {
+        self.state.read().firing(matchers, now, self.firing_ttl)
+    }
+}

@@ -1,0 +1,359 @@
+//! Rules: `.rhai` files that turn an event into intents. Pure; the engine acts.
+
+mod api;
+mod error;
+mod intent;
+pub mod matcher;
+mod tests_file;
+
+pub use error::RuleError;
+pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
+pub use matcher::{Matcher, Matchers};
+pub use tests_file::{run_rule_tests, TestReport};
+
+use crate::event::{Event, Labels};
+use crate::policy::rate::{parse_duration, RateLimit};
+use chrono::{DateTime, Utc};
+use rhai::{Dynamic, Engine, AST};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Read-only answers a rule may ask for while it plans.
+pub trait History: Send + Sync {
+    /// How many times `action` was executed on `target` at or after `since`.
+    fn recent(&self, target: &Target, action: Action, since: DateTime<Utc>) -> usize;
+    /// Whether an alert matching `matchers` is firing at `now`.
+    fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool;
+}
+
+/// What a rule's `plan()` may see of the world besides its event.
+#[derive(Clone)]
+pub struct EvalContext {
+    pub now: DateTime<Utc>,
+    pub history: Arc<dyn History>,
+}
+
+/// A loaded, validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub path: PathBuf,
+    pub matchers: Matchers,
+    pub limit: Option<RateLimit>,
+    pub cooldown: Option<Duration>,
+    pub mute: Vec<String>,
+    pub dry_run: bool,
+    source: Arc<str>,
+    ast: AST,
+}
+
+/// All rules of a folder, indexed by their equality matchers.
+pub struct RuleSet {
+    engine: Arc<Engine>,
+    timeout: Duration,
+    rules: Vec<Rule>,
+    by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    unindexed: Vec<usize>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl RuleSet {
+    /// Loads every `*.rhai` in `dir`. All errors are collected, so one `salve check`
+    /// shows every broken rule at once. A missing folder is an empty rule set.
+    pub fn load_dir(
+        dir: &Path,
+        known_intervals: &HashSet<String>,
+        timeout: Duration,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(vec![RuleError::io(dir, &e)]),
+        };
+        paths.sort();
+        let mut sources = Vec::with_capacity(paths.len());
+        let mut errors = Vec::new();
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push((path, text)),
+                Err(e) => errors.push(RuleError::io(&path, &e)),
+            }
+        }
+        match RuleSet::from_sources(sources, known_intervals, timeout) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(mut more) => {
+                errors.append(&mut more);
+                Err(errors)
+            }
+        }
+    }
+
+    pub fn from_sources(
+        sources: Vec<(PathBuf, String)>,
+        known_intervals: &HashSet<String>,
+        timeout: Duration,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let engine = Arc::new(api::build_engine());
+        let mut rules = Vec::with_capacity(sources.len());
+        let mut errors = Vec::new();
+        for (path, text) in sources {
+            match compile_rule(&engine, &path, text, known_intervals) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut by_label: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut unindexed = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            match rule.matchers.index_key() {
+                Some((name, value)) => by_label
+                    .entry(name.to_string())
+                    .or_default()
+                    .entry(value.to_string())
+                    .or_default()
+                    .push(i),
+                None => unindexed.push(i),
+            }
+        }
+        Ok(RuleSet {
+            engine,
+            timeout,
+            rules,
+            by_label,
+            unindexed,
+        })
+    }
+
+    pub fn empty() -> RuleSet {
+        RuleSet {
+            engine: Arc::new(api::build_engine()),
+            timeout: Duration::from_millis(40),
+            rules: Vec::new(),
+            by_label: HashMap::new(),
+            unindexed: Vec::new(),
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// Rules whose matchers select these labels, in file-name order. Only rules
+    /// indexed under one of the labels' values, plus those with no equality matcher,
+    /// are checked at all, so the cost follows the matches, not the rule count.
+    pub fn matching(&self, labels: &Labels) -> Vec<&Rule> {
+        let mut candidates: Vec<usize> = self.unindexed.clone();
+        for (name, value) in labels {
+            if let Some(ids) = self.by_label.get(name).and_then(|values| values.get(value)) {
+                candidates.extend_from_slice(ids);
+            }
+        }
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .filter(|rule| rule.matchers.matches(labels))
+            .collect()
+    }
+
+    /// Runs `rule`'s `plan(event)`. Errors (including a time-out) are the rule's, never salve's.
+    pub fn evaluate(
+        &self,
+        rule: &Rule,
+        event: &Event,
+        ctx: &EvalContext,
+    ) -> Result<Vec<Intent>, RuleError> {
+        api::call_plan(&self.engine, self.timeout, rule, event, ctx)
+    }
+}
+
+fn compile_rule(
+    engine: &Engine,
+    path: &Path,
+    text: String,
+    known_intervals: &HashSet<String>,
+) -> Result<Rule, RuleError> {
+    let source: Arc<str> = Arc::from(text);
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ast = engine
+        .compile(&*source)
+        .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
+
+    let constants: HashMap<String, Dynamic> = ast
+        .iter_literal_variables(true, false)
+        .map(|(n, _, v)| (n.to_string(), v))
+        .collect();
+    let declared = |name: &str| error::const_position(&source, name);
+    let at_const =
+        |name: &str, message: String| RuleError::at_offset(path, &source, declared(name), message);
+    let string_const = |key: &str| -> Result<Option<String>, RuleError> {
+        match constants.get(key) {
+            None if declared(key).is_some() => {
+                Err(at_const(key, format!("{key} must be a literal string")))
+            }
+            None => Ok(None),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|ty| at_const(key, format!("{key} must be a string, not {ty}"))),
+        }
+    };
+
+    let match_text = string_const("MATCH")?.ok_or_else(|| {
+        RuleError::at_offset(
+            path,
+            &source,
+            None,
+            "a rule needs `const MATCH = \"...\";` (Alertmanager matchers)".to_string(),
+        )
+    })?;
+    let matchers = Matchers::parse(&match_text).map_err(|e| {
+        let char_offset = match_text
+            .char_indices()
+            .nth(e.column.saturating_sub(1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let offset = declared("MATCH")
+            .and_then(|o| source[o..].find(&match_text).map(|p| o + p + char_offset));
+        RuleError::at_offset(path, &source, offset, format!("MATCH: {}", e.message))
+    })?;
+
+    let limit = string_const("LIMIT")?
+        .map(|l| RateLimit::parse(&l).map_err(|e| at_const("LIMIT", format!("LIMIT: {e}"))))
+        .transpose()?;
+    let cooldown = string_const("COOLDOWN")?
+        .map(|c| parse_duration(&c).map_err(|e| at_const("COOLDOWN", format!("COOLDOWN: {e}"))))
+        .transpose()?;
+    let dry_run = match constants.get("DRY_RUN") {
+        None if declared("DRY_RUN").is_some() => {
+            return Err(at_const("DRY_RUN", "DRY_RUN must be true or false".into()))
+        }
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| at_const("DRY_RUN", "DRY_RUN must be true or false".into()))?,
+    };
+    let mute = match constants.get("MUTE") {
+        None if declared("MUTE").is_some() => {
+            return Err(at_const(
+                "MUTE",
+                "MUTE must be a literal array of time interval names".into(),
+            ))
+        }
+        None => Vec::new(),
+        Some(v) => {
+            let items = v
+                .clone()
+                .into_typed_array::<rhai::ImmutableString>()
+                .map_err(|_| {
+                    at_const(
+                        "MUTE",
+                        "MUTE must be an array of strings, e.g. [\"weekly-maintenance\"]".into(),
+                    )
+                })?;
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                if !known_intervals.contains(item.as_str()) {
+                    let mut known: Vec<&String> = known_intervals.iter().collect();
+                    known.sort();
+                    return Err(at_const(
+                        "MUTE",
+                        format!("MUTE names time interval {item:?}, which the config does not define (defined: {known:?})"),
+                    ));
+                }
+                names.push(item.to_string());
+            }
+            names
+        }
+    };
+
+    let plan = ast.iter_functions().find(|f| f.name == "plan");
+    match plan {
+        Some(f) if f.params.len() == 1 => {}
+        Some(f) => {
+            return Err(RuleError::at_offset(
+                path,
+                &source,
+                error::fn_position(&source, "plan"),
+                format!(
+                    "plan must take exactly one parameter (the event), not {}",
+                    f.params.len()
+                ),
+            ))
+        }
+        None => {
+            return Err(RuleError::at_offset(
+                path,
+                &source,
+                None,
+                "a rule needs `fn plan(event) { ... }` returning an array of intents".into(),
+            ))
+        }
+    }
+
+    Ok(Rule {
+        name,
+        path: path.to_path_buf(),
+        matchers,
+        limit,
+        cooldown,
+        mute,
+        dry_run,
+        source,
+        ast,
+    })
+}
+
+impl Rule {
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl RuleSet {
+    /// A rule set holding just the named rule, sharing the engine (for `salve test`).
+    pub fn only(&self, name: &str) -> Option<RuleSet> {
+        let rule = self.get(name)?.clone();
+        let unindexed = vec![0];
+        Some(RuleSet {
+            engine: self.engine.clone(),
+            timeout: self.timeout,
+            rules: vec![rule],
+            by_label: HashMap::new(),
+            unindexed,
+        })
+    }
+}
