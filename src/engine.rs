@@ -84,10 +84,7 @@ pub fn evaluate_events(
     metrics: Option<&Metrics>,
 ) -> Evaluation {
     let mut out = Evaluation::default();
-    let history = SharedHistory {
-        state: state.clone(),
-        firing_ttl: settings.firing_ttl,
-    };
+    let history = SharedHistory::new(state.clone(), settings.firing_ttl);
     let ctx = EvalContext {
         now,
         history: Arc::new(history),

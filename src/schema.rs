@@ -26,3 +26,26 @@ pub fn all() -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    /// The committed schemas are what tools validate against; a type change that is
+    /// not reflected there fails here. Regenerate with `SALVE_UPDATE_SCHEMAS=1 cargo test`.
+    #[test]
+    fn committed_schemas_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let update = std::env::var_os("SALVE_UPDATE_SCHEMAS").is_some();
+        for (name, text) in super::all() {
+            let path = dir.join(name);
+            if update {
+                std::fs::write(&path, &text).expect("write schema");
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == text,
+                "schemas/{name} is stale: run `SALVE_UPDATE_SCHEMAS=1 cargo test committed_schemas_are_current`"
+            );
+        }
+    }
+}

@@ -55,6 +55,8 @@ struct DedupKey {
 
 #[derive(Debug, Clone)]
 struct Execution {
+    /// Order of recording, so a batch can ask about history as it was when it began.
+    seq: u64,
     at: DateTime<Utc>,
     action: Action,
     rule: String,
@@ -83,6 +85,7 @@ pub struct PendingExecution {
 pub struct PolicyState {
     dedup: HashMap<DedupKey, DateTime<Utc>>,
     dedup_inserts: usize,
+    executions_recorded: u64,
     by_target: HashMap<Target, VecDeque<Execution>>,
     by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
     by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
@@ -224,8 +227,11 @@ impl PolicyState {
 
     fn record_execution(&mut self, d: &Decision, at: DateTime<Utc>) {
         let horizon = since(at, HISTORY_HORIZON);
+        let seq = self.executions_recorded;
+        self.executions_recorded += 1;
         let per_target = self.by_target.entry(d.target.clone()).or_default();
         per_target.push_back(Execution {
+            seq,
             at,
             action: d.action,
             rule: d.rule.clone(),
@@ -286,22 +292,32 @@ impl PolicyState {
         self.windows.get(id)
     }
 
+    /// Executions of `action` on `target` in `[from, now]`, among the first
+    /// `recorded_before` executions ever recorded.
     pub fn recent(
         &self,
         target: &Target,
         action: Action,
         from: DateTime<Utc>,
         now: DateTime<Utc>,
+        recorded_before: u64,
     ) -> usize {
         self.by_target
             .get(target)
             .map(|execs| {
                 execs
                     .iter()
-                    .filter(|e| e.action == action && e.at >= from && e.at <= now)
+                    .filter(|e| {
+                        e.seq < recorded_before && e.action == action && e.at >= from && e.at <= now
+                    })
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// How many executions have been recorded so far: a point in history.
+    pub fn executions_recorded(&self) -> u64 {
+        self.executions_recorded
     }
 
     pub fn firing(&self, matchers: &Matchers, now: DateTime<Utc>, ttl: Duration) -> bool {
@@ -514,18 +530,27 @@ impl PolicyState {
     }
 }
 
-/// The read-only view rules query while they plan.
+/// The read-only view rules query while they plan. `recent()` sees history as it was
+/// when the notification arrived: every alert of one notification plans against the
+/// same past, so their identical intents fold into one action instead of climbing an
+/// escalation ladder within a single notification.
 #[derive(Clone)]
 pub struct SharedHistory {
     pub state: Arc<RwLock<PolicyState>>,
     pub firing_ttl: Duration,
+    pub as_of: u64,
+}
+
+impl SharedHistory {
+    pub fn new(state: Arc<RwLock<PolicyState>>, firing_ttl: Duration) -> SharedHistory {
+        let as_of = state.read().executions_recorded();
+        SharedHistory { state, firing_ttl, as_of }
+    }
 }
 
 impl History for SharedHistory {
-    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>) -> usize {
-        self.state
-            .read()
-            .recent(target, action, from, DateTime::<Utc>::MAX_UTC)
+    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
+        self.state.read().recent(target, action, from, to, self.as_of)
     }
 
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {

@@ -364,7 +364,7 @@ fn register(engine: &mut Engine) {
             let window = parse_duration(&window).map_err(|e| error(format!("recent: {e}")))?;
             let window =
                 chrono::Duration::from_std(window).map_err(|e| error(format!("recent: {e}")))?;
-            Ok(eval.history.recent(&target, action, eval.now - window) as i64)
+            Ok(eval.history.recent(&target, action, eval.now - window, eval.now) as i64)
         },
     );
     engine.register_fn(

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 /// Read-only answers a rule may ask for while it plans.
 pub trait History: Send + Sync {
-    /// How many times `action` was executed on `target` at or after `since`.
-    fn recent(&self, target: &Target, action: Action, since: DateTime<Utc>) -> usize;
+    /// How many times `action` was executed on `target` between `from` and `to`.
+    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>, to: DateTime<Utc>) -> usize;
     /// Whether an alert matching `matchers` is firing at `now`.
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool;
 }
