@@ -11,3 +11,6 @@ pub use decision::{Decision, Reason, Verdict};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use rate::RateLimit;
 pub use state::{BatchScope, PolicySettings, PolicyState, SharedHistory};
+
+#[cfg(test)]
+mod tests;

@@ -544,13 +544,25 @@ pub struct SharedHistory {
 impl SharedHistory {
     pub fn new(state: Arc<RwLock<PolicyState>>, firing_ttl: Duration) -> SharedHistory {
         let as_of = state.read().executions_recorded();
-        SharedHistory { state, firing_ttl, as_of }
+        SharedHistory {
+            state,
+            firing_ttl,
+            as_of,
+        }
     }
 }
 
 impl History for SharedHistory {
-    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
-        self.state.read().recent(target, action, from, to, self.as_of)
+    fn recent(
+        &self,
+        target: &Target,
+        action: Action,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> usize {
+        self.state
+            .read()
+            .recent(target, action, from, to, self.as_of)
     }
 
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {

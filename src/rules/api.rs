@@ -49,6 +49,15 @@ pub(super) fn build_engine() -> Engine {
     engine
 }
 
+/// Runs a rule's top-level statements once, at load: `import` (refused by the module
+/// resolver) and errors outside `plan()` surface here rather than never.
+pub(super) fn run_top_level(engine: &Engine, timeout: Duration, ast: &rhai::AST) -> Result<(), Box<EvalAltResult>> {
+    DEADLINE.with(|d| d.set(Some(Instant::now() + timeout)));
+    let result = engine.run_ast(ast);
+    DEADLINE.with(|d| d.set(None));
+    result
+}
+
 fn event_to_dynamic(event: &Event) -> Dynamic {
     let to_map = |labels: &crate::event::Labels| -> Dynamic {
         let map: Map = labels
@@ -364,7 +373,9 @@ fn register(engine: &mut Engine) {
             let window = parse_duration(&window).map_err(|e| error(format!("recent: {e}")))?;
             let window =
                 chrono::Duration::from_std(window).map_err(|e| error(format!("recent: {e}")))?;
-            Ok(eval.history.recent(&target, action, eval.now - window, eval.now) as i64)
+            Ok(eval
+                .history
+                .recent(&target, action, eval.now - window, eval.now) as i64)
         },
     );
     engine.register_fn(

@@ -4,6 +4,8 @@ mod api;
 mod error;
 mod intent;
 pub mod matcher;
+#[cfg(test)]
+mod tests;
 mod tests_file;
 
 pub use error::RuleError;
@@ -23,7 +25,13 @@ use std::time::Duration;
 /// Read-only answers a rule may ask for while it plans.
 pub trait History: Send + Sync {
     /// How many times `action` was executed on `target` between `from` and `to`.
-    fn recent(&self, target: &Target, action: Action, from: DateTime<Utc>, to: DateTime<Utc>) -> usize;
+    fn recent(
+        &self,
+        target: &Target,
+        action: Action,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> usize;
     /// Whether an alert matching `matchers` is firing at `now`.
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool;
 }
@@ -111,7 +119,7 @@ impl RuleSet {
         let mut rules = Vec::with_capacity(sources.len());
         let mut errors = Vec::new();
         for (path, text) in sources {
-            match compile_rule(&engine, &path, text, known_intervals) {
+            match compile_rule(&engine, timeout, &path, text, known_intervals) {
                 Ok(rule) => rules.push(rule),
                 Err(e) => errors.push(e),
             }
@@ -119,6 +127,7 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        rules.sort_by(|a, b| a.name.cmp(&b.name));
         let mut by_label: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut unindexed = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -198,6 +207,7 @@ impl RuleSet {
 
 fn compile_rule(
     engine: &Engine,
+    timeout: Duration,
     path: &Path,
     text: String,
     known_intervals: &HashSet<String>,
@@ -209,6 +219,9 @@ fn compile_rule(
         .unwrap_or_default();
     let ast = engine
         .compile(&*source)
+        .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
+
+    api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
 
     let constants: HashMap<String, Dynamic> = ast

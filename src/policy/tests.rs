@@ -1,0 +1,381 @@
+//! Policy decisions with an explicit clock: no sleeping, every verdict compared whole.
+
+use super::{BatchScope, PolicySettings, PolicyState, Reason, Verdict};
+use crate::audit::{AuditRecord, Entry, OutcomeRecord};
+use crate::config::Config;
+use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::execute::Outcome;
+use crate::rules::{Action, Intent, Rule, RuleSet, Target};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("test time")
+}
+
+fn rules(source: &str) -> RuleSet {
+    let intervals: HashSet<String> = ["weekend".to_string()].into_iter().collect();
+    RuleSet::from_sources(
+        vec![(PathBuf::from("rules/r.rhai"), source.to_string())],
+        &intervals,
+        std::time::Duration::from_millis(40),
+    )
+    .expect("valid rule")
+}
+
+fn settings(config: &str) -> PolicySettings {
+    let config = Config::parse(config, std::path::Path::new("test.toml")).expect("valid config");
+    PolicySettings::from_config(&config)
+}
+
+fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
+    let labels: Labels = [("alertname", alertname), ("instance", instance)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Event {
+        id: crate::event::new_event_id(),
+        source: "test".into(),
+        status: Status::Firing,
+        fingerprint: Fingerprint::of_labels(&labels),
+        labels,
+        annotations: Labels::new(),
+        starts_at,
+        ends_at: None,
+        generator_url: String::new(),
+        received_at: starts_at,
+        raw: serde_json::Value::Null,
+    }
+}
+
+fn restart(name: &str) -> Intent {
+    Intent::new(
+        Action::Restart,
+        Target::DockerContainer { name: name.into() },
+    )
+}
+
+/// Decides one intent and records the decision, as the engine does.
+fn decide(
+    state: &mut PolicyState,
+    settings: &PolicySettings,
+    rule: &Rule,
+    event: &Event,
+    intent: &Intent,
+    now: DateTime<Utc>,
+) -> (Verdict, Option<Reason>, String) {
+    let d = state.decide(
+        settings,
+        rule,
+        event,
+        intent,
+        now,
+        &mut BatchScope::default(),
+    );
+    let out = (d.decision, d.reason, d.id.clone());
+    state.apply(
+        &AuditRecord::new(now, Entry::Decision(d)),
+        settings.firing_ttl,
+    );
+    out
+}
+
+fn outcome(state: &mut PolicyState, decision_id: &str, target: &str, ok: bool, now: DateTime<Utc>) {
+    let outcome = if ok {
+        Outcome::ok(serde_json::Value::Null)
+    } else {
+        Outcome::failed("boom", serde_json::Value::Null)
+    };
+    let record = OutcomeRecord {
+        decision_id: decision_id.into(),
+        event_id: "e".into(),
+        rule: "r".into(),
+        action: Action::Restart,
+        target: target.parse().expect("target"),
+        outcome,
+    };
+    state.apply(
+        &AuditRecord::new(now, Entry::Outcome(record)),
+        std::time::Duration::from_secs(3600),
+    );
+}
+
+const PLAIN: &str = r#"const MATCH = `alertname="Down"`; fn plan(event) { [] }"#;
+
+#[test]
+fn resent_episode_is_deduped_but_a_new_episode_acts() {
+    let set = rules(PLAIN);
+    let rule = &set.rules()[0];
+    let s = settings("");
+    let mut state = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    let first = event("Down", "a", t0);
+    assert_eq!(
+        decide(&mut state, &s, rule, &first, &restart("web"), t0).0,
+        Verdict::Execute
+    );
+    let resent = Event {
+        id: "resent".into(),
+        ..first.clone()
+    };
+    let (v, r, _) = decide(
+        &mut state,
+        &s,
+        rule,
+        &resent,
+        &restart("web"),
+        t0 + Duration::minutes(10),
+    );
+    assert_eq!((v, r), (Verdict::Suppress, Some(Reason::Dedup)));
+    let next_episode = event("Down", "a", t0 + Duration::hours(2));
+    let (v, _, _) = decide(
+        &mut state,
+        &s,
+        rule,
+        &next_episode,
+        &restart("web"),
+        t0 + Duration::hours(2),
+    );
+    assert_eq!(v, Verdict::Execute);
+}
+
+#[test]
+fn global_budget_stops_the_sixth_restart_in_a_minute_then_frees_up() {
+    let set = rules(PLAIN);
+    let rule = &set.rules()[0];
+    let s = settings("");
+    let mut state = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    let mut verdicts = Vec::new();
+    for i in 0..6 {
+        let e = event("Down", &format!("host-{i}"), t0);
+        verdicts.push(
+            decide(
+                &mut state,
+                &s,
+                rule,
+                &e,
+                &restart(&format!("c{i}")),
+                t0 + Duration::seconds(i),
+            )
+            .1,
+        );
+    }
+    assert_eq!(
+        verdicts,
+        vec![None, None, None, None, None, Some(Reason::RateLimit)]
+    );
+    let later = event("Down", "host-9", t0);
+    assert_eq!(
+        decide(
+            &mut state,
+            &s,
+            rule,
+            &later,
+            &restart("c9"),
+            t0 + Duration::seconds(61)
+        )
+        .1,
+        None
+    );
+}
+
+#[test]
+fn rule_limit_per_target_counts_each_target_separately() {
+    let set = rules(
+        r#"const MATCH = `alertname="Down"`; const LIMIT = "2 per 15m per target"; fn plan(event) { [] }"#,
+    );
+    let rule = &set.rules()[0];
+    let s = settings("");
+    let mut state = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    let mut reasons = Vec::new();
+    for (i, target) in ["a", "a", "a", "b"].iter().enumerate() {
+        let e = event("Down", &format!("h{i}"), t0);
+        reasons.push(
+            decide(
+                &mut state,
+                &s,
+                rule,
+                &e,
+                &restart(target),
+                t0 + Duration::minutes(i as i64),
+            )
+            .1,
+        );
+    }
+    assert_eq!(reasons, vec![None, None, Some(Reason::RateLimit), None]);
+}
+
+#[test]
+fn cooldown_spaces_actions_on_one_target() {
+    let set =
+        rules(r#"const MATCH = `alertname="Down"`; const COOLDOWN = "2m"; fn plan(event) { [] }"#);
+    let rule = &set.rules()[0];
+    let s = settings("");
+    let mut state = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    let reasons: Vec<_> = [0, 60, 121]
+        .iter()
+        .enumerate()
+        .map(|(i, secs)| {
+            let e = event("Down", &format!("h{i}"), t0);
+            decide(
+                &mut state,
+                &s,
+                rule,
+                &e,
+                &restart("web"),
+                t0 + Duration::seconds(*secs),
+            )
+            .1
+        })
+        .collect();
+    assert_eq!(reasons, vec![None, Some(Reason::Cooldown), None]);
+}
+
+#[test]
+fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
+    let set = rules(PLAIN);
+    let rule = &set.rules()[0];
+    let s = settings("[limits]\nrestart = \"100 per 1m\"");
+    let mut state = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    for i in 0..3 {
+        let now = t0 + Duration::seconds(i);
+        let (v, _, id) = decide(
+            &mut state,
+            &s,
+            rule,
+            &event("Down", &format!("h{i}"), t0),
+            &restart("web"),
+            now,
+        );
+        assert_eq!(v, Verdict::Execute);
+        outcome(&mut state, &id, "docker:container/web", false, now);
+    }
+    let open = decide(
+        &mut state,
+        &s,
+        rule,
+        &event("Down", "h3", t0),
+        &restart("web"),
+        t0 + Duration::minutes(1),
+    );
+    assert_eq!(open.1, Some(Reason::CircuitOpen));
+    // After open_for (5m): exactly one trial; a second one waits for the trial's outcome.
+    let trial_at = t0 + Duration::minutes(6);
+    let trial = decide(
+        &mut state,
+        &s,
+        rule,
+        &event("Down", "h4", t0),
+        &restart("web"),
+        trial_at,
+    );
+    assert_eq!(trial.0, Verdict::Execute);
+    let during = decide(
+        &mut state,
+        &s,
+        rule,
+        &event("Down", "h5", t0),
+        &restart("web"),
+        trial_at,
+    );
+    assert_eq!(during.1, Some(Reason::CircuitOpen));
+    outcome(&mut state, &trial.2, "docker:container/web", true, trial_at);
+    let closed = decide(
+        &mut state,
+        &s,
+        rule,
+        &event("Down", "h6", t0),
+        &restart("web"),
+        trial_at + Duration::seconds(1),
+    );
+    assert_eq!(closed.0, Verdict::Execute);
+}
+
+#[test]
+fn named_time_interval_mutes_only_inside_the_window() {
+    let set = rules(
+        r#"const MATCH = `alertname="Down"`; const MUTE = ["weekend"]; fn plan(event) { [] }"#,
+    );
+    let rule = &set.rules()[0];
+    let s = settings(
+        r#"
+[[time_intervals]]
+name = "weekend"
+[[time_intervals.time_intervals]]
+weekdays = ["saturday"]
+times = [{ start_time = "02:00", end_time = "04:00" }]
+location = "Europe/Berlin"
+"#,
+    );
+    let mut state = PolicyState::new();
+    // Saturday 2026-11-21, Berlin is UTC+1: 02:00 local is 01:00 UTC.
+    let cases = [
+        ("2026-11-21T00:59:00Z", None),
+        ("2026-11-21T01:00:00Z", Some(Reason::Maintenance)),
+        ("2026-11-21T03:00:00Z", None),
+    ];
+    for (i, (when, expected)) in cases.iter().enumerate() {
+        let now = at(when);
+        let e = event("Down", &format!("h{i}"), now);
+        assert_eq!(
+            decide(&mut state, &s, rule, &e, &restart(&format!("c{i}")), now).1,
+            *expected,
+            "at {when}"
+        );
+    }
+}
+
+#[test]
+fn replaying_the_records_rebuilds_the_same_verdicts() {
+    let set = rules(
+        r#"const MATCH = `alertname="Down"`; const LIMIT = "1 per 1h"; fn plan(event) { [] }"#,
+    );
+    let rule = &set.rules()[0];
+    let s = settings("");
+    let mut live = PolicyState::new();
+    let t0 = at("2026-11-22T10:00:00Z");
+    let e = event("Down", "a", t0);
+    let d = live.decide(
+        &s,
+        rule,
+        &e,
+        &restart("web"),
+        t0,
+        &mut BatchScope::default(),
+    );
+    let record = AuditRecord::new(t0, Entry::Decision(d));
+    live.apply(&record, s.firing_ttl);
+    let line = serde_json::to_string(&record).expect("serialize");
+    let mut replayed = PolicyState::new();
+    replayed.apply(&serde_json::from_str(&line).expect("parse"), s.firing_ttl);
+    let other = event("Down", "b", t0);
+    let now = t0 + Duration::minutes(5);
+    for state in [&live, &replayed] {
+        let d = state.decide(
+            &s,
+            rule,
+            &other,
+            &restart("db"),
+            now,
+            &mut BatchScope::default(),
+        );
+        assert_eq!(
+            (d.decision, d.reason),
+            (Verdict::Suppress, Some(Reason::RateLimit))
+        );
+        let again = state.decide(
+            &s,
+            rule,
+            &e,
+            &restart("web"),
+            now,
+            &mut BatchScope::default(),
+        );
+        assert_eq!(again.reason, Some(Reason::Dedup));
+    }
+}
