@@ -9,3 +9,6 @@ pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
 pub use writer::{AuditError, AuditLog, AuditWriterStats};
 
 pub const CURRENT_FILE: &str = "audit.jsonl";
+
+#[cfg(test)]
+mod tests;

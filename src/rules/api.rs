@@ -51,7 +51,11 @@ pub(super) fn build_engine() -> Engine {
 
 /// Runs a rule's top-level statements once, at load: `import` (refused by the module
 /// resolver) and errors outside `plan()` surface here rather than never.
-pub(super) fn run_top_level(engine: &Engine, timeout: Duration, ast: &rhai::AST) -> Result<(), Box<EvalAltResult>> {
+pub(super) fn run_top_level(
+    engine: &Engine,
+    timeout: Duration,
+    ast: &rhai::AST,
+) -> Result<(), Box<EvalAltResult>> {
     DEADLINE.with(|d| d.set(Some(Instant::now() + timeout)));
     let result = engine.run_ast(ast);
     DEADLINE.with(|d| d.set(None));
