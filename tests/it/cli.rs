@@ -1,0 +1,216 @@
+//! The offline commands: `salve plan` agrees with what `serve` does, `salve check`
+//! points at the mistake, `salve test` passes on the shipped rules.
+
+use crate::support::{fixture_path, of_kind, repo_dir, s, Builder, Salve, FIXTURES};
+use serde_json::Value;
+
+fn plan_rules(builder: Builder) -> Builder {
+    builder
+        .rule(
+            "crashloop",
+            r#"
+const MATCH = `alertname="PodCrashLooping"`;
+
+fn plan(event) {
+    if event.status == "firing" {
+        [restart(k8s_deployment(event.labels.namespace, event.labels.deployment))]
+    } else {
+        [notify("oncall", `${event.labels.pod} recovered`)]
+    }
+}
+"#,
+        )
+        .rule(
+            "container-down",
+            r#"
+const MATCH = `alertname="ContainerDown"`;
+
+fn plan(event) {
+    if event.status == "firing" {
+        [restart(docker_container(event.labels.container))]
+    }
+}
+"#,
+        )
+        .rule(
+            "page",
+            r#"
+const MATCH = `severity=~"critical|warning"`;
+
+fn plan(event) {
+    [notify("oncall")]
+}
+"#,
+        )
+}
+
+/// What a decision says, without its ids: (fingerprint, rule, action, target, decision, reason).
+fn gist(decision: &Value) -> [String; 6] {
+    [
+        s(&decision["fingerprint"]),
+        s(&decision["rule"]),
+        s(&decision["action"]),
+        s(&decision["target"]),
+        s(&decision["decision"]),
+        s(&decision["reason"]),
+    ]
+}
+
+fn plan_json(salve: &Salve, fixture: &str, extra: &[&str]) -> Vec<Value> {
+    let config = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+    let payload = fixture_path(fixture).display().to_string();
+    let mut args = vec!["plan", "--json", "--config", &config, "--rules", &rules];
+    args.extend_from_slice(extra);
+    args.push(&payload);
+    let out = salve.cli(&args);
+    assert!(
+        out.status.success(),
+        "salve plan {fixture}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("salve plan --json prints a JSON array")
+}
+
+#[test]
+fn plan_shows_exactly_what_serve_dry_run_decides_for_each_fixture() {
+    for fixture in FIXTURES {
+        let salve = plan_rules(Salve::builder()).dry_run().start();
+        let alerts = crate::support::fixture(fixture)["alerts"]
+            .as_array()
+            .expect("alerts")
+            .len();
+        assert_eq!(salve.post_fixture(fixture).status, 200);
+        let records = salve.wait_settled(alerts);
+        let served: Vec<[String; 6]> = of_kind(&records, "decision")
+            .into_iter()
+            .map(gist)
+            .collect();
+        let planned: Vec<[String; 6]> = plan_json(&salve, fixture, &["--dry-run"])
+            .iter()
+            .map(gist)
+            .collect();
+        assert_eq!(planned, served, "{fixture}");
+        assert!(!served.is_empty(), "{fixture}: the rules should match it");
+        assert!(
+            of_kind(&records, "outcome").is_empty(),
+            "{fixture}: dry-run executed something"
+        );
+    }
+}
+
+#[test]
+fn plan_without_dry_run_shows_what_would_execute() {
+    let salve = plan_rules(Salve::builder()).write();
+    let gists = |fixture: &str, extra: &[&str]| -> Vec<String> {
+        plan_json(&salve, fixture, extra)
+            .iter()
+            .map(|d| gist(d).join(" "))
+            .collect()
+    };
+    assert_eq!(
+        gists("firing-group.json", &[]),
+        [
+            "f25e01c4264703e0 crashloop restart k8s:prod/deployment/checkout execute null",
+            "f25e01c4264703e0 page notify notify:oncall execute null",
+            "7d7aea9efceb69d1 crashloop restart k8s:prod/deployment/checkout suppress duplicate",
+            "7d7aea9efceb69d1 page notify notify:oncall suppress duplicate",
+            "5e8f8988de13e677 crashloop restart k8s:prod/deployment/checkout suppress duplicate",
+            "5e8f8988de13e677 page notify notify:oncall suppress duplicate",
+        ]
+    );
+    assert_eq!(
+        gists("firing-group.json", &["--dry-run"]),
+        [
+            "f25e01c4264703e0 crashloop restart k8s:prod/deployment/checkout suppress dry_run",
+            "f25e01c4264703e0 page notify notify:oncall suppress dry_run",
+            "7d7aea9efceb69d1 crashloop restart k8s:prod/deployment/checkout suppress duplicate",
+            "7d7aea9efceb69d1 page notify notify:oncall suppress duplicate",
+            "5e8f8988de13e677 crashloop restart k8s:prod/deployment/checkout suppress duplicate",
+            "5e8f8988de13e677 page notify notify:oncall suppress duplicate",
+        ]
+    );
+    assert_eq!(
+        gists("firing-single.json", &[]),
+        [
+            "75359c27e5221bdd container-down restart docker:container/web-1 execute null",
+            "75359c27e5221bdd page notify notify:oncall execute null",
+        ]
+    );
+}
+
+const BROKEN: &str = r#"
+const MATCH = `alertname="ContainerDown"`;
+
+fn plan(event) {
+    let c = ;
+    [restart(docker_container(c))]
+}
+"#;
+
+const GOOD: &str = r#"
+const MATCH = `alertname="ContainerDown"`;
+
+fn plan(event) {
+    [restart(docker_container(event.labels.container))]
+}
+"#;
+
+#[test]
+fn check_points_at_a_broken_rule_with_file_line_column_and_caret() {
+    let salve = Salve::builder()
+        .rule("good", GOOD)
+        .rule("broken", BROKEN)
+        .write();
+    let config = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+
+    let out = salve.cli(&["check", "--config", &config, "--rules", &rules]);
+    assert_eq!(out.status.code(), Some(1));
+    let path = salve.rules_dir().join("broken.rhai");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(&format!("{}:5:13: ", path.display())),
+        "{stderr}"
+    );
+    let rest: Vec<&str> = stderr.lines().skip(1).collect();
+    assert_eq!(
+        rest,
+        ["  |", "5 |     let c = ;", "  |             ^"],
+        "{stderr}"
+    );
+
+    std::fs::remove_file(&path).expect("remove the broken rule");
+    let out = salve.cli(&["check", "--config", &config, "--rules", &rules]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("ok: config from {config}, 1 rule(s) in {rules}\n")
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn the_shipped_rules_pass_their_own_tests() {
+    let rules = repo_dir().join("rules");
+    assert!(
+        rules.is_dir(),
+        "the shipped rules folder {} does not exist",
+        rules.display()
+    );
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["test", "--rules", "rules"])
+        .current_dir(repo_dir())
+        .output()
+        .expect("run salve test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "salve test --rules rules:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with(" 0 failed"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(!stdout.contains("\n0 passed"), "no case ran:\n{stdout}");
+}

@@ -1,0 +1,268 @@
+//! What the webhook endpoints take, what they refuse, and how they say so.
+
+use crate::support::{fixture, native, of_kind, s, Salve, FIXTURES};
+use serde_json::{json, Value};
+
+/// The event salve must make of one alert of a fixture (without its id and arrival time).
+fn expected_event(alert: &Value) -> Value {
+    let mut event = json!({
+        "source": "alertmanager",
+        "status": alert["status"],
+        "labels": alert["labels"],
+        "annotations": alert["annotations"],
+        "starts_at": alert["startsAt"],
+        "fingerprint": alert["fingerprint"],
+        "raw": alert,
+    });
+    if alert["generatorURL"] != "" {
+        event["generator_url"] = alert["generatorURL"].clone();
+    }
+    // Go's zero time means "no end" and is not kept.
+    if alert["endsAt"] != "0001-01-01T00:00:00Z" {
+        event["ends_at"] = alert["endsAt"].clone();
+    }
+    event
+}
+
+#[test]
+fn every_alertmanager_fixture_is_accepted_as_one_event_per_alert() {
+    let salve = Salve::builder().start();
+    let mut acked: Vec<(String, Vec<String>)> = Vec::new();
+    for name in FIXTURES {
+        let reply = salve.post_fixture(name);
+        assert_eq!(reply.status, 200, "{name}: {:?}", reply.body);
+        let alerts = fixture(name)["alerts"].as_array().expect("alerts").len();
+        let ids: Vec<String> = reply.body["ids"]
+            .as_array()
+            .expect("ids in the answer")
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(
+            reply.body,
+            json!({ "status": "accepted", "events": alerts, "ids": ids }),
+            "{name}"
+        );
+        acked.push((name.to_string(), ids));
+    }
+
+    let total: usize = acked.iter().map(|(_, ids)| ids.len()).sum();
+    let records = salve.wait_settled(total);
+    let received = of_kind(&records, "received");
+    assert_eq!(received.len(), total, "one received record per alert");
+    let mut received = received.into_iter();
+    for (name, ids) in acked {
+        for (alert, id) in fixture(&name)["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .zip(ids)
+        {
+            let mut event = received.next().expect("a received record")["event"].clone();
+            assert_eq!(
+                event["id"],
+                id.as_str(),
+                "{name}: events are recorded in order"
+            );
+            let map = event.as_object_mut().expect("event is an object");
+            map.remove("id");
+            assert!(map.remove("received_at").is_some(), "{name}: received_at");
+            assert_eq!(event, expected_event(alert), "{name}");
+        }
+    }
+}
+
+/// The error answer's body: JSON with an `error` string.
+fn error_text(body: &Value) -> String {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error body is not {{\"error\": ...}}: {body}"))
+        .to_string()
+}
+
+#[test]
+fn bad_webhook_requests_are_refused_with_a_json_error_and_lose_nothing() {
+    let salve = Salve::builder()
+        .config("[api]\nmax_body_bytes = 1024\n")
+        .start();
+    let am = "/api/v1/alertmanager";
+
+    // Malformed JSON: 400, with the line and column of the mistake.
+    let reply = salve.post_raw(
+        am,
+        "application/json",
+        b"{\n  \"status\": \"firing\",\n  \"alerts\": [\n}".to_vec(),
+    );
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert!(
+        error_text(&reply.body).starts_with("malformed JSON at line 4, column 1:"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["detail"], json!({ "line": 4, "column": 1 }));
+
+    // The wrong content type: 415, whatever the body.
+    let good = std::fs::read(crate::support::fixture_path("firing-subroute.json")).expect("read");
+    let reply = salve.post_raw(am, "text/plain", good.clone());
+    assert_eq!(reply.status, 415, "{:?}", reply.body);
+    assert_eq!(
+        error_text(&reply.body),
+        "expected Content-Type: application/json, got \"text/plain\""
+    );
+
+    // Over `api.max_body_bytes`: 413.
+    let mut big = b"{\"padding\": \"".to_vec();
+    big.resize(2048 - 2, b'x');
+    big.extend_from_slice(b"\"}");
+    let reply = salve.post_raw(am, "application/json", big);
+    assert_eq!(reply.status, 413, "{:?}", reply.body);
+    assert_eq!(
+        error_text(&reply.body),
+        "request body is larger than the configured limit (api.max_body_bytes)"
+    );
+
+    // Not UTF-8: 400, naming the byte.
+    let reply = salve.post_raw(
+        am,
+        "application/json",
+        b"{\"status\": \"fi\xffring\"}".to_vec(),
+    );
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({ "error": "body is not valid UTF-8 (at byte 14)", "detail": { "byte": 14 } })
+    );
+
+    // Valid JSON that is not an Alertmanager payload: 422, naming the field.
+    let reply = salve.post_json(am, &json!({ "foo": 1 }));
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert!(
+        error_text(&reply.body).contains("missing field `status`"),
+        "{}",
+        reply.body
+    );
+    let reply = salve.post_json(
+        am,
+        &json!({ "status": "firing", "alerts": [{ "labels": {} }] }),
+    );
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({
+            "error": "field `alerts[0]`: missing field `status`",
+            "detail": { "field": "alerts[0]" }
+        })
+    );
+    let reply = salve.post_json(
+        am,
+        &json!({ "status": "firing", "alerts": [{ "status": "firing", "labels": {} }] }),
+    );
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({
+            "error": "field `alerts[0]`: missing field `startsAt`",
+            "detail": { "field": "alerts[0]" }
+        })
+    );
+
+    // Native events are checked the same way.
+    let reply = salve.post_json("/api/v1/events", &json!({ "labels": {} }));
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({
+            "error": "field `labels`: an event needs at least one label",
+            "detail": { "field": "labels" }
+        })
+    );
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &json!([native(&[("alertname", "Ok")]), { "labels": { "a": "b" }, "colour": "red" }]),
+    );
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(reply.body["detail"], json!({ "field": "[1].colour" }));
+    assert!(
+        error_text(&reply.body).starts_with("field `[1].colour`: unknown field `colour`"),
+        "{}",
+        reply.body
+    );
+
+    // After all of that a good payload still works, and nothing else got in.
+    let reply = salve.post_raw(am, "application/json", good);
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let received: Vec<&Value> = of_kind(&records, "received")
+        .into_iter()
+        .map(|r| &r["event"]["labels"]["alertname"])
+        .collect();
+    assert_eq!(received, vec!["DiskFull"]);
+    assert_eq!(of_kind(&records, "evaluated").len(), 1);
+
+    let rejected = |path: &str, status: u16| {
+        salve.metric(&format!(
+            "salve_requests_rejected_total{{path=\"{path}\",status=\"{status}\"}}"
+        ))
+    };
+    assert_eq!(
+        [
+            rejected(am, 400),
+            rejected(am, 413),
+            rejected(am, 415),
+            rejected(am, 422),
+            rejected("/api/v1/events", 422),
+        ],
+        [Some(2.0), Some(1.0), Some(1.0), Some(3.0), Some(2.0)],
+        "{}",
+        salve.metrics()
+    );
+    assert_eq!(
+        salve.metric("salve_events_received_total{source=\"alertmanager\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn api_requires_the_configured_bearer_token() {
+    let token = "s3cret-token-for-tests";
+    let salve = Salve::builder()
+        .config("[api]\nbearer_token_env = \"SALVE_TEST_TOKEN\"\n")
+        .env("SALVE_TEST_TOKEN", token)
+        .start();
+    let body = std::fs::read(crate::support::fixture_path("firing-single.json")).expect("read");
+    let url = salve.url("/api/v1/alertmanager");
+    let post = || {
+        salve
+            .client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    };
+
+    let reply = salve.send(post());
+    assert_eq!(reply.status, 401, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({ "error": "missing or wrong credentials" })
+    );
+    let reply = salve.send(post().bearer_auth("wrong"));
+    assert_eq!(reply.status, 401, "{:?}", reply.body);
+    let reply = salve.send(post().bearer_auth(token));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    // Health, readiness and metrics stay open for probes and Prometheus.
+    assert_eq!(salve.get("/-/healthy").status, 200);
+    assert_eq!(salve.get("/-/ready").status, 200);
+    assert_eq!(salve.get("/api/v1/rules").status, 401);
+
+    let records = salve.wait_settled(1);
+    assert_eq!(of_kind(&records, "received").len(), 1);
+    assert_eq!(
+        salve.metric("salve_requests_rejected_total{path=\"/api/v1/alertmanager\",status=\"401\"}"),
+        Some(2.0)
+    );
+    // The secret shows up nowhere salve writes.
+    let trail = serde_json::to_string(&records).expect("JSON");
+    assert!(!trail.contains(token), "the token is in the audit trail");
+    assert!(!salve.logs().contains(token), "the token is in the logs");
+}

@@ -1,0 +1,510 @@
+//! Runs the real `salve` binary: a temp folder per test with `salve.toml`, `rules/`
+//! and `data/`, the server on an ephemeral loopback port, and helpers that read the
+//! audit trail back. Every wait is bounded.
+
+use serde_json::Value;
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest any test waits for something to happen, on a loaded machine.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_salve")
+}
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    repo_dir().join("tests/fixtures/alertmanager").join(name)
+}
+
+/// A real Alertmanager payload from `tests/fixtures/alertmanager/`.
+pub fn fixture(name: &str) -> Value {
+    let path = fixture_path(name);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every fixture payload (the JSON files, not the requests that triggered them).
+pub const FIXTURES: [&str; 5] = [
+    "firing-single.json",
+    "firing-group.json",
+    "resolved.json",
+    "resolved-all.json",
+    "firing-subroute.json",
+];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// Polls `probe` until it returns Some, or panics after [`PATIENCE`] with `what` and
+/// whatever `explain` says about the last state.
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("gave up after {PATIENCE:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+}
+
+/// Files to write into a test's folder before salve starts.
+#[derive(Default)]
+pub struct Builder {
+    config: String,
+    rules: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    dry_run: bool,
+}
+
+impl Builder {
+    /// `salve.toml`; `{dir}` is replaced by the test's folder (for files commands write).
+    pub fn config(mut self, text: &str) -> Builder {
+        self.config = text.to_string();
+        self
+    }
+
+    /// `rules/NAME.rhai`.
+    pub fn rule(mut self, name: &str, source: &str) -> Builder {
+        self.rules.push((name.to_string(), source.to_string()));
+        self
+    }
+
+    /// An environment variable for every salve process of this test.
+    pub fn env(mut self, key: &str, value: &str) -> Builder {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn dry_run(mut self) -> Builder {
+        self.dry_run = true;
+        self
+    }
+
+    /// Writes the files without starting the server (for CLI-only tests).
+    pub fn write(self) -> Salve {
+        let dir = tempfile::Builder::new()
+            .prefix("salve-it-")
+            .tempdir()
+            .expect("create a temp folder");
+        let root = dir.path().to_path_buf();
+        fs::create_dir_all(root.join("rules")).expect("create rules/");
+        fs::create_dir_all(root.join("data")).expect("create data/");
+        let config = self.config.replace("{dir}", &root.display().to_string());
+        fs::write(root.join("salve.toml"), config).expect("write salve.toml");
+        for (name, source) in &self.rules {
+            fs::write(root.join("rules").join(format!("{name}.rhai")), source)
+                .expect("write a rule");
+        }
+        Salve {
+            dir,
+            port: 0,
+            child: None,
+            starts: 0,
+            env: self.env,
+            dry_run: self.dry_run,
+            client: reqwest::blocking::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// Writes the files and starts `salve serve`, returning once it is ready.
+    pub fn start(self) -> Salve {
+        let mut salve = self.write();
+        salve.start();
+        salve
+    }
+}
+
+/// One test's salve: its folder and, while running, its server process.
+pub struct Salve {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    starts: usize,
+    env: Vec<(String, String)>,
+    dry_run: bool,
+    client: reqwest::blocking::Client,
+}
+
+/// A response: status and body (JSON when it parses, else a JSON string).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Salve {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("salve.toml")
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.dir().join("rules")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    pub fn write_rule(&self, name: &str, source: &str) {
+        fs::write(self.rules_dir().join(format!("{name}.rhai")), source).expect("write a rule");
+    }
+
+    /// Starts `salve serve` on the folder (again, after a stop: same data dir).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "salve is already running");
+        for _attempt in 0..3 {
+            self.port = free_port();
+            self.starts += 1;
+            let log_path = self.log_path(self.starts);
+            let log = File::create(&log_path).expect("create the log file");
+            let mut cmd = Command::new(bin());
+            cmd.arg("serve")
+                .arg("--config")
+                .arg(self.config_path())
+                .arg("--rules")
+                .arg(self.rules_dir())
+                .arg("--data-dir")
+                .arg(self.data_dir())
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{}", self.port))
+                .current_dir(self.dir())
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log));
+            if self.dry_run {
+                cmd.arg("--dry-run");
+            }
+            for (k, v) in &self.env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("spawn salve serve");
+            self.child = Some(child);
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(log) if log.contains("cannot listen") => {
+                    // Another test took the port between our probe and salve's bind.
+                    self.child = None;
+                    continue;
+                }
+                Err(log) => panic!("salve serve exited before it was ready:\n{log}"),
+            }
+        }
+        panic!("salve serve could not find a free port:\n{}", self.logs());
+    }
+
+    fn log_path(&self, n: usize) -> PathBuf {
+        self.dir().join(format!("salve-{n}.log"))
+    }
+
+    /// Everything every salve process of this test wrote to stderr.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|n| {
+                let text = fs::read_to_string(self.log_path(n)).unwrap_or_default();
+                format!("--- salve serve #{n} ---\n{text}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + PATIENCE;
+        let url = self.url("/-/ready");
+        loop {
+            let child = self.child.as_mut().expect("started");
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = fs::read_to_string(self.log_path(self.starts)).unwrap_or_default();
+                return Err(format!("exit status {status}\n{log}"));
+            }
+            let ready = self
+                .client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.take().map(|mut c| {
+                    let _ = c.kill();
+                    c.wait()
+                });
+                panic!(
+                    "salve serve was not ready after {PATIENCE:?}:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn reply(&self, response: reqwest::Result<reqwest::blocking::Response>) -> Reply {
+        let response = response.unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.logs()));
+        let status = response.status().as_u16();
+        let text = response.text().expect("read the response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.reply(self.client.post(self.url(path)).json(body).send())
+    }
+
+    /// Posts a fixture exactly as stored (the bytes Alertmanager's payload became).
+    pub fn post_fixture(&self, name: &str) -> Reply {
+        let body = fs::read(fixture_path(name)).expect("read fixture");
+        self.post_raw("/api/v1/alertmanager", "application/json", body)
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        self.reply(
+            self.client
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send(),
+        )
+    }
+
+    /// Sends a request built on this test's client (headers, methods the helpers lack).
+    pub fn send(&self, request: reqwest::blocking::RequestBuilder) -> Reply {
+        self.reply(request.send())
+    }
+
+    pub fn client(&self) -> &reqwest::blocking::Client {
+        &self.client
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.reply(self.client.get(self.url(path)).send())
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.reply(self.client.delete(self.url(path)).send())
+    }
+
+    pub fn metrics(&self) -> String {
+        match self.get("/metrics") {
+            Reply {
+                status: 200,
+                body: Value::String(text),
+            } => text,
+            other => panic!("GET /metrics: {other:?}"),
+        }
+    }
+
+    /// The value of one sample, e.g. `salve_config_last_reload_successful` or
+    /// `salve_requests_rejected_total{path="/api/v1/events",status="415"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|line| {
+            let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
+    /// Runs the `salve` CLI in the test's folder.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .current_dir(self.dir())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the salve CLI")
+    }
+
+    /// `salve audit --data-dir D --json`, parsed.
+    pub fn audit_json(&self) -> Vec<Value> {
+        let data = self.data_dir().display().to_string();
+        let out = self.cli(&["audit", "--data-dir", &data, "--json"]);
+        assert!(
+            out.status.success(),
+            "salve audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match serde_json::from_slice(&out.stdout) {
+            Ok(Value::Array(records)) => records,
+            other => panic!("salve audit --json printed {other:?}"),
+        }
+    }
+
+    /// Waits until `done` holds for the audit trail (read with `salve audit`).
+    pub fn wait_for_audit(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let records = self.audit_json();
+            if done(&records) {
+                return records;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "gave up after {PATIENCE:?} waiting for: {what}\naudit:\n{}\nlogs:\n{}",
+                    serde_json::to_string_pretty(&records).unwrap_or_default(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until at least `received` events were received, each of them evaluated,
+    /// and every `execute` decision has its outcome.
+    pub fn wait_settled(&self, received: usize) -> Vec<Value> {
+        self.wait_for_audit(
+            &format!("{received} events received, evaluated and acted on"),
+            |records| settled(records, received),
+        )
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("salve is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for salve") {
+                assert!(
+                    status.success(),
+                    "salve serve exited with {status} after SIGTERM:\n{}",
+                    self.logs()
+                );
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("salve serve did not stop after SIGTERM:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or finish anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("salve is running");
+        child.kill().expect("kill -9 salve");
+        child.wait().expect("reap salve");
+    }
+
+    /// Lines of a file the test's commands write (empty when it does not exist yet).
+    pub fn lines(&self, file: &str) -> Vec<String> {
+        fs::read_to_string(self.dir().join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Salve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Records of one kind, in order.
+pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+/// Every received event evaluated, every execute decision with an outcome.
+pub fn settled(records: &[Value], received: usize) -> bool {
+    let events: Vec<&Value> = of_kind(records, "received")
+        .into_iter()
+        .map(|r| &r["event"]["id"])
+        .collect();
+    let evaluated: Vec<&Value> = of_kind(records, "evaluated")
+        .into_iter()
+        .map(|r| &r["event_id"])
+        .collect();
+    let executes: Vec<&Value> = of_kind(records, "decision")
+        .into_iter()
+        .filter(|d| d["decision"] == "execute")
+        .map(|d| &d["id"])
+        .collect();
+    let outcomes: Vec<&Value> = of_kind(records, "outcome")
+        .into_iter()
+        .map(|o| &o["decision_id"])
+        .collect();
+    events.len() >= received
+        && events.iter().all(|id| evaluated.contains(id))
+        && executes.iter().all(|id| outcomes.contains(id))
+}
+
+/// One decision as a line: `rule: action target -> execute` or `-> suppress (reason)`.
+pub fn describe(decision: &Value) -> String {
+    let verdict = match decision["reason"].as_str() {
+        Some(reason) => format!("{} ({reason})", s(&decision["decision"])),
+        None => s(&decision["decision"]),
+    };
+    format!(
+        "{}: {} {} -> {verdict}",
+        s(&decision["rule"]),
+        s(&decision["action"]),
+        s(&decision["target"])
+    )
+}
+
+/// Every decision record, described.
+pub fn decisions(records: &[Value]) -> Vec<String> {
+    of_kind(records, "decision")
+        .into_iter()
+        .map(describe)
+        .collect()
+}
+
+/// A JSON string's text (or the JSON of anything else).
+pub fn s(value: &Value) -> String {
+    value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string())
+}
+
+/// A native event for `POST /api/v1/events`.
+pub fn native(labels: &[(&str, &str)]) -> Value {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    serde_json::json!({ "labels": labels })
+}

@@ -1,0 +1,21 @@
+//! Integration tests: the real `salve` binary, started as a child process on an
+//! ephemeral loopback port with its own temp config, rules and data folders.
+//! One binary, one module per area (ripgrep's `tests/tests.rs`).
+
+#[path = "it/support.rs"]
+mod support;
+
+#[path = "it/cli.rs"]
+mod cli;
+#[path = "it/durability.rs"]
+mod durability;
+#[path = "it/exec.rs"]
+mod exec;
+#[path = "it/http_input.rs"]
+mod http_input;
+#[path = "it/maintenance.rs"]
+mod maintenance;
+#[path = "it/policy.rs"]
+mod policy;
+#[path = "it/rules.rs"]
+mod rules;
