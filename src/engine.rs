@@ -285,7 +285,16 @@ impl Engine {
             Some(&metrics),
         );
         if let Err(e) = self.audit.append(&evaluation.records).await {
-            tracing::error!(error = %e, "cannot record decisions; nothing is executed for this batch");
+            tracing::error!(error = %e, "cannot record decisions; nothing is executed for this batch, retrying it in 5s");
+            self.forget_unrecorded(&runtime);
+            let engine = self.clone();
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if engine.queue.send(events).await.is_err() {
+                    engine.finished_one();
+                }
+            });
             return;
         }
         for decision in evaluation.decisions.into_iter().filter(Decision::executes) {
@@ -295,6 +304,20 @@ impl Engine {
                 engine.execute(decision).await;
                 engine.finished_one();
             });
+        }
+    }
+
+    /// Decisions are applied in memory as they are made; when they could not be written,
+    /// memory must not keep them, or a re-send would be deduped against an action that
+    /// never ran. Rebuild it from what the trail does hold.
+    fn forget_unrecorded(&self, runtime: &Runtime) {
+        match replay(self.audit.dir(), runtime.settings.firing_ttl) {
+            Ok(mut state) => {
+                // Queued events and running actions stay with the live loop, not the replay.
+                let _ = state.take_undecided();
+                *self.state.write() = state;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot re-read the audit trail either"),
         }
     }
 
@@ -462,7 +485,18 @@ pub async fn start(
             events = undecided.len(),
             "deciding events acknowledged before the last stop"
         );
-        engine.process(undecided).await;
+        // One request's events share `received_at`: decide them as the notifications
+        // they came in, so `duplicate` folds only within one notification, as live.
+        let mut batches: Vec<Vec<Event>> = Vec::new();
+        for event in undecided {
+            match batches.last_mut() {
+                Some(batch) if batch[0].received_at == event.received_at => batch.push(event),
+                _ => batches.push(vec![event]),
+            }
+        }
+        for batch in batches {
+            engine.process(batch).await;
+        }
     }
 
     let worker = engine.clone();

@@ -119,8 +119,7 @@ fn every_broken_rule_is_reported_at_once() {
         ("one", "fn plan(e) { [] }"),
         ("two", "const MATCH = 1; fn plan(e) { [] }"),
     ])
-    .err()
-    .expect("errors");
+    .expect_err("errors");
     let files: Vec<&str> = errors.iter().map(|e| e.file.as_str()).collect();
     assert_eq!(files, vec!["rules/one.rhai", "rules/two.rhai"]);
 }
