@@ -200,6 +200,7 @@ async fn serve_async(runtime: Runtime, options: ServeOptions) -> anyhow::Result<
     let (engine, _worker) = engine::start(runtime, options)
         .await
         .map_err(|e| anyhow!(e))?;
+    engine.attach_docker();
     tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(), "salve is serving");
 
     let reloader = engine.clone();

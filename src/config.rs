@@ -59,6 +59,30 @@ pub struct ConfigFile {
     pub api: ApiConfig,
     #[serde(default)]
     pub engine: EngineConfig,
+    #[serde(default)]
+    pub docker: DockerConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Engine address: `unix:///var/run/docker.sock` (default: DOCKER_HOST or the local
+    /// socket), `tcp://HOST:2376` (TLS when `cert_path` is set) or `https://HOST:2376`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Folder with `ca.pem`, `cert.pem` and `key.pem` (as DOCKER_CERT_PATH) for TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_path: Option<PathBuf>,
+    /// Follow the engine's events (health, die, oom). Default: whenever the engine is
+    /// reachable. `true` makes an unreachable engine keep `/-/ready` at 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<bool>,
+    /// Only containers with this label (`key` or `key=value`), e.g. `salve.enable=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How long a restart may take to come back running (and healthy). Default `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -152,6 +176,25 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub auth: Option<ApiAuth>,
     pub rule_timeout: Duration,
+    pub docker: DockerSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    pub host: Option<String>,
+    pub cert_path: Option<PathBuf>,
+    /// None: follow events when the engine is reachable; Some(true): required.
+    pub events: Option<bool>,
+    pub label: Option<String>,
+    pub verify_timeout: Duration,
+}
+
+impl DockerSettings {
+    /// Whether the operator asked for Docker explicitly (then an unreachable engine is
+    /// an outage, not an absence).
+    pub fn required(&self) -> bool {
+        self.host.is_some() || self.events == Some(true)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +390,17 @@ impl Config {
                 &file.engine.rule_timeout,
                 Duration::from_millis(40),
             )?,
+            docker: DockerSettings {
+                host: file.docker.host.clone(),
+                cert_path: file.docker.cert_path.clone(),
+                events: file.docker.events,
+                label: file.docker.label.clone(),
+                verify_timeout: duration(
+                    "docker.verify_timeout",
+                    &file.docker.verify_timeout,
+                    Duration::from_secs(60),
+                )?,
+            },
         })
     }
 }

@@ -4,7 +4,7 @@
 use crate::audit::{AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
 use crate::event::Event;
-use crate::execute::{Dispatcher, ExecExecutor, Outcome, OutcomeStatus};
+use crate::execute::{Dispatcher, DockerExecutor, ExecExecutor, Outcome, OutcomeStatus};
 use crate::metrics::Metrics;
 use crate::policy::{BatchScope, Decision, PolicySettings, PolicyState, SharedHistory};
 use crate::rules::{EvalContext, Intent, RuleError, RuleSet};
@@ -184,6 +184,10 @@ pub struct Engine {
     inflight: AtomicUsize,
     idle: Notify,
     ready: AtomicBool,
+    docker: RwLock<Option<bollard::Docker>>,
+    /// Set once salve follows Docker events; from then on readiness needs the stream up.
+    docker_events_expected: AtomicBool,
+    docker_stream_up: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -197,6 +201,65 @@ impl Engine {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+            && (!self.docker_events_expected.load(Ordering::Acquire)
+                || self.docker_stream_up.load(Ordering::Acquire))
+    }
+
+    /// Why `/-/ready` says no, for its answer.
+    pub fn not_ready_reason(&self) -> &'static str {
+        if !self.ready.load(Ordering::Acquire) {
+            "replaying the audit trail"
+        } else {
+            "the Docker event stream is down"
+        }
+    }
+
+    /// Connects to Docker in the background: registers the executor and follows the
+    /// engine's events. Without `[docker]` settings an absent engine only disables
+    /// Docker; with them it is retried, and readiness waits for it.
+    pub fn attach_docker(self: &Arc<Self>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let settings = engine.runtime().config.docker.clone();
+            let required = settings.required();
+            if required && settings.events != Some(false) {
+                engine.docker_events_expected.store(true, Ordering::Release);
+            }
+            let mut backoff = Duration::from_millis(500);
+            tracing::debug!(host = ?settings.host, required, "connecting to Docker");
+            let docker = loop {
+                match crate::execute::connect_docker(&settings).await {
+                    Ok(d) => break d,
+                    Err(e) if !required => {
+                        tracing::info!(error = %e, "no Docker engine; Docker actions will fail and Docker events are off");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            };
+            let version = docker.client_version();
+            tracing::info!(api_version = %version, "connected to Docker");
+            *engine.docker.write() = Some(docker.clone());
+            let config = engine.runtime().config.clone();
+            *engine.dispatcher.write() = build_dispatcher(&config, Some(&docker));
+            if settings.events != Some(false) {
+                engine.docker_events_expected.store(true, Ordering::Release);
+                let source = crate::ingest::docker::DockerEventsSettings {
+                    label: settings.label.clone(),
+                };
+                crate::ingest::docker::run(
+                    docker,
+                    engine.clone(),
+                    source,
+                    engine.docker_stream_up.clone(),
+                )
+                .await;
+            }
+        });
     }
 
     /// Records events durably, then queues them for evaluation. Returns once they are
@@ -232,7 +295,8 @@ impl Engine {
         match result {
             Ok(runtime) => {
                 let count = runtime.rules.len();
-                *self.dispatcher.write() = build_dispatcher(&runtime.config);
+                let docker = self.docker.read().clone();
+                *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
                 *self.runtime.write() = Arc::new(runtime);
                 self.metrics.reloaded(true, count);
                 let _ = self
@@ -333,6 +397,7 @@ impl Engine {
             OutcomeStatus::Ok => "ok",
             OutcomeStatus::Failed => "failed",
             OutcomeStatus::Abandoned => "abandoned",
+            OutcomeStatus::Skipped => "skipped",
         };
         self.metrics.acted(decision.action.as_str(), status);
         if outcome.is_failure() {
@@ -389,9 +454,15 @@ impl Engine {
     }
 }
 
-pub fn build_dispatcher(config: &Config) -> Dispatcher {
+pub fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>) -> Dispatcher {
     let mut dispatcher = Dispatcher::new();
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
+    if let Some(docker) = docker {
+        dispatcher.register(Arc::new(DockerExecutor::new(
+            docker.clone(),
+            config.docker.verify_timeout,
+        )));
+    }
     dispatcher
 }
 
@@ -445,7 +516,7 @@ pub async fn start(
         "audit trail replayed"
     );
     metrics.reloaded(true, runtime.rules.len());
-    let dispatcher = build_dispatcher(config);
+    let dispatcher = build_dispatcher(config, None);
     let (queue, mut rx) = mpsc::channel::<Vec<Event>>(1024);
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
@@ -461,6 +532,9 @@ pub async fn start(
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
         ready: AtomicBool::new(false),
+        docker: RwLock::new(None),
+        docker_events_expected: AtomicBool::new(false),
+        docker_stream_up: Arc::new(AtomicBool::new(false)),
     });
 
     // An action decided but with no outcome was interrupted by a stop. It is not run

@@ -1,7 +1,9 @@
 //! Executors: the only code that changes anything in the world.
 
+mod docker;
 mod exec;
 
+pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
 
 use crate::rules::{Backend, Intent};
@@ -19,6 +21,9 @@ pub enum OutcomeStatus {
     Failed,
     /// salve stopped after deciding to act and before it could record what happened.
     Abandoned,
+    /// The executor chose not to act, and said why (a container already restarting
+    /// under its own policy, paused on purpose, being removed).
+    Skipped,
 }
 
 /// What an executor did.
@@ -98,6 +103,14 @@ impl Dispatcher {
             outcome.duration_ms = started.elapsed().as_millis() as u64;
             return outcome;
         };
+        // `after("10s")`: the wait counts in the duration; the decision was recorded before it.
+        if let Some(ms) = intent
+            .params
+            .get("delay_ms")
+            .and_then(serde_json::Value::as_u64)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(15 * 60 * 1000))).await;
+        }
         let lock = {
             let mut locks = self.target_locks.lock();
             locks.entry(intent.target.to_string()).or_default().clone()

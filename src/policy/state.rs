@@ -72,6 +72,7 @@ struct Breaker {
 #[derive(Debug, Clone)]
 struct FiringAlert {
     labels: Labels,
+    starts_at: DateTime<Utc>,
     last_seen: DateTime<Utc>,
 }
 
@@ -150,6 +151,7 @@ impl PolicyState {
                     event.fingerprint.clone(),
                     FiringAlert {
                         labels: event.labels.clone(),
+                        starts_at: event.starts_at,
                         last_seen: event.received_at,
                     },
                 );
@@ -266,7 +268,7 @@ impl PolicyState {
                 // after the latest failure once the count reaches it.
                 breaker.opened_at = Some(at);
             }
-            OutcomeStatus::Abandoned => breaker.trial_pending = false,
+            OutcomeStatus::Abandoned | OutcomeStatus::Skipped => breaker.trial_pending = false,
         }
     }
 
@@ -313,6 +315,11 @@ impl PolicyState {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// When the alert with this fingerprint began firing, if it is firing.
+    pub fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
+        self.firing.get(fingerprint).map(|a| a.starts_at)
     }
 
     /// How many executions have been recorded so far: a point in history.

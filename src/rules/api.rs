@@ -19,6 +19,9 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// The longest `after()` delay: an action held longer than this is a schedule, not a remediation.
+const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+
 const TIMEOUT_MARK: &str = "salve: rule time budget exceeded";
 
 pub(super) fn build_engine() -> Engine {
@@ -282,6 +285,45 @@ fn register(engine: &mut Engine) {
                 serde_json::Value::from(s)
             };
             Ok(Intent::new(Action::Scale, target).with("replicas", replicas))
+        },
+    );
+
+    // Options on an intent, written as methods: restart(c).after("10s").timeout(5).
+    engine.register_fn(
+        "after",
+        |intent: Intent, delay: ImmutableString| -> Fallible<Intent> {
+            let d = parse_duration(&delay).map_err(|e| error(format!("after: {e}")))?;
+            if d > MAX_DELAY {
+                return Err(error(format!(
+                    "after: {delay:?} is longer than the 15m salve will hold an action"
+                )));
+            }
+            Ok(intent.with("delay_ms", d.as_millis() as u64))
+        },
+    );
+    engine.register_fn(
+        "timeout",
+        |intent: Intent, seconds: i64| -> Fallible<Intent> {
+            if !(0..=3600).contains(&seconds) {
+                return Err(error(format!(
+                    "timeout: {seconds} is not between 0 and 3600 seconds"
+                )));
+            }
+            Ok(intent.with("timeout", seconds))
+        },
+    );
+    engine.register_fn("all_at_once", |intent: Intent| {
+        intent.with("all_at_once", true)
+    });
+    engine.register_fn(
+        "bounds",
+        |intent: Intent, min: i64, max: i64| -> Fallible<Intent> {
+            if min < 0 || max < min {
+                return Err(error(format!(
+                    "bounds: need 0 <= min <= max, got {min} and {max}"
+                )));
+            }
+            Ok(intent.with("min", min).with("max", max))
         },
     );
 

@@ -1,0 +1,327 @@
+//! The Docker engine's own events: health changes, deaths and OOM kills become events
+//! that go through the same rules, policy and audit as an alert.
+
+use crate::engine::Engine;
+use crate::event::{Event, Fingerprint, Labels, Status};
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::Docker;
+use chrono::{DateTime, TimeZone, Utc};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const ALERT_UNHEALTHY: &str = "ContainerUnhealthy";
+pub const ALERT_EXITED: &str = "ContainerExited";
+pub const ALERT_OOM: &str = "ContainerOOMKilled";
+
+/// A kill or stop asked for through the API this long before a death makes it a
+/// requested stop, not a crash.
+const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// Settings of the events source, from `[docker]`.
+#[derive(Debug, Clone, Default)]
+pub struct DockerEventsSettings {
+    /// Only containers with this label (`key` or `key=value`), like autoheal's opt-in.
+    pub label: Option<String>,
+}
+
+/// Turns container labels into event labels: `com.docker.compose.service` becomes
+/// `label_com_docker_compose_service`, a valid Prometheus label name.
+fn label_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 6);
+    out.push_str("label_");
+    for c in key.chars() {
+        out.push(if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        });
+    }
+    out
+}
+
+fn event_time(msg: &EventMessage) -> DateTime<Utc> {
+    msg.time_nano
+        .map(|n| Utc.timestamp_nanos(n))
+        .or_else(|| msg.time.and_then(|s| Utc.timestamp_opt(s, 0).single()))
+        .unwrap_or_else(Utc::now)
+}
+
+/// Remembers recent stop requests (kill/stop events) per container.
+#[derive(Debug, Default)]
+pub struct StopRequests {
+    at: HashMap<String, DateTime<Utc>>,
+}
+
+impl StopRequests {
+    fn note(&mut self, container: &str, at: DateTime<Utc>) {
+        self.at.insert(container.to_string(), at);
+        if self.at.len() > 10_000 {
+            let cutoff = at - chrono::Duration::hours(1);
+            self.at.retain(|_, t| *t > cutoff);
+        }
+    }
+
+    fn requested_before(&self, container: &str, died: DateTime<Utc>) -> bool {
+        let window =
+            chrono::Duration::from_std(STOP_REQUEST_WINDOW).unwrap_or(chrono::Duration::MAX);
+        self.at
+            .get(container)
+            .is_some_and(|t| *t <= died && died - *t <= window)
+    }
+}
+
+/// The identity of a container alert: the same for firing and resolved, whatever the
+/// other labels say, so a `healthy` event resolves the `unhealthy` one.
+pub fn container_fingerprint(alertname: &str, container: &str) -> Fingerprint {
+    let identity: Labels = [
+        ("alertname", alertname),
+        ("container", container),
+        ("source", "docker"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Fingerprint::of_labels(&identity)
+}
+
+/// One Docker engine event as a salve event, or None for the events salve ignores.
+pub fn event_from_docker(
+    msg: &EventMessage,
+    stops: &mut StopRequests,
+    received_at: DateTime<Utc>,
+) -> Option<Event> {
+    if msg.typ != Some(EventMessageTypeEnum::CONTAINER) {
+        return None;
+    }
+    let action = msg.action.as_deref()?;
+    let actor = msg.actor.as_ref()?;
+    let attributes = actor.attributes.clone().unwrap_or_default();
+    let name = attributes
+        .get("name")
+        .cloned()
+        .or_else(|| actor.id.clone())?;
+    let at = event_time(msg);
+    let (alertname, status, health) = match action {
+        "health_status: unhealthy" => (ALERT_UNHEALTHY, Status::Firing, Some("unhealthy")),
+        "health_status: healthy" => (ALERT_UNHEALTHY, Status::Resolved, Some("healthy")),
+        "die" => (ALERT_EXITED, Status::Firing, None),
+        "oom" => (ALERT_OOM, Status::Firing, None),
+        "kill" | "stop" => {
+            stops.note(&name, at);
+            return None;
+        }
+        _ => return None,
+    };
+    let mut labels = Labels::new();
+    labels.insert("source".into(), "docker".into());
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert("container".into(), name.clone());
+    if let Some(id) = &actor.id {
+        labels.insert("container_id".into(), id.chars().take(12).collect());
+    }
+    if let Some(image) = attributes.get("image") {
+        labels.insert("image".into(), image.clone());
+    }
+    if let Some(h) = health {
+        labels.insert("health".into(), h.into());
+    }
+    if action == "die" {
+        labels.insert(
+            "exit_code".into(),
+            attributes.get("exitCode").cloned().unwrap_or_default(),
+        );
+        labels.insert(
+            "stop_requested".into(),
+            stops.requested_before(&name, at).to_string(),
+        );
+    }
+    if let Some(p) = attributes.get("com.docker.compose.project") {
+        labels.insert("compose_project".into(), p.clone());
+    }
+    if let Some(s) = attributes.get("com.docker.compose.service") {
+        labels.insert("compose_service".into(), s.clone());
+    }
+    for (key, value) in &attributes {
+        if !matches!(
+            key.as_str(),
+            "name" | "image" | "exitCode" | "signal" | "execDuration"
+        ) {
+            labels.insert(label_name(key), value.clone());
+        }
+    }
+    let mut annotations = Labels::new();
+    annotations.insert(
+        "summary".into(),
+        match action {
+            "die" => format!(
+                "Container {name} exited with code {}",
+                attributes
+                    .get("exitCode")
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            ),
+            "oom" => format!("Container {name} ran out of memory"),
+            _ => format!("Container {name} is {}", health.unwrap_or("unknown")),
+        },
+    );
+    Some(Event {
+        id: crate::event::new_event_id(),
+        source: "docker".into(),
+        status,
+        fingerprint: container_fingerprint(alertname, &name),
+        labels,
+        annotations,
+        starts_at: at,
+        ends_at: (status == Status::Resolved).then_some(at),
+        generator_url: String::new(),
+        received_at,
+        raw: serde_json::to_value(msg).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn label_filters(settings: &DockerEventsSettings) -> Vec<String> {
+    settings.label.iter().cloned().collect()
+}
+
+/// Containers already unhealthy: what went bad while salve was not listening.
+async fn scan_unhealthy(
+    docker: &Docker,
+    engine: &Engine,
+    settings: &DockerEventsSettings,
+) -> Result<usize, String> {
+    let mut filters: HashMap<String, Vec<String>> =
+        HashMap::from([("health".to_string(), vec!["unhealthy".to_string()])]);
+    let labels = label_filters(settings);
+    if !labels.is_empty() {
+        filters.insert("label".into(), labels);
+    }
+    let options = ListContainersOptions {
+        all: false,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = engine.now();
+    let mut events = Vec::new();
+    for c in containers {
+        let Some(name) = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+        else {
+            continue;
+        };
+        let fingerprint = container_fingerprint(ALERT_UNHEALTHY, &name);
+        // Keep the episode salve already knows, so a restart of salve does not act twice.
+        let starts_at = engine
+            .state
+            .read()
+            .firing_since(&fingerprint)
+            .unwrap_or(now);
+        let mut attributes: HashMap<String, String> = c.labels.clone().unwrap_or_default();
+        attributes.insert("name".into(), name.clone());
+        if let Some(image) = &c.image {
+            attributes.insert("image".into(), image.clone());
+        }
+        let msg = EventMessage {
+            typ: Some(EventMessageTypeEnum::CONTAINER),
+            action: Some("health_status: unhealthy".into()),
+            actor: Some(bollard::models::EventActor {
+                id: c.id.clone(),
+                attributes: Some(attributes),
+            }),
+            time_nano: starts_at.timestamp_nanos_opt(),
+            ..Default::default()
+        };
+        if let Some(event) = event_from_docker(&msg, &mut StopRequests::default(), now) {
+            events.push(event);
+        }
+    }
+    let count = events.len();
+    if count > 0 {
+        engine.accept(events).await.map_err(|e| e.to_string())?;
+    }
+    Ok(count)
+}
+
+/// Follows the engine's event stream for as long as salve runs, reconnecting with
+/// back-off. `up` is false while the stream is down, and `/-/ready` says so.
+pub async fn run(
+    docker: Docker,
+    engine: Arc<Engine>,
+    settings: DockerEventsSettings,
+    up: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    let mut stops = StopRequests::default();
+    loop {
+        let since = engine.now();
+        let mut filters: HashMap<String, Vec<String>> = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "event".to_string(),
+                ["health_status", "die", "oom", "kill", "stop"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+        ]);
+        let labels = label_filters(&settings);
+        if !labels.is_empty() {
+            filters.insert("label".into(), labels);
+        }
+        let options = EventsOptions {
+            since: Some(since.timestamp().to_string()),
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let mut stream = docker.events(Some(options));
+        match scan_unhealthy(&docker, &engine, &settings).await {
+            Ok(n) => {
+                up.store(true, Ordering::Release);
+                backoff = Duration::from_millis(500);
+                tracing::info!(already_unhealthy = n, "following Docker events");
+            }
+            Err(e) => {
+                up.store(false, Ordering::Release);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        }
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(msg) => {
+                    if let Some(event) = event_from_docker(&msg, &mut stops, engine.now()) {
+                        tracing::info!(container = event.labels.get("container").map(String::as_str).unwrap_or(""),
+                            alert = event.labels.get("alertname").map(String::as_str).unwrap_or(""),
+                            status = %event.status, "Docker event");
+                        if let Err(e) = engine.accept(vec![event]).await {
+                            tracing::error!(error = %e, "cannot record a Docker event");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Docker event stream broke");
+                    break;
+                }
+            }
+        }
+        up.store(false, Ordering::Release);
+        tracing::warn!(
+            retry_in_ms = backoff.as_millis() as u64,
+            "Docker event stream ended; reconnecting"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
