@@ -493,3 +493,27 @@ pub fn resolve_replicas(intent: &Intent, current: i64) -> Result<i64, String> {
         .unwrap_or(i64::MAX);
     Ok(wanted.clamp(min.max(0), max.max(min.max(0))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scale(replicas: Value) -> Intent {
+        Intent::new(Action::Scale, Target::SwarmService { name: "api".into() })
+            .with("replicas", replicas)
+    }
+
+    #[test]
+    fn replicas_resolve_absolute_relative_and_within_bounds() {
+        assert_eq!(resolve_replicas(&scale(json!(4)), 2), Ok(4));
+        assert_eq!(resolve_replicas(&scale(json!("+1")), 2), Ok(3));
+        assert_eq!(resolve_replicas(&scale(json!("-1")), 2), Ok(1));
+        assert_eq!(resolve_replicas(&scale(json!("x3")), 2), Ok(6));
+        assert_eq!(resolve_replicas(&scale(json!("-5")), 2), Ok(0));
+        let bounded = scale(json!("x10")).with("min", 1).with("max", 5);
+        assert_eq!(resolve_replicas(&bounded, 2), Ok(5));
+        let floor = scale(json!("-9")).with("min", 1).with("max", 5);
+        assert_eq!(resolve_replicas(&floor, 2), Ok(1));
+        assert!(resolve_replicas(&scale(json!("lots")), 2).is_err());
+    }
+}

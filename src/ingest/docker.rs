@@ -325,3 +325,150 @@ pub async fn run(
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::EventActor;
+
+    fn message(action: &str, attributes: &[(&str, &str)], time: i64) -> EventMessage {
+        EventMessage {
+            typ: Some(EventMessageTypeEnum::CONTAINER),
+            action: Some(action.into()),
+            actor: Some(EventActor {
+                id: Some("0123456789abcdef0123".into()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            time: Some(time),
+            time_nano: Some(time * 1_000_000_000),
+            ..Default::default()
+        }
+    }
+
+    fn labels(event: &Event) -> Vec<(String, String)> {
+        event
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn unhealthy_and_healthy_are_one_alert_firing_then_resolved() {
+        let mut stops = StopRequests::default();
+        let attrs = [
+            ("name", "shop-db-1"),
+            ("image", "postgres:16"),
+            ("com.docker.compose.project", "shop"),
+            ("com.docker.compose.service", "db"),
+        ];
+        let now = Utc::now();
+        let bad = event_from_docker(
+            &message("health_status: unhealthy", &attrs, 1_700_000_000),
+            &mut stops,
+            now,
+        )
+        .expect("an event");
+        let good = event_from_docker(
+            &message("health_status: healthy", &attrs, 1_700_000_060),
+            &mut stops,
+            now,
+        )
+        .expect("an event");
+        assert_eq!(
+            labels(&bad),
+            pairs(&[
+                ("alertname", "ContainerUnhealthy"),
+                ("compose_project", "shop"),
+                ("compose_service", "db"),
+                ("container", "shop-db-1"),
+                ("container_id", "0123456789ab"),
+                ("health", "unhealthy"),
+                ("image", "postgres:16"),
+                ("label_com_docker_compose_project", "shop"),
+                ("label_com_docker_compose_service", "db"),
+                ("source", "docker"),
+            ])
+        );
+        assert_eq!(
+            (bad.status, good.status),
+            (Status::Firing, Status::Resolved)
+        );
+        assert_eq!(bad.fingerprint, good.fingerprint);
+        assert_eq!(bad.starts_at.timestamp(), 1_700_000_000);
+        assert_eq!(
+            bad.annotations.get("summary").map(String::as_str),
+            Some("Container shop-db-1 is unhealthy")
+        );
+    }
+
+    #[test]
+    fn a_death_after_a_stop_request_is_marked_as_requested() {
+        let mut stops = StopRequests::default();
+        let now = Utc::now();
+        let attrs = [("name", "worker"), ("exitCode", "137")];
+        let crash = event_from_docker(&message("die", &attrs, 1_700_000_000), &mut stops, now)
+            .expect("event");
+        assert_eq!(
+            crash.labels.get("stop_requested").map(String::as_str),
+            Some("false")
+        );
+        assert_eq!(
+            crash.labels.get("exit_code").map(String::as_str),
+            Some("137")
+        );
+        assert!(event_from_docker(
+            &message(
+                "kill",
+                &[("name", "worker"), ("signal", "15")],
+                1_700_000_100
+            ),
+            &mut stops,
+            now
+        )
+        .is_none());
+        let stopped = event_from_docker(&message("die", &attrs, 1_700_000_101), &mut stops, now)
+            .expect("event");
+        assert_eq!(
+            stopped.labels.get("stop_requested").map(String::as_str),
+            Some("true")
+        );
+        // Long after the stop request, a death is a crash again.
+        let later = event_from_docker(&message("die", &attrs, 1_700_000_500), &mut stops, now)
+            .expect("event");
+        assert_eq!(
+            later.labels.get("stop_requested").map(String::as_str),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        let mut stops = StopRequests::default();
+        let now = Utc::now();
+        assert!(
+            event_from_docker(&message("start", &[("name", "x")], 1), &mut stops, now).is_none()
+        );
+        let mut network = message("connect", &[("name", "x")], 1);
+        network.typ = Some(EventMessageTypeEnum::NETWORK);
+        assert!(event_from_docker(&network, &mut stops, now).is_none());
+        let oom = event_from_docker(&message("oom", &[("name", "x")], 1), &mut stops, now)
+            .expect("event");
+        assert_eq!(
+            oom.labels.get("alertname").map(String::as_str),
+            Some("ContainerOOMKilled")
+        );
+    }
+}
