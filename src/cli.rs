@@ -262,14 +262,21 @@ fn check(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<Exit
     }
 }
 
-fn test(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Loads config and rules for a one-shot command; errors go to stderr as they are.
+fn load_or_report(config: Option<PathBuf>, rules: Option<PathBuf>) -> Option<Runtime> {
     let config_path = default_config_path(config);
-    let runtime = match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
-        Ok(r) => r,
+    match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("{e}");
-            return Ok(ExitCode::from(1));
+            None
         }
+    }
+}
+
+fn test(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let Some(runtime) = load_or_report(config, rules) else {
+        return Ok(ExitCode::from(1));
     };
     let report = run_rule_tests(&runtime);
     print!("{}", report.output);
@@ -291,13 +298,8 @@ fn plan_command(
     dry_run: bool,
     payload: PathBuf,
 ) -> anyhow::Result<ExitCode> {
-    let config_path = default_config_path(config);
-    let runtime = match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(1));
-        }
+    let Some(runtime) = load_or_report(config, rules) else {
+        return Ok(ExitCode::from(1));
     };
     let body =
         std::fs::read(&payload).with_context(|| format!("cannot read {}", payload.display()))?;

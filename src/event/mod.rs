@@ -142,15 +142,19 @@ impl PayloadError {
     }
 }
 
+/// JSON syntax errors keep their line and column: people fix payloads by them.
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, PayloadError> {
+    serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
 /// Parses a body that is an Alertmanager webhook payload, a native event, or an array
 /// of native events, into events received at `received_at`.
 pub fn parse_payload(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+    let value = parse_json(body)?;
     if value.get("alerts").is_some() {
         return parse_alertmanager_value(value, received_at);
     }
@@ -162,12 +166,7 @@ pub fn parse_alertmanager(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Event>, PayloadError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+    let value = parse_json(body)?;
     parse_alertmanager_value(value, received_at)
 }
 
@@ -182,12 +181,7 @@ fn parse_alertmanager_value(
 
 /// Parses a body that must be native events (one object or an array).
 pub fn parse_native(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| PayloadError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+    let value = parse_json(body)?;
     native::parse_native_value(value, received_at)
 }
 

@@ -3,7 +3,7 @@
 use crate::audit::{AuditFilter, AuditRecord, Entry, MaintenanceChange};
 use crate::config::ApiAuth;
 use crate::engine::{plan, Engine};
-use crate::event::{parse_alertmanager, parse_native, parse_payload, PayloadError};
+use crate::event::{parse_alertmanager, parse_json, parse_native, parse_payload, PayloadError};
 use crate::policy::rate::{format_duration, parse_duration};
 use crate::policy::{MaintenanceWindow, NewMaintenanceWindow};
 use axum::body::Bytes;
@@ -361,13 +361,7 @@ async fn create_window(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<MaintenanceWindow>), ApiError> {
     let body = json_body(&headers, body)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(PayloadError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })
-    })?;
+    let value = parse_json(&body)?;
     let new: NewMaintenanceWindow = serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::new(
