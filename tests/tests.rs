@@ -7,6 +7,10 @@ mod support;
 
 #[path = "it/cli.rs"]
 mod cli;
+#[path = "it/docker.rs"]
+mod docker;
+#[path = "it/docker_support.rs"]
+mod docker_support;
 #[path = "it/durability.rs"]
 mod durability;
 #[path = "it/exec.rs"]

@@ -279,7 +279,13 @@ pub async fn run(
             filters.insert("label".into(), labels);
         }
         let options = EventsOptions {
-            since: Some(since.timestamp().to_string()),
+            // To the nanosecond: whole seconds would replay a health change of the same
+            // second that the scan below reports too, and act on it twice.
+            since: Some(format!(
+                "{}.{:09}",
+                since.timestamp(),
+                since.timestamp_subsec_nanos()
+            )),
             filters: Some(filters),
             ..Default::default()
         };

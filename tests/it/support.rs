@@ -73,6 +73,8 @@ pub struct Builder {
 
 impl Builder {
     /// `salve.toml`; `{dir}` is replaced by the test's folder (for files commands write).
+    /// Unless it has a `[docker]` table, `[docker] events = false` is appended, so the
+    /// test does not follow the machine's Docker engine.
     pub fn config(mut self, text: &str) -> Builder {
         self.config = text.to_string();
         self
@@ -104,7 +106,12 @@ impl Builder {
         let root = dir.path().to_path_buf();
         fs::create_dir_all(root.join("rules")).expect("create rules/");
         fs::create_dir_all(root.join("data")).expect("create data/");
-        let config = self.config.replace("{dir}", &root.display().to_string());
+        let mut config = self.config.replace("{dir}", &root.display().to_string());
+        if !config.contains("[docker]") {
+            // Every salve on this machine would otherwise follow the same Docker engine
+            // and react to the containers the Docker tests make.
+            config.push_str("\n[docker]\nevents = false\n");
+        }
         fs::write(root.join("salve.toml"), config).expect("write salve.toml");
         for (name, source) in &self.rules {
             fs::write(root.join("rules").join(format!("{name}.rhai")), source)
@@ -362,7 +369,17 @@ impl Salve {
 
     /// Waits until `done` holds for the audit trail (read with `salve audit`).
     pub fn wait_for_audit(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_for_audit_within(PATIENCE, what, done)
+    }
+
+    /// [`Salve::wait_for_audit`] with its own bound, for waits on slower real systems.
+    pub fn wait_for_audit_within(
+        &self,
+        patience: Duration,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + patience;
         loop {
             let records = self.audit_json();
             if done(&records) {
@@ -370,7 +387,7 @@ impl Salve {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "gave up after {PATIENCE:?} waiting for: {what}\naudit:\n{}\nlogs:\n{}",
+                    "gave up after {patience:?} waiting for: {what}\naudit:\n{}\nlogs:\n{}",
                     serde_json::to_string_pretty(&records).unwrap_or_default(),
                     self.logs()
                 );
