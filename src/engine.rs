@@ -218,13 +218,14 @@ impl Engine {
     /// engine's events. Without `[docker]` settings an absent engine only disables
     /// Docker; with them it is retried, and readiness waits for it.
     pub fn attach_docker(self: &Arc<Self>) {
+        let settings = self.runtime().config.docker.clone();
+        let required = settings.required();
+        // Before the task runs, so no readiness check can slip in between.
+        if required && settings.events != Some(false) {
+            self.docker_events_expected.store(true, Ordering::Release);
+        }
         let engine = self.clone();
         tokio::spawn(async move {
-            let settings = engine.runtime().config.docker.clone();
-            let required = settings.required();
-            if required && settings.events != Some(false) {
-                engine.docker_events_expected.store(true, Ordering::Release);
-            }
             let mut backoff = Duration::from_millis(500);
             tracing::debug!(host = ?settings.host, required, "connecting to Docker");
             let docker = loop {

@@ -485,7 +485,7 @@ async fn ready(State(engine): Shared) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "salve is not ready: replaying the audit trail.\n",
+            format!("salve is not ready: {}.\n", engine.not_ready_reason()),
         )
             .into_response()
     }

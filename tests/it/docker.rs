@@ -838,3 +838,95 @@ fn a_swarm_service_is_scaled_restarted_and_rolled_back_through_the_executor() {
         ""
     );
 }
+
+/// A socat proxy in front of the engine's socket: killing it is, for salve, the engine
+/// going away (a `dockerd` restart) without touching the engine other tests use.
+struct EngineProxy {
+    socket: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl EngineProxy {
+    fn start(socket: &std::path::Path) -> EngineProxy {
+        let mut proxy = EngineProxy {
+            socket: socket.to_path_buf(),
+            child: None,
+        };
+        proxy.up();
+        proxy
+    }
+
+    fn up(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        use std::os::unix::process::CommandExt;
+        // Its own process group: socat forks a child per connection, and the event
+        // stream's connection must die with it.
+        let child = std::process::Command::new("socat")
+            .process_group(0)
+            .arg(format!("UNIX-LISTEN:{},fork", self.socket.display()))
+            .arg("UNIX-CONNECT:/var/run/docker.sock")
+            .spawn()
+            .expect("socat must be installed (Debian package socat): it stands in for an engine restart");
+        self.child = Some(child);
+        wait_for("the proxy socket", || self.socket.exists().then_some(()));
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+#[test]
+fn readiness_follows_the_engine_going_away_and_coming_back() {
+    let scope = Scope::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("docker.sock");
+    let mut proxy = EngineProxy::start(&socket);
+    let config = format!("{}host = \"unix://{}\"\n", scope.config(), socket.display());
+    let salve = Salve::builder()
+        .config(&config)
+        .rule("restart", "const MATCH = `alertname=\"ContainerUnhealthy\"`;\nfn plan(event) { [restart(docker_container(event.labels.container))] }")
+        .start();
+    wait_following(&salve, 1);
+    assert_eq!(salve.get("/-/ready").status, 200);
+
+    proxy.down();
+    let body = wait_for("readiness to drop", || {
+        let reply = salve.get("/-/ready");
+        (reply.status == 503).then_some(reply.body)
+    });
+    assert_eq!(
+        body,
+        Value::String("salve is not ready: the Docker event stream is down.\n".into())
+    );
+
+    // What goes bad while the engine is out of reach is found by the scan on reconnect.
+    let name = scope.run("away", &FILE_HEALTHCHECK, &["sh", "-c", "exec sleep 3600"]);
+    wait_health(&name, "unhealthy");
+    let went_down = Instant::now();
+    proxy.up();
+    wait_for("readiness to return", || {
+        (salve.get("/-/ready").status == 200).then_some(())
+    });
+    eprintln!(
+        "ready again {} ms after the engine came back",
+        went_down.elapsed().as_millis()
+    );
+    let target = container_target(&name);
+    salve.wait_for_audit(
+        "the restart of the container that went bad meanwhile",
+        |records| !executed(records, "restart", &target).is_empty(),
+    );
+}
