@@ -11,6 +11,8 @@ mod cli;
 mod docker;
 #[path = "it/docker_support.rs"]
 mod docker_support;
+#[path = "it/e2e.rs"]
+mod e2e;
 #[path = "it/durability.rs"]
 mod durability;
 #[path = "it/exec.rs"]
