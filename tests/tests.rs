@@ -11,10 +11,10 @@ mod cli;
 mod docker;
 #[path = "it/docker_support.rs"]
 mod docker_support;
-#[path = "it/e2e.rs"]
-mod e2e;
 #[path = "it/durability.rs"]
 mod durability;
+#[path = "it/e2e.rs"]
+mod e2e;
 #[path = "it/exec.rs"]
 mod exec;
 #[path = "it/http_input.rs"]

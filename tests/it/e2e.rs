@@ -77,7 +77,6 @@ impl Drop for Target {
 
 /// A child process killed when the test ends, however it ends.
 struct Daemon {
-    name: &'static str,
     child: Child,
     log: PathBuf,
 }
@@ -91,7 +90,7 @@ impl Daemon {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Daemon { name, child, log }
+        Daemon { child, log }
     }
 
     fn log(&self) -> String {
