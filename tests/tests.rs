@@ -5,6 +5,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/bench.rs"]
+mod bench;
 #[path = "it/cli.rs"]
 mod cli;
 #[path = "it/docker.rs"]

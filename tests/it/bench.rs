@@ -1,0 +1,54 @@
+//! The benchmark harness runs in its short mode on every test run, so it cannot rot.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn the_benchmark_harness_runs_in_smoke_mode() {
+    let salve = PathBuf::from(env!("CARGO_BIN_EXE_salve"));
+    // `cargo test` builds the examples beside the binaries; the bare endpoint is one.
+    let bare = salve
+        .parent()
+        .expect("target folder")
+        .join("examples")
+        .join("bare");
+    assert!(
+        bare.exists(),
+        "{} is missing: cargo test builds it (example `bare`)",
+        bare.display()
+    );
+    let root = crate::support::repo_dir();
+    let out = Command::new("bash")
+        .arg(root.join("bench/run.sh"))
+        .arg("--smoke")
+        .env("SALVE_BIN", &salve)
+        .env("BARE_BIN", &bare)
+        .current_dir(&root)
+        .output()
+        .expect("run bench/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.sh --smoke failed:\n{stdout}\n{stderr}"
+    );
+    for heading in [
+        "### Bare axum endpoint",
+        "### salve, durable audit on",
+        "### Memory and start-up by rule count",
+    ] {
+        assert!(
+            stdout.contains(heading),
+            "missing {heading:?} in:\n{stdout}"
+        );
+    }
+    let salve_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| 10 | "))
+        .collect();
+    assert_eq!(
+        salve_rows.len(),
+        3,
+        "two load cells and one memory row for 10 rules:\n{stdout}"
+    );
+}
