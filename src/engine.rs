@@ -4,7 +4,9 @@
 use crate::audit::{AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
 use crate::event::Event;
-use crate::execute::{Dispatcher, DockerExecutor, ExecExecutor, Outcome, OutcomeStatus};
+use crate::execute::{
+    Dispatcher, DockerExecutor, ExecExecutor, NotifyExecutor, Outcome, OutcomeStatus,
+};
 use crate::metrics::Metrics;
 use crate::policy::{BatchScope, Decision, PolicySettings, PolicyState, SharedHistory};
 use crate::rules::{EvalContext, Intent, RuleError, RuleSet};
@@ -458,6 +460,7 @@ impl Engine {
 pub fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>) -> Dispatcher {
     let mut dispatcher = Dispatcher::new();
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
+    dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone())));
     if let Some(docker) = docker {
         dispatcher.register(Arc::new(DockerExecutor::new(
             docker.clone(),

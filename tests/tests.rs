@@ -23,6 +23,8 @@ mod exec;
 mod http_input;
 #[path = "it/maintenance.rs"]
 mod maintenance;
+#[path = "it/notify.rs"]
+mod notify;
 #[path = "it/policy.rs"]
 mod policy;
 #[path = "it/rules.rs"]

@@ -2,9 +2,11 @@
 
 mod docker;
 mod exec;
+mod notify;
 
 pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
+pub use notify::{sign as notify_signature, NotifyExecutor, SIGNATURE_HEADER};
 
 use crate::rules::{Backend, Intent};
 use async_trait::async_trait;

@@ -197,7 +197,7 @@ fn a_container_that_stays_unhealthy_is_restarted_three_times_then_a_human_is_pag
     let page_outcome = outcome_of(&records, page).expect("outcome");
     assert_eq!(page_outcome["outcome"], "failed");
     assert_eq!(
-        page_outcome["error"], "no executor configured for notify",
+        page_outcome["error"], "no notification channel named \"oncall\" in the config",
         "{page_outcome:#}"
     );
 
@@ -389,7 +389,10 @@ fn a_crashed_compose_service_is_restarted_after_its_delay_unless_its_dependency_
     assert!(decided_on(&records, &format!("compose:{cart}/web")).is_empty());
     let page = executed(&records, "notify", "notify:ops")[0];
     let outcome = outcome_of(&records, page).expect("outcome");
-    assert_eq!(outcome["error"], "no executor configured for notify");
+    assert_eq!(
+        outcome["error"],
+        "no notification channel named \"ops\" in the config"
+    );
     assert_eq!(inspect(&web, "{{.State.Status}}"), "exited");
 }
 

@@ -1,0 +1,402 @@
+//! Notifications: email over SMTP (lettre), Slack incoming webhooks and generic
+//! webhooks signed with HMAC-SHA256. Timeouts, bounded retries with back-off and
+//! jitter for transient failures; secrets never reach the outcome.
+
+use super::{Executor, Outcome};
+use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
+use crate::policy::rate::format_duration;
+use crate::rules::{Backend, Intent, Target};
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rand::Rng;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The header a webhook receiver checks: `sha256=` and the hex HMAC-SHA256 of the body.
+pub const SIGNATURE_HEADER: &str = "X-Salve-Signature";
+/// The longest `Retry-After` salve waits for before giving up on a channel.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+const DEFAULT_SUBJECT: &str = "salve notification";
+
+pub struct NotifyExecutor {
+    channels: HashMap<String, NotifyChannel>,
+    http: reqwest::Client,
+}
+
+impl NotifyExecutor {
+    pub fn new(channels: HashMap<String, NotifyChannel>) -> NotifyExecutor {
+        // No redirects: a signed body and a bearer token go where the config says only.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("salve/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        NotifyExecutor { channels, http }
+    }
+}
+
+/// One attempt's result.
+enum Attempt {
+    Delivered {
+        status: Option<u16>,
+    },
+    Transient {
+        error: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+    Permanent {
+        error: String,
+        status: Option<u16>,
+    },
+}
+
+fn param<'a>(intent: &'a Intent, key: &str) -> Option<&'a str> {
+    intent.params.get(key).and_then(Value::as_str)
+}
+
+/// HMAC-SHA256 of `body` under `key`, as lowercase hex.
+pub fn sign(key: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length; new_from_slice cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The wait before retry number `retry` (1-based): `base * 2^(retry-1)`, between half
+/// and all of it at random so that many salves do not retry in step.
+fn backoff(base: Duration, retry: u32) -> Duration {
+    let full = base.saturating_mul(1u32 << (retry - 1).min(16));
+    let full = full.min(Duration::from_secs(60));
+    let factor = rand::thread_rng().gen_range(0.5..=1.0);
+    full.mul_f64(factor)
+}
+
+impl NotifyExecutor {
+    async fn post(
+        &self,
+        channel: &NotifyChannel,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Attempt {
+        let mut request = self
+            .http
+            .post(url)
+            .timeout(channel.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        match request.send().await {
+            Err(e) if e.is_timeout() => Attempt::Permanent {
+                // Not retried: a receiver that timed out may have acted on it already.
+                error: format!("timed out after {}", format_duration(channel.timeout)),
+                status: None,
+            },
+            Err(e) if e.is_connect() => Attempt::Transient {
+                error: format!("cannot connect: {}", error_chain(&e.without_url())),
+                status: None,
+                retry_after: None,
+            },
+            Err(e) => Attempt::Transient {
+                error: error_chain(&e.without_url()),
+                status: None,
+                retry_after: None,
+            },
+            Ok(response) => {
+                let status = response.status();
+                let code = Some(status.as_u16());
+                if status.is_success() {
+                    return Attempt::Delivered { status: code };
+                }
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let error = format!("HTTP {status}");
+                if status.is_server_error() || status.as_u16() == 429 {
+                    Attempt::Transient {
+                        error,
+                        status: code,
+                        retry_after,
+                    }
+                } else {
+                    Attempt::Permanent {
+                        error,
+                        status: code,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, channel: &NotifyChannel, intent: &Intent) -> Attempt {
+        let text = param(intent, "text")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("salve: notification on channel {}", channel.name));
+        let subject = param(intent, "subject");
+        match &channel.kind {
+            NotifyKind::Slack { url } => {
+                let body = json!({ "text": text }).to_string().into_bytes();
+                self.post(channel, url.expose(), body, &[]).await
+            }
+            NotifyKind::Webhook {
+                url,
+                secret,
+                bearer_token,
+            } => {
+                let mut document = serde_json::Map::new();
+                document.insert("channel".into(), json!(channel.name));
+                document.insert("action".into(), json!("notify"));
+                if let Some(via) = param(intent, "via") {
+                    document.insert("via".into(), json!(via));
+                }
+                if let Some(subject) = subject {
+                    document.insert("subject".into(), json!(subject));
+                }
+                document.insert("text".into(), json!(text));
+                document.insert(
+                    "sent_at".into(),
+                    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                );
+                let body = Value::Object(document).to_string().into_bytes();
+                let mut headers = Vec::new();
+                if let Some(secret) = secret {
+                    headers.push((
+                        SIGNATURE_HEADER,
+                        format!("sha256={}", sign(secret.expose().as_bytes(), &body)),
+                    ));
+                }
+                if let Some(token) = bearer_token {
+                    headers.push(("Authorization", format!("Bearer {}", token.expose())));
+                }
+                self.post(channel, url.expose(), body, &headers).await
+            }
+            NotifyKind::Email {
+                host,
+                port,
+                tls,
+                from,
+                to,
+                cc,
+                username,
+                password,
+            } => {
+                let message = (|| -> Result<Message, String> {
+                    let mut builder = Message::builder()
+                        .from(from.parse().map_err(|e| format!("from: {e}"))?)
+                        .subject(subject.unwrap_or(DEFAULT_SUBJECT));
+                    for a in to {
+                        builder = builder.to(a.parse().map_err(|e| format!("to: {e}"))?);
+                    }
+                    for a in cc {
+                        builder = builder.cc(a.parse().map_err(|e| format!("cc: {e}"))?);
+                    }
+                    builder
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text.clone())
+                        .map_err(|e| e.to_string())
+                })();
+                let message = match message {
+                    Ok(m) => m,
+                    Err(error) => {
+                        return Attempt::Permanent {
+                            error: format!("cannot build the message: {error}"),
+                            status: None,
+                        }
+                    }
+                };
+                let mut transport =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+                        .port(*port)
+                        .timeout(Some(channel.timeout));
+                let tls_parameters = || {
+                    TlsParameters::new(host.clone()).map_err(|e| Attempt::Permanent {
+                        error: format!("TLS: {e}"),
+                        status: None,
+                    })
+                };
+                transport = match tls {
+                    SmtpTls::None => transport.tls(Tls::None),
+                    SmtpTls::StartTls => match tls_parameters() {
+                        Ok(p) => transport.tls(Tls::Required(p)),
+                        Err(a) => return a,
+                    },
+                    SmtpTls::Tls => match tls_parameters() {
+                        Ok(p) => transport.tls(Tls::Wrapper(p)),
+                        Err(a) => return a,
+                    },
+                };
+                if let (Some(user), Some(password)) = (username, password) {
+                    transport = transport
+                        .credentials(Credentials::new(user.clone(), password.expose().into()));
+                }
+                let transport = transport.build();
+                // lettre bounds each command; this bounds the whole exchange.
+                let sent = tokio::time::timeout(
+                    channel.timeout.saturating_mul(2),
+                    transport.send(message),
+                )
+                .await;
+                match sent {
+                    Err(_) => Attempt::Permanent {
+                        error: format!("timed out after {}", format_duration(channel.timeout)),
+                        status: None,
+                    },
+                    Ok(Ok(response)) => Attempt::Delivered {
+                        status: Some(smtp_code(&response.code().to_string())),
+                    },
+                    Ok(Err(e)) => {
+                        let status = e.status().map(|c| smtp_code(&c.to_string()));
+                        let error = format!("SMTP: {}", error_chain(&e));
+                        if e.is_timeout() {
+                            Attempt::Permanent {
+                                error: format!(
+                                    "timed out after {}",
+                                    format_duration(channel.timeout)
+                                ),
+                                status,
+                            }
+                        } else if e.is_permanent() {
+                            Attempt::Permanent { error, status }
+                        } else {
+                            // 4xx replies, refused or dropped connections.
+                            Attempt::Transient {
+                                error,
+                                status,
+                                retry_after: None,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn smtp_code(text: &str) -> u16 {
+    text.parse().unwrap_or(0)
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Executor for NotifyExecutor {
+    fn backend(&self) -> Backend {
+        Backend::Notify
+    }
+
+    async fn execute(&self, intent: &Intent) -> Outcome {
+        let Target::Notify { channel: name } = &intent.target else {
+            return Outcome::failed(
+                format!("notify cannot act on {}", intent.target),
+                json!(null),
+            );
+        };
+        let Some(channel) = self.channels.get(name) else {
+            return Outcome::failed(
+                format!("no notification channel named {name:?} in the config"),
+                json!({ "channel": name }),
+            );
+        };
+        let kind = channel.kind.type_name();
+        let status_key = match channel.kind {
+            NotifyKind::Email { .. } => "smtp_status",
+            _ => "status",
+        };
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let detail = |status: Option<u16>| {
+                let mut d = json!({ "channel": name, "type": kind, "attempts": attempts });
+                if let Some(s) = status {
+                    d[status_key] = json!(s);
+                }
+                d
+            };
+            match self.attempt(channel, intent).await {
+                Attempt::Delivered { status } => return Outcome::ok(detail(status)),
+                Attempt::Permanent { error, status } => {
+                    return Outcome::failed(error, detail(status))
+                }
+                Attempt::Transient {
+                    error,
+                    status,
+                    retry_after,
+                } => {
+                    if attempts > channel.retries {
+                        let error = if attempts > 1 {
+                            format!("{error} (gave up after {attempts} attempts)")
+                        } else {
+                            error
+                        };
+                        return Outcome::failed(error, detail(status));
+                    }
+                    let wait = match retry_after {
+                        Some(wait) if wait > MAX_RETRY_AFTER => {
+                            return Outcome::failed(
+                                format!(
+                                    "{error}: the receiver asks to retry after {}s, longer than salve waits",
+                                    wait.as_secs()
+                                ),
+                                detail(status),
+                            )
+                        }
+                        Some(wait) => wait,
+                        None => backoff(channel.backoff, attempts),
+                    };
+                    tracing::info!(channel = %name, attempt = attempts, %error, wait_ms = wait.as_millis() as u64, "notification not delivered; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_rfc4231_case_2() {
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        for retry in 1..=4 {
+            let full = Duration::from_millis(100 * (1 << (retry - 1)));
+            let wait = backoff(Duration::from_millis(100), retry);
+            assert!(wait >= full / 2 && wait <= full, "{retry}: {wait:?}");
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Notifications delivered to real listeners started by the tests on loopback ports:
+//! HTTP receivers standing in for Slack and webhook endpoints (scripted statuses, every
+//! request recorded) and a real SMTP server (Debian's `python3-aiosmtpd`).
+
+use crate::support::{native, of_kind, wait_until, Salve};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the receiver does with one request.
+#[derive(Clone, Copy)]
+enum Reply {
+    Status(u16),
+    /// Reads the request and never answers.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    /// Lowercase names.
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1: answers requests with `script` in order (200
+/// once it runs out), one request per connection.
+struct Receiver {
+    port: u16,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    fn start(script: &[Reply]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+        let port = listener.local_addr().expect("local address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let mut script: std::collections::VecDeque<Reply> = script.iter().copied().collect();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some(request) = read_request(&stream) else {
+                    continue;
+                };
+                recorded.lock().expect("lock").push(request);
+                match script.pop_front().unwrap_or(Reply::Status(200)) {
+                    Reply::Hang => held.push(stream),
+                    Reply::Status(code) => {
+                        let mut stream = stream;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {code} Scripted\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                        );
+                    }
+                }
+            }
+        });
+        Receiver { port, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        path,
+        headers,
+        body,
+    })
+}
+
+fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Outcomes by target, minus what changes from run to run.
+fn outcomes(records: &[Value]) -> BTreeMap<String, Value> {
+    of_kind(records, "outcome")
+        .into_iter()
+        .map(|o| {
+            let mut o = o.clone();
+            let map = o.as_object_mut().expect("object");
+            for volatile in [
+                "at",
+                "decision_id",
+                "event_id",
+                "duration_ms",
+                "kind",
+                "rule",
+            ] {
+                map.remove(volatile);
+            }
+            let target = map
+                .remove("target")
+                .and_then(|t| t.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (target, o)
+        })
+        .collect()
+}
+
+const SECRET: &str = "s3cret-signing-key";
+const TOKEN: &str = "bearer-token-xyz";
+
+#[test]
+fn webhooks_and_slack_are_signed_retried_refused_and_timed_out() {
+    let ticketing = Receiver::start(&[Reply::Status(500), Reply::Status(200)]);
+    let slack = Receiver::start(&[]);
+    let rejecting = Receiver::start(&[Reply::Status(400)]);
+    let silent = Receiver::start(&[Reply::Hang]);
+    let token_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(token_file.path(), format!("{TOKEN}\n")).expect("write the token");
+
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.ticketing]
+type = "webhook"
+url = "{ticketing}"
+secret_env = "HOOK_SECRET"
+bearer_token_file = "{token_file}"
+backoff = "50ms"
+
+[notify.ops]
+type = "slack"
+url_env = "SLACK_WEBHOOK_URL"
+
+[notify.rejecting]
+type = "webhook"
+url = "{rejecting}"
+backoff = "50ms"
+
+[notify.silent]
+type = "webhook"
+url = "{silent}"
+timeout = "300ms"
+"#,
+            ticketing = ticketing.url("/hook"),
+            rejecting = rejecting.url("/hook"),
+            silent = silent.url("/hook"),
+            token_file = token_file.path().display(),
+        ))
+        .env("HOOK_SECRET", SECRET)
+        .env("SLACK_WEBHOOK_URL", &slack.url("/services/T000/B000/XXXX"))
+        .rule(
+            "tell",
+            r#"
+const MATCH = `alertname="DiskFull"`;
+
+fn plan(event) {
+    let text = "disk full on " + event.labels.host;
+    [
+        webhook("ticketing", text),
+        slack("ops", text),
+        webhook("rejecting", text),
+        webhook("silent", text),
+        notify("nowhere", text),
+    ]
+}
+"#,
+        )
+        .start();
+
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &native(&[("alertname", "DiskFull"), ("host", "host-a")]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+
+    assert_eq!(
+        outcomes(&records),
+        BTreeMap::from([
+            (
+                "notify:nowhere".to_string(),
+                json!({
+                    "action": "notify", "outcome": "failed",
+                    "error": "no notification channel named \"nowhere\" in the config",
+                    "detail": { "channel": "nowhere" },
+                })
+            ),
+            (
+                "notify:ops".to_string(),
+                json!({
+                    "action": "notify", "outcome": "ok",
+                    "detail": { "channel": "ops", "type": "slack", "attempts": 1, "status": 200 },
+                })
+            ),
+            (
+                "notify:rejecting".to_string(),
+                json!({
+                    "action": "notify", "outcome": "failed",
+                    "error": "HTTP 400 Bad Request",
+                    "detail": { "channel": "rejecting", "type": "webhook", "attempts": 1, "status": 400 },
+                })
+            ),
+            (
+                "notify:silent".to_string(),
+                json!({
+                    "action": "notify", "outcome": "failed",
+                    "error": "timed out after 300ms",
+                    "detail": { "channel": "silent", "type": "webhook", "attempts": 1 },
+                })
+            ),
+            (
+                "notify:ticketing".to_string(),
+                json!({
+                    "action": "notify", "outcome": "ok",
+                    "detail": { "channel": "ticketing", "type": "webhook", "attempts": 2, "status": 200 },
+                })
+            ),
+        ]),
+        "{}",
+        salve.logs()
+    );
+
+    // The 500 was retried and the message delivered once after it.
+    let hooks = ticketing.requests();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    for hook in &hooks {
+        assert_eq!(hook.path, "/hook");
+        assert_eq!(hook.headers["content-type"], "application/json");
+        assert_eq!(hook.headers["authorization"], format!("Bearer {TOKEN}"));
+        // A receiver verifies the signature over the exact bytes it received.
+        assert_eq!(
+            hook.headers["x-salve-signature"],
+            format!("sha256={}", hmac_hex(SECRET.as_bytes(), &hook.body))
+        );
+        assert_ne!(
+            hook.headers["x-salve-signature"],
+            format!("sha256={}", hmac_hex(b"another key", &hook.body))
+        );
+        let mut document = hook.json();
+        let sent_at = document
+            .as_object_mut()
+            .and_then(|d| d.remove("sent_at"))
+            .expect("sent_at");
+        chrono::DateTime::parse_from_rfc3339(sent_at.as_str().expect("a string"))
+            .expect("sent_at is RFC 3339");
+        assert_eq!(
+            document,
+            json!({
+                "channel": "ticketing",
+                "action": "notify",
+                "via": "webhook",
+                "text": "disk full on host-a",
+            })
+        );
+    }
+
+    let slacked = slack.requests();
+    assert_eq!(slacked.len(), 1, "{slacked:?}");
+    assert_eq!(slacked[0].path, "/services/T000/B000/XXXX");
+    assert_eq!(slacked[0].json(), json!({ "text": "disk full on host-a" }));
+    assert!(!slacked[0].headers.contains_key("x-salve-signature"));
+
+    // A 400 is not retried; the receiver that never answers got the request once.
+    assert_eq!(rejecting.requests().len(), 1);
+    assert_eq!(silent.requests().len(), 1);
+
+    // Secrets stay out of the audit and the logs.
+    let audit = serde_json::to_string(&salve.audit_json()).expect("JSON");
+    let logs = salve.logs();
+    for secret in [SECRET, TOKEN, "T000/B000/XXXX"] {
+        assert!(!audit.contains(secret), "{secret} in the audit");
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+}
+
+/// Debian's python3-aiosmtpd, saving every message to a maildir.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start() -> SmtpServer {
+        let python = ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .find(|p| {
+                Command::new(p)
+                    .args(["-c", "import aiosmtpd"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "this test needs a real SMTP server: install Debian's python3-aiosmtpd \
+                     (apt-get install -y python3-aiosmtpd; .ci/run does)"
+                )
+            });
+        let dir = tempfile::tempdir().expect("temp folder");
+        let maildir = dir.path().join("maildir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        wait_until("aiosmtpd to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("read a message"))
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn email_reaches_a_real_smtp_server_and_a_dead_one_is_retried() {
+    let smtp = SmtpServer::start();
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.oncall]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+cc = ["lead@example.org"]
+
+[notify.down]
+type = "email"
+smtp = "smtp://127.0.0.1:{dead_port}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+retries = 2
+backoff = "50ms"
+"#,
+            port = smtp.port,
+        ))
+        .rule(
+            "page",
+            r#"
+const MATCH = `alertname="DiskFull"`;
+
+fn plan(event) {
+    [
+        email("oncall", "DiskFull on " + event.labels.host, "The disk on " + event.labels.host + " is full."),
+        email("down", "the body"),
+    ]
+}
+"#,
+        )
+        .start();
+
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &native(&[("alertname", "DiskFull"), ("host", "host-a")]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    assert_eq!(
+        outcomes["notify:oncall"],
+        json!({
+            "action": "notify", "outcome": "ok",
+            "detail": { "channel": "oncall", "type": "email", "attempts": 1, "smtp_status": 250 },
+        }),
+        "{}",
+        salve.logs()
+    );
+    let down = &outcomes["notify:down"];
+    assert_eq!(down["outcome"], "failed", "{down}");
+    assert_eq!(down["detail"]["attempts"], 3, "{down}");
+    assert!(
+        down["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("gave up after 3 attempts")),
+        "{down}"
+    );
+
+    let messages = wait_until("the message in the maildir", || {
+        Some(smtp.messages()).filter(|m| !m.is_empty())
+    });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(
+        header(message, "To"),
+        Some("oncall@example.org"),
+        "{message}"
+    );
+    assert_eq!(header(message, "Cc"), Some("lead@example.org"), "{message}");
+    assert_eq!(
+        header(message, "From"),
+        Some("salve@example.org"),
+        "{message}"
+    );
+    assert_eq!(
+        header(message, "Subject"),
+        Some("DiskFull on host-a"),
+        "{message}"
+    );
+    let body = message
+        .split_once("\n\n")
+        .or_else(|| message.split_once("\r\n\r\n"))
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert_eq!(body.trim(), "The disk on host-a is full.", "{message}");
+}
