@@ -3,6 +3,7 @@
 use crate::audit::AuditRecord;
 use crate::config::ConfigFile;
 use crate::event::NativeEvent;
+use crate::execute::WebhookDocument;
 
 /// (file name, schema text) for every published schema.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -23,6 +24,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "audit-record.schema.json",
             render(schemars::schema_for!(AuditRecord)),
+        ),
+        (
+            "webhook.schema.json",
+            render(schemars::schema_for!(WebhookDocument)),
         ),
     ]
 }

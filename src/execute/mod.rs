@@ -6,7 +6,7 @@ mod notify;
 
 pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
-pub use notify::{sign as notify_signature, NotifyExecutor, SIGNATURE_HEADER};
+pub use notify::{sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER};
 
 use crate::rules::{Backend, Intent};
 use async_trait::async_trait;

@@ -13,6 +13,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rand::Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -23,6 +25,25 @@ pub const SIGNATURE_HEADER: &str = "X-Salve-Signature";
 /// The longest `Retry-After` salve waits for before giving up on a channel.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const DEFAULT_SUBJECT: &str = "salve notification";
+
+/// What a `webhook` channel POSTs (`schemas/webhook.schema.json`). Signed, when the
+/// channel has a secret, in `X-Salve-Signature: sha256=HEX` over these exact bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDocument {
+    /// The channel's name in `salve.toml`.
+    pub channel: String,
+    /// Always `notify`.
+    pub action: String,
+    /// The function the rule used: `webhook`, `slack`, `email`; absent for `notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The rule's message, or a default naming the channel.
+    pub text: String,
+    /// When this attempt was sent (each retry has its own).
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
 
 pub struct NotifyExecutor {
     channels: HashMap<String, NotifyChannel>,
@@ -158,21 +179,15 @@ impl NotifyExecutor {
                 secret,
                 bearer_token,
             } => {
-                let mut document = serde_json::Map::new();
-                document.insert("channel".into(), json!(channel.name));
-                document.insert("action".into(), json!("notify"));
-                if let Some(via) = param(intent, "via") {
-                    document.insert("via".into(), json!(via));
-                }
-                if let Some(subject) = subject {
-                    document.insert("subject".into(), json!(subject));
-                }
-                document.insert("text".into(), json!(text));
-                document.insert(
-                    "sent_at".into(),
-                    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                );
-                let body = Value::Object(document).to_string().into_bytes();
+                let document = WebhookDocument {
+                    channel: channel.name.clone(),
+                    action: "notify".into(),
+                    via: param(intent, "via").map(str::to_string),
+                    subject: subject.map(str::to_string),
+                    text: text.clone(),
+                    sent_at: chrono::Utc::now(),
+                };
+                let body = serde_json::to_vec(&document).unwrap_or_default();
                 let mut headers = Vec::new();
                 if let Some(secret) = secret {
                     headers.push((

@@ -18,6 +18,8 @@ enum Reply {
     Status(u16),
     /// Reads the request and never answers.
     Hang,
+    /// 429 Too Many Requests with `Retry-After: SECONDS`.
+    TooMany(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,7 @@ struct Request {
     /// Lowercase names.
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
+    at: std::time::Instant,
 }
 
 impl Request {
@@ -58,6 +61,13 @@ impl Receiver {
                 recorded.lock().expect("lock").push(request);
                 match script.pop_front().unwrap_or(Reply::Status(200)) {
                     Reply::Hang => held.push(stream),
+                    Reply::TooMany(seconds) => {
+                        let mut stream = stream;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 429 Too Many Requests\r\nretry-after: {seconds}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                    }
                     Reply::Status(code) => {
                         let mut stream = stream;
                         let _ = write!(
@@ -109,6 +119,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
         path,
         headers,
         body,
+        at: std::time::Instant::now(),
     })
 }
 
@@ -311,6 +322,67 @@ fn plan(event) {
         assert!(!audit.contains(secret), "{secret} in the audit");
         assert!(!logs.contains(secret), "{secret} in the logs");
     }
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_unless_that_is_too_long() {
+    let busy = Receiver::start(&[Reply::TooMany(1), Reply::Status(204)]);
+    let swamped = Receiver::start(&[Reply::TooMany(3600)]);
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.busy]
+type = "webhook"
+url = "{busy}"
+backoff = "10ms"
+
+[notify.swamped]
+type = "slack"
+url = "{swamped}"
+"#,
+            busy = busy.url("/hook"),
+            swamped = swamped.url("/slack"),
+        ))
+        .rule(
+            "tell",
+            r#"
+const MATCH = `alertname="Busy"`;
+
+fn plan(event) {
+    [webhook("busy", "one"), slack("swamped", "two")]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Busy")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    assert_eq!(
+        outcomes["notify:busy"],
+        json!({
+            "action": "notify", "outcome": "ok",
+            "detail": { "channel": "busy", "type": "webhook", "attempts": 2, "status": 204 },
+        })
+    );
+    assert_eq!(
+        outcomes["notify:swamped"],
+        json!({
+            "action": "notify", "outcome": "failed",
+            "error": "HTTP 429 Too Many Requests: the receiver asks to retry after 3600s, longer than salve waits",
+            "detail": { "channel": "swamped", "type": "slack", "attempts": 1, "status": 429 },
+        })
+    );
+    // Retry-After (1 s) wins over the 10 ms back-off.
+    let requests = busy.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+    eprintln!(
+        "[notify] 429 with Retry-After: 1 → retried after {} ms",
+        waited.as_millis()
+    );
+    assert_eq!(swamped.requests().len(), 1);
 }
 
 /// Debian's python3-aiosmtpd, saving every message to a maildir.
