@@ -393,8 +393,37 @@ struct SmtpServer {
     _dir: tempfile::TempDir,
 }
 
+/// A Mailbox that answers RCPT from a script: `refused@` gets 550, `later@` gets 451
+/// the first time and is accepted after.
+const SCRIPTED_HANDLER: &str = r#"
+from aiosmtpd.handlers import Mailbox
+
+
+class Scripted(Mailbox):
+    tries = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("refused@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("later@"):
+            Scripted.tries[address] = Scripted.tries.get(address, 0) + 1
+            if Scripted.tries[address] == 1:
+                return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+"#;
+
 impl SmtpServer {
     fn start() -> SmtpServer {
+        SmtpServer::start_with("aiosmtpd.handlers.Mailbox")
+    }
+
+    /// With the handler [`SCRIPTED_HANDLER`].
+    fn start_scripted() -> SmtpServer {
+        SmtpServer::start_with("salve_scripted.Scripted")
+    }
+
+    fn start_with(handler: &str) -> SmtpServer {
         let python = ["/usr/bin/python3", "python3"]
             .into_iter()
             .find(|p| {
@@ -413,6 +442,8 @@ impl SmtpServer {
             });
         let dir = tempfile::tempdir().expect("temp folder");
         let maildir = dir.path().join("maildir");
+        std::fs::write(dir.path().join("salve_scripted.py"), SCRIPTED_HANDLER)
+            .expect("write the handler");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -420,8 +451,9 @@ impl SmtpServer {
         let child = Command::new(python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", handler])
             .arg(&maildir)
+            .env("PYTHONPATH", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -559,4 +591,71 @@ fn plan(event) {
         .map(|(_, b)| b)
         .unwrap_or_default();
     assert_eq!(body.trim(), "The disk on host-a is full.", "{message}");
+}
+
+#[test]
+fn smtp_4xx_is_retried_and_5xx_is_not() {
+    let smtp = SmtpServer::start_scripted();
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.refused]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["refused@example.org"]
+backoff = "50ms"
+
+[notify.later]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["later@example.org"]
+backoff = "50ms"
+"#,
+            port = smtp.port,
+        ))
+        .rule(
+            "page",
+            r#"
+const MATCH = `alertname="Mail"`;
+
+fn plan(event) {
+    [email("refused", "s1", "b1"), email("later", "s2", "b2")]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Mail")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    assert_eq!(
+        outcomes["notify:later"],
+        json!({
+            "action": "notify", "outcome": "ok",
+            "detail": { "channel": "later", "type": "email", "attempts": 2, "smtp_status": 250 },
+        }),
+        "{}",
+        salve.logs()
+    );
+    let refused = &outcomes["notify:refused"];
+    assert_eq!(refused["outcome"], "failed", "{refused}");
+    assert_eq!(
+        refused["detail"],
+        json!({ "channel": "refused", "type": "email", "attempts": 1, "smtp_status": 550 }),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("SMTP: ") && e.contains("no such mailbox")),
+        "{refused}"
+    );
+    eprintln!("[notify] SMTP 550: {}", refused["error"]);
+    let messages = wait_until("the retried message in the maildir", || {
+        Some(smtp.messages()).filter(|m| !m.is_empty())
+    });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(header(&messages[0], "Subject"), Some("s2"));
 }
