@@ -97,6 +97,10 @@ pub struct NotifyConfig {
     /// email: `none`, `starttls` or `tls`; overrides what `smtp` implies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// email: PEM file of the CA that signed the server's certificate, trusted besides
+    /// the built-in roots (with `starttls` or `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// email: the sender address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -288,6 +292,8 @@ pub enum NotifyKind {
         host: String,
         port: u16,
         tls: SmtpTls,
+        /// PEM of a CA to trust besides the built-in roots.
+        ca_pem: Option<Vec<u8>>,
         from: String,
         to: Vec<String>,
         cc: Vec<String>,
@@ -330,6 +336,7 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
     let present: Vec<(&str, bool)> = vec![
         ("smtp", c.smtp.is_some()),
         ("tls", c.tls.is_some()),
+        ("ca_file", c.ca_file.is_some()),
         ("from", c.from.is_some()),
         ("to", !c.to.is_empty()),
         ("cc", !c.cc.is_empty()),
@@ -348,6 +355,7 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
         NotifyType::Email => &[
             "smtp",
             "tls",
+            "ca_file",
             "from",
             "to",
             "cc",
@@ -472,6 +480,23 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
                 SmtpTls::StartTls => 587,
                 SmtpTls::None => 25,
             });
+            let ca_pem = match &c.ca_file {
+                None => None,
+                Some(_) if tls == SmtpTls::None => {
+                    return Err(format!(
+                        "{}: needs tls = \"starttls\" or \"tls\"",
+                        key("ca_file")
+                    ))
+                }
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!("{}: cannot read {}: {e}", key("ca_file"), path.display())
+                    })?;
+                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                        .map_err(|e| format!("{}: {}: {e}", key("ca_file"), path.display()))?;
+                    Some(pem)
+                }
+            };
             let check_address = |k: &str, a: &str| -> std::result::Result<String, String> {
                 a.parse::<lettre::Address>()
                     .map_err(|e| format!("{}: {a:?}: {e}", key(k)))?;
@@ -510,6 +535,7 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
                 host,
                 port,
                 tls,
+                ca_pem,
                 from,
                 to,
                 cc,

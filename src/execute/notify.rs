@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rand::Rng;
 use schemars::JsonSchema;
@@ -204,6 +204,7 @@ impl NotifyExecutor {
                 host,
                 port,
                 tls,
+                ca_pem,
                 from,
                 to,
                 cc,
@@ -239,7 +240,14 @@ impl NotifyExecutor {
                         .port(*port)
                         .timeout(Some(channel.timeout));
                 let tls_parameters = || {
-                    TlsParameters::new(host.clone()).map_err(|e| Attempt::Permanent {
+                    let mut builder = TlsParameters::builder(host.clone());
+                    if let Some(pem) = ca_pem {
+                        builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
+                    }
+                    builder.build()
+                };
+                let tls_parameters = || {
+                    tls_parameters().map_err(|e| Attempt::Permanent {
                         error: format!("TLS: {e}"),
                         status: None,
                     })

@@ -415,15 +415,28 @@ class Scripted(Mailbox):
 
 impl SmtpServer {
     fn start() -> SmtpServer {
-        SmtpServer::start_with("aiosmtpd.handlers.Mailbox")
+        SmtpServer::start_with("aiosmtpd.handlers.Mailbox", &[])
     }
 
     /// With the handler [`SCRIPTED_HANDLER`].
     fn start_scripted() -> SmtpServer {
-        SmtpServer::start_with("salve_scripted.Scripted")
+        SmtpServer::start_with("salve_scripted.Scripted", &[])
     }
 
-    fn start_with(handler: &str) -> SmtpServer {
+    /// Requires STARTTLS with this certificate and key before MAIL.
+    fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> SmtpServer {
+        SmtpServer::start_with(
+            "aiosmtpd.handlers.Mailbox",
+            &[
+                "--tlscert".as_ref(),
+                cert.as_os_str(),
+                "--tlskey".as_ref(),
+                key.as_os_str(),
+            ],
+        )
+    }
+
+    fn start_with(handler: &str, options: &[&std::ffi::OsStr]) -> SmtpServer {
         let python = ["/usr/bin/python3", "python3"]
             .into_iter()
             .find(|p| {
@@ -449,7 +462,9 @@ impl SmtpServer {
             .expect("a free port")
             .port();
         let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .args(["-m", "aiosmtpd", "-n"])
+            .args(options)
+            .arg("-l")
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", handler])
             .arg(&maildir)
@@ -658,4 +673,135 @@ fn plan(event) {
     });
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(header(&messages[0], "Subject"), Some("s2"));
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("this test needs the openssl command to make certificates");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=salve test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+#[test]
+fn email_over_starttls_trusts_the_configured_ca_only() {
+    let certs = tempfile::tempdir().expect("temp folder");
+    make_certificates(certs.path());
+    let smtp = SmtpServer::start_tls(
+        &certs.path().join("server.pem"),
+        &certs.path().join("server.key"),
+    );
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.secure]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}?tls=starttls"
+ca_file = "{ca}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+
+[notify.untrusted]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+tls = "starttls"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+retries = 0
+"#,
+            port = smtp.port,
+            ca = certs.path().join("ca.pem").display(),
+        ))
+        .rule(
+            "page",
+            r#"
+const MATCH = `alertname="Tls"`;
+
+fn plan(event) {
+    [email("secure", "over TLS", "encrypted body"), email("untrusted", "no", "never sent")]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Tls")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    assert_eq!(
+        outcomes["notify:secure"],
+        json!({
+            "action": "notify", "outcome": "ok",
+            "detail": { "channel": "secure", "type": "email", "attempts": 1, "smtp_status": 250 },
+        }),
+        "{}",
+        salve.logs()
+    );
+    let untrusted = &outcomes["notify:untrusted"];
+    assert_eq!(untrusted["outcome"], "failed", "{untrusted}");
+    eprintln!(
+        "[notify] STARTTLS with an unknown CA: {}",
+        untrusted["error"]
+    );
+    let messages = wait_until("the message in the maildir", || {
+        Some(smtp.messages()).filter(|m| !m.is_empty())
+    });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(header(&messages[0], "Subject"), Some("over TLS"));
 }
