@@ -805,3 +805,62 @@ fn plan(event) {
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(header(&messages[0], "Subject"), Some("over TLS"));
 }
+
+#[test]
+fn check_rejects_bad_channels_with_the_key_at_fault() {
+    let cases = [
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\nfrom = \"a@b.org\"\n",
+            "notify.ops.from: does not apply to a channel of type \"slack\"",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl_env = \"SALVE_TEST_NEVER_SET\"\n",
+            "notify.ops.url: environment variable SALVE_TEST_NEVER_SET is not set",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\n",
+            "notify.ops.url: needs url, url_env or url_file",
+        ),
+        (
+            "[notify.hook]\ntype = \"webhook\"\nurl = \"ftp://127.0.0.1/x\"\n",
+            "notify.hook.url: needs an http:// or https:// URL",
+        ),
+        (
+            "[notify.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1/x\"\ntimeout = \"soon\"\n",
+            "notify.hook.timeout:",
+        ),
+        (
+            "[notify.mail]\ntype = \"email\"\nsmtp = \"http://127.0.0.1:25\"\nfrom = \"a@b.org\"\nto = [\"c@d.org\"]\n",
+            "notify.mail.smtp: scheme \"http\": use smtp:// or smtps://",
+        ),
+        (
+            "[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:25\"\ntls = \"maybe\"\nfrom = \"a@b.org\"\nto = [\"c@d.org\"]\n",
+            "notify.mail.tls: \"maybe\": use \"none\", \"starttls\" or \"tls\"",
+        ),
+        (
+            "[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:25\"\nfrom = \"a@b.org\"\n",
+            "notify.mail.to: needs at least one recipient",
+        ),
+        (
+            "[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:25\"\nfrom = \"not an address\"\nto = [\"c@d.org\"]\n",
+            "notify.mail.from: \"not an address\"",
+        ),
+        (
+            "[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:25\"\nfrom = \"a@b.org\"\nto = [\"c@d.org\"]\nusername = \"salve\"\n",
+            "notify.mail.username: username and password_file/password_env go together",
+        ),
+        ("[notify.x]\ntype = \"pager\"\n", "unknown variant `pager`"),
+    ];
+    for (config, expected) in cases {
+        let salve = Salve::builder().config(config).write();
+        let path = salve.config_path().display().to_string();
+        let rules = salve.rules_dir().display().to_string();
+        let out = salve.cli(&["check", "--config", &path, "--rules", &rules]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config}\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{config}\nexpected {expected:?} in:\n{stderr}"
+        );
+    }
+}
