@@ -413,6 +413,39 @@ class Scripted(Mailbox):
         return "250 OK"
 "#;
 
+/// aiosmtpd's Controller requiring AUTH (PLAIN or LOGIN) as USER with PASSWORD, without TLS.
+const AUTH_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+port, maildir, user, password = sys.argv[1:5]
+
+
+def authenticate(server, session, envelope, mechanism, data):
+    ok = (
+        isinstance(data, LoginPassword)
+        and data.login == user.encode()
+        and data.password == password.encode()
+    )
+    # handled=False: aiosmtpd answers 535 itself.
+    return AuthResult(success=ok, handled=False)
+
+
+controller = Controller(
+    Mailbox(maildir),
+    hostname="127.0.0.1",
+    port=int(port),
+    authenticator=authenticate,
+    auth_required=True,
+    auth_require_tls=False,
+)
+controller.start()
+while True:
+    time.sleep(3600)
+"#;
+
 impl SmtpServer {
     fn start() -> SmtpServer {
         SmtpServer::start_with("aiosmtpd.handlers.Mailbox", &[])
@@ -437,6 +470,35 @@ impl SmtpServer {
     }
 
     fn start_with(handler: &str, options: &[&std::ffi::OsStr]) -> SmtpServer {
+        SmtpServer::launch(|port, maildir| {
+            let mut argv: Vec<std::ffi::OsString> =
+                vec!["-m".into(), "aiosmtpd".into(), "-n".into()];
+            argv.extend(options.iter().map(|o| o.to_os_string()));
+            argv.extend([
+                "-l".into(),
+                format!("127.0.0.1:{port}").into(),
+                "-c".into(),
+                handler.into(),
+                maildir.as_os_str().to_os_string(),
+            ]);
+            argv
+        })
+    }
+
+    /// Requires AUTH as `user` with `password`.
+    fn start_auth(user: &str, password: &str) -> SmtpServer {
+        SmtpServer::launch(|port, maildir| {
+            vec![
+                "salve_auth_server.py".into(),
+                port.to_string().into(),
+                maildir.as_os_str().to_os_string(),
+                user.into(),
+                password.into(),
+            ]
+        })
+    }
+
+    fn launch(argv: impl FnOnce(u16, &std::path::Path) -> Vec<std::ffi::OsString>) -> SmtpServer {
         let python = ["/usr/bin/python3", "python3"]
             .into_iter()
             .find(|p| {
@@ -457,17 +519,15 @@ impl SmtpServer {
         let maildir = dir.path().join("maildir");
         std::fs::write(dir.path().join("salve_scripted.py"), SCRIPTED_HANDLER)
             .expect("write the handler");
+        std::fs::write(dir.path().join("salve_auth_server.py"), AUTH_SERVER)
+            .expect("write the server");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n"])
-            .args(options)
-            .arg("-l")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", handler])
-            .arg(&maildir)
+            .args(argv(port, &maildir))
+            .current_dir(dir.path())
             .env("PYTHONPATH", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -862,5 +922,77 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
             stderr.contains(expected),
             "{config}\nexpected {expected:?} in:\n{stderr}"
         );
+    }
+}
+
+#[test]
+fn email_authenticates_with_a_password_from_the_environment() {
+    const PASSWORD: &str = "smtp-pass-42";
+    let smtp = SmtpServer::start_auth("salve", PASSWORD);
+    let password_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(password_file.path(), "wrong-password\n").expect("write");
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[notify.good]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+username = "salve"
+password_env = "SMTP_PASSWORD"
+
+[notify.bad]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+username = "salve"
+password_file = "{password_file}"
+backoff = "50ms"
+"#,
+            port = smtp.port,
+            password_file = password_file.path().display(),
+        ))
+        .env("SMTP_PASSWORD", PASSWORD)
+        .rule(
+            "page",
+            r#"
+const MATCH = `alertname="Auth"`;
+
+fn plan(event) {
+    [email("good", "signed in", "hello"), email("bad", "refused", "never")]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Auth")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    assert_eq!(
+        outcomes["notify:good"],
+        json!({
+            "action": "notify", "outcome": "ok",
+            "detail": { "channel": "good", "type": "email", "attempts": 1, "smtp_status": 250 },
+        }),
+        "{}",
+        salve.logs()
+    );
+    let bad = &outcomes["notify:bad"];
+    eprintln!("[notify] SMTP AUTH with a wrong password: {}", bad["error"]);
+    assert_eq!(bad["outcome"], "failed", "{bad}");
+    assert_eq!(bad["detail"]["attempts"], 1, "{bad}");
+    assert_eq!(bad["detail"]["smtp_status"], 535, "{bad}");
+    let messages = wait_until("the message in the maildir", || {
+        Some(smtp.messages()).filter(|m| !m.is_empty())
+    });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(header(&messages[0], "Subject"), Some("signed in"));
+    let audit = serde_json::to_string(&salve.audit_json()).expect("JSON");
+    let logs = salve.logs();
+    for secret in [PASSWORD, "wrong-password"] {
+        assert!(!audit.contains(secret), "{secret} in the audit");
+        assert!(!logs.contains(secret), "{secret} in the logs");
     }
 }
