@@ -996,3 +996,49 @@ fn plan(event) {
         assert!(!logs.contains(secret), "{secret} in the logs");
     }
 }
+
+#[test]
+fn a_channel_that_keeps_failing_opens_its_breaker() {
+    let rejecting = Receiver::start(&[Reply::Status(400); 10]);
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[policy]
+breaker_failures = 2
+
+[notify.rejecting]
+type = "webhook"
+url = "{url}"
+"#,
+            url = rejecting.url("/hook"),
+        ))
+        .rule(
+            "tell",
+            r#"
+const MATCH = `alertname="Loud"`;
+
+fn plan(event) {
+    [webhook("rejecting", "about " + event.labels.host)]
+}
+"#,
+        )
+        .start();
+    for (n, host) in ["a", "b", "c"].into_iter().enumerate() {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Loud"), ("host", host)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        salve.wait_settled(n + 1);
+    }
+    let records = salve.wait_settled(3);
+    assert_eq!(
+        crate::support::decisions(&records),
+        [
+            "tell: notify notify:rejecting -> execute",
+            "tell: notify notify:rejecting -> execute",
+            "tell: notify notify:rejecting -> suppress (circuit_open)",
+        ]
+    );
+    assert_eq!(rejecting.requests().len(), 2);
+}
