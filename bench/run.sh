@@ -132,3 +132,65 @@ echo "| --- | --- | --- |"
 for n in $rule_counts; do
   echo "| $n | ${rss[$n]} | ${startup[$n]} ms |"
 done
+echo
+
+# Docker: from the engine's `health_status: unhealthy` to salve's restart (the engine's
+# `kill`, which a restart sends first) and to `healthy` again, read off the engine's own
+# event timestamps, so neither salve's log nor this script's timing is in the measure.
+command -v docker >/dev/null || { echo "bench: docker is missing" >&2; exit 1; }
+[ -x /usr/bin/busybox ] || { echo "bench: /usr/bin/busybox is missing (apt-get install busybox-static)" >&2; exit 1; }
+image=salve-bench-busybox:latest
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  root="$work/image"; mkdir -p "$root/bin" "$root/tmp"
+  cp /usr/bin/busybox "$root/bin/busybox"
+  for applet in sh sleep touch rm test; do ln -s busybox "$root/bin/$applet"; done
+  tar -C "$root" -cf "$work/image.tar" .
+  docker import -c 'CMD ["/bin/sh"]' "$work/image.tar" "$image" >/dev/null
+fi
+if $smoke; then rounds=1; else rounds=${BENCH_DOCKER_ROUNDS:-5}; fi
+run_id="bench-$$"
+container="salve-$run_id"
+dir="$work/docker"; mkdir -p "$dir/rules"
+printf '[docker]\nevents = true\nlabel = "salve.bench=%s"\n' "$run_id" > "$dir/salve.toml"
+cat > "$dir/rules/unhealthy.rhai" <<'RHAI'
+const MATCH = `source="docker", health="unhealthy"`;
+fn plan(event) { [restart(docker_container(event.labels.container)).timeout(1)] }
+RHAI
+port=$(free_port)
+"$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+  --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+wait_ready "http://127.0.0.1:$port/-/ready" 60
+cleanup_container() { docker rm -f "$container" >/dev/null 2>&1 || true; }
+trap 'cleanup_container; cleanup' EXIT
+docker run -d -q --name "$container" --network none --label "salve.bench=$run_id" \
+  --health-cmd 'test -f /tmp/ok' --health-interval 1s --health-retries 1 --health-timeout 1s \
+  "$image" sh -c 'touch /tmp/ok; exec sleep 3600' >/dev/null
+
+# wait_health STATUS SECONDS
+wait_health() {
+  local deadline=$(( $(date +%s) + $2 ))
+  until [ "$(docker inspect -f '{{.State.Health.Status}}' "$container" 2>/dev/null)" = "$1" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "bench: $container never became $1" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+echo "### Docker: unhealthy container to restart"
+echo
+echo "| round | unhealthy → restart call (kill) | unhealthy → healthy again |"
+echo "| --- | --- | --- |"
+for round in $(seq 1 "$rounds"); do
+  wait_health healthy 30
+  since=$(date +%s)
+  docker exec "$container" rm -f /tmp/ok
+  sleep 1.5
+  wait_health healthy 30
+  events=$(docker events --since "$since" --until "$(( $(date +%s) + 1 ))" --filter "container=$container" \
+    --format '{{.TimeNano}} {{.Action}}')
+  read -r to_kill to_healthy < <(awk '
+    /health_status: unhealthy/ && !u {u=$1}
+    u && $2=="kill" && !k {k=$1}
+    k && /health_status: healthy/ && !h {h=$1}
+    END { if (u && k && h) printf "%.1f %.2f\n", (k-u)/1e6, (h-u)/1e9; else print "? ?" }' <<<"$events")
+  [ "$to_kill" != "?" ] || { echo "bench: no unhealthy → kill → healthy sequence in the engine's events:" >&2; echo "$events" >&2; exit 1; }
+  echo "| $round | $to_kill ms | $to_healthy s |"
+done

@@ -61,10 +61,64 @@ pub struct ConfigFile {
     pub engine: EngineConfig,
     #[serde(default)]
     pub docker: DockerConfig,
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
     /// Named notification channels that rules address with `notify(name, text)`,
     /// `email(...)`, `slack(...)` and `webhook(...)`.
     #[serde(default)]
     pub notify: BTreeMap<String, NotifyConfig>,
+    /// Tell a channel when remediation itself fails: `[[on_outcome]]` with `when`,
+    /// `notify` and optionally `actions` and `limit`.
+    #[serde(default)]
+    pub on_outcome: Vec<OnOutcomeConfig>,
+}
+
+/// What an `[[on_outcome]]` entry reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeTrigger {
+    /// Any failed action.
+    Failed,
+    /// A failure that opened the action's circuit breaker (`policy.breaker_failures`
+    /// in a row): salve stops trying that action on that target for a while.
+    CircuitOpen,
+}
+
+impl OutcomeTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeTrigger::Failed => "failed",
+            OutcomeTrigger::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// Notify a channel when an action fails or a breaker opens. The message is a notify
+/// intent like any other: it passes policy (with `limit`) and lands in the audit.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnOutcomeConfig {
+    /// `["failed"]`, `["circuit_open"]` or both.
+    pub when: Vec<OutcomeTrigger>,
+    /// The `[notify.NAME]` channel to tell.
+    pub notify: String,
+    /// Only failures of these action kinds, e.g. `["restart", "exec"]`. Default: all.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    /// At most this many messages to the channel from this entry, e.g. `"5 per 15m"`
+    /// (the default), so a flapping failure cannot flood it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+/// A validated `[[on_outcome]]` entry.
+#[derive(Debug, Clone)]
+pub struct OnOutcome {
+    pub when: Vec<OutcomeTrigger>,
+    pub channel: String,
+    /// Empty: every action kind.
+    pub actions: Vec<Action>,
+    pub limit: RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -81,6 +135,14 @@ pub enum NotifyType {
 pub struct NotifyConfig {
     #[serde(rename = "type")]
     pub kind: NotifyType,
+    /// Subject template (email, webhook) when a rule gives none, e.g.
+    /// `"[{{ status }}] {{ labels.alertname }}"`. Default: from the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Message template when a rule gives no text. Default: the alert's name, status,
+    /// severity, key labels, summary, description, links and what salve did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// One delivery attempt gives up after this long. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
@@ -134,6 +196,32 @@ pub struct NotifyConfig {
     pub bearer_token_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
+}
+
+/// How salve reaches the Kubernetes API. Without any of it: in-cluster config in a pod,
+/// else the kubeconfig's current context; none at all only fails Kubernetes actions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The kubeconfig context to use. Default: the file's current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The kubeconfig file. Default: `KUBECONFIG`, else `~/.kube/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Bound on the API requests of one action (before verification). Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// How long to watch a rollout after restart, scale or rollback before the outcome
+    /// says `timeout`; a rule's `.timeout(seconds)` overrides it. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_timeout: Option<String>,
+    /// `scale` never goes below this, whatever the rule says. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<u32>,
+    /// `scale` never goes above this, whatever the rule says. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -250,7 +338,9 @@ pub struct Config {
     pub auth: Option<ApiAuth>,
     pub rule_timeout: Duration,
     pub docker: DockerSettings,
+    pub kubernetes: KubernetesSettings,
     pub notify: HashMap<String, NotifyChannel>,
+    pub on_outcome: Vec<OnOutcome>,
 }
 
 /// A string that Debug never prints: a password, a token, a URL with a token in it.
@@ -276,6 +366,9 @@ pub struct NotifyChannel {
     pub timeout: Duration,
     pub retries: u32,
     pub backoff: Duration,
+    /// Templates used when a rule gives no subject or text.
+    pub subject: Option<String>,
+    pub text: Option<String>,
     pub kind: NotifyKind,
 }
 
@@ -328,6 +421,11 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
     };
     let timeout = dur("timeout", &c.timeout, Duration::from_secs(10))?;
     let backoff = dur("backoff", &c.backoff, Duration::from_millis(500))?;
+    for (k, template) in [("subject", &c.subject), ("text", &c.text)] {
+        if let Some(t) = template {
+            crate::execute::check_template(t).map_err(|e| format!("{}: {e}", key(k)))?;
+        }
+    }
     let retries = c.retries.unwrap_or(3);
     if retries > 10 {
         return Err(format!("{}: at most 10", key("retries")));
@@ -549,8 +647,33 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
         timeout,
         retries,
         backoff,
+        subject: c.subject.clone(),
+        text: c.text.clone(),
         kind,
     })
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesSettings {
+    pub context: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub timeout: Duration,
+    pub verify_timeout: Duration,
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> KubernetesSettings {
+        KubernetesSettings {
+            context: None,
+            kubeconfig: None,
+            timeout: Duration::from_secs(30),
+            verify_timeout: Duration::from_secs(300),
+            min_replicas: None,
+            max_replicas: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -725,6 +848,44 @@ impl Config {
                 notify_channel(name, channel).map_err(invalid)?,
             );
         }
+        let mut on_outcome = Vec::new();
+        for (i, entry) in file.on_outcome.iter().enumerate() {
+            let key = |k: &str| format!("on_outcome[{i}].{k}");
+            if !notify.contains_key(&entry.notify) {
+                let mut known: Vec<&String> = notify.keys().collect();
+                known.sort();
+                return Err(invalid(format!(
+                    "{}: no channel [notify.{}] (defined: {known:?})",
+                    key("notify"),
+                    entry.notify
+                )));
+            }
+            if entry.when.is_empty() {
+                return Err(invalid(format!(
+                    "{}: needs \"failed\" and/or \"circuit_open\"",
+                    key("when")
+                )));
+            }
+            let limit = match &entry.limit {
+                None => RateLimit {
+                    count: 5,
+                    window: Duration::from_secs(15 * 60),
+                    per_target: true,
+                },
+                Some(text) => {
+                    let mut limit = RateLimit::parse(text)
+                        .map_err(|e| invalid(format!("{}: {e}", key("limit"))))?;
+                    limit.per_target = true;
+                    limit
+                }
+            };
+            on_outcome.push(OnOutcome {
+                when: entry.when.clone(),
+                channel: entry.notify.clone(),
+                actions: entry.actions.clone(),
+                limit,
+            });
+        }
         let breaker_failures = file.policy.breaker_failures.unwrap_or(3);
         if breaker_failures == 0 {
             return Err(invalid(
@@ -783,8 +944,37 @@ impl Config {
                 )?,
             },
             notify,
+            on_outcome,
+            kubernetes: kubernetes_settings(&file.kubernetes).map_err(invalid)?,
         })
     }
+}
+
+fn kubernetes_settings(k: &KubernetesConfig) -> std::result::Result<KubernetesSettings, String> {
+    let defaults = KubernetesSettings::default();
+    let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(v) => parse_duration(v).map_err(|e| format!("kubernetes.{key}: {e}")),
+    };
+    let timeout = dur("timeout", &k.timeout, defaults.timeout)?;
+    if timeout.is_zero() {
+        return Err("kubernetes.timeout: must be more than 0s".into());
+    }
+    if let (Some(min), Some(max)) = (k.min_replicas, k.max_replicas) {
+        if min > max {
+            return Err(format!(
+                "kubernetes.min_replicas: {min} is above max_replicas {max}"
+            ));
+        }
+    }
+    Ok(KubernetesSettings {
+        context: k.context.clone(),
+        kubeconfig: k.kubeconfig.clone(),
+        timeout,
+        verify_timeout: dur("verify_timeout", &k.verify_timeout, defaults.verify_timeout)?,
+        min_replicas: k.min_replicas.map(i64::from),
+        max_replicas: k.max_replicas.map(i64::from),
+    })
 }
 
 /// Reads a secret from a file (trailing newline dropped) or an environment variable.

@@ -3,16 +3,18 @@
 
 use crate::audit::{AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
+use crate::config::OutcomeTrigger;
 use crate::event::Event;
 use crate::execute::{
-    Dispatcher, DockerExecutor, ExecExecutor, NotifyExecutor, Outcome, OutcomeStatus,
+    ActionContext, Dispatcher, DockerExecutor, ExecExecutor, NotifyExecutor, Outcome,
+    OutcomeStatus, Report,
 };
 use crate::metrics::Metrics;
 use crate::policy::{BatchScope, Decision, PolicySettings, PolicyState, SharedHistory};
-use crate::rules::{EvalContext, Intent, RuleError, RuleSet};
+use crate::rules::{Action, EvalContext, Intent, Rule, RuleError, RuleSet, ScriptEvent, Target};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -101,9 +103,11 @@ pub fn evaluate_events(
     for event in events {
         let matched = runtime.rules.matching(&event.labels);
         let mut evaluated = Vec::with_capacity(matched.len());
+        let mut script_event = None;
         for rule in matched {
+            let script_event = script_event.get_or_insert_with(|| ScriptEvent::of(event));
             let started = Instant::now();
-            let result = runtime.rules.evaluate(rule, event, &ctx);
+            let result = runtime.rules.evaluate_prepared(rule, script_event, &ctx);
             if let Some(m) = metrics {
                 m.rule_evaluated(started.elapsed());
             }
@@ -129,22 +133,9 @@ pub fn evaluate_events(
                 }
             };
             for intent in intents {
-                let mut st = state.write();
-                let decision = st.decide(settings, rule, event, &intent, now, &mut batch);
-                let record = AuditRecord::new(now, Entry::Decision(decision.clone()));
-                st.apply(&record, settings.firing_ttl);
-                drop(st);
-                if let Some(m) = metrics {
-                    let reason = decision.reason.map(|r| r.as_str()).unwrap_or("");
-                    m.decided(
-                        if decision.executes() {
-                            "execute"
-                        } else {
-                            "suppress"
-                        },
-                        reason,
-                    );
-                }
+                let (decision, record) = decide(
+                    state, settings, rule, event, &intent, now, &mut batch, metrics,
+                );
                 out.records.push(record);
                 out.decisions.push(decision);
             }
@@ -164,6 +155,40 @@ pub fn evaluate_events(
     }
     out
 }
+
+/// Decides one intent and applies the decision to `state` at once, so the next intent
+/// sees it (budgets, duplicates); returns it with the audit record that must be written
+/// before anything runs.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    state: &RwLock<PolicyState>,
+    settings: &PolicySettings,
+    rule: &Rule,
+    event: &Event,
+    intent: &Intent,
+    now: DateTime<Utc>,
+    batch: &mut BatchScope,
+    metrics: Option<&Metrics>,
+) -> (Decision, AuditRecord) {
+    let mut st = state.write();
+    let decision = st.decide(settings, rule, event, intent, now, batch);
+    let record = AuditRecord::new(now, Entry::Decision(decision.clone()));
+    st.apply(&record, settings.firing_ttl);
+    drop(st);
+    if let Some(m) = metrics {
+        let verdict = if decision.executes() {
+            "execute"
+        } else {
+            "suppress"
+        };
+        m.decided(verdict, decision.reason.map(|r| r.as_str()).unwrap_or(""));
+    }
+    (decision, record)
+}
+
+/// Outcome notifications are decided as the built-in rule `on_outcome/CHANNEL`: a
+/// rule file's name cannot hold a `/`, so no rule of the user's can be taken for it.
+pub const ON_OUTCOME_RULE: &str = "on_outcome/";
 
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -339,36 +364,91 @@ impl Engine {
 
     /// Evaluates one batch, records every decision durably, then starts the executions.
     async fn process(self: &Arc<Self>, events: Vec<Event>) {
+        self.process_many(vec![events]).await;
+    }
+
+    /// Decides several notifications, each on its own (duplicates fold only within
+    /// one), and records all their decisions with one append: under load the loop
+    /// costs one fsync per round, not one per notification.
+    async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
         let runtime = self.runtime();
         let now = self.now();
         let state = self.state.clone();
         let metrics = self.metrics.clone();
-        let evaluation = evaluate_events(
-            &runtime,
-            &runtime.settings,
-            &state,
-            &events,
-            now,
-            Some(&metrics),
-        );
+        let mut evaluation = Evaluation::default();
+        for events in &notifications {
+            let one = evaluate_events(
+                &runtime,
+                &runtime.settings,
+                &state,
+                events,
+                now,
+                Some(&metrics),
+            );
+            evaluation.records.extend(one.records);
+            evaluation.decisions.extend(one.decisions);
+        }
         if let Err(e) = self.audit.append(&evaluation.records).await {
-            tracing::error!(error = %e, "cannot record decisions; nothing is executed for this batch, retrying it in 5s");
+            tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
             self.forget_unrecorded(&runtime);
-            let engine = self.clone();
-            self.inflight.fetch_add(1, Ordering::AcqRel);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                if engine.queue.send(events).await.is_err() {
-                    engine.finished_one();
-                }
-            });
+            for events in notifications {
+                let engine = self.clone();
+                self.inflight.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if engine.queue.send(events).await.is_err() {
+                        engine.finished_one();
+                    }
+                });
+            }
             return;
         }
-        for decision in evaluation.decisions.into_iter().filter(Decision::executes) {
+        let decided = evaluation.decisions;
+        if !decided.iter().any(Decision::executes) {
+            return;
+        }
+        // Executors get the event behind their action, shared by its actions.
+        let mut events: HashMap<&str, (&Event, Option<Arc<Event>>)> = notifications
+            .iter()
+            .flatten()
+            .map(|e| (e.id.as_str(), (e, None)))
+            .collect();
+        for decision in decided.iter().filter(|d| d.executes()).cloned() {
+            let event = events
+                .get_mut(decision.event_id.as_str())
+                .map(|(event, shared)| {
+                    shared
+                        .get_or_insert_with(|| Arc::new((*event).clone()))
+                        .clone()
+                });
+            // A notification can say what else its rule decided about the event.
+            let related = if decision.action == Action::Notify {
+                decided
+                    .iter()
+                    .filter(|d| {
+                        d.event_id == decision.event_id
+                            && d.rule == decision.rule
+                            && d.id != decision.id
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let context = ActionContext {
+                decision: Some(decision.clone()),
+                event,
+                related,
+                report: None,
+            };
             self.inflight.fetch_add(1, Ordering::AcqRel);
             let engine = self.clone();
             tokio::spawn(async move {
-                engine.execute(decision).await;
+                let notices = engine.execute(decision, context).await;
+                // Outcome notifications never make more of their own, so this ends.
+                for (notice, context) in notices {
+                    engine.execute(notice, context).await;
+                }
                 engine.finished_one();
             });
         }
@@ -388,14 +468,20 @@ impl Engine {
         }
     }
 
-    async fn execute(&self, decision: Decision) {
+    /// Runs one decided action and records its outcome; returns the outcome
+    /// notifications (`[[on_outcome]]`) it calls for, decided and recorded.
+    async fn execute(
+        &self,
+        decision: Decision,
+        context: ActionContext,
+    ) -> Vec<(Decision, ActionContext)> {
         let intent = Intent {
             action: decision.action,
             target: decision.target.clone(),
             params: decision.params.clone(),
         };
         let dispatcher = self.dispatcher.read().clone();
-        let outcome = dispatcher.run(&intent).await;
+        let outcome = dispatcher.run(&intent, &context).await;
         let status = match outcome.outcome {
             OutcomeStatus::Ok => "ok",
             OutcomeStatus::Failed => "failed",
@@ -410,7 +496,107 @@ impl Engine {
             tracing::info!(rule = %decision.rule, action = %decision.action, target = %decision.target,
                 duration_ms = outcome.duration_ms, "action done");
         }
+        let failure = outcome.is_failure().then(|| outcome.clone());
         self.record_outcome(&decision, outcome).await;
+        match failure {
+            Some(outcome) => {
+                self.outcome_notices(&decision, outcome, context.event)
+                    .await
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Decides the notifications `[[on_outcome]]` asks for about a failed action: notify
+    /// intents of a built-in rule per channel, through policy (its `limit`, the global
+    /// budget, the channel's breaker) and into the audit like any other.
+    async fn outcome_notices(
+        &self,
+        failed: &Decision,
+        outcome: Outcome,
+        event: Option<Arc<Event>>,
+    ) -> Vec<(Decision, ActionContext)> {
+        // A failing outcome notification must not report on itself, endlessly.
+        if failed.rule.starts_with(ON_OUTCOME_RULE) {
+            return Vec::new();
+        }
+        let runtime = self.runtime();
+        let Some(event) = event.filter(|_| !runtime.config.on_outcome.is_empty()) else {
+            return Vec::new();
+        };
+        let settings = &runtime.settings;
+        let opened = self
+            .state
+            .read()
+            .consecutive_failures(failed.action, &failed.target)
+            >= settings.breaker_failures;
+        let now = self.now();
+        let mut told = HashSet::new();
+        let mut records = Vec::new();
+        let mut notices = Vec::new();
+        for entry in &runtime.config.on_outcome {
+            if !entry.actions.is_empty() && !entry.actions.contains(&failed.action) {
+                continue;
+            }
+            let target = Target::Notify {
+                channel: entry.channel.clone(),
+            };
+            // A channel that just failed would most likely fail to hear about it too.
+            if failed.target == target {
+                continue;
+            }
+            let when = if opened && entry.when.contains(&OutcomeTrigger::CircuitOpen) {
+                OutcomeTrigger::CircuitOpen
+            } else if entry.when.contains(&OutcomeTrigger::Failed) {
+                OutcomeTrigger::Failed
+            } else {
+                continue;
+            };
+            if !told.insert(entry.channel.clone()) {
+                continue;
+            }
+            let rule = Rule::builtin(
+                format!("{ON_OUTCOME_RULE}{}", entry.channel),
+                Some(entry.limit),
+            );
+            let intent = Intent::new(Action::Notify, target)
+                .with("via", "on_outcome")
+                .with("when", when.as_str())
+                .with("reports", failed.id.clone());
+            let (decision, record) = decide(
+                &self.state,
+                settings,
+                &rule,
+                &event,
+                &intent,
+                now,
+                &mut BatchScope::default(),
+                Some(&self.metrics),
+            );
+            records.push(record);
+            if decision.executes() {
+                let context = ActionContext {
+                    decision: Some(decision.clone()),
+                    event: Some(event.clone()),
+                    related: Vec::new(),
+                    report: Some(Report {
+                        when,
+                        decision: failed.clone(),
+                        outcome: outcome.clone(),
+                    }),
+                };
+                notices.push((decision, context));
+            }
+        }
+        if records.is_empty() {
+            return notices;
+        }
+        if let Err(e) = self.audit.append(&records).await {
+            tracing::error!(error = %e, "cannot record outcome notifications; not sending them");
+            self.forget_unrecorded(&runtime);
+            return Vec::new();
+        }
+        notices
     }
 
     async fn record_outcome(&self, decision: &Decision, outcome: Outcome) {
@@ -461,6 +647,9 @@ pub fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>) -> Di
     let mut dispatcher = Dispatcher::new();
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
     dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone())));
+    dispatcher.register(Arc::new(crate::execute::KubernetesExecutor::new(
+        config.kubernetes.clone(),
+    )));
     if let Some(docker) = docker {
         dispatcher.register(Arc::new(DockerExecutor::new(
             docker.clone(),
@@ -521,7 +710,9 @@ pub async fn start(
     );
     metrics.reloaded(true, runtime.rules.len());
     let dispatcher = build_dispatcher(config, None);
-    let (queue, mut rx) = mpsc::channel::<Vec<Event>>(1024);
+    // A burst beyond one round's worth waits at the HTTP door (its events are already
+    // on disk), not in memory: the queue holds what the next round drains.
+    let (queue, mut rx) = mpsc::channel::<Vec<Event>>(256);
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
         config_path: options.config_path,
@@ -579,9 +770,21 @@ pub async fn start(
 
     let worker = engine.clone();
     let handle = tokio::spawn(async move {
-        while let Some(events) = rx.recv().await {
-            worker.process(events).await;
-            worker.finished_one();
+        // Take whatever has queued up (bounded), decide it, record it in one append.
+        const MAX_ROUND: usize = 256;
+        while let Some(first) = rx.recv().await {
+            let mut round = vec![first];
+            while round.len() < MAX_ROUND {
+                match rx.try_recv() {
+                    Ok(events) => round.push(events),
+                    Err(_) => break,
+                }
+            }
+            let taken = round.len();
+            worker.process_many(round).await;
+            for _ in 0..taken {
+                worker.finished_one();
+            }
         }
     });
     engine.ready.store(true, Ordering::Release);

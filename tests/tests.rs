@@ -21,6 +21,8 @@ mod e2e;
 mod exec;
 #[path = "it/http_input.rs"]
 mod http_input;
+#[path = "it/k8s.rs"]
+mod k8s;
 #[path = "it/maintenance.rs"]
 mod maintenance;
 #[path = "it/notify.rs"]

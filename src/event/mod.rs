@@ -166,8 +166,22 @@ pub fn parse_alertmanager(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Event>, PayloadError> {
-    let value = parse_json(body)?;
-    parse_alertmanager_value(value, received_at)
+    // The hot path: straight into the typed payload, without a document-wide value first.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let syntax = |e: serde_json::Error| PayloadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let payload: AlertmanagerPayload =
+        serde_path_to_error::deserialize(&mut de).map_err(|err| match err.inner().classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                syntax(err.into_inner())
+            }
+            _ => PayloadError::shape(err),
+        })?;
+    de.end().map_err(syntax)?;
+    payload.into_events(received_at)
 }
 
 fn parse_alertmanager_value(

@@ -1,6 +1,6 @@
 //! Docker: containers, Compose services and Swarm services, through the engine's API.
 
-use super::{Executor, Outcome, OutcomeStatus};
+use super::{ActionContext, Executor, Outcome, OutcomeStatus};
 use crate::config::DockerSettings;
 use crate::rules::{Action, Backend, Intent, Target};
 use async_trait::async_trait;
@@ -126,7 +126,7 @@ impl Executor for DockerExecutor {
         Backend::Docker
     }
 
-    async fn execute(&self, intent: &Intent) -> Outcome {
+    async fn execute(&self, intent: &Intent, _context: &ActionContext) -> Outcome {
         match &intent.target {
             Target::DockerContainer { name } => self.on_container(name, intent).await,
             Target::ComposeService { project, service } => {

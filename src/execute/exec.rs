@@ -1,6 +1,6 @@
 //! Named commands from config: argv without a shell, a timeout, a clean environment.
 
-use super::{Executor, Outcome};
+use super::{ActionContext, Executor, Outcome};
 use crate::config::ExecCommand;
 use crate::rules::{Backend, Intent, Target};
 use async_trait::async_trait;
@@ -35,7 +35,7 @@ impl Executor for ExecExecutor {
         Backend::Exec
     }
 
-    async fn execute(&self, intent: &Intent) -> Outcome {
+    async fn execute(&self, intent: &Intent, _context: &ActionContext) -> Outcome {
         let Target::Exec { name } = &intent.target else {
             return Outcome::failed(format!("exec cannot act on {}", intent.target), json!(null));
         };

@@ -2,12 +2,19 @@
 
 mod docker;
 mod exec;
+mod k8s;
 mod notify;
 
 pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
-pub use notify::{sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER};
+pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
+pub use notify::{
+    check_template, sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER,
+};
 
+use crate::config::OutcomeTrigger;
+use crate::event::Event;
+use crate::policy::Decision;
 use crate::rules::{Backend, Intent};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -70,12 +77,35 @@ impl Outcome {
     }
 }
 
+/// Why an action runs: the decision that allowed it and the event behind it. Executors
+/// that change things need only the intent; those that tell people (notifications)
+/// say what happened and why.
+#[derive(Debug, Clone, Default)]
+pub struct ActionContext {
+    pub decision: Option<Decision>,
+    pub event: Option<Arc<Event>>,
+    /// What else the same rule decided about the same event, so a message can say
+    /// what salve did besides telling.
+    pub related: Vec<Decision>,
+    /// For an outcome notification (`[[on_outcome]]`): the action it reports on.
+    pub report: Option<Report>,
+}
+
+/// The action an outcome notification reports on, and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    /// `failed`, or `circuit_open` when this failure opened the action's breaker.
+    pub when: OutcomeTrigger,
+    pub decision: Decision,
+    pub outcome: Outcome,
+}
+
 /// One backend (Docker, Kubernetes, exec, notifications). Implementations bound their
 /// own time and retries; the dispatcher serializes actions per target.
 #[async_trait]
 pub trait Executor: Send + Sync {
     fn backend(&self) -> Backend;
-    async fn execute(&self, intent: &Intent) -> Outcome;
+    async fn execute(&self, intent: &Intent, context: &ActionContext) -> Outcome;
 }
 
 /// Routes intents to their executor, one action at a time per target.
@@ -94,7 +124,7 @@ impl Dispatcher {
         self.executors.insert(executor.backend(), executor);
     }
 
-    pub async fn run(&self, intent: &Intent) -> Outcome {
+    pub async fn run(&self, intent: &Intent, context: &ActionContext) -> Outcome {
         let started = Instant::now();
         let backend = intent.target.backend();
         let Some(executor) = self.executors.get(&backend).cloned() else {
@@ -118,7 +148,7 @@ impl Dispatcher {
             locks.entry(intent.target.to_string()).or_default().clone()
         };
         let _serialized = lock.lock().await;
-        let mut outcome = executor.execute(intent).await;
+        let mut outcome = executor.execute(intent, context).await;
         outcome.duration_ms = started.elapsed().as_millis() as u64;
         outcome
     }

@@ -21,6 +21,11 @@ pub const ALERT_OOM: &str = "ContainerOOMKilled";
 /// requested stop, not a crash.
 const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 
+/// After the stream breaks, the engine's own recent events of the gap are replayed, up
+/// to this far back: a container that crashed meanwhile is still started again, but
+/// salve does not act on what happened long ago.
+const MAX_REPLAY: Duration = Duration::from_secs(10 * 60);
+
 /// Settings of the events source, from `[docker]`.
 #[derive(Debug, Clone, Default)]
 pub struct DockerEventsSettings {
@@ -262,8 +267,17 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(500);
     let mut stops = StopRequests::default();
+    // The last event this source has taken, for resuming after a broken stream.
+    let mut seen_until: Option<DateTime<Utc>> = None;
     loop {
-        let since = engine.now();
+        let opened_at = engine.now();
+        let oldest = opened_at - chrono::Duration::from_std(MAX_REPLAY).unwrap_or_default();
+        // The first connection starts now; a later one where the last left off.
+        let since = match seen_until {
+            Some(seen) => (seen + chrono::Duration::nanoseconds(1)).max(oldest),
+            None => opened_at,
+        };
+        seen_until.get_or_insert(opened_at);
         let mut filters: HashMap<String, Vec<String>> = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
             (
@@ -290,6 +304,7 @@ pub async fn run(
             ..Default::default()
         };
         let mut stream = docker.events(Some(options));
+        let scanned_at = engine.now();
         match scan_unhealthy(&docker, &engine, &settings).await {
             Ok(n) => {
                 up.store(true, Ordering::Release);
@@ -307,6 +322,17 @@ pub async fn run(
         while let Some(item) = stream.next().await {
             match item {
                 Ok(msg) => {
+                    let at = event_time(&msg);
+                    seen_until = Some(seen_until.map_or(at, |seen| seen.max(at)));
+                    // The scan reported health as it is now; a health change replayed
+                    // from the gap would open a second episode of the same problem.
+                    let health = msg
+                        .action
+                        .as_deref()
+                        .is_some_and(|a| a.starts_with("health_status"));
+                    if health && at < scanned_at {
+                        continue;
+                    }
                     if let Some(event) = event_from_docker(&msg, &mut stops, engine.now()) {
                         tracing::info!(container = event.labels.get("container").map(String::as_str).unwrap_or(""),
                             alert = event.labels.get("alertname").map(String::as_str).unwrap_or(""),

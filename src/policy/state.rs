@@ -317,6 +317,14 @@ impl PolicyState {
             .unwrap_or(0)
     }
 
+    /// Failures in a row of `action` on `target` (its breaker opens at the threshold).
+    pub fn consecutive_failures(&self, action: Action, target: &Target) -> u32 {
+        self.breakers
+            .get(&(action, target.clone()))
+            .map(|b| b.consecutive_failures)
+            .unwrap_or(0)
+    }
+
     /// When the alert with this fingerprint began firing, if it is firing.
     pub fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
         self.firing.get(fingerprint).map(|a| a.starts_at)

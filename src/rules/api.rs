@@ -65,7 +65,7 @@ pub(super) fn run_top_level(
     result
 }
 
-fn event_to_dynamic(event: &Event) -> Dynamic {
+pub(super) fn event_to_dynamic(event: &Event) -> Dynamic {
     let to_map = |labels: &crate::event::Labels| -> Dynamic {
         let map: Map = labels
             .iter()
@@ -96,7 +96,7 @@ pub(super) fn call_plan(
     engine: &Engine,
     timeout: Duration,
     rule: &Rule,
-    event: &Event,
+    event: &Dynamic,
     ctx: &EvalContext,
 ) -> Result<Vec<Intent>, RuleError> {
     let options = CallFnOptions::new()
@@ -109,7 +109,7 @@ pub(super) fn call_plan(
         &mut Scope::new(),
         &rule.ast,
         "plan",
-        (event_to_dynamic(event),),
+        (event.clone(),),
     );
     DEADLINE.with(|d| d.set(None));
     let value = result.map_err(|err| {
@@ -386,6 +386,13 @@ fn register(engine: &mut Engine) {
     });
     engine.register_fn("slack", move |channel: Dynamic, body: Dynamic| {
         notify(&channel, "slack", Some("slack"), None, &body)
+    });
+    // Without text: the channel's `text` template, else a message built from the alert.
+    engine.register_fn("slack", move |channel: Dynamic| {
+        notify(&channel, "slack", Some("slack"), None, &Dynamic::UNIT)
+    });
+    engine.register_fn("email", move |channel: Dynamic| {
+        notify(&channel, "email", Some("email"), None, &Dynamic::UNIT)
     });
     engine.register_fn("webhook", move |channel: Dynamic, body: Dynamic| {
         notify(&channel, "webhook", Some("webhook"), None, &body)

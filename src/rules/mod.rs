@@ -4,6 +4,7 @@ mod api;
 mod error;
 mod intent;
 pub mod matcher;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod tests_file;
@@ -127,7 +128,8 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        rules.sort_by(|a, b| a.name.cmp(&b.name));
+        // Names are file stems of one folder, so unique: an in-place sort needs no buffer.
+        rules.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let mut by_label: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut unindexed = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -201,7 +203,27 @@ impl RuleSet {
         event: &Event,
         ctx: &EvalContext,
     ) -> Result<Vec<Intent>, RuleError> {
-        api::call_plan(&self.engine, self.timeout, rule, event, ctx)
+        self.evaluate_prepared(rule, &ScriptEvent::of(event), ctx)
+    }
+
+    /// `evaluate` with the event already in the scripts' form, for several rules.
+    pub fn evaluate_prepared(
+        &self,
+        rule: &Rule,
+        event: &ScriptEvent,
+        ctx: &EvalContext,
+    ) -> Result<Vec<Intent>, RuleError> {
+        api::call_plan(&self.engine, self.timeout, rule, &event.0, ctx)
+    }
+}
+
+/// An event as rules see it. Built once per event: each rule gets a copy, so no rule
+/// sees what another did to it.
+pub struct ScriptEvent(Dynamic);
+
+impl ScriptEvent {
+    pub fn of(event: &Event) -> ScriptEvent {
+        ScriptEvent(api::event_to_dynamic(event))
     }
 }
 
@@ -217,12 +239,13 @@ fn compile_rule(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let ast = engine
+    let mut ast = engine
         .compile(&*source)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
 
     api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
+    templates::check(&ast, path, &source)?;
 
     let constants: HashMap<String, Dynamic> = ast
         .iter_literal_variables(true, false)
@@ -337,6 +360,9 @@ fn compile_rule(
         }
     }
 
+    // plan() is called without the top level (eval_ast(false)), whose constants were
+    // read above: the rule keeps only its functions.
+    ast.clear_statements();
     Ok(Rule {
         name,
         path: path.to_path_buf(),
@@ -353,6 +379,22 @@ fn compile_rule(
 impl Rule {
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// A rule of salve's own rather than of a file (outcome notifications): it plans
+    /// nothing; policy applies its limit like a file rule's.
+    pub fn builtin(name: String, limit: Option<RateLimit>) -> Rule {
+        Rule {
+            name,
+            path: PathBuf::new(),
+            matchers: Matchers::default(),
+            limit,
+            cooldown: None,
+            mute: Vec::new(),
+            dry_run: false,
+            source: Arc::from(""),
+            ast: AST::empty(),
+        }
     }
 }
 

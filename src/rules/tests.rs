@@ -256,3 +256,34 @@ fn matching_uses_alertmanager_semantics_and_the_index() {
     );
     assert!(names(&[("alertname", "Other")]).is_empty());
 }
+
+#[test]
+fn a_rule_that_changes_its_event_does_not_change_it_for_the_next_rule() {
+    let set = load(&[
+        (
+            "a-meddler",
+            "const MATCH = `alertname=\"X\"`;\nfn plan(event) { event.labels.container = \"other\"; [restart(docker_container(event.labels.container))] }",
+        ),
+        (
+            "b-reader",
+            "const MATCH = `alertname=\"X\"`;\nfn plan(event) { [restart(docker_container(event.labels.container))] }",
+        ),
+    ])
+    .expect("rules load");
+    let e = event(&[("alertname", "X"), ("container", "web-1")]);
+    let prepared = super::ScriptEvent::of(&e);
+    let targets: Vec<String> = ["a-meddler", "b-reader"]
+        .iter()
+        .map(|name| {
+            let rule = set.get(name).expect("rule loaded");
+            let intents = set
+                .evaluate_prepared(rule, &prepared, &ctx())
+                .expect("plan runs");
+            intents[0].target.to_string()
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        ["docker:container/other", "docker:container/web-1"]
+    );
+}

@@ -42,6 +42,7 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         "### Bare axum endpoint",
         "### salve, durable audit on",
         "### Memory and start-up by rule count",
+        "### Docker: unhealthy container to restart",
     ] {
         assert!(
             stdout.contains(heading),
@@ -56,5 +57,12 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         salve_rows.len(),
         3,
         "two load cells and one memory row for 10 rules:\n{stdout}"
+    );
+    let docker_row = stdout
+        .lines()
+        .find(|l| l.starts_with("| 1 | ") && l.ends_with(" s |"));
+    assert!(
+        docker_row.is_some_and(|row| row.contains(" ms | ")),
+        "one measured unhealthy-to-restart round:\n{stdout}"
     );
 }

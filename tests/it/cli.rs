@@ -214,3 +214,63 @@ fn the_shipped_rules_pass_their_own_tests() {
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(!stdout.contains("\n0 passed"), "no case ran:\n{stdout}");
 }
+
+/// Someone who starts from `examples/salve.toml` and the shipped rules gets a config
+/// that checks, and every channel and named command those rules use is defined in it.
+#[test]
+fn the_example_config_defines_everything_the_shipped_rules_use() {
+    let root = repo_dir();
+    let out = std::process::Command::new(crate::support::bin())
+        .args([
+            "check",
+            "--config",
+            "examples/salve.toml",
+            "--rules",
+            "rules",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("run salve check");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "salve check of the examples:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: toml::Table = std::fs::read_to_string(root.join("examples/salve.toml"))
+        .expect("read examples/salve.toml")
+        .parse()
+        .expect("examples/salve.toml is TOML");
+    let defined = |section: &str, name: &str| {
+        config
+            .get(section)
+            .and_then(|t| t.as_table())
+            .is_some_and(|t| t.contains_key(name))
+    };
+    let uses = regex::Regex::new(r#"\b(notify|slack|email|webhook|exec)\("([^"]+)""#)
+        .expect("constant pattern");
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root.join("rules")).expect("read rules/") {
+        let path = entry.expect("rules/ entry").path();
+        if path.extension().is_none_or(|e| e != "rhai") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("read a rule");
+        for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for used in uses.captures_iter(line) {
+                seen += 1;
+                let section = if &used[1] == "exec" { "exec" } else { "notify" };
+                if !defined(section, &used[2]) {
+                    missing.push(format!("{}: [{section}.{}]", path.display(), &used[2]));
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "no channel or command found in the shipped rules");
+    assert!(
+        missing.is_empty(),
+        "not in examples/salve.toml: {missing:?}"
+    );
+}

@@ -6,7 +6,7 @@
 use crate::docker_support::{
     break_health, docker, docker_ok, health, inspect, ms_between, shipped_rule, test_image,
     wait_following, wait_for, wait_health, Scope, CRASHES_ONCE, DOCKER_PATIENCE, FILE_HEALTHCHECK,
-    HEALTHY, HEALTHY_ONCE,
+    HEALTHY, HEALTHY_AFTER_RESTART, HEALTHY_ONCE,
 };
 use crate::support::{decisions, describe, native, of_kind, s, Salve};
 use salve::execute::{connect_docker, DockerExecutor, Executor, Outcome, OutcomeStatus};
@@ -37,6 +37,25 @@ fn executed<'a>(records: &'a [Value], action: &str, target: &str) -> Vec<&'a Val
     decided_on(records, target)
         .into_iter()
         .filter(|d| d["action"] == action && d["decision"] == "execute")
+        .collect()
+}
+
+/// The trail's decisions a line each, for a failure message a person can read.
+fn decision_lines(records: &[Value]) -> String {
+    of_kind(records, "decision")
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {} {} {} (episode {})\n",
+                d["at"],
+                d["rule"],
+                d["action"],
+                d["target"],
+                d["decision"],
+                d["reason"],
+                d["starts_at"]
+            )
+        })
         .collect()
 }
 
@@ -763,7 +782,7 @@ fn a_swarm_service_is_scaled_restarted_and_rolled_back_through_the_executor() {
     let target = Target::SwarmService { name: name.clone() };
     let act = |intent: Intent| -> Outcome {
         let started = Instant::now();
-        let outcome = runtime.block_on(executor.execute(&intent));
+        let outcome = runtime.block_on(executor.execute(&intent, &Default::default()));
         eprintln!(
             "[docker] swarm {} {:?}: {:?} in {} ms",
             intent.action,
@@ -823,6 +842,7 @@ fn a_swarm_service_is_scaled_restarted_and_rolled_back_through_the_executor() {
                 },
             )
             .with("replicas", 1),
+            &Default::default(),
         ),
     );
     assert_eq!(missing.outcome, OutcomeStatus::Failed);
@@ -900,7 +920,8 @@ fn readiness_follows_the_engine_going_away_and_coming_back() {
     let config = format!("{}host = \"unix://{}\"\n", scope.config(), socket.display());
     let salve = Salve::builder()
         .config(&config)
-        .rule("restart", "const MATCH = `alertname=\"ContainerUnhealthy\"`;\nfn plan(event) { [restart(docker_container(event.labels.container))] }")
+        .rule("restart", "const MATCH = `alertname=\"ContainerUnhealthy\"`;\nfn plan(event) { if event.status != \"firing\" { return []; } [restart(docker_container(event.labels.container))] }")
+        .rule("container-exited", &shipped_rule("container-exited"))
         .start();
     wait_following(&salve, 1);
     assert_eq!(salve.get("/-/ready").status, 200);
@@ -915,9 +936,14 @@ fn readiness_follows_the_engine_going_away_and_coming_back() {
         Value::String("salve is not ready: the Docker event stream is down.\n".into())
     );
 
-    // What goes bad while the engine is out of reach is found by the scan on reconnect.
-    let name = scope.run("away", &FILE_HEALTHCHECK, &["sh", "-c", "exec sleep 3600"]);
+    // What goes bad while the engine is out of reach is found on reconnect: health by
+    // the scan, a crash from the engine's own events of the gap.
+    let name = scope.run("away", &FILE_HEALTHCHECK, &HEALTHY_AFTER_RESTART);
+    let crashed = scope.run("crashed", &[], &CRASHES_ONCE);
     wait_health(&name, "unhealthy");
+    wait_for("the crash while salve cannot see the engine", || {
+        (inspect(&crashed, "{{.State.Status}}") == "exited").then_some(())
+    });
     let went_down = Instant::now();
     proxy.up();
     wait_for("readiness to return", || {
@@ -928,8 +954,30 @@ fn readiness_follows_the_engine_going_away_and_coming_back() {
         went_down.elapsed().as_millis()
     );
     let target = container_target(&name);
+    let crashed_target = container_target(&crashed);
     salve.wait_for_audit(
-        "the restart of the container that went bad meanwhile",
-        |records| !executed(records, "restart", &target).is_empty(),
+        "the restart of the container that went bad meanwhile and the start of the crashed one",
+        |records| {
+            !executed(records, "restart", &target).is_empty()
+                && !executed(records, "start", &crashed_target).is_empty()
+        },
+    );
+    wait_for("the crashed container to run again", || {
+        (inspect(&crashed, "{{.State.Status}}") == "running").then_some(())
+    });
+    wait_health(&name, "healthy");
+    // The scan and the replayed events of the gap overlap: each problem is acted on once.
+    std::thread::sleep(Duration::from_secs(2));
+    let records = salve.audit_json();
+    let decisions = decision_lines(&records);
+    assert_eq!(
+        executed(&records, "restart", &target).len(),
+        1,
+        "{decisions}"
+    );
+    assert_eq!(
+        executed(&records, "start", &crashed_target).len(),
+        1,
+        "{decisions}"
     );
 }

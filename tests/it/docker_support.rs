@@ -47,6 +47,14 @@ pub const HEALTHY_ONCE: [&str; 3] = [
     "if [ ! -f /tmp/started ]; then touch /tmp/started /tmp/ok; fi; exec sleep 3600",
 ];
 
+/// Unhealthy on its first start, healthy on every later one: a container that a
+/// restart heals, so a second restart would be a real second action.
+pub const HEALTHY_AFTER_RESTART: [&str; 3] = [
+    "sh",
+    "-c",
+    "if [ -f /tmp/started ]; then touch /tmp/ok; fi; touch /tmp/started; exec sleep 3600",
+];
+
 /// Exits with code 3 a second after its first start; started again, it stays up.
 pub const CRASHES_ONCE: [&str; 3] = [
     "sh",

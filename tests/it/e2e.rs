@@ -377,27 +377,38 @@ times = [{ start_time = "00:00", end_time = "24:00" }]
 fn the_shipped_alertmanager_and_prometheus_examples_pass_their_own_checkers() {
     let root = crate::support::repo_dir();
     let amtool = require("amtool", "prometheus-alertmanager");
-    let out = Command::new(amtool)
-        .arg("check-config")
-        .arg(root.join("examples/alertmanager.yml"))
-        .output()
-        .expect("amtool");
-    assert!(
-        out.status.success(),
-        "amtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let promtool = require("promtool", "prometheus");
-    let out = Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(root.join("examples/prometheus-rules.yml"))
-        .output()
-        .expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let checks = [
+        (&amtool, vec!["check-config"], "examples/alertmanager.yml"),
+        (
+            &amtool,
+            vec!["check-config"],
+            "examples/kubernetes/alertmanager-receiver.yml",
+        ),
+        (
+            &promtool,
+            vec!["check", "rules"],
+            "examples/prometheus-rules.yml",
+        ),
+        (
+            &promtool,
+            vec!["check", "rules"],
+            "examples/kubernetes/prometheus-rules.yml",
+        ),
+    ];
+    for (tool, args, file) in checks {
+        let out = Command::new(tool)
+            .args(&args)
+            .arg(root.join(file))
+            .output()
+            .expect("run the checker");
+        assert!(
+            out.status.success(),
+            "{} {} {file}: {}{}",
+            tool.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

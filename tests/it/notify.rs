@@ -2,7 +2,7 @@
 //! HTTP receivers standing in for Slack and webhook endpoints (scripted statuses, every
 //! request recorded) and a real SMTP server (Debian's `python3-aiosmtpd`).
 
-use crate::support::{native, of_kind, wait_until, Salve};
+use crate::support::{native, of_kind, s, wait_until, Salve};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -131,6 +131,14 @@ fn hmac_hex(key: &[u8], body: &[u8]) -> String {
 }
 
 /// Outcomes by target, minus what changes from run to run.
+/// Posts one native event named `alertname` and returns the trail once its actions
+/// have outcomes.
+fn fire_and_settle(salve: &Salve, alertname: &str) -> Vec<Value> {
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", alertname)]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    salve.wait_settled(1)
+}
+
 fn outcomes(records: &[Value]) -> BTreeMap<String, Value> {
     of_kind(records, "outcome")
         .into_iter()
@@ -294,6 +302,9 @@ fn plan(event) {
             .expect("sent_at");
         chrono::DateTime::parse_from_rfc3339(sent_at.as_str().expect("a string"))
             .expect("sent_at is RFC 3339");
+        for part in ["event", "decision", "actions"] {
+            document.as_object_mut().and_then(|d| d.remove(part));
+        }
         assert_eq!(
             document,
             json!({
@@ -301,6 +312,10 @@ fn plan(event) {
                 "action": "notify",
                 "via": "webhook",
                 "text": "disk full on host-a",
+                "intent": {
+                    "action": "notify", "target": "notify:ticketing",
+                    "params": { "text": "disk full on host-a", "via": "webhook" },
+                },
             })
         );
     }
@@ -308,7 +323,7 @@ fn plan(event) {
     let slacked = slack.requests();
     assert_eq!(slacked.len(), 1, "{slacked:?}");
     assert_eq!(slacked[0].path, "/services/T000/B000/XXXX");
-    assert_eq!(slacked[0].json(), json!({ "text": "disk full on host-a" }));
+    assert_eq!(slacked[0].json()["text"], "disk full on host-a");
     assert!(!slacked[0].headers.contains_key("x-salve-signature"));
 
     // A 400 is not retried; the receiver that never answers got the request once.
@@ -354,10 +369,7 @@ fn plan(event) {
 "#,
         )
         .start();
-    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Busy")]));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let records = salve.wait_settled(1);
-    let outcomes = outcomes(&records);
+    let outcomes = outcomes(&fire_and_settle(&salve, "Busy"));
     assert_eq!(
         outcomes["notify:busy"],
         json!({
@@ -701,10 +713,7 @@ fn plan(event) {
 "#,
         )
         .start();
-    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Mail")]));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let records = salve.wait_settled(1);
-    let outcomes = outcomes(&records);
+    let outcomes = outcomes(&fire_and_settle(&salve, "Mail"));
     assert_eq!(
         outcomes["notify:later"],
         json!({
@@ -840,10 +849,7 @@ fn plan(event) {
 "#,
         )
         .start();
-    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Tls")]));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let records = salve.wait_settled(1);
-    let outcomes = outcomes(&records);
+    let outcomes = outcomes(&fire_and_settle(&salve, "Tls"));
     assert_eq!(
         outcomes["notify:secure"],
         json!({
@@ -910,6 +916,18 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
             "notify.mail.username: username and password_file/password_env go together",
         ),
         ("[notify.x]\ntype = \"pager\"\n", "unknown variant `pager`"),
+        (
+            "[[on_outcome]]\nwhen = [\"failed\"]\nnotify = \"nowhere\"\n",
+            "on_outcome[0].notify: no channel [notify.nowhere] (defined: [])",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\n[[on_outcome]]\nwhen = [\"failed\"]\nnotify = \"ops\"\nlimit = \"often\"\n",
+            "on_outcome[0].limit:",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\n[[on_outcome]]\nwhen = [\"sometimes\"]\nnotify = \"ops\"\n",
+            "unknown variant `sometimes`",
+        ),
     ];
     for (config, expected) in cases {
         let salve = Salve::builder().config(config).write();
@@ -966,10 +984,7 @@ fn plan(event) {
 "#,
         )
         .start();
-    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Auth")]));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let records = salve.wait_settled(1);
-    let outcomes = outcomes(&records);
+    let outcomes = outcomes(&fire_and_settle(&salve, "Auth"));
     assert_eq!(
         outcomes["notify:good"],
         json!({
@@ -1041,4 +1056,366 @@ fn plan(event) {
         ]
     );
     assert_eq!(rejecting.requests().len(), 2);
+}
+
+/// Removes what changes from run to run (ids, clocks) anywhere in a document.
+fn stable(mut value: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for key in ["id", "event_id", "received_at", "sent_at", "duration_ms"] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
+}
+
+fn message_body(message: &str) -> &str {
+    message
+        .split_once("\r\n\r\n")
+        .or_else(|| message.split_once("\n\n"))
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+/// What the fixture's alert (`firing-single.json`) reads as when no text is given.
+const DEFAULT_TEXT: &str = "[FIRING] ContainerDown (critical): Container web-1 is down
+container=web-1 instance=host-a:9323 job=cadvisor service=web
+Source: http://prometheus.local:9090/graph?g0.expr=up%3D%3D0
+Runbook: https://runbooks.example/container-down
+salve (rule tell): exec exec:heal";
+
+#[test]
+fn messages_carry_the_alert_rendered_from_templates_or_by_default() {
+    let smtp = SmtpServer::start();
+    let slack = Receiver::start(&[]);
+    let ticketing = Receiver::start(&[]);
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[exec.heal]
+argv = ["true"]
+
+[notify.oncall]
+type = "email"
+smtp = "smtp://127.0.0.1:{port}"
+from = "salve@example.org"
+to = ["oncall@example.org"]
+
+[notify.ops]
+type = "slack"
+url = "{slack}"
+
+[notify.ticketing]
+type = "webhook"
+url = "{ticketing}"
+secret_env = "HOOK_SECRET"
+
+[notify.plain]
+type = "webhook"
+url = "{ticketing}"
+"#,
+            port = smtp.port,
+            slack = slack.url("/slack"),
+            ticketing = ticketing.url("/hook"),
+        ))
+        .env("HOOK_SECRET", SECRET)
+        .rule(
+            "tell",
+            r#"
+const MATCH = `alertname="ContainerDown"`;
+
+fn plan(event) {
+    [
+        exec("heal"),
+        email("oncall", "{{ labels.alertname }} ({{ labels.severity }}): {{ annotations.summary }}",
+              "{{ annotations.summary }} on {{ labels.instance }}, {{ status }} since {{ starts_at }}.\nRunbook: {{ annotations.runbook_url }}\nsalve: {{ action }} {{ target }} ({{ decision }})"),
+        slack("ops"),
+        webhook("ticketing"),
+        // Built at run time, so only rendering finds the mistake.
+        webhook("plain", "{{ labels.job | " + event.labels.job + " }}"),
+    ]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_fixture("firing-single.json");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let outcomes = outcomes(&records);
+    for channel in ["oncall", "ops", "ticketing"] {
+        let outcome = outcomes.get(&format!("notify:{channel}"));
+        assert_eq!(
+            outcome.map(|o| o["outcome"].clone()),
+            Some(json!("ok")),
+            "{channel}: {records:#?}\n{}",
+            salve.logs()
+        );
+    }
+    // A template that cannot render fails its message and says why; nothing is sent.
+    assert_eq!(
+        outcomes["notify:plain"],
+        json!({
+            "action": "notify", "outcome": "failed",
+            "error": "text: template error: unknown filter: filter cadvisor is unknown",
+            "detail": { "channel": "plain", "type": "webhook", "attempts": 0 },
+        })
+    );
+
+    let messages = wait_until("the message in the maildir", || {
+        Some(smtp.messages()).filter(|m| !m.is_empty())
+    });
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        header(&messages[0], "Subject"),
+        Some("ContainerDown (critical): Container web-1 is down"),
+        "{}",
+        messages[0]
+    );
+    assert_eq!(
+        // Quoted-printable: a soft line break is `=` at the end of a line.
+        message_body(&messages[0])
+            .replace("\r\n", "\n")
+            .replace("=\n", "")
+            .trim(),
+        "Container web-1 is down on host-a:9323, firing since 2026-11-22T22:39:08.658669699+00:00.\n\
+         Runbook: https://runbooks.example/container-down\n\
+         salve: exec exec:heal (execute)",
+        "{}",
+        messages[0]
+    );
+
+    let slacked = slack.requests();
+    assert_eq!(slacked.len(), 1, "{slacked:?}");
+    let field =
+        |name: &str, value: &str| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{value}") });
+    assert_eq!(
+        slacked[0].json(),
+        json!({
+            "text": DEFAULT_TEXT,
+            "blocks": [
+                { "type": "header", "text": { "type": "plain_text", "text": "🔥 FIRING: ContainerDown", "emoji": true } },
+                { "type": "section", "text": { "type": "mrkdwn", "text": "Container web-1 is down" } },
+                { "type": "section", "fields": [
+                    field("Status", "firing"), field("Severity", "critical"),
+                    field("container", "web-1"), field("instance", "host-a:9323"),
+                    field("job", "cadvisor"), field("service", "web"),
+                ] },
+                { "type": "context", "elements": [{ "type": "mrkdwn", "text": "salve (rule tell): exec exec:heal" }] },
+                { "type": "actions", "elements": [
+                    { "type": "button", "text": { "type": "plain_text", "text": "Source" },
+                      "url": "http://prometheus.local:9090/graph?g0.expr=up%3D%3D0" },
+                    { "type": "button", "text": { "type": "plain_text", "text": "Runbook" },
+                      "url": "https://runbooks.example/container-down" },
+                ] },
+            ],
+        })
+    );
+
+    let hooks: Vec<Request> = ticketing
+        .requests()
+        .into_iter()
+        .filter(|r| r.json()["channel"] == "ticketing")
+        .collect();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(
+        hooks[0].headers["x-salve-signature"],
+        format!("sha256={}", hmac_hex(SECRET.as_bytes(), &hooks[0].body))
+    );
+    let document = stable(hooks[0].json());
+    let fixture = crate::support::fixture("firing-single.json");
+    let alert = &fixture["alerts"][0];
+    let decision = |action: &str, target: &str, params: Value| {
+        let mut d = json!({
+            "fingerprint": "75359c27e5221bdd",
+            "starts_at": "2026-11-22T22:39:08.658669699Z",
+            "status": "firing", "rule": "tell",
+            "action": action, "target": target, "decision": "execute",
+        });
+        if params != json!({}) {
+            d["params"] = params;
+        }
+        d
+    };
+    assert_eq!(
+        document,
+        json!({
+            "channel": "ticketing",
+            "action": "notify",
+            "via": "webhook",
+            "text": DEFAULT_TEXT,
+            "event": {
+                "source": "alertmanager",
+                "status": "firing",
+                "labels": alert["labels"],
+                "annotations": alert["annotations"],
+                "starts_at": "2026-11-22T22:39:08.658669699Z",
+                "fingerprint": "75359c27e5221bdd",
+                "generator_url": alert["generatorURL"],
+            },
+            "intent": { "action": "notify", "target": "notify:ticketing", "params": { "via": "webhook" } },
+            "decision": decision("notify", "notify:ticketing", json!({ "via": "webhook" })),
+            "actions": [
+                decision("exec", "exec:heal", json!({})),
+                document["actions"][1].clone(),
+                decision("notify", "notify:ops", json!({ "via": "slack" })),
+                document["actions"][3].clone(),
+            ],
+        }),
+        "{document:#}"
+    );
+    assert_eq!(document["actions"][1]["target"], "notify:oncall");
+    assert_eq!(document["actions"][3]["target"], "notify:plain");
+}
+
+#[test]
+fn a_failing_action_is_reported_to_the_outcome_channel_and_a_failing_report_stops_there() {
+    let ticketing = Receiver::start(&[]);
+    let rejecting = Receiver::start(&[Reply::Status(400); 10]);
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"
+[policy]
+breaker_failures = 2
+
+[exec.broken]
+argv = ["false"]
+
+[notify.ticketing]
+type = "webhook"
+url = "{ticketing}"
+secret_env = "HOOK_SECRET"
+
+[notify.rejecting]
+type = "webhook"
+url = "{rejecting}"
+
+[[on_outcome]]
+when = ["failed", "circuit_open"]
+notify = "ticketing"
+
+[[on_outcome]]
+when = ["failed"]
+notify = "rejecting"
+actions = ["exec"]
+"#,
+            ticketing = ticketing.url("/hook"),
+            rejecting = rejecting.url("/hook"),
+        ))
+        .env("HOOK_SECRET", SECRET)
+        .rule(
+            "heal",
+            r#"
+const MATCH = `alertname="Broken"`;
+
+fn plan(event) {
+    [exec("broken")]
+}
+"#,
+        )
+        .start();
+    for (n, host) in ["a", "b"].into_iter().enumerate() {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Broken"), ("host", host)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        // The exec, then a message to each outcome channel.
+        salve.wait_for_audit("the failure and both reports", |records| {
+            of_kind(records, "outcome").len() >= 3 * (n + 1)
+        });
+    }
+    let records = salve.wait_settled(2);
+    assert_eq!(
+        crate::support::decisions(&records),
+        [
+            "heal: exec exec:broken -> execute",
+            "on_outcome/ticketing: notify notify:ticketing -> execute",
+            "on_outcome/rejecting: notify notify:rejecting -> execute",
+            "heal: exec exec:broken -> execute",
+            "on_outcome/ticketing: notify notify:ticketing -> execute",
+            "on_outcome/rejecting: notify notify:rejecting -> execute",
+        ],
+        "{}",
+        salve.logs()
+    );
+    // The rejected reports failed, and nothing reported on them.
+    assert_eq!(of_kind(&records, "outcome").len(), 6);
+    assert_eq!(rejecting.requests().len(), 2);
+
+    let hooks = ticketing.requests();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    let mut texts = Vec::new();
+    for (hook, when) in hooks.iter().zip(["failed", "circuit_open"]) {
+        assert_eq!(
+            hook.headers["x-salve-signature"],
+            format!("sha256={}", hmac_hex(SECRET.as_bytes(), &hook.body))
+        );
+        let document = stable(hook.json());
+        let report = &document["report"];
+        assert_eq!(report["when"], when, "{document:#}");
+        assert_eq!(report["decision"]["rule"], "heal");
+        assert_eq!(report["decision"]["target"], "exec:broken");
+        assert_eq!(report["outcome"]["outcome"], "failed");
+        assert_eq!(document["decision"]["rule"], "on_outcome/ticketing");
+        assert_eq!(
+            document["intent"]["params"],
+            json!({ "via": "on_outcome", "when": when, "reports": hook.json()["report"]["decision"]["id"] })
+        );
+        assert_eq!(document["event"]["labels"]["alertname"], "Broken");
+        texts.push(s(&document["text"]));
+    }
+    let error = s(&stable(hooks[0].json())["report"]["outcome"]["error"]);
+    assert_eq!(
+        texts,
+        [
+            format!("salve could not exec exec:broken: {error} (rule heal)\nAlert: [FIRING] Broken\nhost=a"),
+            format!("salve stopped trying to exec exec:broken: it failed too many times in a row and its circuit breaker is open; last error: {error} (rule heal)\nAlert: [FIRING] Broken\nhost=b"),
+        ],
+        "{texts:#?}"
+    );
+}
+
+#[test]
+fn check_points_at_a_broken_template() {
+    let salve = Salve::builder()
+        .rule(
+            "tell",
+            r#"const MATCH = `alertname="DiskFull"`;
+
+fn plan(event) {
+    [slack("ops", "Disk full on {{ labels.host }"), email("oncall", "{{ labels.host | shout }}")]
+}
+"#,
+        )
+        .write();
+    let path = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+    let out = salve.cli(&["check", "--config", &path, "--rules", &rules]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tell.rhai:4:19: slack: template error: syntax error: unexpected `}`"),
+        "{stderr}"
+    );
+    eprintln!("[notify] salve check on a broken template:\n{stderr}");
+
+    let salve = Salve::builder()
+        .config("[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\ntext = \"{% if status %}open\"\n")
+        .write();
+    let path = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+    let out = salve.cli(&["check", "--config", &path, "--rules", &rules]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("notify.ops.text: template error: syntax error: unexpected end of input"),
+        "{stderr}"
+    );
 }

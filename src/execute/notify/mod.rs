@@ -2,9 +2,16 @@
 //! webhooks signed with HMAC-SHA256. Timeouts, bounded retries with back-off and
 //! jitter for transient failures; secrets never reach the outcome.
 
-use super::{Executor, Outcome};
+mod message;
+mod template;
+
+pub use template::check as check_template;
+
+use super::{ActionContext, Executor, Outcome, Report};
 use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
+use crate::event::Event;
 use crate::policy::rate::format_duration;
+use crate::policy::Decision;
 use crate::rules::{Backend, Intent, Target};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -24,8 +31,6 @@ use std::time::Duration;
 pub const SIGNATURE_HEADER: &str = "X-Salve-Signature";
 /// The longest `Retry-After` salve waits for before giving up on a channel.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-const DEFAULT_SUBJECT: &str = "salve notification";
-
 /// What a `webhook` channel POSTs (`schemas/webhook.schema.json`). Signed, when the
 /// channel has a secret, in `X-Salve-Signature: sha256=HEX` over these exact bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -37,12 +42,38 @@ pub struct WebhookDocument {
     /// The function the rule used: `webhook`, `slack`, `email`; absent for `notify`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// The rendered subject: the rule's, else the channel's `subject`; absent when
+    /// neither gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// The rule's message, or a default naming the channel.
+    /// The rendered message: the rule's, else the channel's `text`, else a default
+    /// built from the alert and what salve did.
     pub text: String,
     /// When this attempt was sent (each retry has its own).
     pub sent_at: chrono::DateTime<chrono::Utc>,
+    /// The alert behind the message (without the source's raw payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    /// This notification as the rule (or `[[on_outcome]]`) asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+    /// The policy's decision that let this notification through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// What else the same rule decided about the same event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Decision>,
+    /// Outcome notifications only: the action reported on, its decision and outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+/// A message rendered once, sent by every attempt.
+struct Prepared {
+    subject: Option<String>,
+    text: String,
+    /// Slack's JSON body.
+    slack: Vec<u8>,
 }
 
 pub struct NotifyExecutor {
@@ -164,15 +195,60 @@ impl NotifyExecutor {
         }
     }
 
-    async fn attempt(&self, channel: &NotifyChannel, intent: &Intent) -> Attempt {
-        let text = param(intent, "text")
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("salve: notification on channel {}", channel.name));
-        let subject = param(intent, "subject");
+    /// Renders the subject and text (the rule's, else the channel's, else defaults).
+    fn prepare(
+        &self,
+        channel: &NotifyChannel,
+        intent: &Intent,
+        context: &ActionContext,
+    ) -> Result<Prepared, String> {
+        let facts = message::Facts {
+            channel: &channel.name,
+            context,
+        };
+        let variables = facts.template_context();
+        let given_subject = param(intent, "subject").or(channel.subject.as_deref());
+        let subject = given_subject
+            .map(|s| template::render(s, &variables).map_err(|e| format!("subject: {e}")))
+            .transpose()?
+            // A subject is one line; a template's newlines would break the header.
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
+        let given = param(intent, "text")
+            .or(channel.text.as_deref())
+            .map(|t| template::render(t, &variables).map_err(|e| format!("text: {e}")))
+            .transpose()?;
+        let text = given.clone().unwrap_or_else(|| facts.default_text());
+        let slack = match channel.kind {
+            NotifyKind::Slack { .. } => facts
+                .slack(given.as_deref(), &text)
+                .to_string()
+                .into_bytes(),
+            _ => Vec::new(),
+        };
+        let subject = match channel.kind {
+            NotifyKind::Email { .. } => Some(subject.unwrap_or_else(|| facts.default_subject())),
+            _ => subject,
+        };
+        Ok(Prepared {
+            subject,
+            text,
+            slack,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        channel: &NotifyChannel,
+        intent: &Intent,
+        context: &ActionContext,
+        prepared: &Prepared,
+    ) -> Attempt {
+        let text = &prepared.text;
+        let subject = prepared.subject.as_deref();
         match &channel.kind {
             NotifyKind::Slack { url } => {
-                let body = json!({ "text": text }).to_string().into_bytes();
-                self.post(channel, url.expose(), body, &[]).await
+                self.post(channel, url.expose(), prepared.slack.clone(), &[])
+                    .await
             }
             NotifyKind::Webhook {
                 url,
@@ -186,6 +262,14 @@ impl NotifyExecutor {
                     subject: subject.map(str::to_string),
                     text: text.clone(),
                     sent_at: chrono::Utc::now(),
+                    event: context.event.as_deref().map(|e| Event {
+                        raw: Value::Null,
+                        ..e.clone()
+                    }),
+                    intent: Some(intent.clone()),
+                    decision: context.decision.clone(),
+                    actions: context.related.clone(),
+                    report: context.report.clone(),
                 };
                 let body = serde_json::to_vec(&document).unwrap_or_default();
                 let mut headers = Vec::new();
@@ -214,7 +298,7 @@ impl NotifyExecutor {
                 let message = (|| -> Result<Message, String> {
                     let mut builder = Message::builder()
                         .from(from.parse().map_err(|e| format!("from: {e}"))?)
-                        .subject(subject.unwrap_or(DEFAULT_SUBJECT));
+                        .subject(subject.unwrap_or("salve notification"));
                     for a in to {
                         builder = builder.to(a.parse().map_err(|e| format!("to: {e}"))?);
                     }
@@ -335,7 +419,7 @@ impl Executor for NotifyExecutor {
         Backend::Notify
     }
 
-    async fn execute(&self, intent: &Intent) -> Outcome {
+    async fn execute(&self, intent: &Intent, context: &ActionContext) -> Outcome {
         let Target::Notify { channel: name } = &intent.target else {
             return Outcome::failed(
                 format!("notify cannot act on {}", intent.target),
@@ -353,6 +437,15 @@ impl Executor for NotifyExecutor {
             NotifyKind::Email { .. } => "smtp_status",
             _ => "status",
         };
+        let prepared = match self.prepare(channel, intent, context) {
+            Ok(p) => p,
+            Err(error) => {
+                return Outcome::failed(
+                    error,
+                    json!({ "channel": name, "type": kind, "attempts": 0 }),
+                )
+            }
+        };
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -363,7 +456,7 @@ impl Executor for NotifyExecutor {
                 }
                 d
             };
-            match self.attempt(channel, intent).await {
+            match self.attempt(channel, intent, context, &prepared).await {
                 Attempt::Delivered { status } => return Outcome::ok(detail(status)),
                 Attempt::Permanent { error, status } => {
                     return Outcome::failed(error, detail(status))

@@ -1,0 +1,473 @@
+//! What a notification says: the template context, default subject and text built
+//! from the alert and what salve did, and the Slack message.
+
+use super::super::{ActionContext, Report};
+use crate::config::OutcomeTrigger;
+use crate::event::Event;
+use crate::policy::{Decision, Verdict};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Labels that say which alert it is rather than where: not repeated as "key labels".
+const NOT_KEY_LABELS: [&str; 2] = ["alertname", "severity"];
+const MAX_KEY_LABELS: usize = 8;
+
+/// Everything a message can speak of.
+pub(super) struct Facts<'a> {
+    pub channel: &'a str,
+    pub context: &'a ActionContext,
+}
+
+/// One action salve decided, as templates see it.
+#[derive(Serialize)]
+struct ActionView {
+    action: String,
+    target: String,
+    decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    detail: String,
+}
+
+impl ActionView {
+    fn of(d: &Decision) -> ActionView {
+        ActionView {
+            action: d.action.to_string(),
+            target: d.target.to_string(),
+            decision: match d.decision {
+                Verdict::Execute => "execute",
+                Verdict::Suppress => "suppress",
+            },
+            reason: d.reason.map(|r| r.as_str()),
+            detail: d.detail.clone(),
+        }
+    }
+}
+
+/// The variables a template sees (README, "Templates").
+#[derive(Serialize)]
+pub(super) struct TemplateContext<'a> {
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    labels: BTreeMap<&'a str, &'a str>,
+    annotations: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alertname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starts_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generator_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    /// The action the message is about: the reported one, or the rule's first other.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    main: Option<ActionView>,
+    /// Everything else the rule decided about this event.
+    actions: Vec<ActionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<Value>,
+}
+
+impl<'a> Facts<'a> {
+    fn event(&self) -> Option<&'a Event> {
+        self.context.event.as_deref()
+    }
+
+    fn report(&self) -> Option<&'a Report> {
+        self.context.report.as_ref()
+    }
+
+    fn label(&self, name: &str) -> Option<&'a str> {
+        self.event()
+            .and_then(|e| e.labels.get(name))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn annotation(&self, name: &str) -> Option<&'a str> {
+        self.event()
+            .and_then(|e| e.annotations.get(name))
+            .map(String::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The other action this message is about, if any.
+    fn main_action(&self) -> Option<&'a Decision> {
+        if let Some(report) = self.report() {
+            return Some(&report.decision);
+        }
+        self.context
+            .related
+            .iter()
+            .find(|d| d.action != crate::rules::Action::Notify)
+    }
+
+    fn key_labels(&self) -> Vec<(&'a str, &'a str)> {
+        self.event()
+            .map(|e| {
+                e.labels
+                    .iter()
+                    .filter(|(k, v)| {
+                        !NOT_KEY_LABELS.contains(&k.as_str())
+                            && !k.starts_with("__")
+                            && !v.is_empty()
+                    })
+                    .take(MAX_KEY_LABELS)
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn links(&self) -> Vec<(&'static str, &'a str)> {
+        let mut links = Vec::new();
+        if let Some(url) = self
+            .event()
+            .map(|e| e.generator_url.as_str())
+            .filter(|u| is_link(u))
+        {
+            links.push(("Source", url));
+        }
+        if let Some(url) = self.annotation("runbook_url").filter(|u| is_link(u)) {
+            links.push(("Runbook", url));
+        }
+        links
+    }
+
+    pub fn template_context(&self) -> TemplateContext<'a> {
+        let event = self.event();
+        let map = |m: Option<&'a crate::event::Labels>| -> BTreeMap<&'a str, &'a str> {
+            m.map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                .unwrap_or_default()
+        };
+        let main = self.main_action();
+        TemplateContext {
+            channel: self.channel,
+            rule: self.context.decision.as_ref().map(|d| d.rule.as_str()),
+            labels: map(event.map(|e| &e.labels)),
+            annotations: map(event.map(|e| &e.annotations)),
+            alertname: self.label("alertname"),
+            status: event.map(|e| e.status.as_str()),
+            fingerprint: event.map(|e| e.fingerprint.0.as_str()),
+            starts_at: event.map(|e| e.starts_at.to_rfc3339()),
+            ends_at: event.and_then(|e| e.ends_at).map(|t| t.to_rfc3339()),
+            generator_url: event
+                .map(|e| e.generator_url.as_str())
+                .filter(|u| !u.is_empty()),
+            source: event.map(|e| e.source.as_str()),
+            event_id: event.map(|e| e.id.as_str()),
+            main: main.map(ActionView::of),
+            actions: self.context.related.iter().map(ActionView::of).collect(),
+            when: self.report().map(|r| r.when.as_str()),
+            outcome: self.report().map(|r| {
+                json!({
+                    "outcome": r.outcome.outcome,
+                    "error": r.outcome.error,
+                    "duration_ms": r.outcome.duration_ms,
+                    "verified": r.outcome.verified,
+                })
+            }),
+        }
+    }
+
+    /// `[FIRING] ContainerDown (critical)`.
+    fn headline(&self) -> Option<String> {
+        let event = self.event()?;
+        let name = self.label("alertname").unwrap_or("alert");
+        let mut line = format!("[{}] {name}", event.status.as_str().to_uppercase());
+        if let Some(severity) = self.label("severity") {
+            line.push_str(&format!(" ({severity})"));
+        }
+        Some(line)
+    }
+
+    /// One line on the reported action: what failed and why.
+    fn report_line(&self) -> Option<String> {
+        let report = self.report()?;
+        let d = &report.decision;
+        let error = report.outcome.error.as_deref().unwrap_or("no error given");
+        Some(match report.when {
+            OutcomeTrigger::Failed => format!(
+                "salve could not {} {}: {error} (rule {})",
+                d.action, d.target, d.rule
+            ),
+            OutcomeTrigger::CircuitOpen => format!(
+                "salve stopped trying to {} {}: it failed too many times in a row and its circuit breaker is open; last error: {error} (rule {})",
+                d.action, d.target, d.rule
+            ),
+        })
+    }
+
+    /// What salve did about the event besides this message, in one line.
+    fn did_line(&self) -> Option<String> {
+        if self.report().is_some() {
+            return None;
+        }
+        let rule = self.context.decision.as_ref().map(|d| d.rule.as_str())?;
+        let done = self.actions_taken();
+        (!done.is_empty()).then(|| format!("salve (rule {rule}): {}", done.join("; ")))
+    }
+
+    /// The rule's other decisions about the event, notifications aside.
+    fn actions_taken(&self) -> Vec<String> {
+        self.context
+            .related
+            .iter()
+            .filter(|d| d.action != crate::rules::Action::Notify)
+            .map(describe_decision)
+            .collect()
+    }
+
+    /// The subject when neither the rule nor the channel gives one.
+    pub fn default_subject(&self) -> String {
+        if let Some(report) = self.report() {
+            let d = &report.decision;
+            return match report.when {
+                OutcomeTrigger::Failed => format!("salve: {} on {} failed", d.action, d.target),
+                OutcomeTrigger::CircuitOpen => {
+                    format!("salve: breaker open for {} on {}", d.action, d.target)
+                }
+            };
+        }
+        match (self.headline(), self.annotation("summary")) {
+            (Some(h), Some(s)) => format!("{h}: {}", one_line(s)),
+            (Some(h), None) => {
+                let labels: Vec<String> = self
+                    .key_labels()
+                    .iter()
+                    .take(3)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                if labels.is_empty() {
+                    h
+                } else {
+                    format!("{h} {}", labels.join(" "))
+                }
+            }
+            _ => "salve notification".to_string(),
+        }
+    }
+
+    /// The text when neither the rule nor the channel gives one.
+    pub fn default_text(&self) -> String {
+        let mut lines = Vec::new();
+        if let Some(line) = self.report_line() {
+            lines.push(line);
+        }
+        match self.headline() {
+            Some(h) => {
+                let h = match self.annotation("summary") {
+                    Some(s) => format!("{h}: {s}"),
+                    None => h,
+                };
+                lines.push(if self.report().is_some() {
+                    format!("Alert: {h}")
+                } else {
+                    h
+                });
+            }
+            None if lines.is_empty() => {
+                lines.push(format!("salve: notification on channel {}", self.channel))
+            }
+            None => {}
+        }
+        let labels: Vec<String> = self
+            .key_labels()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !labels.is_empty() {
+            lines.push(labels.join(" "));
+        }
+        if let Some(d) = self.annotation("description") {
+            lines.push(d.to_string());
+        }
+        for (name, url) in self.links() {
+            lines.push(format!("{name}: {url}"));
+        }
+        if let Some(line) = self.did_line() {
+            lines.push(line);
+        }
+        lines.join("\n")
+    }
+
+    /// A Slack message with blocks: the text, the alert's facts as fields, summary and
+    /// description, what salve did, and buttons to the source and the runbook. `text`
+    /// stays as the notification's fallback. `given` is the rule's (or channel's) text;
+    /// without it the blocks carry the facts and `text` is the default.
+    pub fn slack(&self, given: Option<&str>, text: &str) -> Value {
+        let Some(event) = self.event() else {
+            return json!({ "text": text });
+        };
+        let mut blocks = Vec::new();
+        let title = match self.report() {
+            Some(r) => format!(
+                "salve: {} {} on {}",
+                r.decision.action,
+                match r.when {
+                    OutcomeTrigger::Failed => "failed",
+                    OutcomeTrigger::CircuitOpen => "breaker open",
+                },
+                r.decision.target
+            ),
+            None => format!(
+                "{} {}: {}",
+                match event.status {
+                    crate::event::Status::Firing => "🔥",
+                    crate::event::Status::Resolved => "✅",
+                },
+                event.status.as_str().to_uppercase(),
+                self.label("alertname").unwrap_or("alert")
+            ),
+        };
+        blocks.push(json!({
+            "type": "header",
+            "text": { "type": "plain_text", "text": cut(&title, 150), "emoji": true },
+        }));
+        let lead = match given {
+            Some(given) => given.to_string(),
+            None => match self.report_line() {
+                Some(line) => escape(&line),
+                None => escape(
+                    self.annotation("summary")
+                        .or(self.label("alertname"))
+                        .unwrap_or("alert"),
+                ),
+            },
+        };
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": cut(&lead, 3000) },
+        }));
+        let mut fields = vec![field("Status", event.status.as_str())];
+        if let Some(severity) = self.label("severity") {
+            fields.push(field("Severity", severity));
+        }
+        for (k, v) in self.key_labels() {
+            if fields.len() == 10 {
+                break;
+            }
+            fields.push(field(k, v));
+        }
+        blocks.push(json!({ "type": "section", "fields": fields }));
+        let mut about = Vec::new();
+        for (name, value) in [
+            ("Summary", self.annotation("summary")),
+            ("Description", self.annotation("description")),
+        ] {
+            if let Some(value) = value.filter(|v| !lead.contains(&escape(v))) {
+                about.push(format!("*{name}:* {}", escape(value)));
+            }
+        }
+        if !about.is_empty() {
+            blocks.push(json!({
+                "type": "section",
+                "text": { "type": "mrkdwn", "text": cut(&about.join("\n"), 3000) },
+            }));
+        }
+        let did: Vec<String> = match self.report() {
+            Some(r) => vec![format!(
+                "{} → {}{}",
+                describe_decision(&r.decision),
+                match r.outcome.outcome {
+                    super::super::OutcomeStatus::Ok => "ok",
+                    super::super::OutcomeStatus::Failed => "failed",
+                    super::super::OutcomeStatus::Abandoned => "abandoned",
+                    super::super::OutcomeStatus::Skipped => "skipped",
+                },
+                r.outcome
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )],
+            None => self.actions_taken(),
+        };
+        let rule = self.report().map(|r| r.decision.rule.as_str()).or(self
+            .context
+            .decision
+            .as_ref()
+            .map(|d| d.rule.as_str()));
+        if let Some(rule) = rule {
+            let line = if did.is_empty() {
+                format!("salve (rule {})", escape(rule))
+            } else {
+                format!("salve (rule {}): {}", escape(rule), escape(&did.join("; ")))
+            };
+            blocks.push(json!({
+                "type": "context",
+                "elements": [{ "type": "mrkdwn", "text": cut(&line, 3000) }],
+            }));
+        }
+        let buttons: Vec<Value> = self
+            .links()
+            .into_iter()
+            .filter(|(_, url)| url.len() <= 3000)
+            .map(|(name, url)| {
+                json!({
+                    "type": "button",
+                    "text": { "type": "plain_text", "text": name },
+                    "url": url,
+                })
+            })
+            .collect();
+        if !buttons.is_empty() {
+            blocks.push(json!({ "type": "actions", "elements": buttons }));
+        }
+        json!({ "text": text, "blocks": blocks })
+    }
+}
+
+/// `restart docker:container/web-1` or `... suppressed (cooldown)`.
+fn describe_decision(d: &Decision) -> String {
+    match (d.decision, d.reason) {
+        (Verdict::Execute, _) => format!("{} {}", d.action, d.target),
+        (Verdict::Suppress, Some(reason)) => {
+            format!("{} {} suppressed ({reason})", d.action, d.target)
+        }
+        (Verdict::Suppress, None) => format!("{} {} suppressed", d.action, d.target),
+    }
+}
+
+fn field(name: &str, value: &str) -> Value {
+    json!({ "type": "mrkdwn", "text": cut(&format!("*{}*\n{}", escape(name), escape(value)), 2000) })
+}
+
+fn is_link(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Slack's mrkdwn reads `<`, `>` and `&` as markup: values from alerts are escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `max` characters, with an ellipsis when cut (Slack refuses longer fields).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}

@@ -1,0 +1,94 @@
+//! Message templates written in rules are checked at load: each string literal passed
+//! to `notify`, `email`, `slack` or `webhook` after the channel must compile, so a
+//! broken template is a `file:line:col` error at `salve check`, not a failed message
+//! in the middle of an incident.
+
+use super::RuleError;
+use rhai::{ASTNode, Expr, AST};
+use std::path::Path;
+
+const NOTIFY_FUNCTIONS: [&str; 4] = ["notify", "email", "slack", "webhook"];
+
+pub(super) fn check(ast: &AST, path: &Path, source: &str) -> Result<(), RuleError> {
+    let mut first: Option<RuleError> = None;
+    ast.walk(&mut |nodes: &[ASTNode]| {
+        let Some(ASTNode::Expr(Expr::FnCall(call, _))) = nodes.last() else {
+            return true;
+        };
+        if !NOTIFY_FUNCTIONS.contains(&call.name.as_str()) || call.is_qualified() {
+            return true;
+        }
+        // The first argument names the channel; the rest are subject and text.
+        for arg in call.args.iter().skip(1) {
+            if let Expr::StringConstant(text, pos) = arg {
+                if let Err(e) = crate::execute::check_template(text) {
+                    first = Some(RuleError::at(
+                        path,
+                        source,
+                        *pos,
+                        format!("{}: {e}", call.name),
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
+    });
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::RuleSet;
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn load(source: &str) -> Result<(), String> {
+        RuleSet::from_sources(
+            vec![(PathBuf::from("rules/tell.rhai"), source.to_string())],
+            &HashSet::new(),
+            Duration::from_millis(100),
+        )
+        .map(|_| ())
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn a_broken_template_in_a_rule_is_reported_where_it_is_written() {
+        let err = load(
+            "const MATCH = `alertname=\"X\"`;\n\nfn plan(event) {\n    [slack(\"ops\", \"{{ labels.host }} is down\"),\n     email(\"oncall\", \"ok {{ status }}\", \"{{ annotations.summary \")]\n}\n",
+        )
+        .expect_err("broken template");
+        assert!(
+            err.starts_with(
+                "rules/tell.rhai:5:41: email: template error: syntax error: unexpected end of input"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("5 |      email("), "{err}");
+    }
+
+    #[test]
+    fn unknown_filters_are_found_and_good_templates_pass() {
+        let err = load(
+            "const MATCH = `alertname=\"X\"`;\nfn plan(event) { [notify(\"ops\", \"{{ labels.host | shout }}\")] }\n",
+        )
+        .expect_err("unknown filter");
+        assert!(
+            err.starts_with("rules/tell.rhai:2:33: notify: template error: unknown filter: filter shout is unknown"),
+            "{err}"
+        );
+        load("const MATCH = `alertname=\"X\"`;\nfn plan(event) { [webhook(\"t\", \"{% if status == 'firing' %}{{ labels.host | upper }}{% endif %}\")] }\n")
+            .expect("a good template loads");
+    }
+}
