@@ -82,6 +82,10 @@ pub enum OutcomeTrigger {
     /// A failure that opened the action's circuit breaker (`policy.breaker_failures`
     /// in a row): salve stops trying that action on that target for a while.
     CircuitOpen,
+    /// An action salve was running when it stopped (killed, crashed, power lost): found
+    /// at the next start with no outcome recorded. It is not run again; it may or may
+    /// not have happened, and someone should look.
+    Abandoned,
 }
 
 impl OutcomeTrigger {
@@ -89,6 +93,7 @@ impl OutcomeTrigger {
         match self {
             OutcomeTrigger::Failed => "failed",
             OutcomeTrigger::CircuitOpen => "circuit_open",
+            OutcomeTrigger::Abandoned => "abandoned",
         }
     }
 }
@@ -98,7 +103,7 @@ impl OutcomeTrigger {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnOutcomeConfig {
-    /// `["failed"]`, `["circuit_open"]` or both.
+    /// Any of `"failed"`, `"circuit_open"` and `"abandoned"`.
     pub when: Vec<OutcomeTrigger>,
     /// The `[notify.NAME]` channel to tell.
     pub notify: String,
@@ -862,7 +867,7 @@ impl Config {
             }
             if entry.when.is_empty() {
                 return Err(invalid(format!(
-                    "{}: needs \"failed\" and/or \"circuit_open\"",
+                    "{}: needs one or more of \"failed\", \"circuit_open\", \"abandoned\"",
                     key("when")
                 )));
             }

@@ -1,7 +1,7 @@
 //! The engine: takes events, asks the rules, applies policy, records, then acts.
 //! The only place where stages meet.
 
-use crate::audit::{AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
+use crate::audit::{read_records, AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
 use crate::config::OutcomeTrigger;
 use crate::event::Event;
@@ -10,7 +10,9 @@ use crate::execute::{
     OutcomeStatus, Report,
 };
 use crate::metrics::Metrics;
-use crate::policy::{BatchScope, Decision, PolicySettings, PolicyState, SharedHistory};
+use crate::policy::{
+    BatchScope, Decision, PendingExecution, PolicySettings, PolicyState, SharedHistory,
+};
 use crate::rules::{Action, EvalContext, Intent, Rule, RuleError, RuleSet, ScriptEvent, Target};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
@@ -507,7 +509,8 @@ impl Engine {
         }
     }
 
-    /// Decides the notifications `[[on_outcome]]` asks for about a failed action: notify
+    /// Decides the notifications `[[on_outcome]]` asks for about a failed or abandoned
+    /// action: notify
     /// intents of a built-in rule per channel, through policy (its `limit`, the global
     /// budget, the channel's breaker) and into the audit like any other.
     async fn outcome_notices(
@@ -545,7 +548,13 @@ impl Engine {
             if failed.target == target {
                 continue;
             }
-            let when = if opened && entry.when.contains(&OutcomeTrigger::CircuitOpen) {
+            let abandoned = outcome.outcome == OutcomeStatus::Abandoned;
+            let when = if abandoned {
+                if !entry.when.contains(&OutcomeTrigger::Abandoned) {
+                    continue;
+                }
+                OutcomeTrigger::Abandoned
+            } else if opened && entry.when.contains(&OutcomeTrigger::CircuitOpen) {
                 OutcomeTrigger::CircuitOpen
             } else if entry.when.contains(&OutcomeTrigger::Failed) {
                 OutcomeTrigger::Failed
@@ -734,6 +743,8 @@ pub async fn start(
 
     // An action decided but with no outcome was interrupted by a stop. It is not run
     // again: acting twice is worse than telling people it may not have happened.
+    let mut abandoned_events = events_behind(&engine, &pending);
+    let mut notices = Vec::new();
     for p in pending {
         tracing::warn!(rule = %p.decision.rule, action = %p.decision.action, target = %p.decision.target,
             "an action was interrupted by a stop before its outcome was recorded; not repeating it");
@@ -747,7 +758,17 @@ pub async fn start(
             verified: None,
             detail: serde_json::Value::Null,
         };
-        engine.record_outcome(&p.decision, outcome).await;
+        engine.record_outcome(&p.decision, outcome.clone()).await;
+        let event = abandoned_events.remove(&p.decision.event_id).map(Arc::new);
+        notices.extend(engine.outcome_notices(&p.decision, outcome, event).await);
+    }
+    for (notice, context) in notices {
+        engine.inflight.fetch_add(1, Ordering::AcqRel);
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine.execute(notice, context).await;
+            engine.finished_one();
+        });
     }
     if !undecided.is_empty() {
         tracing::info!(
@@ -789,6 +810,36 @@ pub async fn start(
     });
     engine.ready.store(true, Ordering::Release);
     Ok((engine, handle))
+}
+
+/// The events behind actions a stop interrupted, read back from the trail, for the
+/// `[[on_outcome]]` entries that want to hear of them (rare: only after a crash).
+fn events_behind(engine: &Engine, pending: &[PendingExecution]) -> HashMap<String, Event> {
+    let runtime = engine.runtime();
+    let wanted: HashSet<&str> = pending
+        .iter()
+        .map(|p| p.decision.event_id.as_str())
+        .collect();
+    let asked = runtime
+        .config
+        .on_outcome
+        .iter()
+        .any(|entry| entry.when.contains(&OutcomeTrigger::Abandoned));
+    let mut events = HashMap::new();
+    if wanted.is_empty() || !asked {
+        return events;
+    }
+    let read = read_records(engine.audit.dir(), |record| {
+        if let Entry::Received { event } = record.entry {
+            if wanted.contains(event.id.as_str()) {
+                events.insert(event.id.clone(), event);
+            }
+        }
+    });
+    if let Err(e) = read {
+        tracing::error!(error = %e, "cannot read the events behind interrupted actions; not reporting them");
+    }
+    events
 }
 
 /// What the policy would decide for `events` at `now`, against a copy of `state`;

@@ -10,7 +10,7 @@ pub mod time_interval;
 pub use decision::{Decision, Reason, Verdict};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use rate::RateLimit;
-pub use state::{BatchScope, PolicySettings, PolicyState, SharedHistory};
+pub use state::{BatchScope, PendingExecution, PolicySettings, PolicyState, SharedHistory};
 
 #[cfg(test)]
 mod tests;

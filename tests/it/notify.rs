@@ -1383,6 +1383,80 @@ fn plan(event) {
 }
 
 #[test]
+fn an_action_interrupted_by_a_stop_is_reported_at_the_next_start_and_not_run_again() {
+    let oncall = Receiver::start(&[]);
+    let mut salve = Salve::builder()
+        .config(&format!(
+            r#"
+[exec.drain]
+argv = ["/bin/sh", "-c", 'echo started >> "{{dir}}/started.txt"; sleep 5']
+
+[notify.oncall]
+type = "webhook"
+url = "{url}"
+
+[[on_outcome]]
+when = ["abandoned"]
+notify = "oncall"
+"#,
+            url = oncall.url("/hook"),
+        ))
+        .rule(
+            "drain",
+            r#"
+const MATCH = `alertname="NodeDraining"`;
+
+fn plan(event) {
+    [exec("drain")]
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &native(&[("alertname", "NodeDraining"), ("node", "worker-3")]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    wait_until("the command to start", || {
+        (salve.lines("started.txt") == ["started"]).then_some(())
+    });
+    salve.kill9();
+    assert!(oncall.requests().is_empty());
+
+    salve.start();
+    let records = salve.wait_for_audit("the interrupted action and its report", |records| {
+        of_kind(records, "outcome").len() >= 2
+    });
+    assert_eq!(
+        crate::support::decisions(&records),
+        [
+            "drain: exec exec:drain -> execute",
+            "on_outcome/oncall: notify notify:oncall -> execute",
+        ],
+        "{}",
+        salve.logs()
+    );
+    let hooks = oncall.requests();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let document = stable(hooks[0].json());
+    assert_eq!(document["report"]["when"], "abandoned", "{document:#}");
+    assert_eq!(document["report"]["outcome"]["outcome"], "abandoned");
+    assert_eq!(document["report"]["decision"]["target"], "exec:drain");
+    assert_eq!(document["event"]["labels"]["node"], "worker-3");
+    assert_eq!(
+        s(&document["text"]),
+        "salve stopped in the middle of exec on exec:drain and will not repeat it: check whether it took effect (rule drain)\nAlert: [FIRING] NodeDraining\nnode=worker-3"
+    );
+    // Not run again, and not reported again by a further restart.
+    salve.stop();
+    salve.start();
+    salve.wait_settled(1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(salve.lines("started.txt"), ["started"]);
+    assert_eq!(oncall.requests().len(), 1);
+}
+
+#[test]
 fn check_points_at_a_broken_template() {
     let salve = Salve::builder()
         .rule(

@@ -209,6 +209,10 @@ impl<'a> Facts<'a> {
                 "salve stopped trying to {} {}: it failed too many times in a row and its circuit breaker is open; last error: {error} (rule {})",
                 d.action, d.target, d.rule
             ),
+            OutcomeTrigger::Abandoned => format!(
+                "salve stopped in the middle of {} on {} and will not repeat it: check whether it took effect (rule {})",
+                d.action, d.target, d.rule
+            ),
         })
     }
 
@@ -240,6 +244,9 @@ impl<'a> Facts<'a> {
                 OutcomeTrigger::Failed => format!("salve: {} on {} failed", d.action, d.target),
                 OutcomeTrigger::CircuitOpen => {
                     format!("salve: breaker open for {} on {}", d.action, d.target)
+                }
+                OutcomeTrigger::Abandoned => {
+                    format!("salve: {} on {} interrupted", d.action, d.target)
                 }
             };
         }
@@ -321,6 +328,7 @@ impl<'a> Facts<'a> {
                 match r.when {
                     OutcomeTrigger::Failed => "failed",
                     OutcomeTrigger::CircuitOpen => "breaker open",
+                    OutcomeTrigger::Abandoned => "interrupted",
                 },
                 r.decision.target
             ),
