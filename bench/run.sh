@@ -55,7 +55,7 @@ for i in range(n - 3):
 for i in range(3):
     open(os.path.join(d, f"match{i}.rhai"), "w").write(
         'const MATCH = `alertname="PodCrashLooping", namespace="prod"`;\n'
-        'fn plan(event) { [restart(k8s_deployment(event.labels.namespace, event.labels.deployment))] }\n')
+        'fn plan(event) { if event.status != "firing" { return []; } [restart(k8s_deployment(event.labels.namespace, event.labels.deployment))] }\n')
 PY
 }
 
@@ -154,7 +154,7 @@ dir="$work/docker"; mkdir -p "$dir/rules"
 printf '[docker]\nevents = true\nlabel = "salve.bench=%s"\n' "$run_id" > "$dir/salve.toml"
 cat > "$dir/rules/unhealthy.rhai" <<'RHAI'
 const MATCH = `source="docker", health="unhealthy"`;
-fn plan(event) { [restart(docker_container(event.labels.container)).timeout(1)] }
+fn plan(event) { if event.status != "firing" { return []; } [restart(docker_container(event.labels.container)).timeout(1)] }
 RHAI
 port=$(free_port)
 "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \

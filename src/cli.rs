@@ -245,6 +245,9 @@ fn check(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<Exit
     let config_path = default_config_path(config);
     match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
         Ok(runtime) => {
+            for warning in runtime.rules.warnings() {
+                eprintln!("{warning}\n");
+            }
             let source = config_path
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "built-in defaults".into());

@@ -325,6 +325,7 @@ impl Engine {
         match result {
             Ok(runtime) => {
                 let count = runtime.rules.len();
+                log_warnings(&runtime.rules);
                 let docker = self.docker.read().clone();
                 *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
                 *self.runtime.write() = Arc::new(runtime);
@@ -718,6 +719,7 @@ pub async fn start(
         "audit trail replayed"
     );
     metrics.reloaded(true, runtime.rules.len());
+    log_warnings(&runtime.rules);
     let dispatcher = build_dispatcher(config, None);
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
@@ -810,6 +812,12 @@ pub async fn start(
     });
     engine.ready.store(true, Ordering::Release);
     Ok((engine, handle))
+}
+
+fn log_warnings(rules: &RuleSet) {
+    for warning in rules.warnings() {
+        tracing::warn!(rule = %warning.file, "{}", warning.message);
+    }
 }
 
 /// The events behind actions a stop interrupted, read back from the trail, for the

@@ -3,6 +3,7 @@
 mod api;
 mod error;
 mod intent;
+mod lint;
 pub mod matcher;
 mod templates;
 #[cfg(test)]
@@ -54,6 +55,8 @@ pub struct Rule {
     pub cooldown: Option<Duration>,
     pub mute: Vec<String>,
     pub dry_run: bool,
+    /// What loads but looks wrong (`salve check` prints it, `serve` logs it).
+    pub warnings: Vec<RuleError>,
     source: Arc<str>,
     ast: AST,
 }
@@ -170,6 +173,11 @@ impl RuleSet {
         self.rules.len()
     }
 
+    /// Every rule's warnings, in rule order.
+    pub fn warnings(&self) -> impl Iterator<Item = &RuleError> {
+        self.rules.iter().flat_map(|r| r.warnings.iter())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
@@ -246,6 +254,7 @@ fn compile_rule(
     api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
     templates::check(&ast, path, &source)?;
+    let warnings = lint::warnings(&ast, path, &source);
 
     let constants: HashMap<String, Dynamic> = ast
         .iter_literal_variables(true, false)
@@ -371,6 +380,7 @@ fn compile_rule(
         cooldown,
         mute,
         dry_run,
+        warnings,
         source,
         ast,
     })
@@ -392,6 +402,7 @@ impl Rule {
             cooldown: None,
             mute: Vec::new(),
             dry_run: false,
+            warnings: Vec::new(),
             source: Arc::from(""),
             ast: AST::empty(),
         }

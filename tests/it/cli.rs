@@ -188,6 +188,16 @@ fn check_points_at_a_broken_rule_with_file_line_column_and_caret() {
         format!("ok: config from {config}, 1 rule(s) in {rules}\n")
     );
     assert_eq!(out.status.code(), Some(0));
+    // It loads, but it would also restart the container when the alert resolves.
+    let good = salve.rules_dir().join("good.rhai");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:4:1: warning: plan never reads event.status, so it also acts when the alert resolves",
+            good.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -237,6 +247,11 @@ fn the_example_config_defines_everything_the_shipped_rules_use() {
         "salve check of the examples:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "the shipped rules and examples draw no warnings"
     );
     let config: toml::Table = std::fs::read_to_string(root.join("examples/salve.toml"))
         .expect("read examples/salve.toml")
