@@ -9,7 +9,8 @@ pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
 pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
 pub use notify::{
-    check_template, sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER,
+    check_template, has_template_syntax, sign as notify_signature, NotifyExecutor, WebhookDocument,
+    SIGNATURE_HEADER,
 };
 
 use crate::config::OutcomeTrigger;

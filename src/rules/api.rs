@@ -8,7 +8,8 @@ use rhai::{
     Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext,
     Position, Scope,
 };
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -17,6 +18,20 @@ thread_local! {
     /// When the `plan()` running on this thread must stop. Per thread, because the
     /// engine is shared and `on_progress` has no per-call state.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The template literals of the rule whose `plan()` runs on this thread: text equal
+    /// to one was written in the rule; any other text was put together at run time.
+    static TEMPLATES: RefCell<Option<Arc<[ImmutableString]>>> = const { RefCell::new(None) };
+}
+
+/// Whether `text` would be read as template code without having been written as one
+/// in the rule (a label value with `{{` pasted into a message): then it is sent as is.
+fn built_at_run_time(text: &str) -> bool {
+    crate::execute::has_template_syntax(text)
+        && !TEMPLATES.with(|t| {
+            t.borrow()
+                .as_ref()
+                .is_some_and(|literals| literals.iter().any(|l| l.as_str() == text))
+        })
 }
 
 /// The longest `after()` delay: an action held longer than this is a schedule, not a remediation.
@@ -104,6 +119,7 @@ pub(super) fn call_plan(
         .rewind_scope(true)
         .with_tag(ctx.clone());
     DEADLINE.with(|d| d.set(Some(Instant::now() + timeout)));
+    TEMPLATES.with(|t| *t.borrow_mut() = rule.templates.clone());
     let result = engine.call_fn_with_options::<Dynamic>(
         options,
         &mut Scope::new(),
@@ -112,6 +128,7 @@ pub(super) fn call_plan(
         (event.clone(),),
     );
     DEADLINE.with(|d| d.set(None));
+    TEMPLATES.with(|t| *t.borrow_mut() = None);
     let value = result.map_err(|err| {
         let pos = err.position();
         let message = match *err {
@@ -370,11 +387,23 @@ fn register(engine: &mut Engine) {
         if let Some(via) = via {
             intent = intent.with("via", via);
         }
+        let mut verbatim = Vec::new();
         if let Some(subject) = subject {
-            intent = intent.with("subject", subject.to_string());
+            let subject = subject.to_string();
+            if built_at_run_time(&subject) {
+                verbatim.push("subject");
+            }
+            intent = intent.with("subject", subject);
         }
         if !body.is_unit() {
-            intent = intent.with("text", body.to_string());
+            let body = body.to_string();
+            if built_at_run_time(&body) {
+                verbatim.push("text");
+            }
+            intent = intent.with("text", body);
+        }
+        if !verbatim.is_empty() {
+            intent = intent.with("verbatim", verbatim);
         }
         Ok(intent)
     };

@@ -57,6 +57,8 @@ pub struct Rule {
     pub dry_run: bool,
     /// What loads but looks wrong (`salve check` prints it, `serve` logs it).
     pub warnings: Vec<RuleError>,
+    /// The string literals that are message templates: only these are rendered.
+    templates: Option<Arc<[rhai::ImmutableString]>>,
     source: Arc<str>,
     ast: AST,
 }
@@ -255,6 +257,7 @@ fn compile_rule(
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
     templates::check(&ast, path, &source)?;
     let warnings = lint::warnings(&ast, path, &source);
+    let templates = templates::literals(&ast);
 
     let constants: HashMap<String, Dynamic> = ast
         .iter_literal_variables(true, false)
@@ -381,6 +384,7 @@ fn compile_rule(
         mute,
         dry_run,
         warnings,
+        templates,
         source,
         ast,
     })
@@ -403,6 +407,7 @@ impl Rule {
             mute: Vec::new(),
             dry_run: false,
             warnings: Vec::new(),
+            templates: None,
             source: Arc::from(""),
             ast: AST::empty(),
         }

@@ -3,9 +3,15 @@
 //! broken template is a `file:line:col` error at `salve check`, not a failed message
 //! in the middle of an incident.
 
+//!
+//! Only text written in the rule is a template. Text put together at run time (`"down: "
+//! + event.labels.x`, `` `${x}` ``) is sent as it is: values from an alert are data, and
+//! a label holding `{{` must not turn into template code or break the message.
+
 use super::RuleError;
-use rhai::{ASTNode, Expr, AST};
+use rhai::{ASTNode, Expr, ImmutableString, AST};
 use std::path::Path;
+use std::sync::Arc;
 
 const NOTIFY_FUNCTIONS: [&str; 4] = ["notify", "email", "slack", "webhook"];
 
@@ -38,6 +44,20 @@ pub(super) fn check(ast: &AST, path: &Path, source: &str) -> Result<(), RuleErro
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The rule's string literals that are templates; `None` when it has none (most rules).
+pub(super) fn literals(ast: &AST) -> Option<Arc<[ImmutableString]>> {
+    let mut found: Vec<ImmutableString> = Vec::new();
+    ast.walk(&mut |nodes: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::StringConstant(text, _))) = nodes.last() {
+            if crate::execute::has_template_syntax(text) && !found.contains(text) {
+                found.push(text.clone());
+            }
+        }
+        true
+    });
+    (!found.is_empty()).then(|| found.into())
 }
 
 #[cfg(test)]

@@ -287,3 +287,48 @@ fn a_rule_that_changes_its_event_does_not_change_it_for_the_next_rule() {
         ["docker:container/other", "docker:container/web-1"]
     );
 }
+
+#[test]
+fn only_text_written_in_the_rule_is_a_template() {
+    let set = load(&[(
+        "tell",
+        r#"
+const MATCH = `alertname="Down"`;
+fn plan(event) {
+    let held = "{{ labels.host }} is down";
+    [
+        notify("a", "{{ labels.host }} is down"),
+        notify("b", held),
+        notify("c", "down: " + event.labels.note),
+        notify("d", `down: ${event.labels.note}`),
+        email("e", event.labels.note, "{{ labels.host }}"),
+        notify("f", "down: " + event.labels.host),
+    ]
+}
+"#,
+    )])
+    .expect("loads");
+    let e = event(&[
+        ("alertname", "Down"),
+        ("host", "web-1"),
+        ("note", "{{ 7 * 7 }}"),
+    ]);
+    let intents = run(&set, "tell", &e).expect("plans");
+    let verbatim: Vec<(String, Option<&serde_json::Value>)> = intents
+        .iter()
+        .map(|i| (i.target.to_string(), i.params.get("verbatim")))
+        .collect();
+    let text = serde_json::json!(["text"]);
+    let subject = serde_json::json!(["subject"]);
+    assert_eq!(
+        verbatim,
+        [
+            ("notify:a".to_string(), None),
+            ("notify:b".to_string(), None),
+            ("notify:c".to_string(), Some(&text)),
+            ("notify:d".to_string(), Some(&text)),
+            ("notify:e".to_string(), Some(&subject)),
+            ("notify:f".to_string(), None),
+        ]
+    );
+}

@@ -6,6 +6,7 @@ mod message;
 mod template;
 
 pub use template::check as check_template;
+pub use template::has_template_syntax;
 
 use super::{ActionContext, Executor, Outcome, Report};
 use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
@@ -207,15 +208,27 @@ impl NotifyExecutor {
             context,
         };
         let variables = facts.template_context();
+        // Text a rule put together at run time is data, not a template (see rules::templates).
+        let render = |key: &str, text: &str| -> Result<String, String> {
+            let verbatim = intent
+                .params
+                .get("verbatim")
+                .and_then(Value::as_array)
+                .is_some_and(|keys| keys.iter().any(|k| k == key));
+            if verbatim {
+                return Ok(text.to_string());
+            }
+            template::render(text, &variables).map_err(|e| format!("{key}: {e}"))
+        };
         let given_subject = param(intent, "subject").or(channel.subject.as_deref());
         let subject = given_subject
-            .map(|s| template::render(s, &variables).map_err(|e| format!("subject: {e}")))
+            .map(|s| render("subject", s))
             .transpose()?
             // A subject is one line; a template's newlines would break the header.
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
         let given = param(intent, "text")
             .or(channel.text.as_deref())
-            .map(|t| template::render(t, &variables).map_err(|e| format!("text: {e}")))
+            .map(|t| render("text", t))
             .transpose()?;
         let text = given.clone().unwrap_or_else(|| facts.default_text());
         let slack = match channel.kind {

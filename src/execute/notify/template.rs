@@ -62,10 +62,15 @@ pub fn check(source: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `text` has template syntax at all; text without it is sent as it is.
+pub fn has_template_syntax(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
 /// Renders `source` over `context`. Text without `{{`/`{%` is returned as it is, so a
 /// plain message never fails.
 pub fn render(source: &str, context: &impl Serialize) -> Result<String, String> {
-    if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+    if !has_template_syntax(source) {
         return Ok(source.to_string());
     }
     let mut text = environment()
