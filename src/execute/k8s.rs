@@ -6,12 +6,14 @@ use crate::config::KubernetesSettings;
 use crate::rules::{Action, Backend, Intent, K8sKind, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, LabelSelector, ObjectMeta};
-use k8s_openapi::{NamespaceResourceScope, Resource as _};
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
@@ -453,10 +455,12 @@ impl KubernetesExecutor {
                 format!("{at}: a DaemonSet runs one pod per node and cannot be scaled"),
                 at.detail(),
             )),
-            (K8sKind::StatefulSet | K8sKind::DaemonSet, Action::Rollback) => Err(Outcome::failed(
-                format!("{at}: rollback is implemented for Deployments only"),
-                at.detail(),
-            )),
+            (K8sKind::StatefulSet, Action::Rollback) => {
+                self.rollback_revision::<StatefulSet>(client, at).await
+            }
+            (K8sKind::DaemonSet, Action::Rollback) => {
+                self.rollback_revision::<DaemonSet>(client, at).await
+            }
             (K8sKind::Pod, _) => Err(Outcome::failed(
                 format!(
                     "{} is not an action on a pod; restart evicts it",
@@ -588,19 +592,7 @@ impl KubernetesExecutor {
     /// pod-template-hash label) and annotations back with a JSON patch. Objects are
     /// handled as raw JSON so that fields newer than salve's API types survive.
     async fn rollback(&self, client: &kube::Client, at: &At<'_>) -> Acted {
-        let deployments: Api<DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            at.namespace,
-            &ApiResource::erase::<Deployment>(&()),
-        );
-        let deployment = self.call(|| deployments.get(at.name)).await.map_err(|e| {
-            let error = if is_not_found(&e) {
-                format!("{at} not found")
-            } else {
-                format!("cannot read {at}: {}", describe(&e))
-            };
-            Outcome::failed(error, at.detail())
-        })?;
+        let (deployments, deployment) = self.get_raw::<Deployment>(client, at).await?;
         let spec = deployment.data.get("spec").cloned().unwrap_or(Value::Null);
         if spec.get("paused").and_then(Value::as_bool) == Some(true) {
             return Err(Outcome::failed(
@@ -608,39 +600,11 @@ impl KubernetesExecutor {
                 at.detail(),
             ));
         }
-        let selector: LabelSelector = spec
-            .get("selector")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| Outcome::failed(format!("{at}: unreadable selector: {e}"), at.detail()))?
-            .unwrap_or_default();
-        let selector = selector_query(&selector)
-            .map_err(|e| Outcome::failed(format!("{at}: {e}"), at.detail()))?;
-        let replica_sets: Api<DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            at.namespace,
-            &ApiResource::erase::<ReplicaSet>(&()),
-        );
-        let params = ListParams::default().labels(&selector);
-        let list = self
-            .call(|| replica_sets.list(&params))
-            .await
-            .map_err(|e| {
-                Outcome::failed(
-                    format!("cannot list the ReplicaSets of {at}: {}", describe(&e)),
-                    at.detail(),
-                )
-            })?;
-        let uid = deployment.metadata.uid.clone().unwrap_or_default();
-        let mut revisions: Vec<(i64, &DynamicObject)> = list
-            .items
+        let replica_sets = self
+            .controlled::<Deployment, ReplicaSet>(client, at, &deployment, "ReplicaSets")
+            .await?;
+        let mut revisions: Vec<(i64, &DynamicObject)> = replica_sets
             .iter()
-            .filter(|rs| {
-                rs.metadata.owner_references.iter().flatten().any(|o| {
-                    o.controller == Some(true) && o.uid == uid && o.kind == Deployment::KIND
-                })
-            })
             .filter_map(|rs| {
                 let revision = rs.metadata.annotations.as_ref()?.get(REVISION)?;
                 Some((revision.parse::<i64>().ok()?, rs))
@@ -714,6 +678,137 @@ impl KubernetesExecutor {
         };
         let patch = Patch::<()>::Json(patch);
         self.call(|| deployments.patch(at.name, &params, &patch))
+            .await
+            .map_err(|e| {
+                Outcome::failed(
+                    format!("rollback {at} to revision {previous}: {}", describe(&e)),
+                    detail.clone(),
+                )
+            })?;
+        Ok((detail, Verify::Rollout))
+    }
+
+    /// Reads a workload as raw JSON, so that fields newer than salve's API types survive
+    /// a patch built from it.
+    async fn get_raw<K: Workload>(
+        &self,
+        client: &kube::Client,
+        at: &At<'_>,
+    ) -> Result<(Api<DynamicObject>, DynamicObject), Outcome> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), at.namespace, &ApiResource::erase::<K>(&()));
+        let object = self.call(|| api.get(at.name)).await.map_err(|e| {
+            let error = if is_not_found(&e) {
+                format!("{at} not found")
+            } else {
+                format!("cannot read {at}: {}", describe(&e))
+            };
+            Outcome::failed(error, at.detail())
+        })?;
+        Ok((api, object))
+    }
+
+    /// The `H` objects the workload's selector finds and the workload controls, as
+    /// kubectl finds rollout history: a Deployment's ReplicaSets, a StatefulSet's or
+    /// DaemonSet's ControllerRevisions. `plural` names them in errors.
+    async fn controlled<K: Workload, H>(
+        &self,
+        client: &kube::Client,
+        at: &At<'_>,
+        workload: &DynamicObject,
+        plural: &str,
+    ) -> Result<Vec<DynamicObject>, Outcome>
+    where
+        H: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        let selector: LabelSelector = workload
+            .data
+            .get("spec")
+            .and_then(|s| s.get("selector"))
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Outcome::failed(format!("{at}: unreadable selector: {e}"), at.detail()))?
+            .unwrap_or_default();
+        let selector = selector_query(&selector)
+            .map_err(|e| Outcome::failed(format!("{at}: {e}"), at.detail()))?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), at.namespace, &ApiResource::erase::<H>(&()));
+        let params = ListParams::default().labels(&selector);
+        let list = self.call(|| api.list(&params)).await.map_err(|e| {
+            Outcome::failed(
+                format!("cannot list the {plural} of {at}: {}", describe(&e)),
+                at.detail(),
+            )
+        })?;
+        let uid = workload.metadata.uid.clone().unwrap_or_default();
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|item| {
+                item.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == K::kind(&()))
+            })
+            .collect())
+    }
+
+    /// `kubectl rollout undo` of a StatefulSet or DaemonSet: its ControllerRevisions
+    /// hold each revision's pod template as a strategic merge patch; the one before the
+    /// newest is sent back as it is. A template already equal to it is a skipped
+    /// rollback, as kubectl's.
+    async fn rollback_revision<K: Workload>(&self, client: &kube::Client, at: &At<'_>) -> Acted {
+        let (api, workload) = self.get_raw::<K>(client, at).await?;
+        let history = self
+            .controlled::<K, ControllerRevision>(client, at, &workload, "ControllerRevisions")
+            .await?;
+        let mut revisions: Vec<(i64, &DynamicObject)> = history
+            .iter()
+            .filter_map(|cr| Some((cr.data.get("revision")?.as_i64()?, cr)))
+            .collect();
+        revisions.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
+        let mut detail = at.detail();
+        detail["revisions"] = json!(revisions.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+        let Some((previous, revision)) = revisions.get(1) else {
+            return Err(Outcome::failed(
+                format!("{at} has no previous revision to roll back to (no rollout history)"),
+                detail,
+            ));
+        };
+        detail["from_revision"] = json!(revisions[0].0);
+        detail["to_revision"] = json!(previous);
+        detail["controller_revision"] = json!(revision.metadata.name);
+        let patch = revision.data.get("data").cloned().ok_or_else(|| {
+            Outcome::failed(
+                format!("{at}: ControllerRevision of revision {previous} holds no data"),
+                detail.clone(),
+            )
+        })?;
+        let mut template = workload
+            .data
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if let Some(template) = template.as_object_mut() {
+            template.insert("$patch".into(), json!("replace"));
+        }
+        if json!({ "spec": { "template": template } }) == patch {
+            return Ok((
+                detail,
+                Verify::Skipped(format!(
+                    "{at}: the current template already matches revision {previous}"
+                )),
+            ));
+        }
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let patch = Patch::Strategic(patch);
+        self.call(|| api.patch(at.name, &params, &patch))
             .await
             .map_err(|e| {
                 Outcome::failed(

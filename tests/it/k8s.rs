@@ -489,6 +489,122 @@ async fn rollback_to_the_template_already_running_is_skipped() {
     );
 }
 
+const STATEFULSET: &str = "/apis/apps/v1/namespaces/prod/statefulsets/ledger";
+const LEDGER_HISTORY: &str =
+    "/apis/apps/v1/namespaces/prod/controllerrevisions?labelSelector=app%3Dledger";
+
+/// The ControllerRevision of `revision` in the fixture.
+fn controller_revision(revision: i64) -> Value {
+    fixture("controllerrevisions-ledger.json")["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|cr| cr["revision"] == revision))
+        .cloned()
+        .unwrap_or_else(|| panic!("revision {revision} in the fixture"))
+}
+
+/// The StatefulSet with a change its controller has or has not rolled out yet.
+fn ledger(generation: i64, rolled_out: bool) -> Value {
+    let mut sts = fixture("statefulset-ledger.json");
+    sts["metadata"]["generation"] = json!(generation);
+    sts["status"]["observedGeneration"] = json!(generation);
+    if !rolled_out {
+        sts["status"]["updateRevision"] = json!("ledger-9a1b2c3d4e");
+        sts["status"]["updatedReplicas"] = json!(1);
+    }
+    sts
+}
+
+#[tokio::test]
+async fn rollback_of_a_statefulset_sends_back_its_previous_controller_revision() {
+    let outcome = run(
+        Intent::new(Action::Rollback, target(K8sKind::StatefulSet, "ledger")),
+        settings(),
+        vec![
+            get(STATEFULSET, fixture("statefulset-ledger.json")),
+            get(LEDGER_HISTORY, fixture("controllerrevisions-ledger.json")),
+            // kubectl sends the revision's data as it is: the pod template with
+            // `$patch: replace`, so nothing of the newer template survives.
+            send(
+                "PATCH",
+                &format!("{STATEFULSET}?fieldManager=salve"),
+                "application/strategic-merge-patch+json",
+                controller_revision(2)["data"].clone(),
+                200,
+                ledger(5, false),
+            ),
+            get(STATEFULSET, ledger(5, false)),
+            get(STATEFULSET, ledger(5, true)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        json!({
+            "outcome": "ok",
+            "duration_ms": 0,
+            "verified": "complete",
+            // The canary's revision 7 carries the same labels but another owner.
+            "detail": { "namespace": "prod", "kind": "statefulset", "name": "ledger",
+                        "revisions": [3, 2, 1], "from_revision": 3, "to_revision": 2,
+                        "controller_revision": "ledger-6f9d8c7b5a" },
+        })
+    );
+}
+
+#[tokio::test]
+async fn rollback_of_a_daemonset_already_at_the_previous_revision_is_skipped() {
+    // The same history owned by a DaemonSet whose template is revision 2's again.
+    let mut daemonset = fixture("statefulset-ledger.json");
+    daemonset["kind"] = json!("DaemonSet");
+    let mut template = controller_revision(2)["data"]["spec"]["template"].clone();
+    if let Some(template) = template.as_object_mut() {
+        template.remove("$patch");
+    }
+    daemonset["spec"]["template"] = template;
+    let mut history = fixture("controllerrevisions-ledger.json");
+    for item in history["items"].as_array_mut().into_iter().flatten() {
+        item["metadata"]["ownerReferences"][0]["kind"] = json!("DaemonSet");
+    }
+    let path = "/apis/apps/v1/namespaces/prod/daemonsets/ledger";
+    let outcome = run(
+        Intent::new(Action::Rollback, target(K8sKind::DaemonSet, "ledger")),
+        settings(),
+        vec![get(path, daemonset), get(LEDGER_HISTORY, history)],
+    )
+    .await;
+    assert_eq!(outcome["outcome"], "skipped", "{outcome}");
+    assert_eq!(
+        outcome["error"],
+        "daemonset prod/ledger: the current template already matches revision 2"
+    );
+}
+
+#[tokio::test]
+async fn rollback_of_a_statefulset_without_history_fails_and_changes_nothing() {
+    let mut history = fixture("controllerrevisions-ledger.json");
+    if let Some(items) = history["items"].as_array_mut() {
+        items.retain(|cr| cr["revision"] == 3 || cr["revision"] == 7);
+    }
+    let outcome = run(
+        Intent::new(Action::Rollback, target(K8sKind::StatefulSet, "ledger")),
+        settings(),
+        vec![
+            get(STATEFULSET, fixture("statefulset-ledger.json")),
+            get(LEDGER_HISTORY, history),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        json!({
+            "outcome": "failed",
+            "duration_ms": 0,
+            "error": "statefulset prod/ledger has no previous revision to roll back to (no rollout history)",
+            "detail": { "namespace": "prod", "kind": "statefulset", "name": "ledger", "revisions": [3] },
+        })
+    );
+}
+
 fn eviction_body(pod: &str) -> Value {
     json!({
         "apiVersion": "policy/v1",
@@ -852,15 +968,16 @@ fn the_cluster_role_grants_exactly_the_requests_salve_sends() {
     granted.sort();
     let used = [
         "/pods/eviction create",          // restart of a pod
-        "apps/daemonsets get",            // restart, verification
-        "apps/daemonsets patch",          // restart
+        "apps/controllerrevisions list",  // rollback of statefulsets and daemonsets
+        "apps/daemonsets get",            // restart, rollback, verification
+        "apps/daemonsets patch",          // restart, rollback
         "apps/deployments get",           // restart, rollback, verification
         "apps/deployments patch",         // restart, rollback
         "apps/deployments/scale get",     // scale
         "apps/deployments/scale update",  // scale
         "apps/replicasets list",          // rollback
-        "apps/statefulsets get",          // restart, verification
-        "apps/statefulsets patch",        // restart
+        "apps/statefulsets get",          // restart, rollback, verification
+        "apps/statefulsets patch",        // restart, rollback
         "apps/statefulsets/scale get",    // scale
         "apps/statefulsets/scale update", // scale
     ];
