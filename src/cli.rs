@@ -1,6 +1,6 @@
 //! The command line: `salve serve|check|test|plan|audit`.
 
-use crate::audit::{read_records, AuditFilter, AuditRecord, Entry};
+use crate::audit::{read_records_since, AuditFilter, AuditRecord, Entry};
 use crate::config::Config;
 use crate::engine::{self, default_config_path, plan, replay, Runtime, ServeOptions};
 use crate::event::parse_payload;
@@ -414,7 +414,7 @@ fn audit(
         fingerprint: None,
     };
     let mut records: Vec<AuditRecord> = Vec::new();
-    read_records(&dir, |r| {
+    read_records_since(&dir, filter.since, |r| {
         if filter.matches(&r) {
             records.push(r);
         }

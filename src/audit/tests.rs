@@ -96,3 +96,60 @@ async fn rotation_keeps_the_configured_number_of_files_and_replays_in_order() {
     );
     assert_eq!(seen.last(), Some(&11));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_since_a_time_passes_over_rotated_files_written_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), 300, 2, None).expect("open");
+    for n in 0..12 {
+        log.append(&[reload_record(n)]).await.expect("append");
+    }
+    log.close().await;
+    let since_all = |since| {
+        let mut seen = Vec::new();
+        super::read_records_since(dir.path(), Some(since), |r| {
+            if let Entry::Reload { rules, .. } = r.entry {
+                seen.push(rules);
+            }
+        })
+        .expect("readable");
+        seen
+    };
+    let everything = read_all(dir.path());
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(since_all(an_hour_ago), everything);
+
+    // The oldest rotated file was last written two hours ago: a query for the last
+    // hour does not read it; the current file is read whatever its age.
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for name in ["audit.jsonl.2", CURRENT_FILE] {
+        std::fs::File::options()
+            .append(true)
+            .open(dir.path().join(name))
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("age the file");
+    }
+    let mut oldest = Vec::new();
+    read_records_of(&dir.path().join("audit.jsonl.2"), &mut oldest);
+    assert!(!oldest.is_empty());
+    let recent = since_all(an_hour_ago);
+    assert_eq!(
+        recent,
+        everything
+            .iter()
+            .copied()
+            .filter(|n| !oldest.contains(n))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The reload counts recorded in one file of the trail.
+fn read_records_of(file: &std::path::Path, into: &mut Vec<usize>) {
+    let text = std::fs::read_to_string(file).expect("read the file");
+    for line in text.lines() {
+        let record: AuditRecord = serde_json::from_str(line).expect("a record");
+        if let Entry::Reload { rules, .. } = record.entry {
+            into.push(rules);
+        }
+    }
+}

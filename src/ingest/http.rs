@@ -327,7 +327,7 @@ async fn read_audit(
     let dir = engine.audit.dir().to_path_buf();
     let records = tokio::task::spawn_blocking(move || {
         let mut out = std::collections::VecDeque::new();
-        crate::audit::read_records(&dir, |r| {
+        crate::audit::read_records_since(&dir, filter.since, |r| {
             if filter.matches(&r) {
                 if out.len() == limit {
                     out.pop_front();
