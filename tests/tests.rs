@@ -7,6 +7,8 @@ mod support;
 
 #[path = "it/bench.rs"]
 mod bench;
+#[path = "it/certs.rs"]
+mod certs;
 #[path = "it/cli.rs"]
 mod cli;
 #[path = "it/docker.rs"]

@@ -14,6 +14,22 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// An engine error with its causes: "client error (Connect)" alone does not say that
+/// the engine refused salve's certificate or that nothing listens on the port.
+pub fn describe(e: &bollard::errors::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Connects to the engine and agrees on an API version both sides speak: engines
 /// older than bollard's default are common.
 pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
@@ -47,11 +63,11 @@ pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
             ))
         }
     }
-    .map_err(|e| format!("cannot connect to Docker: {e}"))?;
+    .map_err(|e| format!("cannot connect to Docker: {}", describe(&e)))?;
     docker
         .negotiate_version()
         .await
-        .map_err(|e| format!("cannot reach the Docker engine: {e}"))
+        .map_err(|e| format!("cannot reach the Docker engine: {}", describe(&e)))
 }
 
 pub struct DockerExecutor {
@@ -154,7 +170,7 @@ impl DockerExecutor {
                     )
                 } else {
                     Outcome::failed(
-                        format!("cannot inspect container {name}: {e}"),
+                        format!("cannot inspect container {name}: {}", describe(&e)),
                         json!({ "container": name }),
                     )
                 }
@@ -233,7 +249,10 @@ impl DockerExecutor {
             }
         };
         if let Err(e) = result {
-            return Outcome::failed(format!("{} {name}: {e}", intent.action), detail);
+            return Outcome::failed(
+                format!("{} {name}: {}", intent.action, describe(&e)),
+                detail,
+            );
         }
         let mut detail = detail;
         detail["api_call_ms"] = json!(started.elapsed().as_millis() as u64);
@@ -308,7 +327,12 @@ impl DockerExecutor {
         };
         let containers = match self.docker.list_containers(Some(options)).await {
             Ok(c) => c,
-            Err(e) => return Outcome::failed(format!("cannot list containers: {e}"), Value::Null),
+            Err(e) => {
+                return Outcome::failed(
+                    format!("cannot list containers: {}", describe(&e)),
+                    Value::Null,
+                )
+            }
         };
         let mut names: Vec<String> = containers
             .iter()
@@ -390,7 +414,7 @@ impl DockerExecutor {
             }
             Err(e) => {
                 return Outcome::failed(
-                    format!("cannot inspect swarm service {name}: {e}"),
+                    format!("cannot inspect swarm service {name}: {}", describe(&e)),
                     json!({ "service": name }),
                 )
             }
@@ -453,7 +477,7 @@ impl DockerExecutor {
                 Outcome::ok(detail)
             }
             Err(e) => Outcome::failed(
-                format!("{} swarm service {name}: {e}", intent.action),
+                format!("{} swarm service {name}: {}", intent.action, describe(&e)),
                 detail,
             ),
         }

@@ -5,7 +5,9 @@ mod exec;
 mod k8s;
 mod notify;
 
-pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
+pub use docker::{
+    connect as connect_docker, describe as describe_docker_error, resolve_replicas, DockerExecutor,
+};
 pub use exec::ExecExecutor;
 pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
 pub use notify::{

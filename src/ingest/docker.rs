@@ -212,7 +212,7 @@ async fn scan_unhealthy(
     let containers = docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::execute::describe_docker_error(&e))?;
     let now = engine.now();
     let mut events = Vec::new();
     for c in containers {
@@ -343,7 +343,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "Docker event stream broke");
+                    tracing::warn!(error = %crate::execute::describe_docker_error(&e), "Docker event stream broke");
                     break;
                 }
             }

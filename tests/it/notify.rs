@@ -744,75 +744,10 @@ fn plan(event) {
     assert_eq!(header(&messages[0], "Subject"), Some("s2"));
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-fn make_certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("this test needs the openssl command to make certificates");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=salve test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write the extensions");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
-}
-
 #[test]
 fn email_over_starttls_trusts_the_configured_ca_only() {
     let certs = tempfile::tempdir().expect("temp folder");
-    make_certificates(certs.path());
+    crate::certs::make_certificates(certs.path());
     let smtp = SmtpServer::start_tls(
         &certs.path().join("server.pem"),
         &certs.path().join("server.key"),

@@ -40,7 +40,7 @@ pub const FIXTURES: [&str; 5] = [
     "firing-subroute.json",
 ];
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -182,8 +182,19 @@ impl Salve {
         fs::write(self.rules_dir().join(format!("{name}.rhai")), source).expect("write a rule");
     }
 
-    /// Starts `salve serve` on the folder (again, after a stop: same data dir).
+    /// Starts `salve serve` on the folder (again, after a stop: same data dir) and waits
+    /// until it is ready.
     pub fn start(&mut self) {
+        self.start_until(true);
+    }
+
+    /// Starts `salve serve` and waits only until it answers HTTP, ready or not (a salve
+    /// that cannot reach its Docker engine never is).
+    pub fn start_unready(&mut self) {
+        self.start_until(false);
+    }
+
+    fn start_until(&mut self, ready: bool) {
         assert!(self.child.is_none(), "salve is already running");
         for _attempt in 0..3 {
             self.port = free_port();
@@ -213,7 +224,7 @@ impl Salve {
             }
             let child = cmd.spawn().expect("spawn salve serve");
             self.child = Some(child);
-            match self.wait_ready() {
+            match self.wait_ready(ready) {
                 Ok(()) => return,
                 Err(log) if log.contains("cannot listen") => {
                     // Another test took the port between our probe and salve's bind.
@@ -241,7 +252,7 @@ impl Salve {
             .join("\n")
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self, ready: bool) -> Result<(), String> {
         let deadline = Instant::now() + PATIENCE;
         let url = self.url("/-/ready");
         loop {
@@ -250,13 +261,13 @@ impl Salve {
                 let log = fs::read_to_string(self.log_path(self.starts)).unwrap_or_default();
                 return Err(format!("exit status {status}\n{log}"));
             }
-            let ready = self
+            let answered = self
                 .client
                 .get(&url)
                 .timeout(Duration::from_secs(2))
                 .send()
-                .is_ok_and(|r| r.status().as_u16() == 200);
-            if ready {
+                .is_ok_and(|r| !ready || r.status().as_u16() == 200);
+            if answered {
                 return Ok(());
             }
             if Instant::now() >= deadline {
