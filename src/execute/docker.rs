@@ -14,22 +14,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// An engine error with its causes: "client error (Connect)" alone does not say that
-/// the engine refused salve's certificate or that nothing listens on the port.
-pub fn describe(e: &bollard::errors::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// Connects to the engine and agrees on an API version both sides speak: engines
 /// older than bollard's default are common.
 pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
@@ -63,11 +47,11 @@ pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
             ))
         }
     }
-    .map_err(|e| format!("cannot connect to Docker: {}", describe(&e)))?;
+    .map_err(|e| format!("cannot connect to Docker: {}", super::error_chain(&e)))?;
     docker
         .negotiate_version()
         .await
-        .map_err(|e| format!("cannot reach the Docker engine: {}", describe(&e)))
+        .map_err(|e| format!("cannot reach the Docker engine: {}", super::error_chain(&e)))
 }
 
 pub struct DockerExecutor {
@@ -170,7 +154,10 @@ impl DockerExecutor {
                     )
                 } else {
                     Outcome::failed(
-                        format!("cannot inspect container {name}: {}", describe(&e)),
+                        format!(
+                            "cannot inspect container {name}: {}",
+                            super::error_chain(&e)
+                        ),
                         json!({ "container": name }),
                     )
                 }
@@ -250,7 +237,7 @@ impl DockerExecutor {
         };
         if let Err(e) = result {
             return Outcome::failed(
-                format!("{} {name}: {}", intent.action, describe(&e)),
+                format!("{} {name}: {}", intent.action, super::error_chain(&e)),
                 detail,
             );
         }
@@ -329,7 +316,7 @@ impl DockerExecutor {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::failed(
-                    format!("cannot list containers: {}", describe(&e)),
+                    format!("cannot list containers: {}", super::error_chain(&e)),
                     Value::Null,
                 )
             }
@@ -414,7 +401,10 @@ impl DockerExecutor {
             }
             Err(e) => {
                 return Outcome::failed(
-                    format!("cannot inspect swarm service {name}: {}", describe(&e)),
+                    format!(
+                        "cannot inspect swarm service {name}: {}",
+                        super::error_chain(&e)
+                    ),
                     json!({ "service": name }),
                 )
             }
@@ -477,7 +467,11 @@ impl DockerExecutor {
                 Outcome::ok(detail)
             }
             Err(e) => Outcome::failed(
-                format!("{} swarm service {name}: {}", intent.action, describe(&e)),
+                format!(
+                    "{} swarm service {name}: {}",
+                    intent.action,
+                    super::error_chain(&e)
+                ),
                 detail,
             ),
         }

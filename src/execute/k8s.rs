@@ -250,8 +250,34 @@ fn describe(e: &kube::Error) -> String {
             format!("{} {}: {}", s.code, s.reason, s.message)
         }
         kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
-        other => other.to_string(),
+        other => super::error_chain(other),
     }
+}
+
+/// kubectl's choice for `rollout undo` without `--to-revision`: of the workload's
+/// history (`revision` reads each one's number), the one of the second-highest
+/// revision. Returns it with the outcome detail that lists the revisions.
+fn previous_revision<'a>(
+    at: &At<'_>,
+    history: &'a [DynamicObject],
+    revision: impl Fn(&DynamicObject) -> Option<i64>,
+) -> Result<(i64, &'a DynamicObject, Value), Outcome> {
+    let mut revisions: Vec<(i64, &DynamicObject)> = history
+        .iter()
+        .filter_map(|item| Some((revision(item)?, item)))
+        .collect();
+    revisions.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
+    let mut detail = at.detail();
+    detail["revisions"] = json!(revisions.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+    let Some(&(previous, item)) = revisions.get(1) else {
+        return Err(Outcome::failed(
+            format!("{at} has no previous revision to roll back to (no rollout history)"),
+            detail,
+        ));
+    };
+    detail["from_revision"] = json!(revisions[0].0);
+    detail["to_revision"] = json!(previous);
+    Ok((previous, item, detail))
 }
 
 /// The selector as the API's `labelSelector` query parameter, in the order
@@ -603,24 +629,14 @@ impl KubernetesExecutor {
         let replica_sets = self
             .controlled::<Deployment, ReplicaSet>(client, at, &deployment, "ReplicaSets")
             .await?;
-        let mut revisions: Vec<(i64, &DynamicObject)> = replica_sets
-            .iter()
-            .filter_map(|rs| {
-                let revision = rs.metadata.annotations.as_ref()?.get(REVISION)?;
-                Some((revision.parse::<i64>().ok()?, rs))
-            })
-            .collect();
-        revisions.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
-        let mut detail = at.detail();
-        detail["revisions"] = json!(revisions.iter().map(|(r, _)| *r).collect::<Vec<_>>());
-        let Some((previous, rs)) = revisions.get(1) else {
-            return Err(Outcome::failed(
-                format!("{at} has no previous revision to roll back to (no rollout history)"),
-                detail,
-            ));
-        };
-        detail["from_revision"] = json!(revisions[0].0);
-        detail["to_revision"] = json!(previous);
+        let (previous, rs, mut detail) = previous_revision(at, &replica_sets, |rs| {
+            rs.metadata
+                .annotations
+                .as_ref()?
+                .get(REVISION)?
+                .parse()
+                .ok()
+        })?;
         detail["replica_set"] = json!(rs.metadata.name);
         let mut template = rs
             .data
@@ -764,21 +780,8 @@ impl KubernetesExecutor {
         let history = self
             .controlled::<K, ControllerRevision>(client, at, &workload, "ControllerRevisions")
             .await?;
-        let mut revisions: Vec<(i64, &DynamicObject)> = history
-            .iter()
-            .filter_map(|cr| Some((cr.data.get("revision")?.as_i64()?, cr)))
-            .collect();
-        revisions.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
-        let mut detail = at.detail();
-        detail["revisions"] = json!(revisions.iter().map(|(r, _)| *r).collect::<Vec<_>>());
-        let Some((previous, revision)) = revisions.get(1) else {
-            return Err(Outcome::failed(
-                format!("{at} has no previous revision to roll back to (no rollout history)"),
-                detail,
-            ));
-        };
-        detail["from_revision"] = json!(revisions[0].0);
-        detail["to_revision"] = json!(previous);
+        let (previous, revision, mut detail) =
+            previous_revision(at, &history, |cr| cr.data.get("revision")?.as_i64())?;
         detail["controller_revision"] = json!(revision.metadata.name);
         let patch = revision.data.get("data").cloned().ok_or_else(|| {
             Outcome::failed(

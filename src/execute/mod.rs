@@ -5,9 +5,7 @@ mod exec;
 mod k8s;
 mod notify;
 
-pub use docker::{
-    connect as connect_docker, describe as describe_docker_error, resolve_replicas, DockerExecutor,
-};
+pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
 pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
 pub use notify::{
@@ -155,4 +153,19 @@ impl Dispatcher {
         outcome.duration_ms = started.elapsed().as_millis() as u64;
         outcome
     }
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -8,7 +8,7 @@ mod template;
 pub use template::check as check_template;
 pub use template::has_template_syntax;
 
-use super::{ActionContext, Executor, Outcome, Report};
+use super::{error_chain, ActionContext, Executor, Outcome, Report};
 use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
 use crate::event::Event;
 use crate::policy::rate::format_duration;
@@ -409,21 +409,6 @@ impl NotifyExecutor {
 
 fn smtp_code(text: &str) -> u16 {
     text.parse().unwrap_or(0)
-}
-
-/// An error and its causes on one line ("error sending request: connection refused").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]
