@@ -4,7 +4,7 @@ mod reader;
 mod record;
 mod writer;
 
-pub use reader::{read_records, read_records_since, AuditFilter, ReadError};
+pub use reader::{newest_records, read_records, read_records_since, AuditFilter, ReadError};
 pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
 pub use writer::{AuditError, AuditLog, AuditWriterStats};
 

@@ -57,36 +57,84 @@ pub fn read_records_since(
     mut each: impl FnMut(AuditRecord),
 ) -> Result<usize, ReadError> {
     let mut skipped = 0;
-    let current = dir.join(CURRENT_FILE);
     for path in files_oldest_first(dir) {
-        if let Some(since) = since.filter(|_| path != current) {
-            let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            let old = written
-                .map(|t| DateTime::<Utc>::from(t + ROTATED_MARGIN))
-                .is_some_and(|t| t < since);
-            if old {
-                continue;
-            }
+        if !written_since(dir, &path, since) {
+            continue;
         }
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(ReadError { path, source }),
-        };
-        for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
-            let line = line.map_err(|source| ReadError {
-                path: path.clone(),
-                source,
-            })?;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        skipped += read_file(&path, &mut each)?;
+    }
+    Ok(skipped)
+}
+
+/// The newest `limit` records `filter` selects, oldest first. Files are read newest
+/// first and reading stops once they hold enough, so "what happened lately" reads the
+/// current file, however much history the trail keeps.
+pub fn newest_records(
+    dir: &Path,
+    filter: &AuditFilter,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, ReadError> {
+    let mut newest_first: Vec<Vec<AuditRecord>> = Vec::new();
+    let mut found = 0;
+    for path in files_oldest_first(dir).into_iter().rev() {
+        if found >= limit || !written_since(dir, &path, filter.since) {
+            // Older files were written earlier still.
+            break;
+        }
+        let mut selected = Vec::new();
+        read_file(&path, &mut |record| {
+            if filter.matches(&record) {
+                selected.push(record);
             }
-            match serde_json::from_slice::<AuditRecord>(&line) {
-                Ok(record) => each(record),
-                Err(e) => {
-                    skipped += 1;
-                    tracing::warn!(file = %path.display(), line = index + 1, error = %e, "skipping unreadable audit line");
-                }
+        })?;
+        found += selected.len();
+        newest_first.push(selected);
+    }
+    let mut records: Vec<AuditRecord> = newest_first.into_iter().rev().flatten().collect();
+    let older = records.len().saturating_sub(limit);
+    records.drain(..older);
+    Ok(records)
+}
+
+/// Whether the file at `path` may hold records as new as `since`: the current file
+/// always may; a rotated one unless it was last written well before.
+fn written_since(dir: &Path, path: &Path, since: Option<DateTime<Utc>>) -> bool {
+    let Some(since) = since.filter(|_| path != dir.join(CURRENT_FILE)) else {
+        return true;
+    };
+    let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    written
+        .map(|t| DateTime::<Utc>::from(t + ROTATED_MARGIN))
+        .is_none_or(|t| t >= since)
+}
+
+/// Calls `each` for every record of one file; returns how many lines were unreadable.
+fn read_file(path: &Path, each: &mut impl FnMut(AuditRecord)) -> Result<usize, ReadError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Rotated away (and out of `keep_files`) since the folder was listed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(ReadError {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut skipped = 0;
+    for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|source| ReadError {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<AuditRecord>(&line) {
+            Ok(record) => each(record),
+            Err(e) => {
+                skipped += 1;
+                tracing::warn!(file = %path.display(), line = index + 1, error = %e, "skipping unreadable audit line");
             }
         }
     }

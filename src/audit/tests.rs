@@ -105,6 +105,13 @@ async fn a_query_since_a_time_passes_over_rotated_files_written_before_it() {
         log.append(&[reload_record(n)]).await.expect("append");
     }
     log.close().await;
+    // One more, so that the current file holds a record too.
+    let log = AuditLog::open(dir.path(), 300, 2, None).expect("reopen");
+    log.append(&[reload_record(12)]).await.expect("append");
+    log.close().await;
+    let mut current = Vec::new();
+    read_records_of(&dir.path().join(CURRENT_FILE), &mut current);
+    assert_eq!(current, [12]);
     let since_all = |since| {
         let mut seen = Vec::new();
         super::read_records_since(dir.path(), Some(since), |r| {
@@ -152,4 +159,49 @@ fn read_records_of(file: &std::path::Path, into: &mut Vec<usize>) {
             into.push(rules);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_records_are_read_from_the_newest_files_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), 300, 2, None).expect("open");
+    for n in 0..12 {
+        log.append(&[reload_record(n)]).await.expect("append");
+    }
+    log.close().await;
+    let everything = read_all(dir.path());
+    let newest = |limit| -> Result<Vec<usize>, String> {
+        super::newest_records(dir.path(), &super::AuditFilter::default(), limit)
+            .map(|records| {
+                records
+                    .into_iter()
+                    .filter_map(|r| match r.entry {
+                        Entry::Reload { rules, .. } => Some(rules),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(newest(3), Ok(vec![9, 10, 11]));
+    assert_eq!(newest(1000), Ok(everything.clone()));
+    // As many as the two newest files hold.
+    let in_newer = {
+        let mut n = Vec::new();
+        read_records_of(&dir.path().join(CURRENT_FILE), &mut n);
+        read_records_of(&dir.path().join("audit.jsonl.1"), &mut n);
+        n.len()
+    };
+    assert!(in_newer > 0);
+
+    // The oldest file becomes unreadable: a look at the last few records never opens
+    // it; reading everything does, and says so.
+    let oldest = dir.path().join("audit.jsonl.2");
+    std::fs::remove_file(&oldest).expect("remove");
+    std::fs::create_dir(&oldest).expect("a folder where the file was");
+    assert_eq!(
+        newest(in_newer),
+        Ok(everything[everything.len() - in_newer..].to_vec())
+    );
+    assert!(newest(1000).is_err());
 }

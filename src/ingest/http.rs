@@ -325,21 +325,11 @@ async fn read_audit(
     };
     let limit = query.limit.unwrap_or(1000);
     let dir = engine.audit.dir().to_path_buf();
-    let records = tokio::task::spawn_blocking(move || {
-        let mut out = std::collections::VecDeque::new();
-        crate::audit::read_records_since(&dir, filter.since, |r| {
-            if filter.matches(&r) {
-                if out.len() == limit {
-                    out.pop_front();
-                }
-                out.push_back(r);
-            }
-        })
-        .map(|_| out.into_iter().collect::<Vec<_>>())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let records =
+        tokio::task::spawn_blocking(move || crate::audit::newest_records(&dir, &filter, limit))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(records))
 }
 

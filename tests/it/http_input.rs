@@ -266,3 +266,52 @@ fn api_requires_the_configured_bearer_token() {
     assert!(!trail.contains(token), "the token is in the audit trail");
     assert!(!salve.logs().contains(token), "the token is in the logs");
 }
+
+#[test]
+fn the_audit_api_answers_with_the_newest_records_that_match() {
+    let salve = Salve::builder()
+        .rule(
+            "note",
+            "const MATCH = `alertname=\"Noted\"`;\nfn plan(event) { [] }\n",
+        )
+        .start();
+    let mut ids = Vec::new();
+    for host in ["a", "b", "c"] {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Noted"), ("host", host)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        ids.push(s(&reply.body["ids"][0]));
+    }
+    salve.wait_settled(3);
+
+    let reply = salve.get("/api/v1/audit?kind=received&limit=2");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let hosts: Vec<String> = reply
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| s(&r["event"]["labels"]["host"]))
+        .collect();
+    assert_eq!(hosts, ["b", "c"], "the newest two, oldest first");
+
+    let reply = salve.get("/api/v1/audit?kind=evaluated&since=1h");
+    let evaluated: Vec<String> = reply
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| s(&r["event_id"]))
+        .collect();
+    assert_eq!(evaluated, ids);
+
+    let reply = salve.get("/api/v1/audit?since=yesterday");
+    assert_eq!(reply.status, 400);
+    assert!(
+        s(&reply.body["error"]).starts_with("since: "),
+        "{:?}",
+        reply.body
+    );
+}
