@@ -178,6 +178,9 @@ impl Executor for KubernetesExecutor {
                     .await
             }
             Verify::Rollout => Outcome::ok(detail),
+            Verify::Evicted if !wait.is_zero() => {
+                self.wait_gone(&client, &at, started, wait, detail).await
+            }
             Verify::Evicted => {
                 let mut outcome = Outcome::ok(detail);
                 outcome.verified = Some("evicted".to_string());
@@ -898,6 +901,58 @@ impl KubernetesExecutor {
 
     /// Reads the workload until its rollout is complete, its progress deadline passed,
     /// or `wait` is over. The outcome's `verified` says which.
+    /// After an eviction: waits until the pod is gone, as `kubectl drain` waits for
+    /// deletion. Gone is a 404, or a pod of that name not being deleted (a StatefulSet's
+    /// replacement). A pod still terminating at the deadline (a finalizer, a long grace
+    /// period) is a failure: the eviction was accepted but nothing has moved yet.
+    async fn wait_gone(
+        &self,
+        client: &kube::Client,
+        at: &At<'_>,
+        started: Instant,
+        wait: Duration,
+        mut detail: Value,
+    ) -> Outcome {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), at.namespace);
+        let deadline = started + wait;
+        loop {
+            let terminating = match self.call(|| pods.get(at.name)).await {
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    return Outcome::failed(
+                        format!("evicted {at}, then cannot read it: {}", describe(&e)),
+                        detail,
+                    )
+                }
+                Ok(pod) if pod.metadata.deletion_timestamp.is_none() => None,
+                Ok(pod) => Some(pod),
+            };
+            let Some(pod) = terminating else {
+                detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
+                let mut outcome = Outcome::ok(detail);
+                outcome.verified = Some("evicted".to_string());
+                return outcome;
+            };
+            if Instant::now() >= deadline {
+                detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
+                let finalizers = pod.metadata.finalizers.unwrap_or_default();
+                if !finalizers.is_empty() {
+                    detail["finalizers"] = json!(finalizers);
+                }
+                let mut outcome = Outcome::failed(
+                    format!(
+                        "{at} was evicted but is still terminating after {}",
+                        crate::policy::rate::format_duration(wait)
+                    ),
+                    detail,
+                );
+                outcome.verified = Some("still_terminating".to_string());
+                return outcome;
+            }
+            tokio::time::sleep(self.poll_every).await;
+        }
+    }
+
     async fn watch<K: Workload>(
         &self,
         client: &kube::Client,

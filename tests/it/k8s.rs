@@ -620,19 +620,43 @@ fn eviction_uri() -> String {
     format!("/api/v1/namespaces/prod/pods/{POD}/eviction")
 }
 
+/// The evicted pod read back: still terminating, then gone.
+fn pod_terminating() -> Exchange {
+    get(
+        &format!("/api/v1/namespaces/prod/pods/{POD}"),
+        fixture("pod-checkout-terminating.json"),
+    )
+}
+
+fn pod_gone() -> Exchange {
+    Exchange {
+        status: 404,
+        ..get(
+            &format!("/api/v1/namespaces/prod/pods/{POD}"),
+            fixture("pod-not-found.json"),
+        )
+    }
+}
+
 #[tokio::test]
 async fn restart_of_a_pod_is_an_eviction() {
     let outcome = run(
         Intent::new(Action::Restart, target(K8sKind::Pod, POD)),
         settings(),
-        vec![send(
-            "POST",
-            &eviction_uri(),
-            "application/json",
-            eviction_body(POD),
-            201,
-            fixture("eviction-created.json"),
-        )],
+        vec![
+            send(
+                "POST",
+                &eviction_uri(),
+                "application/json",
+                eviction_body(POD),
+                201,
+                fixture("eviction-created.json"),
+            ),
+            // As `kubectl drain`, salve waits for the pod to be deleted.
+            pod_terminating(),
+            pod_terminating(),
+            pod_gone(),
+        ],
     )
     .await;
     assert_eq!(
@@ -642,6 +666,44 @@ async fn restart_of_a_pod_is_an_eviction() {
             "duration_ms": 0,
             "verified": "evicted",
             "detail": { "namespace": "prod", "kind": "pod", "name": POD },
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_evicted_pod_that_never_finishes_terminating_is_a_failure_naming_its_finalizers() {
+    let mut stuck = fixture("pod-checkout-terminating.json");
+    stuck["metadata"]["finalizers"] = json!(["example.org/drain-connections"]);
+    // A deadline already past when the first read comes back: one read, then the verdict.
+    let settings = KubernetesSettings {
+        verify_timeout: Duration::from_nanos(1),
+        ..settings()
+    };
+    let outcome = run(
+        Intent::new(Action::Restart, target(K8sKind::Pod, POD)),
+        settings,
+        vec![
+            send(
+                "POST",
+                &eviction_uri(),
+                "application/json",
+                eviction_body(POD),
+                201,
+                fixture("eviction-created.json"),
+            ),
+            get(&format!("/api/v1/namespaces/prod/pods/{POD}"), stuck),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        json!({
+            "outcome": "failed",
+            "duration_ms": 0,
+            "error": format!("pod prod/{POD} was evicted but is still terminating after 1ns"),
+            "verified": "still_terminating",
+            "detail": { "namespace": "prod", "kind": "pod", "name": POD,
+                        "finalizers": ["example.org/drain-connections"] },
         })
     );
 }
@@ -696,6 +758,7 @@ async fn a_throttled_api_server_is_asked_again() {
                 201,
                 fixture("eviction-created.json"),
             ),
+            pod_gone(),
         ],
     )
     .await;
@@ -967,6 +1030,7 @@ fn the_cluster_role_grants_exactly_the_requests_salve_sends() {
     }
     granted.sort();
     let used = [
+        "/pods get",                      // restart of a pod: waiting for it to go
         "/pods/eviction create",          // restart of a pod
         "apps/controllerrevisions list",  // rollback of statefulsets and daemonsets
         "apps/daemonsets get",            // restart, rollback, verification
