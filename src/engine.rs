@@ -760,6 +760,9 @@ pub async fn start(
             verified: None,
             detail: serde_json::Value::Null,
         };
+        engine
+            .metrics
+            .acted(p.decision.action.as_str(), "abandoned");
         engine.record_outcome(&p.decision, outcome.clone()).await;
         let event = abandoned_events.remove(&p.decision.event_id).map(Arc::new);
         notices.extend(engine.outcome_notices(&p.decision, outcome, event).await);

@@ -1384,6 +1384,12 @@ fn plan(event) {
         s(&document["text"]),
         "salve stopped in the middle of exec on exec:drain and will not repeat it: check whether it took effect (rule drain)\nAlert: [FIRING] NodeDraining\nnode=worker-3"
     );
+    assert_eq!(
+        salve.metric(r#"salve_actions_total{action="exec",outcome="abandoned"}"#),
+        Some(1.0),
+        "{}",
+        salve.metrics()
+    );
     // Not run again, and not reported again by a further restart.
     salve.stop();
     salve.start();
