@@ -257,6 +257,18 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
+/// The outcome of a verification: ok without an error, failed with one; `verified`
+/// says what was seen and `detail.verified_after_ms` when.
+fn verdict(mut detail: Value, started: Instant, verified: &str, error: Option<String>) -> Outcome {
+    detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
+    let mut outcome = match error {
+        None => Outcome::ok(detail),
+        Some(error) => Outcome::failed(error, detail),
+    };
+    outcome.verified = Some(verified.to_string());
+    outcome
+}
+
 /// kubectl's choice for `rollout undo` without `--to-revision`: of the workload's
 /// history (`revision` reads each one's number), the one of the second-highest
 /// revision. Returns it with the outcome detail that lists the revisions.
@@ -899,8 +911,6 @@ impl KubernetesExecutor {
         }
     }
 
-    /// Reads the workload until its rollout is complete, its progress deadline passed,
-    /// or `wait` is over. The outcome's `verified` says which.
     /// After an eviction: waits until the pod is gone, as `kubectl drain` waits for
     /// deletion. Gone is a 404, or a pod of that name not being deleted (a StatefulSet's
     /// replacement). A pod still terminating at the deadline (a finalizer, a long grace
@@ -928,38 +938,32 @@ impl KubernetesExecutor {
                 Ok(pod) => Some(pod),
             };
             let Some(pod) = terminating else {
-                detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
-                let mut outcome = Outcome::ok(detail);
-                outcome.verified = Some("evicted".to_string());
-                return outcome;
+                return verdict(detail, started, "evicted", None);
             };
             if Instant::now() >= deadline {
-                detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
                 let finalizers = pod.metadata.finalizers.unwrap_or_default();
                 if !finalizers.is_empty() {
                     detail["finalizers"] = json!(finalizers);
                 }
-                let mut outcome = Outcome::failed(
-                    format!(
-                        "{at} was evicted but is still terminating after {}",
-                        crate::policy::rate::format_duration(wait)
-                    ),
-                    detail,
+                let error = format!(
+                    "{at} was evicted but is still terminating after {}",
+                    crate::policy::rate::format_duration(wait)
                 );
-                outcome.verified = Some("still_terminating".to_string());
-                return outcome;
+                return verdict(detail, started, "still_terminating", Some(error));
             }
             tokio::time::sleep(self.poll_every).await;
         }
     }
 
+    /// Reads the workload until its rollout is complete, its progress deadline passed,
+    /// or `wait` is over. The outcome's `verified` says which.
     async fn watch<K: Workload>(
         &self,
         client: &kube::Client,
         at: &At<'_>,
         started: Instant,
         wait: Duration,
-        mut detail: Value,
+        detail: Value,
     ) -> Outcome {
         let api: Api<K> = Api::namespaced(client.clone(), at.namespace);
         let deadline = started + wait;
@@ -986,13 +990,7 @@ impl KubernetesExecutor {
                     continue;
                 }
             };
-            detail["verified_after_ms"] = json!(started.elapsed().as_millis() as u64);
-            let mut outcome = match error {
-                None => Outcome::ok(detail),
-                Some(error) => Outcome::failed(error, detail),
-            };
-            outcome.verified = Some(verified.to_string());
-            return outcome;
+            return verdict(detail, started, verified, error);
         }
     }
 }
