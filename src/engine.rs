@@ -485,13 +485,6 @@ impl Engine {
         };
         let dispatcher = self.dispatcher.read().clone();
         let outcome = dispatcher.run(&intent, &context).await;
-        let status = match outcome.outcome {
-            OutcomeStatus::Ok => "ok",
-            OutcomeStatus::Failed => "failed",
-            OutcomeStatus::Abandoned => "abandoned",
-            OutcomeStatus::Skipped => "skipped",
-        };
-        self.metrics.acted(decision.action.as_str(), status);
         if outcome.is_failure() {
             tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
                 error = outcome.error.as_deref().unwrap_or(""), "action failed");
@@ -609,7 +602,11 @@ impl Engine {
         notices
     }
 
+    /// Counts the outcome in `/metrics` and writes it to the trail: the one way an
+    /// outcome, live or found abandoned at start, becomes known.
     async fn record_outcome(&self, decision: &Decision, outcome: Outcome) {
+        self.metrics
+            .acted(decision.action.as_str(), outcome.outcome.as_str());
         let record = AuditRecord::new(
             self.now(),
             Entry::Outcome(OutcomeRecord {
@@ -760,9 +757,6 @@ pub async fn start(
             verified: None,
             detail: serde_json::Value::Null,
         };
-        engine
-            .metrics
-            .acted(p.decision.action.as_str(), "abandoned");
         engine.record_outcome(&p.decision, outcome.clone()).await;
         let event = abandoned_events.remove(&p.decision.event_id).map(Arc::new);
         notices.extend(engine.outcome_notices(&p.decision, outcome, event).await);

@@ -257,6 +257,14 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
+/// Every write carries salve as its field manager, so `managedFields` shows who changed it.
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
 /// The outcome of a verification: ok without an error, failed with one; `verified`
 /// says what was seen and `detail.verified_after_ms` when.
 fn verdict(mut detail: Value, started: Instant, verified: &str, error: Option<String>) -> Outcome {
@@ -545,10 +553,7 @@ impl KubernetesExecutor {
         let patch = json!({
             "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: stamp } } } }
         });
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
+        let params = patch_params();
         let patch = Patch::Strategic(patch);
         self.call(|| api.patch(at.name, &params, &patch))
             .await
@@ -703,20 +708,27 @@ impl KubernetesExecutor {
             { "op": "replace", "path": "/metadata/annotations", "value": annotations },
         ]))
         .map_err(|e| Outcome::failed(format!("{at}: {e}"), detail.clone()))?;
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        let patch = Patch::<()>::Json(patch);
-        self.call(|| deployments.patch(at.name, &params, &patch))
+        self.roll_back_to(&deployments, at, previous, Patch::<()>::Json(patch), detail)
             .await
-            .map_err(|e| {
-                Outcome::failed(
-                    format!("rollback {at} to revision {previous}: {}", describe(&e)),
-                    detail.clone(),
-                )
-            })?;
-        Ok((detail, Verify::Rollout))
+    }
+
+    /// Sends the patch that puts revision `previous` back; the rollout is verified after.
+    async fn roll_back_to<P: serde::Serialize + Debug>(
+        &self,
+        api: &Api<DynamicObject>,
+        at: &At<'_>,
+        previous: i64,
+        patch: Patch<P>,
+        detail: Value,
+    ) -> Acted {
+        let params = patch_params();
+        match self.call(|| api.patch(at.name, &params, &patch)).await {
+            Ok(_) => Ok((detail, Verify::Rollout)),
+            Err(e) => Err(Outcome::failed(
+                format!("rollback {at} to revision {previous}: {}", describe(&e)),
+                detail,
+            )),
+        }
     }
 
     /// Reads a workload as raw JSON, so that fields newer than salve's API types survive
@@ -821,20 +833,8 @@ impl KubernetesExecutor {
                 )),
             ));
         }
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        let patch = Patch::Strategic(patch);
-        self.call(|| api.patch(at.name, &params, &patch))
+        self.roll_back_to(&api, at, previous, Patch::Strategic(patch), detail)
             .await
-            .map_err(|e| {
-                Outcome::failed(
-                    format!("rollback {at} to revision {previous}: {}", describe(&e)),
-                    detail.clone(),
-                )
-            })?;
-        Ok((detail, Verify::Rollout))
     }
 
     /// A pod "restart" is an eviction through the Eviction API, the way `kubectl drain`

@@ -36,6 +36,17 @@ pub enum OutcomeStatus {
     Skipped,
 }
 
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Ok => "ok",
+            OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Abandoned => "abandoned",
+            OutcomeStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// What an executor did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {

@@ -255,9 +255,8 @@ fn compile_rule(
 
     api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
-    templates::check(&ast, path, &source)?;
+    let templates = templates::check(&ast, path, &source)?;
     let warnings = lint::warnings(&ast, path, &source);
-    let templates = templates::literals(&ast);
 
     let constants: HashMap<String, Dynamic> = ast
         .iter_literal_variables(true, false)

@@ -15,49 +15,48 @@ use std::sync::Arc;
 
 const NOTIFY_FUNCTIONS: [&str; 4] = ["notify", "email", "slack", "webhook"];
 
-pub(super) fn check(ast: &AST, path: &Path, source: &str) -> Result<(), RuleError> {
+/// Checks the templates passed to the notify functions and returns the rule's string
+/// literals that are templates (`None` when it has none, as most rules), in one walk.
+pub(super) fn check(
+    ast: &AST,
+    path: &Path,
+    source: &str,
+) -> Result<Option<Arc<[ImmutableString]>>, RuleError> {
     let mut first: Option<RuleError> = None;
+    let mut literals: Vec<ImmutableString> = Vec::new();
     ast.walk(&mut |nodes: &[ASTNode]| {
-        let Some(ASTNode::Expr(Expr::FnCall(call, _))) = nodes.last() else {
-            return true;
-        };
-        if !NOTIFY_FUNCTIONS.contains(&call.name.as_str()) || call.is_qualified() {
-            return true;
-        }
-        // The first argument names the channel; the rest are subject and text.
-        for arg in call.args.iter().skip(1) {
-            if let Expr::StringConstant(text, pos) = arg {
-                if let Err(e) = crate::execute::check_template(text) {
-                    first = Some(RuleError::at(
-                        path,
-                        source,
-                        *pos,
-                        format!("{}: {e}", call.name),
-                    ));
-                    return false;
+        match nodes.last() {
+            Some(ASTNode::Expr(Expr::StringConstant(text, _)))
+                if crate::execute::has_template_syntax(text) && !literals.contains(text) =>
+            {
+                literals.push(text.clone());
+            }
+            Some(ASTNode::Expr(Expr::FnCall(call, _)))
+                if NOTIFY_FUNCTIONS.contains(&call.name.as_str()) && !call.is_qualified() =>
+            {
+                // The first argument names the channel; the rest are subject and text.
+                for arg in call.args.iter().skip(1) {
+                    if let Expr::StringConstant(text, pos) = arg {
+                        if let Err(e) = crate::execute::check_template(text) {
+                            first = Some(RuleError::at(
+                                path,
+                                source,
+                                *pos,
+                                format!("{}: {e}", call.name),
+                            ));
+                            return false;
+                        }
+                    }
                 }
             }
+            _ => {}
         }
         true
     });
     match first {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok((!literals.is_empty()).then(|| literals.into())),
     }
-}
-
-/// The rule's string literals that are templates; `None` when it has none (most rules).
-pub(super) fn literals(ast: &AST) -> Option<Arc<[ImmutableString]>> {
-    let mut found: Vec<ImmutableString> = Vec::new();
-    ast.walk(&mut |nodes: &[ASTNode]| {
-        if let Some(ASTNode::Expr(Expr::StringConstant(text, _))) = nodes.last() {
-            if crate::execute::has_template_syntax(text) && !found.contains(text) {
-                found.push(text.clone());
-            }
-        }
-        true
-    });
-    (!found.is_empty()).then(|| found.into())
 }
 
 #[cfg(test)]

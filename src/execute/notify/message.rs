@@ -391,12 +391,7 @@ impl<'a> Facts<'a> {
             Some(r) => vec![format!(
                 "{} → {}{}",
                 describe_decision(&r.decision),
-                match r.outcome.outcome {
-                    super::super::OutcomeStatus::Ok => "ok",
-                    super::super::OutcomeStatus::Failed => "failed",
-                    super::super::OutcomeStatus::Abandoned => "abandoned",
-                    super::super::OutcomeStatus::Skipped => "skipped",
-                },
+                r.outcome.outcome.as_str(),
                 r.outcome
                     .error
                     .as_deref()
