@@ -1,8 +1,8 @@
 //! `salve.toml`: parsed, validated once, and handed downstream as typed values.
 
-use crate::policy::rate::{parse_duration, RateLimit};
-use crate::policy::time_interval::{TimeInterval, TimeIntervalConfig};
-use crate::rules::Action;
+use crate::alertmanager::time_interval::{TimeInterval, TimeIntervalConfig};
+use crate::model::Action;
+use crate::model::{parse_duration, OutcomeTrigger, RateLimit};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -71,31 +71,6 @@ pub struct ConfigFile {
     /// `notify` and optionally `actions` and `limit`.
     #[serde(default)]
     pub on_outcome: Vec<OnOutcomeConfig>,
-}
-
-/// What an `[[on_outcome]]` entry reacts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeTrigger {
-    /// Any failed action.
-    Failed,
-    /// A failure that opened the action's circuit breaker (`policy.breaker_failures`
-    /// in a row): salve stops trying that action on that target for a while.
-    CircuitOpen,
-    /// An action salve was running when it stopped (killed, crashed, power lost): found
-    /// at the next start with no outcome recorded. It is not run again; it may or may
-    /// not have happened, and someone should look.
-    Abandoned,
-}
-
-impl OutcomeTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeTrigger::Failed => "failed",
-            OutcomeTrigger::CircuitOpen => "circuit_open",
-            OutcomeTrigger::Abandoned => "abandoned",
-        }
-    }
 }
 
 /// Notify a channel when an action fails or a breaker opens. The message is a notify
@@ -428,7 +403,7 @@ fn notify_channel(name: &str, c: &NotifyConfig) -> std::result::Result<NotifyCha
     let backoff = dur("backoff", &c.backoff, Duration::from_millis(500))?;
     for (k, template) in [("subject", &c.subject), ("text", &c.text)] {
         if let Some(t) = template {
-            crate::execute::check_template(t).map_err(|e| format!("{}: {e}", key(k)))?;
+            crate::template::check(t).map_err(|e| format!("{}: {e}", key(k)))?;
         }
     }
     let retries = c.retries.unwrap_or(3);

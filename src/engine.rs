@@ -3,17 +3,15 @@
 
 use crate::audit::{read_records, AuditError, AuditLog, AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
-use crate::config::OutcomeTrigger;
 use crate::event::Event;
-use crate::execute::{
-    ActionContext, Dispatcher, DockerExecutor, ExecExecutor, NotifyExecutor, Outcome,
-    OutcomeStatus, Report,
-};
+use crate::execute::{ActionContext, Dispatcher, DockerExecutor, ExecExecutor, NotifyExecutor};
 use crate::metrics::Metrics;
-use crate::policy::{
-    BatchScope, Decision, PendingExecution, PolicySettings, PolicyState, SharedHistory,
-};
-use crate::rules::{Action, EvalContext, Intent, Rule, RuleError, RuleSet, ScriptEvent, Target};
+use crate::model::Decision;
+use crate::model::OutcomeTrigger;
+use crate::model::{Action, Intent, Target};
+use crate::model::{Outcome, OutcomeStatus, Report};
+use crate::policy::{BatchScope, PendingExecution, PolicySettings, PolicyState, SharedHistory};
+use crate::rules::{EvalContext, Rule, RuleError, RuleSet, ScriptEvent};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,6 @@
 //! salve: alerts in, rules plan, policy checks, executors act, the audit remembers.
 
+pub mod alertmanager;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -8,6 +9,9 @@ pub mod event;
 pub mod execute;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod policy;
+pub mod rule_tests;
 pub mod rules;
 pub mod schema;
+pub mod template;

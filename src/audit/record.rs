@@ -1,9 +1,9 @@
 //! The one audit record model: everything salve received, decided and did.
 
 use crate::event::{Event, Fingerprint};
-use crate::execute::Outcome;
-use crate::policy::{Decision, MaintenanceWindow};
-use crate::rules::{Action, Target};
+use crate::model::Outcome;
+use crate::model::{Action, Target};
+use crate::model::{Decision, MaintenanceWindow};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,9 @@
 //! Docker: containers, Compose services and Swarm services, through the engine's API.
 
-use super::{ActionContext, Executor, Outcome, OutcomeStatus};
+use super::{ActionContext, Executor};
 use crate::config::DockerSettings;
-use crate::rules::{Action, Backend, Intent, Target};
+use crate::model::{error_chain, Outcome, OutcomeStatus};
+use crate::model::{Action, Backend, Intent, Target};
 use async_trait::async_trait;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
 use bollard::query_parameters::{
@@ -47,11 +48,11 @@ pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
             ))
         }
     }
-    .map_err(|e| format!("cannot connect to Docker: {}", super::error_chain(&e)))?;
+    .map_err(|e| format!("cannot connect to Docker: {}", error_chain(&e)))?;
     docker
         .negotiate_version()
         .await
-        .map_err(|e| format!("cannot reach the Docker engine: {}", super::error_chain(&e)))
+        .map_err(|e| format!("cannot reach the Docker engine: {}", error_chain(&e)))
 }
 
 pub struct DockerExecutor {
@@ -154,10 +155,7 @@ impl DockerExecutor {
                     )
                 } else {
                     Outcome::failed(
-                        format!(
-                            "cannot inspect container {name}: {}",
-                            super::error_chain(&e)
-                        ),
+                        format!("cannot inspect container {name}: {}", error_chain(&e)),
                         json!({ "container": name }),
                     )
                 }
@@ -237,7 +235,7 @@ impl DockerExecutor {
         };
         if let Err(e) = result {
             return Outcome::failed(
-                format!("{} {name}: {}", intent.action, super::error_chain(&e)),
+                format!("{} {name}: {}", intent.action, error_chain(&e)),
                 detail,
             );
         }
@@ -288,7 +286,7 @@ impl DockerExecutor {
                         } else {
                             "running"
                         },
-                        crate::policy::rate::format_duration(self.verify_timeout)
+                        crate::model::rate::format_duration(self.verify_timeout)
                     ),
                     detail,
                 );
@@ -316,7 +314,7 @@ impl DockerExecutor {
             Ok(c) => c,
             Err(e) => {
                 return Outcome::failed(
-                    format!("cannot list containers: {}", super::error_chain(&e)),
+                    format!("cannot list containers: {}", error_chain(&e)),
                     Value::Null,
                 )
             }
@@ -401,10 +399,7 @@ impl DockerExecutor {
             }
             Err(e) => {
                 return Outcome::failed(
-                    format!(
-                        "cannot inspect swarm service {name}: {}",
-                        super::error_chain(&e)
-                    ),
+                    format!("cannot inspect swarm service {name}: {}", error_chain(&e)),
                     json!({ "service": name }),
                 )
             }
@@ -470,7 +465,7 @@ impl DockerExecutor {
                 format!(
                     "{} swarm service {name}: {}",
                     intent.action,
-                    super::error_chain(&e)
+                    error_chain(&e)
                 ),
                 detail,
             ),

@@ -1,8 +1,9 @@
 //! Named commands from config: argv without a shell, a timeout, a clean environment.
 
-use super::{ActionContext, Executor, Outcome};
+use super::{ActionContext, Executor};
 use crate::config::ExecCommand;
-use crate::rules::{Backend, Intent, Target};
+use crate::model::Outcome;
+use crate::model::{Backend, Intent, Target};
 use async_trait::async_trait;
 use serde_json::json;
 use std::collections::HashMap;
@@ -113,7 +114,7 @@ impl Executor for ExecExecutor {
             Err(_) => Outcome::failed(
                 format!(
                     "timed out after {}",
-                    crate::policy::rate::format_duration(command.timeout)
+                    crate::model::rate::format_duration(command.timeout)
                 ),
                 json!({ "argv": argv }),
             ),

@@ -1,9 +1,10 @@
 //! Kubernetes: rollout restart, scale, rollback and eviction, sent as the same API
 //! requests `kubectl` sends for them, then the rollout watched until it is done.
 
-use super::{resolve_replicas, ActionContext, Executor, Outcome, OutcomeStatus};
+use super::{resolve_replicas, ActionContext, Executor};
 use crate::config::KubernetesSettings;
-use crate::rules::{Action, Backend, Intent, K8sKind, Target};
+use crate::model::{error_chain, Outcome, OutcomeStatus};
+use crate::model::{Action, Backend, Intent, K8sKind, Target};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1::{
@@ -161,7 +162,7 @@ impl Executor for KubernetesExecutor {
                     format!(
                         "{} {at}: no answer from the API server within {}",
                         intent.action,
-                        crate::policy::rate::format_duration(self.settings.timeout)
+                        crate::model::rate::format_duration(self.settings.timeout)
                     ),
                     at.detail(),
                 )
@@ -253,7 +254,7 @@ fn describe(e: &kube::Error) -> String {
             format!("{} {}: {}", s.code, s.reason, s.message)
         }
         kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
-        other => super::error_chain(other),
+        other => error_chain(other),
     }
 }
 
@@ -947,7 +948,7 @@ impl KubernetesExecutor {
                 }
                 let error = format!(
                     "{at} was evicted but is still terminating after {}",
-                    crate::policy::rate::format_duration(wait)
+                    crate::model::rate::format_duration(wait)
                 );
                 return verdict(detail, started, "still_terminating", Some(error));
             }
@@ -982,7 +983,7 @@ impl KubernetesExecutor {
                     "timeout",
                     Some(format!(
                         "{at}: the rollout was not complete within {}: {why}",
-                        crate::policy::rate::format_duration(wait)
+                        crate::model::rate::format_duration(wait)
                     )),
                 ),
                 Rollout::Waiting(_) => {

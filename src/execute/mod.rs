@@ -8,86 +8,14 @@ mod notify;
 pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
 pub use exec::ExecExecutor;
 pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
-pub use notify::{
-    check_template, has_template_syntax, sign as notify_signature, NotifyExecutor, WebhookDocument,
-    SIGNATURE_HEADER,
-};
+pub use notify::{sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER};
 
-use crate::config::OutcomeTrigger;
 use crate::event::Event;
-use crate::policy::Decision;
-use crate::rules::{Backend, Intent};
+use crate::model::{Backend, Decision, Intent, Outcome, Report};
 use async_trait::async_trait;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeStatus {
-    Ok,
-    Failed,
-    /// salve stopped after deciding to act and before it could record what happened.
-    Abandoned,
-    /// The executor chose not to act, and said why (a container already restarting
-    /// under its own policy, paused on purpose, being removed).
-    Skipped,
-}
-
-impl OutcomeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeStatus::Ok => "ok",
-            OutcomeStatus::Failed => "failed",
-            OutcomeStatus::Abandoned => "abandoned",
-            OutcomeStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// What an executor did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Outcome {
-    pub outcome: OutcomeStatus,
-    #[serde(default)]
-    pub duration_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Where the executor can tell: the target's state afterwards (`healthy`, `running`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified: Option<String>,
-    /// Executor-specific facts: exit code, stderr tail, HTTP status.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub detail: serde_json::Value,
-}
-
-impl Outcome {
-    pub fn ok(detail: serde_json::Value) -> Outcome {
-        Outcome {
-            outcome: OutcomeStatus::Ok,
-            duration_ms: 0,
-            error: None,
-            verified: None,
-            detail,
-        }
-    }
-
-    pub fn failed(error: impl Into<String>, detail: serde_json::Value) -> Outcome {
-        Outcome {
-            outcome: OutcomeStatus::Failed,
-            duration_ms: 0,
-            error: Some(error.into()),
-            verified: None,
-            detail,
-        }
-    }
-
-    pub fn is_failure(&self) -> bool {
-        self.outcome == OutcomeStatus::Failed
-    }
-}
 
 /// Why an action runs: the decision that allowed it and the event behind it. Executors
 /// that change things need only the intent; those that tell people (notifications)
@@ -101,15 +29,6 @@ pub struct ActionContext {
     pub related: Vec<Decision>,
     /// For an outcome notification (`[[on_outcome]]`): the action it reports on.
     pub report: Option<Report>,
-}
-
-/// The action an outcome notification reports on, and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Report {
-    /// `failed`, or `circuit_open` when this failure opened the action's breaker.
-    pub when: OutcomeTrigger,
-    pub decision: Decision,
-    pub outcome: Outcome,
 }
 
 /// One backend (Docker, Kubernetes, exec, notifications). Implementations bound their
@@ -164,19 +83,4 @@ impl Dispatcher {
         outcome.duration_ms = started.elapsed().as_millis() as u64;
         outcome
     }
-}
-
-/// An error and its causes on one line ("error sending request: connection refused").
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }

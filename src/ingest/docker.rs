@@ -212,7 +212,7 @@ async fn scan_unhealthy(
     let containers = docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| crate::execute::error_chain(&e))?;
+        .map_err(|e| crate::model::error_chain(&e))?;
     let now = engine.now();
     let mut events = Vec::new();
     for c in containers {
@@ -343,7 +343,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %crate::execute::error_chain(&e), "Docker event stream broke");
+                    tracing::warn!(error = %crate::model::error_chain(&e), "Docker event stream broke");
                     break;
                 }
             }

@@ -1,14 +1,16 @@
 //! What the policy remembers. Built only from facts (decisions, outcomes, events,
 //! windows) so that replaying the audit trail rebuilds it exactly.
 
-use super::{Decision, MaintenanceWindow, Reason, Verdict};
+use crate::alertmanager::time_interval::TimeInterval;
+use crate::alertmanager::Matchers;
 use crate::audit::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
 use crate::config::Config;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::execute::OutcomeStatus;
-use crate::policy::rate::{format_duration, RateLimit};
-use crate::policy::time_interval::TimeInterval;
-use crate::rules::{Action, History, Intent, Matchers, Rule, Target};
+use crate::model::rate::{format_duration, RateLimit};
+use crate::model::OutcomeStatus;
+use crate::model::{Action, History, Intent, Target};
+use crate::model::{Decision, MaintenanceWindow, Reason, Verdict};
+use crate::rules::Rule;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -1,11 +1,13 @@
 //! Policy decisions with an explicit clock: no sleeping, every verdict compared whole.
 
-use super::{BatchScope, PolicySettings, PolicyState, Reason, Verdict};
+use super::{BatchScope, PolicySettings, PolicyState};
 use crate::audit::{AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::execute::Outcome;
-use crate::rules::{Action, Intent, Rule, RuleSet, Target};
+use crate::model::Outcome;
+use crate::model::{Action, Intent, Target};
+use crate::model::{Reason, Verdict};
+use crate::rules::{Rule, RuleSet};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::path::PathBuf;

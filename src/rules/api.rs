@@ -1,8 +1,10 @@
 //! The functions a rule can call. Constructors return plain values; queries only read.
 
-use super::{Action, EvalContext, Intent, K8sKind, Matchers, Rule, RuleError, Target};
+use super::{EvalContext, Rule, RuleError};
+use crate::alertmanager::Matchers;
 use crate::event::Event;
-use crate::policy::rate::parse_duration;
+use crate::model::rate::parse_duration;
+use crate::model::{Action, Intent, K8sKind, Target};
 use chrono::{Datelike, Timelike};
 use rhai::{
     Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext,
@@ -26,7 +28,7 @@ thread_local! {
 /// Whether `text` would be read as template code without having been written as one
 /// in the rule (a label value with `{{` pasted into a message): then it is sent as is.
 fn built_at_run_time(text: &str) -> bool {
-    crate::execute::has_template_syntax(text)
+    crate::template::has_template_syntax(text)
         && !TEMPLATES.with(|t| {
             t.borrow()
                 .as_ref()
@@ -134,7 +136,7 @@ pub(super) fn call_plan(
         let message = match *err {
             EvalAltResult::ErrorTerminated(..) => format!(
                 "plan() was cut off after {}: it ran past the rule time budget (a loop that never ends?)",
-                crate::policy::rate::format_duration(timeout)
+                crate::model::rate::format_duration(timeout)
             ),
             EvalAltResult::ErrorTooManyOperations(..) => "plan() was cut off: too many operations (a loop that never ends?)".to_string(),
             other => other.to_string(),

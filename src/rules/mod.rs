@@ -2,41 +2,22 @@
 
 mod api;
 mod error;
-mod intent;
 mod lint;
-pub mod matcher;
 mod templates;
 #[cfg(test)]
 mod tests;
-mod tests_file;
 
 pub use error::RuleError;
-pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
-pub use matcher::{Matcher, Matchers};
-pub use tests_file::{run_rule_tests, TestReport};
 
+use crate::alertmanager::Matchers;
 use crate::event::{Event, Labels};
-use crate::policy::rate::{parse_duration, RateLimit};
+use crate::model::{parse_duration, History, Intent, RateLimit};
 use chrono::{DateTime, Utc};
 use rhai::{Dynamic, Engine, AST};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Read-only answers a rule may ask for while it plans.
-pub trait History: Send + Sync {
-    /// How many times `action` was executed on `target` between `from` and `to`.
-    fn recent(
-        &self,
-        target: &Target,
-        action: Action,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> usize;
-    /// Whether an alert matching `matchers` is firing at `now`.
-    fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool;
-}
 
 /// What a rule's `plan()` may see of the world besides its event.
 #[derive(Clone)]

@@ -27,7 +27,7 @@ pub(super) fn check(
     ast.walk(&mut |nodes: &[ASTNode]| {
         match nodes.last() {
             Some(ASTNode::Expr(Expr::StringConstant(text, _)))
-                if crate::execute::has_template_syntax(text) && !literals.contains(text) =>
+                if crate::template::has_template_syntax(text) && !literals.contains(text) =>
             {
                 literals.push(text.clone());
             }
@@ -37,7 +37,7 @@ pub(super) fn check(
                 // The first argument names the channel; the rest are subject and text.
                 for arg in call.args.iter().skip(1) {
                     if let Expr::StringConstant(text, pos) = arg {
-                        if let Err(e) = crate::execute::check_template(text) {
+                        if let Err(e) = crate::template::check(text) {
                             first = Some(RuleError::at(
                                 path,
                                 source,

@@ -1,8 +1,10 @@
 //! Rules as their authors meet them: load errors, evaluation, isolation, matching.
 
-use super::{EvalContext, History, Intent, Matchers, RuleError, RuleSet, Target};
+use super::{EvalContext, RuleError, RuleSet};
+use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::rules::Action;
+use crate::model::Action;
+use crate::model::{History, Intent, Target};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::path::PathBuf;

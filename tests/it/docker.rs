@@ -9,8 +9,9 @@ use crate::docker_support::{
     HEALTHY, HEALTHY_AFTER_RESTART, HEALTHY_ONCE,
 };
 use crate::support::{decisions, describe, native, of_kind, s, Salve};
-use salve::execute::{connect_docker, DockerExecutor, Executor, Outcome, OutcomeStatus};
-use salve::rules::{Action, Intent, Target};
+use salve::execute::{connect_docker, DockerExecutor, Executor};
+use salve::model::{Action, Intent, Target};
+use salve::model::{Outcome, OutcomeStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,11 @@
 //! What a notification says: the template context, default subject and text built
 //! from the alert and what salve did, and the Slack message.
 
-use super::super::{ActionContext, Report};
-use crate::config::OutcomeTrigger;
+use super::super::ActionContext;
 use crate::event::Event;
-use crate::policy::{Decision, Verdict};
+use crate::model::OutcomeTrigger;
+use crate::model::Report;
+use crate::model::{Decision, Verdict};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -113,7 +114,7 @@ impl<'a> Facts<'a> {
         self.context
             .related
             .iter()
-            .find(|d| d.action != crate::rules::Action::Notify)
+            .find(|d| d.action != crate::model::Action::Notify)
     }
 
     fn key_labels(&self) -> Vec<(&'a str, &'a str)> {
@@ -231,7 +232,7 @@ impl<'a> Facts<'a> {
         self.context
             .related
             .iter()
-            .filter(|d| d.action != crate::rules::Action::Notify)
+            .filter(|d| d.action != crate::model::Action::Notify)
             .map(describe_decision)
             .collect()
     }

@@ -3,17 +3,15 @@
 //! jitter for transient failures; secrets never reach the outcome.
 
 mod message;
-mod template;
 
-pub use template::check as check_template;
-pub use template::has_template_syntax;
-
-use super::{error_chain, ActionContext, Executor, Outcome, Report};
+use super::{ActionContext, Executor};
 use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
 use crate::event::Event;
-use crate::policy::rate::format_duration;
-use crate::policy::Decision;
-use crate::rules::{Backend, Intent, Target};
+use crate::model::rate::format_duration;
+use crate::model::Decision;
+use crate::model::{error_chain, Outcome, Report};
+use crate::model::{Backend, Intent, Target};
+use crate::template;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use lettre::message::header::ContentType;

@@ -1,7 +1,7 @@
 //! The policy's verdict on one intent, with its reason.
 
 use crate::event::{Fingerprint, Status};
-use crate::rules::{Action, Params, Target};
+use crate::model::{Action, Params, Target};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

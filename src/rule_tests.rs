@@ -1,11 +1,12 @@
 //! `salve test`: each rule's cases in `rules/NAME.test.toml`, run offline.
 
-use super::{Action, Target};
 use crate::audit::{AuditRecord, Entry};
 use crate::engine::{plan, Runtime};
 use crate::event::{parse_payload, Event, Fingerprint, Labels, Status};
-use crate::policy::rate::parse_duration;
-use crate::policy::{Decision, PolicySettings, PolicyState, Reason, Verdict};
+use crate::model::rate::parse_duration;
+use crate::model::{Action, Target};
+use crate::model::{Decision, Reason, Verdict};
+use crate::policy::{PolicySettings, PolicyState};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::fmt::Write as _;

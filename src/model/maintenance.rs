@@ -1,7 +1,7 @@
 //! Ad-hoc maintenance windows made through the API: matchers, a time span, who and why.
 
+use crate::alertmanager::Matchers;
 use crate::event::Labels;
-use crate::rules::Matchers;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,20 @@
+//! The vocabulary every stage shares: what a rule asks for (Intent, Action, Target),
+//! what policy answers (Decision, Reason), what an executor did (Outcome), durations
+//! and rates as people write them, maintenance windows, and errors with their causes.
+//! A leaf: it imports only other leaves.
+
+mod decision;
+mod error;
+mod history;
+mod intent;
+mod maintenance;
+mod outcome;
+pub mod rate;
+
+pub use decision::{Decision, Reason, Verdict};
+pub use error::error_chain;
+pub use history::History;
+pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
+pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
+pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report};
+pub use rate::{format_duration, parse_duration, RateLimit};

@@ -1,0 +1,104 @@
+//! What came of an action, and what an outcome notification reports on.
+
+use super::Decision;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    Ok,
+    Failed,
+    /// salve stopped after deciding to act and before it could record what happened.
+    Abandoned,
+    /// The executor chose not to act, and said why (a container already restarting
+    /// under its own policy, paused on purpose, being removed).
+    Skipped,
+}
+
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Ok => "ok",
+            OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Abandoned => "abandoned",
+            OutcomeStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What an executor did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Outcome {
+    pub outcome: OutcomeStatus,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the executor can tell: the target's state afterwards (`healthy`, `running`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// Executor-specific facts: exit code, stderr tail, HTTP status.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl Outcome {
+    pub fn ok(detail: serde_json::Value) -> Outcome {
+        Outcome {
+            outcome: OutcomeStatus::Ok,
+            duration_ms: 0,
+            error: None,
+            verified: None,
+            detail,
+        }
+    }
+
+    pub fn failed(error: impl Into<String>, detail: serde_json::Value) -> Outcome {
+        Outcome {
+            outcome: OutcomeStatus::Failed,
+            duration_ms: 0,
+            error: Some(error.into()),
+            verified: None,
+            detail,
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.outcome == OutcomeStatus::Failed
+    }
+}
+
+/// What an `[[on_outcome]]` entry reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeTrigger {
+    /// Any failed action.
+    Failed,
+    /// A failure that opened the action's circuit breaker (`policy.breaker_failures`
+    /// in a row): salve stops trying that action on that target for a while.
+    CircuitOpen,
+    /// An action salve was running when it stopped (killed, crashed, power lost): found
+    /// at the next start with no outcome recorded. It is not run again; it may or may
+    /// not have happened, and someone should look.
+    Abandoned,
+}
+
+impl OutcomeTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeTrigger::Failed => "failed",
+            OutcomeTrigger::CircuitOpen => "circuit_open",
+            OutcomeTrigger::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// The action an outcome notification reports on, and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    /// `failed`, or `circuit_open` when this failure opened the action's breaker.
+    pub when: OutcomeTrigger,
+    pub decision: Decision,
+    pub outcome: Outcome,
+}
