@@ -10,10 +10,9 @@ use crate::policy::PolicyState;
 use crate::rule_tests::run_rule_tests;
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,82 +28,88 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive alerts, decide, act, and audit.
-    Serve {
-        /// Config file (default: salve.toml if present, else built-in defaults).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Folder of .rhai rules (default: rules/).
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Address to listen on (default: 127.0.0.1:9095).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Where the audit trail lives (default: data/).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Decide and audit everything, execute nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Serve(ServeArgs),
     /// Validate the config and every rule; exit 0 if all are valid, 1 otherwise.
-    Check {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        rules: Option<PathBuf>,
-    },
+    Check(CheckArgs),
     /// Run every rule's test cases (rules/NAME.test.toml); exit 0 only if all pass.
-    Test {
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Test(CheckArgs),
     /// Show what salve would decide for a payload, without executing anything.
-    Plan {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Decide against the history in this audit folder.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Decide as if it were this time (RFC 3339), e.g. during a maintenance window.
-        #[arg(long)]
-        at: Option<DateTime<Utc>>,
-        /// Print one JSON array of decisions.
-        #[arg(long)]
-        json: bool,
-        /// Decide as `salve serve --dry-run` would.
-        #[arg(long)]
-        dry_run: bool,
-        /// An Alertmanager webhook body, a native event, or an array of native events.
-        payload: PathBuf,
-    },
+    Plan(PlanArgs),
     /// Print the audit trail.
-    Audit {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Only records newer than this, e.g. 1h, 30m.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        rule: Option<String>,
-        /// e.g. docker:container/web-1
-        #[arg(long)]
-        target: Option<String>,
-        /// received, decision, outcome, rule_error, evaluated, maintenance, reload
-        #[arg(long)]
-        kind: Option<String>,
-        /// One JSON array.
-        #[arg(long)]
-        json: bool,
-    },
+    Audit(AuditArgs),
     /// Write the JSON Schemas (config, native event, audit record) into a folder.
     #[command(hide = true)]
     Schemas { dir: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (default: salve.toml if present, else built-in defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder of .rhai rules (default: rules/).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Address to listen on (default: 127.0.0.1:9095).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Where the audit trail lives (default: data/).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Decide and audit everything, execute nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The config and rules a one-shot command loads (`check`, `test`).
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub load: CheckArgs,
+    /// Decide against the history in this audit folder.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Decide as if it were this time (RFC 3339), e.g. during a maintenance window.
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
+    /// Print one JSON array of decisions.
+    #[arg(long)]
+    pub json: bool,
+    /// Decide as `salve serve --dry-run` would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// An Alertmanager webhook body, a native event, or an array of native events.
+    pub payload: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Only records newer than this, e.g. 1h, 30m.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// e.g. docker:container/web-1
+    #[arg(long)]
+    pub target: Option<String>,
+    /// received, decision, outcome, rule_error, evaluated, maintenance, reload
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// One JSON array.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn init_logging() {
@@ -118,36 +123,14 @@ fn init_logging() {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            config,
-            rules,
-            listen,
-            data_dir,
-            dry_run,
-        } => {
+        Command::Serve(args) => {
             init_logging();
-            serve(config, rules, listen, data_dir, dry_run)
+            serve(args)
         }
-        Command::Check { config, rules } => check(config, rules),
-        Command::Test { rules, config } => test(config, rules),
-        Command::Plan {
-            config,
-            rules,
-            data_dir,
-            at,
-            json,
-            dry_run,
-            payload,
-        } => plan_command(config, rules, data_dir, at, json, dry_run, payload),
-        Command::Audit {
-            config,
-            data_dir,
-            since,
-            rule,
-            target,
-            kind,
-            json,
-        } => audit(config, data_dir, since, rule, target, kind, json),
+        Command::Check(args) => check(args),
+        Command::Test(args) => test(args),
+        Command::Plan(args) => plan_command(args),
+        Command::Audit(args) => audit(args),
         Command::Schemas { dir } => {
             std::fs::create_dir_all(&dir)?;
             for (name, text) in crate::schema::all() {
@@ -158,93 +141,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(
-    config: Option<PathBuf>,
-    rules: Option<PathBuf>,
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    dry_run: bool,
-) -> anyhow::Result<ExitCode> {
-    let config_path = default_config_path(config);
-    let mut runtime = Runtime::load(config_path.as_deref(), rules.as_deref(), dry_run)
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(args.config);
+    let mut runtime = Runtime::load(config_path.as_deref(), args.rules.as_deref(), args.dry_run)
         .map_err(|e| anyhow!("{e}"))?;
-    if let Some(listen) = listen {
+    if let Some(listen) = args.listen {
         runtime.config.listen = listen
             .parse()
             .with_context(|| format!("--listen: invalid address {listen:?}"))?;
     }
-    if let Some(dir) = data_dir {
+    if let Some(dir) = args.data_dir {
         runtime.config.data_dir = dir;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve_async(
+    rt.block_on(crate::serve::serve(
         runtime,
         ServeOptions {
             config_path,
-            rules_dir: rules,
-            dry_run,
+            rules_dir: args.rules,
+            dry_run: args.dry_run,
             clock: engine::system_clock(),
         },
     ))
 }
 
-async fn serve_async(runtime: Runtime, options: ServeOptions) -> anyhow::Result<ExitCode> {
-    let listen = runtime.config.listen;
-    let rules = runtime.rules.len();
-    let dry_run = runtime.settings.dry_run;
-    let data_dir = runtime.config.data_dir.clone();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let (engine, _worker) = engine::start(runtime, options)
-        .await
-        .map_err(|e| anyhow!(e))?;
-    engine.attach_docker();
-    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(), "salve is serving");
-
-    let reloader = engine.clone();
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let _ = reloader.reload().await;
-        }
-    });
-
-    let app = crate::ingest::app(engine.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopping: deciding queued events and waiting for running actions");
-    engine.wait_idle(Duration::from_secs(30)).await;
-    engine.audit.close().await;
-    tracing::info!("audit flushed; bye");
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
-fn check(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config_path = default_config_path(config);
-    match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let config_path = default_config_path(args.config);
+    match Runtime::load(config_path.as_deref(), args.rules.as_deref(), false) {
         Ok(runtime) => {
             for warning in runtime.rules.warnings() {
                 eprintln!("{warning}\n");
@@ -267,9 +192,9 @@ fn check(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<Exit
 }
 
 /// Loads config and rules for a one-shot command; errors go to stderr as they are.
-fn load_or_report(config: Option<PathBuf>, rules: Option<PathBuf>) -> Option<Runtime> {
-    let config_path = default_config_path(config);
-    match Runtime::load(config_path.as_deref(), rules.as_deref(), false) {
+fn load_or_report(args: CheckArgs) -> Option<Runtime> {
+    let config_path = default_config_path(args.config);
+    match Runtime::load(config_path.as_deref(), args.rules.as_deref(), false) {
         Ok(r) => Some(r),
         Err(e) => {
             eprintln!("{e}");
@@ -278,8 +203,8 @@ fn load_or_report(config: Option<PathBuf>, rules: Option<PathBuf>) -> Option<Run
     }
 }
 
-fn test(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let Some(runtime) = load_or_report(config, rules) else {
+fn test(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let Some(runtime) = load_or_report(args) else {
         return Ok(ExitCode::from(1));
     };
     let report = run_rule_tests(&runtime);
@@ -292,17 +217,16 @@ fn test(config: Option<PathBuf>, rules: Option<PathBuf>) -> anyhow::Result<ExitC
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn plan_command(
-    config: Option<PathBuf>,
-    rules: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    at: Option<DateTime<Utc>>,
-    json: bool,
-    dry_run: bool,
-    payload: PathBuf,
-) -> anyhow::Result<ExitCode> {
-    let Some(runtime) = load_or_report(config, rules) else {
+fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let PlanArgs {
+        load,
+        data_dir,
+        at,
+        json,
+        dry_run,
+        payload,
+    } = args;
+    let Some(runtime) = load_or_report(load) else {
         return Ok(ExitCode::from(1));
     };
     let body =
@@ -311,12 +235,12 @@ fn plan_command(
     let events = parse_payload(&body, now).map_err(|e| anyhow!("{}: {e}", payload.display()))?;
     let state = match &data_dir {
         Some(dir) => {
-            let mut state = replay(dir, runtime.settings.firing_ttl)?;
+            let mut state = replay(dir, &runtime.settings)?;
             // What a crash left undecided is not part of the history a plan runs against.
             let _ = state.take_undecided();
             state
         }
-        None => PolicyState::new(),
+        None => PolicyState::new(runtime.settings.clone()),
     };
     let dry_run = dry_run || runtime.settings.dry_run;
     let evaluation = plan(&runtime, state, &events, now, dry_run);
@@ -380,16 +304,16 @@ fn plan_command(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    config: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    since: Option<String>,
-    rule: Option<String>,
-    target: Option<String>,
-    kind: Option<String>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let AuditArgs {
+        config,
+        data_dir,
+        since,
+        rule,
+        target,
+        kind,
+        json,
+    } = args;
     let dir = match data_dir {
         Some(d) => d,
         None => {

@@ -3,6 +3,7 @@
 use crate::alertmanager::time_interval::{TimeInterval, TimeIntervalConfig};
 use crate::model::Action;
 use crate::model::{parse_duration, OutcomeTrigger, RateLimit};
+use crate::policy::PolicySettings;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -737,6 +738,19 @@ impl Config {
             message: e.to_string(),
         })?;
         Config::from_file(file, path)
+    }
+
+    /// The parts the policy applies.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            dry_run: self.dry_run,
+            limits: self.limits.clone(),
+            time_intervals: self.time_intervals.clone(),
+            breaker_failures: self.breaker_failures,
+            breaker_open_for: self.breaker_open_for,
+            firing_ttl: self.firing_ttl,
+            dedup_ttl: self.dedup_ttl,
+        }
     }
 
     pub fn defaults() -> Config {

@@ -1,6 +1,7 @@
 //! salve: alerts in, rules plan, policy checks, executors act, the audit remembers.
 
 pub mod alertmanager;
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod policy;
 pub mod rule_tests;
 pub mod rules;
 pub mod schema;
+pub mod serve;
 pub mod template;

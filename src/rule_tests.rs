@@ -1,6 +1,5 @@
 //! `salve test`: each rule's cases in `rules/NAME.test.toml`, run offline.
 
-use crate::audit::{AuditRecord, Entry};
 use crate::engine::{plan, Runtime};
 use crate::event::{parse_payload, Event, Fingerprint, Labels, Status};
 use crate::model::rate::parse_duration;
@@ -294,7 +293,7 @@ fn history_state(
     rule: &str,
     settings: &PolicySettings,
 ) -> Result<PolicyState, String> {
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(settings.clone());
     for (i, past) in case.history.iter().enumerate() {
         let ago = parse_duration(&past.ago).map_err(|e| format!("  history[{i}].ago: {e}"))?;
         let when =
@@ -314,10 +313,7 @@ fn history_state(
                 reason: None,
                 detail: String::new(),
             };
-            state.apply(
-                &AuditRecord::new(when, Entry::Decision(decision)),
-                settings.firing_ttl,
-            );
+            state.record_decision(&decision, when);
         }
     }
     for (i, labels) in case.firing.iter().enumerate() {
@@ -334,7 +330,7 @@ fn history_state(
             received_at: at,
             raw: serde_json::Value::Null,
         };
-        state.observe_event(&event, settings.firing_ttl);
+        state.observe_event(&event);
     }
     Ok(state)
 }

@@ -1,7 +1,7 @@
 //! The Docker engine's own events: health changes, deaths and OOM kills become events
 //! that go through the same rules, policy and audit as an alert.
 
-use crate::engine::Engine;
+use super::Intake;
 use crate::event::{Event, Fingerprint, Labels, Status};
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -195,7 +195,7 @@ fn label_filters(settings: &DockerEventsSettings) -> Vec<String> {
 /// Containers already unhealthy: what went bad while salve was not listening.
 async fn scan_unhealthy(
     docker: &Docker,
-    engine: &Engine,
+    intake: &dyn Intake,
     settings: &DockerEventsSettings,
 ) -> Result<usize, String> {
     let mut filters: HashMap<String, Vec<String>> =
@@ -213,7 +213,7 @@ async fn scan_unhealthy(
         .list_containers(Some(options))
         .await
         .map_err(|e| crate::model::error_chain(&e))?;
-    let now = engine.now();
+    let now = intake.now();
     let mut events = Vec::new();
     for c in containers {
         let Some(name) = c
@@ -226,11 +226,7 @@ async fn scan_unhealthy(
         };
         let fingerprint = container_fingerprint(ALERT_UNHEALTHY, &name);
         // Keep the episode salve already knows, so a restart of salve does not act twice.
-        let starts_at = engine
-            .state
-            .read()
-            .firing_since(&fingerprint)
-            .unwrap_or(now);
+        let starts_at = intake.firing_since(&fingerprint).unwrap_or(now);
         let mut attributes: HashMap<String, String> = c.labels.clone().unwrap_or_default();
         attributes.insert("name".into(), name.clone());
         if let Some(image) = &c.image {
@@ -252,7 +248,7 @@ async fn scan_unhealthy(
     }
     let count = events.len();
     if count > 0 {
-        engine.accept(events).await.map_err(|e| e.to_string())?;
+        intake.accept(events).await?;
     }
     Ok(count)
 }
@@ -261,7 +257,7 @@ async fn scan_unhealthy(
 /// back-off. `up` is false while the stream is down, and `/-/ready` says so.
 pub async fn run(
     docker: Docker,
-    engine: Arc<Engine>,
+    intake: Arc<dyn Intake>,
     settings: DockerEventsSettings,
     up: Arc<AtomicBool>,
 ) {
@@ -270,7 +266,7 @@ pub async fn run(
     // The last event this source has taken, for resuming after a broken stream.
     let mut seen_until: Option<DateTime<Utc>> = None;
     loop {
-        let opened_at = engine.now();
+        let opened_at = intake.now();
         let oldest = opened_at - chrono::Duration::from_std(MAX_REPLAY).unwrap_or_default();
         // The first connection starts now; a later one where the last left off.
         let since = match seen_until {
@@ -304,8 +300,8 @@ pub async fn run(
             ..Default::default()
         };
         let mut stream = docker.events(Some(options));
-        let scanned_at = engine.now();
-        match scan_unhealthy(&docker, &engine, &settings).await {
+        let scanned_at = intake.now();
+        match scan_unhealthy(&docker, intake.as_ref(), &settings).await {
             Ok(n) => {
                 up.store(true, Ordering::Release);
                 backoff = Duration::from_millis(500);
@@ -333,11 +329,11 @@ pub async fn run(
                     if health && at < scanned_at {
                         continue;
                     }
-                    if let Some(event) = event_from_docker(&msg, &mut stops, engine.now()) {
+                    if let Some(event) = event_from_docker(&msg, &mut stops, intake.now()) {
                         tracing::info!(container = event.labels.get("container").map(String::as_str).unwrap_or(""),
                             alert = event.labels.get("alertname").map(String::as_str).unwrap_or(""),
                             status = %event.status, "Docker event");
-                        if let Err(e) = engine.accept(vec![event]).await {
+                        if let Err(e) = intake.accept(vec![event]).await {
                             tracing::error!(error = %e, "cannot record a Docker event");
                         }
                     }

@@ -1,6 +1,17 @@
-//! Sources of events. HTTP now (Alertmanager webhooks and native events).
+//! Sources of events besides the webhooks of the admin API: the Docker engine's own
+//! events. A source sees salve only through an [`Intake`].
 
 pub mod docker;
-pub mod http;
 
-pub use http::{app, ApiError};
+use crate::event::{Event, Fingerprint};
+use chrono::{DateTime, Utc};
+
+/// What a source may do with salve: hand it events (answered once they are durable),
+/// read its clock, and ask when an alert began firing (to keep an episode salve already
+/// knows across a restart).
+#[async_trait::async_trait]
+pub trait Intake: Send + Sync {
+    async fn accept(&self, events: Vec<Event>) -> Result<(), String>;
+    fn now(&self) -> DateTime<Utc>;
+    fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>>;
+}

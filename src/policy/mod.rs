@@ -3,7 +3,9 @@
 
 mod state;
 
-pub use state::{BatchScope, PendingExecution, PolicySettings, PolicyState, SharedHistory};
+pub use state::{
+    BatchScope, PendingExecution, PolicySettings, PolicyState, RuleTerms, SharedHistory,
+};
 
 #[cfg(test)]
 mod tests;

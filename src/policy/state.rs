@@ -1,24 +1,20 @@
 //! What the policy remembers. Built only from facts (decisions, outcomes, events,
 //! windows) so that replaying the audit trail rebuilds it exactly.
 
-use crate::alertmanager::time_interval::TimeInterval;
-use crate::alertmanager::Matchers;
-use crate::audit::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
-use crate::config::Config;
+use crate::alertmanager::{Matchers, TimeInterval};
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::model::rate::{format_duration, RateLimit};
-use crate::model::OutcomeStatus;
-use crate::model::{Action, History, Intent, Target};
-use crate::model::{Decision, MaintenanceWindow, Reason, Verdict};
-use crate::rules::Rule;
+use crate::model::{
+    format_duration, Action, Decision, History, Intent, MaintenanceWindow, OutcomeStatus,
+    RateLimit, Reason, Target, Verdict,
+};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The parts of the config the policy applies.
-#[derive(Debug, Clone)]
+/// The parts of the config the policy applies (`config` builds them from `salve.toml`).
+#[derive(Debug, Clone, Default)]
 pub struct PolicySettings {
     pub dry_run: bool,
     pub limits: HashMap<Action, RateLimit>,
@@ -29,18 +25,15 @@ pub struct PolicySettings {
     pub dedup_ttl: Duration,
 }
 
-impl PolicySettings {
-    pub fn from_config(config: &Config) -> PolicySettings {
-        PolicySettings {
-            dry_run: config.dry_run,
-            limits: config.limits.clone(),
-            time_intervals: config.time_intervals.clone(),
-            breaker_failures: config.breaker_failures,
-            breaker_open_for: config.breaker_open_for,
-            firing_ttl: config.firing_ttl,
-            dedup_ttl: config.dedup_ttl,
-        }
-    }
+/// What policy needs of a rule: its name and its own limits and mutes. A borrowed view,
+/// so built-in rules (outcome notifications) need no rule file.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleTerms<'a> {
+    pub name: &'a str,
+    pub limit: Option<RateLimit>,
+    pub cooldown: Option<Duration>,
+    pub mute: &'a [String],
+    pub dry_run: bool,
 }
 
 /// How long executions are remembered for `recent()`, limits and cooldowns.
@@ -86,6 +79,7 @@ pub struct PendingExecution {
 
 #[derive(Debug, Clone, Default)]
 pub struct PolicyState {
+    settings: PolicySettings,
     dedup: HashMap<DedupKey, DateTime<Utc>>,
     dedup_inserts: usize,
     executions_recorded: u64,
@@ -114,39 +108,49 @@ fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
 }
 
 impl PolicyState {
-    pub fn new() -> PolicyState {
-        PolicyState::default()
-    }
-
-    /// Applies one audit record, as it was written: the single path by which both
-    /// live operation and replay change the state.
-    pub fn apply(&mut self, record: &AuditRecord, firing_ttl: Duration) {
-        match &record.entry {
-            Entry::Received { event } => {
-                self.observe_event(event, firing_ttl);
-                if self.undecided_index.insert(event.id.clone()) {
-                    self.undecided.push(event.clone());
-                }
-            }
-            Entry::Evaluated { event_id, .. } => {
-                if self.undecided_index.remove(event_id) {
-                    self.undecided.retain(|e| &e.id != event_id);
-                }
-            }
-            Entry::Decision(d) => self.apply_decision(d, record.at),
-            Entry::Outcome(o) => self.apply_outcome(o, record.at),
-            Entry::Maintenance(MaintenanceChange::Created { window }) => {
-                self.windows.insert(window.id.clone(), window.clone());
-            }
-            Entry::Maintenance(MaintenanceChange::Deleted { id, .. }) => {
-                self.windows.remove(id);
-            }
-            Entry::RuleError { .. } | Entry::Reload { .. } => {}
+    pub fn new(settings: PolicySettings) -> PolicyState {
+        PolicyState {
+            settings,
+            ..PolicyState::default()
         }
     }
 
+    pub fn settings(&self) -> &PolicySettings {
+        &self.settings
+    }
+
+    /// New settings after a reload; what is remembered stays.
+    pub fn set_settings(&mut self, settings: PolicySettings) {
+        self.settings = settings;
+    }
+
+    /// An event was recorded as received: it is firing (or not), and undecided until
+    /// `record_evaluated`.
+    pub fn record_received(&mut self, event: &Event) {
+        self.observe_event(event);
+        if self.undecided_index.insert(event.id.clone()) {
+            self.undecided.push(event.clone());
+        }
+    }
+
+    /// Every rule matching the event has been decided.
+    pub fn record_evaluated(&mut self, event_id: &str) {
+        if self.undecided_index.remove(event_id) {
+            self.undecided.retain(|e| e.id != event_id);
+        }
+    }
+
+    pub fn record_window_created(&mut self, window: MaintenanceWindow) {
+        self.windows.insert(window.id.clone(), window);
+    }
+
+    pub fn record_window_deleted(&mut self, id: &str) {
+        self.windows.remove(id);
+    }
+
     /// Keeps the set of firing alerts that `firing()` asks about.
-    pub fn observe_event(&mut self, event: &Event, firing_ttl: Duration) {
+    pub fn observe_event(&mut self, event: &Event) {
+        let firing_ttl = self.settings.firing_ttl;
         match event.status {
             Status::Firing => {
                 self.firing.insert(
@@ -191,7 +195,8 @@ impl PolicyState {
         }
     }
 
-    fn apply_decision(&mut self, d: &Decision, at: DateTime<Utc>) {
+    /// A decision was made (and is being recorded): dedup, history and pending work.
+    pub fn record_decision(&mut self, d: &Decision, at: DateTime<Utc>) {
         let intent = Intent {
             action: d.action,
             target: d.target.clone(),
@@ -255,13 +260,18 @@ impl PolicyState {
         }
     }
 
-    fn apply_outcome(&mut self, o: &OutcomeRecord, at: DateTime<Utc>) {
-        self.pending.remove(&o.decision_id);
-        let breaker = self
-            .breakers
-            .entry((o.action, o.target.clone()))
-            .or_default();
-        match o.outcome.outcome {
+    /// What came of an executed decision: it is no longer pending; its breaker counts it.
+    pub fn record_outcome(
+        &mut self,
+        decision_id: &str,
+        action: Action,
+        target: &Target,
+        outcome: OutcomeStatus,
+        at: DateTime<Utc>,
+    ) {
+        self.pending.remove(decision_id);
+        let breaker = self.breakers.entry((action, target.clone())).or_default();
+        match outcome {
             OutcomeStatus::Ok => *breaker = Breaker::default(),
             OutcomeStatus::Failed => {
                 breaker.consecutive_failures += 1;
@@ -275,11 +285,11 @@ impl PolicyState {
     }
 
     /// Forgets dedup entries not seen for `ttl`; cheap enough to call now and then.
-    pub fn prune(&mut self, now: DateTime<Utc>, settings: &PolicySettings) {
-        let cutoff = since(now, settings.dedup_ttl);
+    pub fn prune(&mut self, now: DateTime<Utc>) {
+        let cutoff = since(now, self.settings.dedup_ttl);
         self.dedup.retain(|_, seen| *seen >= cutoff);
         self.dedup_inserts = 0;
-        let firing_cutoff = since(now, settings.firing_ttl);
+        let firing_cutoff = since(now, self.settings.firing_ttl);
         self.firing.retain(|_, a| a.last_seen >= firing_cutoff);
         self.windows.retain(|_, w| w.ends_at > now);
     }
@@ -337,26 +347,24 @@ impl PolicyState {
         self.executions_recorded
     }
 
-    pub fn firing(&self, matchers: &Matchers, now: DateTime<Utc>, ttl: Duration) -> bool {
-        let cutoff = since(now, ttl);
+    pub fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {
+        let cutoff = since(now, self.settings.firing_ttl);
         self.firing
             .values()
             .any(|a| a.last_seen >= cutoff && matchers.matches(&a.labels))
     }
 
-    /// The verdict on one intent. Reads only; the caller records the decision (in the
-    /// audit, then with `apply`) so that state changes only through records.
-    #[allow(clippy::too_many_arguments)]
+    /// The verdict on one intent. Reads only; the caller records the decision (with
+    /// `record_decision`, and in the audit) so that state changes only through records.
     pub fn decide(
         &self,
-        settings: &PolicySettings,
-        rule: &Rule,
+        rule: &RuleTerms,
         event: &Event,
         intent: &Intent,
         now: DateTime<Utc>,
         batch: &mut BatchScope,
     ) -> Decision {
-        let (decision, reason, detail) = self.verdict(settings, rule, event, intent, now, batch);
+        let (decision, reason, detail) = self.verdict(rule, event, intent, now, batch);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
             batch.acted.insert(intent.identity());
         }
@@ -366,7 +374,7 @@ impl PolicyState {
             fingerprint: event.fingerprint.clone(),
             starts_at: event.starts_at,
             status: event.status,
-            rule: rule.name.clone(),
+            rule: rule.name.to_string(),
             action: intent.action,
             target: intent.target.clone(),
             params: intent.params.clone(),
@@ -378,19 +386,19 @@ impl PolicyState {
 
     fn verdict(
         &self,
-        settings: &PolicySettings,
-        rule: &Rule,
+        rule: &RuleTerms,
         event: &Event,
         intent: &Intent,
         now: DateTime<Utc>,
         batch: &BatchScope,
     ) -> (Verdict, Option<Reason>, String) {
+        let settings = &self.settings;
         let suppress = |reason: Reason, detail: String| (Verdict::Suppress, Some(reason), detail);
         let identity = intent.identity();
 
         // 1. dedup
         let key = DedupKey {
-            rule: rule.name.clone(),
+            rule: rule.name.to_string(),
             fingerprint: event.fingerprint.clone(),
             starts_at: event.starts_at,
             status: event.status,
@@ -414,7 +422,7 @@ impl PolicyState {
         }
 
         // 2. maintenance
-        for name in &rule.mute {
+        for name in rule.mute {
             if settings
                 .time_intervals
                 .get(name)
@@ -444,7 +452,7 @@ impl PolicyState {
             let from = since(now, limit.window);
             let used = self
                 .by_rule
-                .get(&rule.name)
+                .get(rule.name)
                 .map(|execs| {
                     execs
                         .iter()
@@ -554,18 +562,13 @@ impl PolicyState {
 #[derive(Clone)]
 pub struct SharedHistory {
     pub state: Arc<RwLock<PolicyState>>,
-    pub firing_ttl: Duration,
     pub as_of: u64,
 }
 
 impl SharedHistory {
-    pub fn new(state: Arc<RwLock<PolicyState>>, firing_ttl: Duration) -> SharedHistory {
+    pub fn new(state: Arc<RwLock<PolicyState>>) -> SharedHistory {
         let as_of = state.read().executions_recorded();
-        SharedHistory {
-            state,
-            firing_ttl,
-            as_of,
-        }
+        SharedHistory { state, as_of }
     }
 }
 
@@ -583,6 +586,6 @@ impl History for SharedHistory {
     }
 
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {
-        self.state.read().firing(matchers, now, self.firing_ttl)
+        self.state.read().firing(matchers, now)
     }
 }

@@ -3,6 +3,7 @@
 use super::{BatchScope, PolicySettings, PolicyState};
 use crate::audit::{AuditRecord, Entry, OutcomeRecord};
 use crate::config::Config;
+use crate::engine::{fold, rule_terms};
 use crate::event::{Event, Fingerprint, Labels, Status};
 use crate::model::Outcome;
 use crate::model::{Action, Intent, Target};
@@ -28,7 +29,7 @@ fn rules(source: &str) -> RuleSet {
 
 fn settings(config: &str) -> PolicySettings {
     let config = Config::parse(config, std::path::Path::new("test.toml")).expect("valid config");
-    PolicySettings::from_config(&config)
+    config.policy_settings()
 }
 
 fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
@@ -61,25 +62,20 @@ fn restart(name: &str) -> Intent {
 /// Decides one intent and records the decision, as the engine does.
 fn decide(
     state: &mut PolicyState,
-    settings: &PolicySettings,
     rule: &Rule,
     event: &Event,
     intent: &Intent,
     now: DateTime<Utc>,
 ) -> (Verdict, Option<Reason>, String) {
     let d = state.decide(
-        settings,
-        rule,
+        &rule_terms(rule),
         event,
         intent,
         now,
         &mut BatchScope::default(),
     );
     let out = (d.decision, d.reason, d.id.clone());
-    state.apply(
-        &AuditRecord::new(now, Entry::Decision(d)),
-        settings.firing_ttl,
-    );
+    fold(state, &AuditRecord::new(now, Entry::Decision(d)));
     out
 }
 
@@ -97,10 +93,7 @@ fn outcome(state: &mut PolicyState, decision_id: &str, target: &str, ok: bool, n
         target: target.parse().expect("target"),
         outcome,
     };
-    state.apply(
-        &AuditRecord::new(now, Entry::Outcome(record)),
-        std::time::Duration::from_secs(3600),
-    );
+    fold(state, &AuditRecord::new(now, Entry::Outcome(record)));
 }
 
 const PLAIN: &str = r#"const MATCH = `alertname="Down"`; fn plan(event) { [] }"#;
@@ -110,11 +103,11 @@ fn resent_episode_is_deduped_but_a_new_episode_acts() {
     let set = rules(PLAIN);
     let rule = &set.rules()[0];
     let s = settings("");
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     let first = event("Down", "a", t0);
     assert_eq!(
-        decide(&mut state, &s, rule, &first, &restart("web"), t0).0,
+        decide(&mut state, rule, &first, &restart("web"), t0).0,
         Verdict::Execute
     );
     let resent = Event {
@@ -123,7 +116,6 @@ fn resent_episode_is_deduped_but_a_new_episode_acts() {
     };
     let (v, r, _) = decide(
         &mut state,
-        &s,
         rule,
         &resent,
         &restart("web"),
@@ -133,7 +125,6 @@ fn resent_episode_is_deduped_but_a_new_episode_acts() {
     let next_episode = event("Down", "a", t0 + Duration::hours(2));
     let (v, _, _) = decide(
         &mut state,
-        &s,
         rule,
         &next_episode,
         &restart("web"),
@@ -147,7 +138,7 @@ fn global_budget_stops_the_sixth_restart_in_a_minute_then_frees_up() {
     let set = rules(PLAIN);
     let rule = &set.rules()[0];
     let s = settings("");
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     let mut verdicts = Vec::new();
     for i in 0..6 {
@@ -155,7 +146,6 @@ fn global_budget_stops_the_sixth_restart_in_a_minute_then_frees_up() {
         verdicts.push(
             decide(
                 &mut state,
-                &s,
                 rule,
                 &e,
                 &restart(&format!("c{i}")),
@@ -172,7 +162,6 @@ fn global_budget_stops_the_sixth_restart_in_a_minute_then_frees_up() {
     assert_eq!(
         decide(
             &mut state,
-            &s,
             rule,
             &later,
             &restart("c9"),
@@ -190,7 +179,7 @@ fn rule_limit_per_target_counts_each_target_separately() {
     );
     let rule = &set.rules()[0];
     let s = settings("");
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     let mut reasons = Vec::new();
     for (i, target) in ["a", "a", "a", "b"].iter().enumerate() {
@@ -198,7 +187,6 @@ fn rule_limit_per_target_counts_each_target_separately() {
         reasons.push(
             decide(
                 &mut state,
-                &s,
                 rule,
                 &e,
                 &restart(target),
@@ -216,7 +204,7 @@ fn cooldown_spaces_actions_on_one_target() {
         rules(r#"const MATCH = `alertname="Down"`; const COOLDOWN = "2m"; fn plan(event) { [] }"#);
     let rule = &set.rules()[0];
     let s = settings("");
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     let reasons: Vec<_> = [0, 60, 121]
         .iter()
@@ -225,7 +213,6 @@ fn cooldown_spaces_actions_on_one_target() {
             let e = event("Down", &format!("h{i}"), t0);
             decide(
                 &mut state,
-                &s,
                 rule,
                 &e,
                 &restart("web"),
@@ -242,13 +229,12 @@ fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
     let set = rules(PLAIN);
     let rule = &set.rules()[0];
     let s = settings("[limits]\nrestart = \"100 per 1m\"");
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     for i in 0..3 {
         let now = t0 + Duration::seconds(i);
         let (v, _, id) = decide(
             &mut state,
-            &s,
             rule,
             &event("Down", &format!("h{i}"), t0),
             &restart("web"),
@@ -259,7 +245,6 @@ fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
     }
     let open = decide(
         &mut state,
-        &s,
         rule,
         &event("Down", "h3", t0),
         &restart("web"),
@@ -270,7 +255,6 @@ fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
     let trial_at = t0 + Duration::minutes(6);
     let trial = decide(
         &mut state,
-        &s,
         rule,
         &event("Down", "h4", t0),
         &restart("web"),
@@ -279,7 +263,6 @@ fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
     assert_eq!(trial.0, Verdict::Execute);
     let during = decide(
         &mut state,
-        &s,
         rule,
         &event("Down", "h5", t0),
         &restart("web"),
@@ -289,7 +272,6 @@ fn breaker_opens_after_three_failures_then_lets_one_trial_through() {
     outcome(&mut state, &trial.2, "docker:container/web", true, trial_at);
     let closed = decide(
         &mut state,
-        &s,
         rule,
         &event("Down", "h6", t0),
         &restart("web"),
@@ -314,7 +296,7 @@ times = [{ start_time = "02:00", end_time = "04:00" }]
 location = "Europe/Berlin"
 "#,
     );
-    let mut state = PolicyState::new();
+    let mut state = PolicyState::new(s.clone());
     // Saturday 2026-11-21, Berlin is UTC+1: 02:00 local is 01:00 UTC.
     let cases = [
         ("2026-11-21T00:59:00Z", None),
@@ -325,7 +307,7 @@ location = "Europe/Berlin"
         let now = at(when);
         let e = event("Down", &format!("h{i}"), now);
         assert_eq!(
-            decide(&mut state, &s, rule, &e, &restart(&format!("c{i}")), now).1,
+            decide(&mut state, rule, &e, &restart(&format!("c{i}")), now).1,
             *expected,
             "at {when}"
         );
@@ -339,28 +321,26 @@ fn replaying_the_records_rebuilds_the_same_verdicts() {
     );
     let rule = &set.rules()[0];
     let s = settings("");
-    let mut live = PolicyState::new();
+    let mut live = PolicyState::new(s.clone());
     let t0 = at("2026-11-22T10:00:00Z");
     let e = event("Down", "a", t0);
     let d = live.decide(
-        &s,
-        rule,
+        &rule_terms(rule),
         &e,
         &restart("web"),
         t0,
         &mut BatchScope::default(),
     );
     let record = AuditRecord::new(t0, Entry::Decision(d));
-    live.apply(&record, s.firing_ttl);
+    fold(&mut live, &record);
     let line = serde_json::to_string(&record).expect("serialize");
-    let mut replayed = PolicyState::new();
-    replayed.apply(&serde_json::from_str(&line).expect("parse"), s.firing_ttl);
+    let mut replayed = PolicyState::new(s.clone());
+    fold(&mut replayed, &serde_json::from_str(&line).expect("parse"));
     let other = event("Down", "b", t0);
     let now = t0 + Duration::minutes(5);
     for state in [&live, &replayed] {
         let d = state.decide(
-            &s,
-            rule,
+            &rule_terms(rule),
             &other,
             &restart("db"),
             now,
@@ -371,8 +351,7 @@ fn replaying_the_records_rebuilds_the_same_verdicts() {
             (Verdict::Suppress, Some(Reason::RateLimit))
         );
         let again = state.decide(
-            &s,
-            rule,
+            &rule_terms(rule),
             &e,
             &restart("web"),
             now,

@@ -1,0 +1,60 @@
+//! The credentials the API requires (`[api]` bearer token or basic auth), compared in
+//! constant time; `/-/healthy`, `/-/ready` and `/metrics` stay open.
+
+use super::{ApiError, ApiState};
+use crate::config::ApiAuth;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) async fn require_auth(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let auth = state.engine.runtime().config.auth.clone();
+    let Some(auth) = auth else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ok = match &auth {
+        ApiAuth::Bearer(token) => given
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
+        ApiAuth::Basic { username, password } => given
+            .strip_prefix("Basic ")
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .is_some_and(|decoded| {
+                constant_time_eq(&decoded, format!("{username}:{password}").as_bytes())
+            }),
+    };
+    if ok {
+        return next.run(request).await;
+    }
+    let challenge = match auth {
+        ApiAuth::Bearer(_) => "Bearer",
+        ApiAuth::Basic { .. } => "Basic realm=\"salve\"",
+    };
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong credentials").into_response();
+    if let Ok(value) = challenge.parse() {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

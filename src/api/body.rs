@@ -1,0 +1,66 @@
+//! The one way a JSON body comes in: media type, size (413 past `api.max_body_bytes`),
+//! UTF-8, and parse errors with their line, column or field, for every endpoint alike.
+
+use super::ApiError;
+use crate::event::parse_json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// A request body checked to be JSON text; parsing is the endpoint's (Alertmanager
+/// payloads and native events have parsers of their own).
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<JsonBody, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json"
+            && !(mime.starts_with("application/") && mime.ends_with("+json"))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("expected Content-Type: application/json, got {content_type:?}"),
+            ));
+        }
+        let body = Bytes::from_request(request, state).await?;
+        if let Err(e) = std::str::from_utf8(&body) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            )
+            .with_detail(json!({ "byte": e.valid_up_to() })));
+        }
+        Ok(JsonBody(body))
+    }
+}
+
+impl JsonBody {
+    /// Parses the body as `T`: a syntax error is a 400 with its line and column, a value
+    /// of the wrong shape a 422 naming the field.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let value = parse_json(&self.0)?;
+        serde_path_to_error::deserialize(&value).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("field `{path}`: {}", e.into_inner()),
+            )
+            .with_detail(json!({ "field": path }))
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Every error the API answers with: a status and `{"error": ..., "detail": ...}`.
+
+use crate::event::PayloadError;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// Every error the API answers with: a status and `{"error": ..., "detail": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error: error.into(),
+            detail: Value::Null,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> ApiError {
+        self.detail = detail;
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.error });
+        if !self.detail.is_null() {
+            body["detail"] = self.detail;
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<PayloadError> for ApiError {
+    fn from(err: PayloadError) -> ApiError {
+        match &err {
+            PayloadError::Syntax { line, column, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, err.to_string())
+                    .with_detail(json!({ "line": line, "column": column }))
+            }
+            PayloadError::Shape { path, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
+                    .with_detail(json!({ "field": path }))
+            }
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body is larger than the configured limit (api.max_body_bytes)".to_string()
+        } else {
+            rejection.body_text()
+        };
+        ApiError::new(status, message)
+    }
+}

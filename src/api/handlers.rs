@@ -1,0 +1,204 @@
+//! The endpoints behind the API's authentication.
+
+use super::{ApiError, JsonBody};
+use crate::audit::{AuditFilter, AuditRecord};
+use crate::engine::{Engine, WindowError};
+use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
+use crate::ingest::Intake;
+use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMaintenanceWindow};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type Shared = State<Arc<Engine>>;
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn accept(intake: &dyn Intake, events: Vec<Event>) -> Result<Json<Value>, ApiError> {
+    let count = events.len();
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    intake.accept(events).await.map_err(|e| {
+        tracing::error!(error = %e, "refusing events that cannot be recorded");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot record events durably: {e}"),
+        )
+    })?;
+    Ok(Json(
+        json!({ "status": "accepted", "events": count, "ids": ids }),
+    ))
+}
+
+pub(super) async fn receive_alertmanager(
+    State(intake): State<Arc<dyn Intake>>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let events = parse_alertmanager(&body.0, intake.now())?;
+    accept(intake.as_ref(), events).await
+}
+
+pub(super) async fn receive_events(
+    State(intake): State<Arc<dyn Intake>>,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let events = parse_native(&body.0, intake.now())?;
+    accept(intake.as_ref(), events).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PlanQuery {
+    at: Option<DateTime<Utc>>,
+    dry_run: Option<bool>,
+}
+
+pub(super) async fn plan_payload(
+    State(engine): Shared,
+    plan_query: Result<Query<PlanQuery>, QueryRejection>,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let plan_query = query(plan_query)?;
+    let body = body?;
+    let at = plan_query.at.unwrap_or_else(|| engine.now());
+    let events = parse_payload(&body.0, at)?;
+    let evaluation = engine.plan(&events, at, plan_query.dry_run);
+    let errors: Vec<Value> = evaluation
+        .rule_errors
+        .iter()
+        .map(|(rule, e)| json!({ "rule": rule, "error": e.short() }))
+        .collect();
+    Ok(Json(
+        json!({ "decisions": evaluation.decisions, "rule_errors": errors }),
+    ))
+}
+
+pub(super) async fn list_rules(State(engine): Shared) -> Json<Value> {
+    let runtime = engine.runtime();
+    let rules: Vec<Value> = runtime
+        .rules
+        .rules()
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "file": r.path.display().to_string(),
+                "match": r.matchers.to_string(),
+                "limit": r.limit.map(|l| l.to_string()),
+                "cooldown": r.cooldown.map(format_duration),
+                "mute": r.mute,
+                "dry_run": r.dry_run,
+            })
+        })
+        .collect();
+    Json(Value::Array(rules))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AuditQuery {
+    since: Option<String>,
+    rule: Option<String>,
+    target: Option<String>,
+    kind: Option<String>,
+    fingerprint: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn read_audit(
+    State(engine): Shared,
+    audit_query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let audit_query = query(audit_query)?;
+    let since = match &audit_query.since {
+        None => None,
+        Some(s) => {
+            let d = parse_duration(s)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+            Some(engine.now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+        }
+    };
+    let filter = AuditFilter {
+        since,
+        rule: audit_query.rule,
+        target: audit_query.target,
+        kind: audit_query.kind,
+        fingerprint: audit_query.fingerprint,
+    };
+    let limit = audit_query.limit.unwrap_or(1000);
+    let records = engine
+        .audit_records(filter, limit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(records))
+}
+
+pub(super) async fn list_windows(State(engine): Shared) -> Json<Vec<MaintenanceWindow>> {
+    Json(engine.windows())
+}
+
+impl From<WindowError> for ApiError {
+    fn from(err: WindowError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            WindowError::Invalid { field, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+                    .with_detail(json!({ "field": field }))
+            }
+            WindowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
+            WindowError::Unrecorded(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+        }
+    }
+}
+
+pub(super) async fn create_window(
+    State(engine): Shared,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<MaintenanceWindow>), ApiError> {
+    let new: NewMaintenanceWindow = body.parse()?;
+    let window = engine.create_window(new).await?;
+    Ok((StatusCode::CREATED, Json(window)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteQuery {
+    id: Option<String>,
+    deleted_by: Option<String>,
+}
+
+pub(super) async fn delete_window_query(
+    State(engine): Shared,
+    Query(query): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let id = query
+        .id
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "name the window: ?id=..."))?;
+    engine.delete_window(id, query.deleted_by).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn delete_window(
+    State(engine): Shared,
+    Path(id): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    engine.delete_window(id, query.deleted_by).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn reload(State(engine): Shared) -> Result<Json<Value>, ApiError> {
+    match engine.reload().await {
+        Ok(rules) => Ok(Json(json!({ "status": "reloaded", "rules": rules }))),
+        Err(message) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "reload refused; the previous rules keep running",
+        )
+        .with_detail(json!({ "errors": message }))),
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTP API, whole: webhooks in (Alertmanager and native events), plans, rules,
+//! audit, maintenance windows, reload, health, readiness and metrics. Handlers call
+//! the engine's methods; the webhook endpoints see it only as an [`Intake`], like any
+//! other source.
+
+mod auth;
+mod body;
+mod error;
+mod handlers;
+
+pub use body::JsonBody;
+pub use error::ApiError;
+
+use crate::engine::Engine;
+use crate::ingest::Intake;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// What handlers are given: the engine's methods, and the same engine as a source.
+#[derive(Clone)]
+pub struct ApiState {
+    engine: Arc<Engine>,
+    intake: Arc<dyn Intake>,
+}
+
+impl FromRef<ApiState> for Arc<dyn Intake> {
+    fn from_ref(state: &ApiState) -> Arc<dyn Intake> {
+        state.intake.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<Engine> {
+    fn from_ref(state: &ApiState) -> Arc<Engine> {
+        state.engine.clone()
+    }
+}
+
+/// The whole API as a router, so tests can drive it without a socket.
+pub fn app(engine: Arc<Engine>) -> Router {
+    let max_body = engine.runtime().config.max_body_bytes;
+    let state = ApiState {
+        intake: engine.clone(),
+        engine,
+    };
+    let protected = Router::new()
+        .route("/api/v1/alertmanager", post(handlers::receive_alertmanager))
+        .route("/api/v1/events", post(handlers::receive_events))
+        .route("/api/v1/plan", post(handlers::plan_payload))
+        .route("/api/v1/rules", get(handlers::list_rules))
+        .route("/api/v1/audit", get(handlers::read_audit))
+        .route(
+            "/api/v1/maintenance",
+            get(handlers::list_windows)
+                .post(handlers::create_window)
+                .delete(handlers::delete_window_query),
+        )
+        .route("/api/v1/maintenance/{id}", delete(handlers::delete_window))
+        .route("/-/reload", post(handlers::reload).put(handlers::reload))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
+    Router::new()
+        .merge(protected)
+        .route("/-/healthy", get(|| async { "salve is healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_rejections,
+        ))
+        .with_state(state)
+}
+
+async fn count_rejections(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        state
+            .engine
+            .metrics()
+            .request_rejected(&path, status.as_u16());
+    }
+    response
+}
+
+async fn ready(State(engine): State<Arc<Engine>>) -> Response {
+    match engine.not_ready_reason() {
+        None => (StatusCode::OK, "salve is ready.\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("salve is not ready: {why}.\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        engine.metrics().render(),
+    )
+        .into_response()
+}

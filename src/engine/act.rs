@@ -1,0 +1,154 @@
+//! Running decided actions and recording what came of them. A round's decisions are
+//! written (one append, one fsync) before any of its actions starts.
+
+use super::evaluate::{evaluate_events, Evaluation};
+use super::recovery::fold;
+use super::Engine;
+use crate::audit::{AuditRecord, Entry, OutcomeRecord};
+use crate::event::Event;
+use crate::execute::ActionContext;
+use crate::model::{Action, Decision, Intent, Outcome};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Engine {
+    /// Evaluates one batch, records every decision durably, then starts the executions.
+    pub(super) async fn process(self: &Arc<Self>, events: Vec<Event>) {
+        self.process_many(vec![events]).await;
+    }
+
+    /// Decides several notifications, each on its own (duplicates fold only within
+    /// one), and records all their decisions with one append: under load the loop
+    /// costs one fsync per round, not one per notification.
+    pub(super) async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
+        let runtime = self.runtime();
+        let now = self.now();
+        let mut evaluation = Evaluation::default();
+        for events in &notifications {
+            let one = evaluate_events(&runtime, &self.state, events, now, Some(&self.metrics));
+            evaluation.records.extend(one.records);
+            evaluation.decisions.extend(one.decisions);
+        }
+        if let Err(e) = self.audit.append(&evaluation.records).await {
+            tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
+            self.forget_unrecorded();
+            for events in notifications {
+                let engine = self.clone();
+                self.inflight.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    if engine.queue.send(events).await.is_err() {
+                        engine.finished_one();
+                    }
+                });
+            }
+            return;
+        }
+        let decided = evaluation.decisions;
+        if !decided.iter().any(Decision::executes) {
+            return;
+        }
+        // Executors get the event behind their action, shared by its actions.
+        let mut events: HashMap<&str, (&Event, Option<Arc<Event>>)> = notifications
+            .iter()
+            .flatten()
+            .map(|e| (e.id.as_str(), (e, None)))
+            .collect();
+        for decision in decided.iter().filter(|d| d.executes()).cloned() {
+            let event = events
+                .get_mut(decision.event_id.as_str())
+                .map(|(event, shared)| {
+                    shared
+                        .get_or_insert_with(|| Arc::new((*event).clone()))
+                        .clone()
+                });
+            // A notification can say what else its rule decided about the event.
+            let related = if decision.action == Action::Notify {
+                decided
+                    .iter()
+                    .filter(|d| {
+                        d.event_id == decision.event_id
+                            && d.rule == decision.rule
+                            && d.id != decision.id
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let context = ActionContext {
+                decision: Some(decision.clone()),
+                event,
+                related,
+                report: None,
+            };
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let notices = engine.execute(decision, context).await;
+                // Outcome notifications never make more of their own, so this ends.
+                for (notice, context) in notices {
+                    engine.execute(notice, context).await;
+                }
+                engine.finished_one();
+            });
+        }
+    }
+
+    /// Runs one decided action and records its outcome; returns the outcome
+    /// notifications (`[[on_outcome]]`) it calls for, decided and recorded.
+    pub(super) async fn execute(
+        &self,
+        decision: Decision,
+        context: ActionContext,
+    ) -> Vec<(Decision, ActionContext)> {
+        let intent = Intent {
+            action: decision.action,
+            target: decision.target.clone(),
+            params: decision.params.clone(),
+        };
+        let dispatcher = self.dispatcher.read().clone();
+        let outcome = dispatcher.run(&intent, &context).await;
+        if outcome.is_failure() {
+            tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                error = outcome.error.as_deref().unwrap_or(""), "action failed");
+        } else {
+            tracing::info!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                duration_ms = outcome.duration_ms, "action done");
+        }
+        let failure = outcome.is_failure().then(|| outcome.clone());
+        self.record_outcome(&decision, outcome).await;
+        match failure {
+            Some(outcome) => {
+                self.outcome_notices(&decision, outcome, context.event)
+                    .await
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Counts the outcome in `/metrics` and writes it to the trail: the one way an
+    /// outcome, live or found abandoned at start, becomes known.
+    pub(super) async fn record_outcome(&self, decision: &Decision, outcome: Outcome) {
+        self.metrics
+            .acted(decision.action.as_str(), outcome.outcome.as_str());
+        let record = AuditRecord::new(
+            self.now(),
+            Entry::Outcome(OutcomeRecord {
+                decision_id: decision.id.clone(),
+                event_id: decision.event_id.clone(),
+                rule: decision.rule.clone(),
+                action: decision.action,
+                target: decision.target.clone(),
+                outcome,
+            }),
+        );
+        // What happened counts (the breaker) even when the trail cannot take it.
+        if let Err(e) = self.audit.append(std::slice::from_ref(&record)).await {
+            tracing::error!(error = %e, "cannot record an outcome");
+        }
+        fold(&mut self.state.write(), &record);
+    }
+}

@@ -1,0 +1,361 @@
+//! The engine: takes events, asks the rules, applies policy, records, then acts. The
+//! only place where stages meet. `Engine` is its one entry point; its files go by job:
+//! `runtime` (loading and reloading), `evaluate` (events into decisions, pure),
+//! `act` (running decided actions, recording outcomes), `on_outcome` (telling people
+//! when remediation fails), `recovery` (the trail folded into state; what a stop left).
+
+mod act;
+mod evaluate;
+mod on_outcome;
+mod recovery;
+mod runtime;
+
+pub use evaluate::{evaluate_events, plan, rule_terms, Evaluation};
+pub use on_outcome::ON_OUTCOME_RULE;
+pub use recovery::{fold, replay};
+pub use runtime::{default_config_path, LoadError, Runtime};
+
+use crate::audit::{AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange};
+use crate::event::{Event, Fingerprint};
+use crate::execute::Dispatcher;
+use crate::ingest::Intake;
+use crate::metrics::Metrics;
+use crate::model::{MaintenanceWindow, NewMaintenanceWindow};
+use crate::policy::PolicyState;
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// The running engine behind `salve serve`.
+pub struct Engine {
+    runtime: RwLock<Arc<Runtime>>,
+    config_path: Option<PathBuf>,
+    rules_dir_override: Option<PathBuf>,
+    dry_run_flag: bool,
+    state: Arc<RwLock<PolicyState>>,
+    audit: AuditLog,
+    metrics: Arc<Metrics>,
+    dispatcher: RwLock<Dispatcher>,
+    clock: Clock,
+    queue: mpsc::Sender<Vec<Event>>,
+    inflight: AtomicUsize,
+    idle: Notify,
+    ready: AtomicBool,
+    docker: RwLock<Option<bollard::Docker>>,
+    /// What else must be up for `/-/ready` (a source's stream), with why it is not.
+    gates: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+}
+
+/// Why a maintenance window change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no maintenance window {0}")]
+    NotFound(String),
+    #[error("cannot record the change: {0}")]
+    Unrecorded(#[from] AuditError),
+}
+
+impl Engine {
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why `/-/ready` says no, if it does.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Some("replaying the audit trail");
+        }
+        self.gates
+            .lock()
+            .iter()
+            .find(|(_, up)| !up.load(Ordering::Acquire))
+            .map(|(why, _)| *why)
+    }
+
+    /// A condition readiness waits for from now on: the returned flag says whether it
+    /// holds (it starts false); `why_not` is what `/-/ready` says while it does not.
+    pub fn readiness_gate(&self, why_not: &'static str) -> Arc<AtomicBool> {
+        let up = Arc::new(AtomicBool::new(false));
+        self.gates.lock().push((why_not, up.clone()));
+        up
+    }
+
+    /// Records events durably, then queues them for evaluation. Returns once they are
+    /// safe to acknowledge.
+    pub async fn accept(&self, events: Vec<Event>) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<AuditRecord> = events
+            .iter()
+            .map(|e| AuditRecord::new(e.received_at, Entry::Received { event: e.clone() }))
+            .collect();
+        self.audit.append(&records).await?;
+        for e in &events {
+            self.metrics.event_received(&e.source);
+        }
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(events).await.is_err() {
+            // Shutting down: the events are on disk and are decided at the next start.
+            self.finished_one();
+        }
+        Ok(())
+    }
+
+    /// When the alert with this fingerprint began firing, as far as salve knows.
+    pub fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
+        self.state.read().firing_since(fingerprint)
+    }
+
+    /// What the rules and policy would decide for `events` at `at`, against the live
+    /// state; nothing is recorded or executed.
+    pub fn plan(&self, events: &[Event], at: DateTime<Utc>, dry_run: Option<bool>) -> Evaluation {
+        let runtime = self.runtime();
+        let state = self.state.read().clone();
+        let dry_run = dry_run.unwrap_or(runtime.settings.dry_run);
+        plan(&runtime, state, events, at, dry_run)
+    }
+
+    /// The newest `limit` audit records that pass `filter`, newest file first.
+    pub async fn audit_records(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, String> {
+        let dir = self.audit.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || crate::audit::newest_records(&dir, &filter, limit))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn audit_dir(&self) -> &Path {
+        self.audit.dir()
+    }
+
+    /// Ad-hoc maintenance windows still to end.
+    pub fn windows(&self) -> Vec<MaintenanceWindow> {
+        let now = self.now();
+        self.state
+            .read()
+            .windows()
+            .filter(|w| w.ends_at > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Validates, records, then applies a new window.
+    pub async fn create_window(
+        &self,
+        new: NewMaintenanceWindow,
+    ) -> Result<MaintenanceWindow, WindowError> {
+        let now = self.now();
+        let starts_at = new.starts_at.unwrap_or(now);
+        if new.ends_at <= starts_at {
+            return Err(WindowError::Invalid {
+                field: "ends_at",
+                message: "ends_at must be after starts_at".into(),
+            });
+        }
+        if new.created_by.trim().is_empty() {
+            return Err(WindowError::Invalid {
+                field: "created_by",
+                message: "created_by must say who made the window".into(),
+            });
+        }
+        let window = MaintenanceWindow {
+            id: uuid::Uuid::now_v7().to_string(),
+            matchers: new.matchers,
+            starts_at,
+            ends_at: new.ends_at,
+            created_by: new.created_by,
+            comment: new.comment,
+            created_at: now,
+        };
+        self.record_then_apply(AuditRecord::new(
+            now,
+            Entry::Maintenance(MaintenanceChange::Created {
+                window: window.clone(),
+            }),
+        ))
+        .await?;
+        tracing::info!(id = %window.id, matchers = %window.matchers, by = %window.created_by, "maintenance window created");
+        Ok(window)
+    }
+
+    /// Records, then applies the end of a window.
+    pub async fn delete_window(
+        &self,
+        id: String,
+        deleted_by: Option<String>,
+    ) -> Result<(), WindowError> {
+        if self.state.read().window(&id).is_none() {
+            return Err(WindowError::NotFound(id));
+        }
+        self.record_then_apply(AuditRecord::new(
+            self.now(),
+            Entry::Maintenance(MaintenanceChange::Deleted {
+                id,
+                deleted_by: deleted_by.unwrap_or_default(),
+            }),
+        ))
+        .await
+        .map_err(WindowError::from)
+    }
+
+    /// The protocol for facts other than decisions: on disk first, then in memory.
+    async fn record_then_apply(&self, record: AuditRecord) -> Result<(), AuditError> {
+        self.audit.append(std::slice::from_ref(&record)).await?;
+        fold(&mut self.state.write(), &record);
+        Ok(())
+    }
+
+    fn finished_one(&self) {
+        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits (bounded) until no queued batch or action is left, then flushes the trail.
+    pub async fn stop(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.inflight.load(Ordering::Acquire) > 0 {
+            let notified = self.idle.notified();
+            if self.inflight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    running = self.inflight.load(Ordering::Acquire),
+                    "stopping with actions still running"
+                );
+                break;
+            }
+        }
+        self.audit.close().await;
+    }
+}
+
+/// The engine as a source sees it: hand it events, read its clock, ask what it knows.
+#[async_trait::async_trait]
+impl Intake for Engine {
+    async fn accept(&self, events: Vec<Event>) -> Result<(), String> {
+        Engine::accept(self, events)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Engine::now(self)
+    }
+
+    fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
+        Engine::firing_since(self, fingerprint)
+    }
+}
+
+pub struct ServeOptions {
+    pub config_path: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    pub dry_run: bool,
+    pub clock: Clock,
+}
+
+/// Starts the engine: replays the audit, records what a crash left open, decides the
+/// events acknowledged but never decided, and runs the evaluation loop.
+pub async fn start(
+    runtime: Runtime,
+    options: ServeOptions,
+) -> Result<(Arc<Engine>, tokio::task::JoinHandle<()>), String> {
+    let config = &runtime.config;
+    let metrics = Arc::new(Metrics::new());
+    let observer_metrics = metrics.clone();
+    let audit = AuditLog::open(
+        &config.data_dir,
+        config.audit_max_file_bytes,
+        config.audit_keep_files,
+        Some(Arc::new(move |took, n| {
+            observer_metrics.audit_synced(took, n)
+        })),
+    )
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut state = replay(&config.data_dir, &runtime.settings).map_err(|e| e.to_string())?;
+    let undecided = state.take_undecided();
+    let pending = state.take_pending();
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        undecided = undecided.len(),
+        interrupted = pending.len(),
+        "audit trail replayed"
+    );
+    metrics.reloaded(true, runtime.rules.len());
+    runtime::log_warnings(&runtime.rules);
+    let dispatcher = runtime::build_dispatcher(config, None);
+    // A burst beyond one round's worth waits at the HTTP door (its events are already
+    // on disk), not in memory: the queue holds what the next round drains.
+    let (queue, mut rx) = mpsc::channel::<Vec<Event>>(256);
+    let engine = Arc::new(Engine {
+        runtime: RwLock::new(Arc::new(runtime)),
+        config_path: options.config_path,
+        rules_dir_override: options.rules_dir,
+        dry_run_flag: options.dry_run,
+        state: Arc::new(RwLock::new(state)),
+        audit,
+        metrics,
+        dispatcher: RwLock::new(dispatcher),
+        clock: options.clock,
+        queue,
+        inflight: AtomicUsize::new(0),
+        idle: Notify::new(),
+        ready: AtomicBool::new(false),
+        docker: RwLock::new(None),
+        gates: Mutex::new(Vec::new()),
+    });
+    engine.recover(undecided, pending).await;
+
+    let worker = engine.clone();
+    let handle = tokio::spawn(async move {
+        // Take whatever has queued up (bounded), decide it, record it in one append.
+        const MAX_ROUND: usize = 256;
+        while let Some(first) = rx.recv().await {
+            let mut round = vec![first];
+            while round.len() < MAX_ROUND {
+                match rx.try_recv() {
+                    Ok(events) => round.push(events),
+                    Err(_) => break,
+                }
+            }
+            let taken = round.len();
+            worker.process_many(round).await;
+            for _ in 0..taken {
+                worker.finished_one();
+            }
+        }
+    });
+    engine.ready.store(true, Ordering::Release);
+    Ok((engine, handle))
+}

@@ -1,0 +1,103 @@
+//! `salve serve` set up: the engine, the sources it listens to (the admin API's
+//! webhooks, the Docker engine's events), SIGHUP reloads, and an orderly stop.
+
+use crate::engine::{self, Engine, Runtime, ServeOptions};
+use crate::execute::connect_docker;
+use crate::ingest::docker::DockerEventsSettings;
+use anyhow::{anyhow, Context};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<ExitCode> {
+    let listen = runtime.config.listen;
+    let rules = runtime.rules.len();
+    let dry_run = runtime.settings.dry_run;
+    let data_dir = runtime.config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let (engine, _worker) = engine::start(runtime, options)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    start_docker(&engine);
+    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(), "salve is serving");
+
+    let reloader = engine.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reloader.reload().await;
+        }
+    });
+
+    let app = crate::api::app(engine.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping: deciding queued events and waiting for running actions");
+    engine.stop(Duration::from_secs(30)).await;
+    tracing::info!("audit flushed; bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to Docker in the background: registers the executor and follows the
+/// engine's events. Without `[docker]` settings an absent engine only disables
+/// Docker; with them it is retried, and readiness waits for it.
+fn start_docker(engine: &Arc<Engine>) {
+    const STREAM_DOWN: &str = "the Docker event stream is down";
+    let settings = engine.runtime().config.docker.clone();
+    let required = settings.required();
+    let follow = settings.events != Some(false);
+    // Before the task runs, so no readiness check can slip in between.
+    let mut stream_up = (required && follow).then(|| engine.readiness_gate(STREAM_DOWN));
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(500);
+        tracing::debug!(host = ?settings.host, required, "connecting to Docker");
+        let docker = loop {
+            match connect_docker(&settings).await {
+                Ok(d) => break d,
+                Err(e) if !required => {
+                    tracing::info!(error = %e, "no Docker engine; Docker actions will fail and Docker events are off");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        tracing::info!(api_version = %docker.client_version(), "connected to Docker");
+        engine.use_docker(docker.clone());
+        if follow {
+            let up = stream_up.get_or_insert_with(|| engine.readiness_gate(STREAM_DOWN));
+            up.store(false, Ordering::Release);
+            let source = DockerEventsSettings {
+                label: settings.label.clone(),
+            };
+            crate::ingest::docker::run(docker, engine.clone(), source, up.clone()).await;
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
