@@ -1,14 +1,64 @@
 //! Named commands from config: argv without a shell, a timeout, a clean environment.
 
 use super::{ActionContext, Executor};
-use crate::config::ExecCommand;
+use crate::model::duration_setting;
 use crate::model::Outcome;
 use crate::model::{Backend, Intent, Target};
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Program and arguments; no shell is involved. A rule's args are appended.
+    pub argv: Vec<String>,
+    /// Killed after this long. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    /// Names of salve's environment variables passed to the command; nothing else is.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecCommand {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    pub working_dir: Option<PathBuf>,
+    pub env: Vec<String>,
+}
+
+impl ExecCommand {
+    /// Validates `[exec.NAME]`.
+    pub fn from_config(name: &str, cmd: &ExecConfig) -> Result<ExecCommand, String> {
+        if cmd.argv.is_empty() || cmd.argv[0].is_empty() {
+            return Err(format!(
+                "exec.{name}.argv: needs at least the program to run"
+            ));
+        }
+        Ok(ExecCommand {
+            name: name.to_string(),
+            argv: cmd.argv.clone(),
+            timeout: duration_setting(
+                &format!("exec.{name}.timeout"),
+                &cmd.timeout,
+                Duration::from_secs(30),
+            )?,
+            working_dir: cmd.working_dir.clone(),
+            env: cmd.env.clone(),
+        })
+    }
+}
 
 /// How much of stdout/stderr the outcome keeps: the end is where the error usually is.
 const TAIL_BYTES: usize = 2048;

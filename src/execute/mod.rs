@@ -4,11 +4,16 @@ mod docker;
 mod exec;
 mod k8s;
 mod notify;
+mod replicas;
 
-pub use docker::{connect as connect_docker, resolve_replicas, DockerExecutor};
-pub use exec::ExecExecutor;
-pub use k8s::{connect as connect_kubernetes, KubernetesExecutor};
+pub use docker::{connect as connect_docker, DockerConfig, DockerExecutor, DockerSettings};
+pub use exec::{ExecCommand, ExecConfig, ExecExecutor};
+pub use k8s::{
+    connect as connect_kubernetes, KubernetesConfig, KubernetesExecutor, KubernetesSettings,
+};
 pub use notify::{sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER};
+pub use notify::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
+pub use replicas::resolve_replicas;
 
 use crate::event::Event;
 use crate::model::{Backend, Decision, Intent, Outcome, Report};

@@ -10,6 +10,7 @@ mod intent;
 mod maintenance;
 mod outcome;
 pub mod rate;
+mod secret;
 
 pub use decision::{Decision, Reason, Verdict};
 pub use error::error_chain;
@@ -17,4 +18,5 @@ pub use history::History;
 pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report};
-pub use rate::{format_duration, parse_duration, RateLimit};
+pub use rate::{duration_setting, format_duration, parse_duration, RateLimit};
+pub use secret::{read_secret, Secret};

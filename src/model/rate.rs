@@ -18,6 +18,19 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
     })
 }
 
+/// A duration setting of the config: `default` when absent, else parsed, an error
+/// naming the key (`exec.restart-web.timeout: invalid duration ...`).
+pub fn duration_setting(
+    key: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(v) => parse_duration(v).map_err(|e| format!("{key}: {e}")),
+    }
+}
+
 /// Prints a duration the way people write them ("15m", "1h30m", "250ms").
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")

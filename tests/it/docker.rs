@@ -767,7 +767,7 @@ fn a_swarm_service_is_scaled_restarted_and_rolled_back_through_the_executor() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let settings = salve::config::DockerSettings {
+    let settings = salve::execute::DockerSettings {
         host: None,
         cert_path: None,
         events: None,

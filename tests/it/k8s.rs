@@ -6,7 +6,7 @@
 use crate::support::repo_dir;
 use http::{Request, Response};
 use kube::client::Body;
-use salve::config::KubernetesSettings;
+use salve::execute::KubernetesSettings;
 use salve::execute::{ActionContext, Executor, KubernetesExecutor};
 use salve::model::Outcome;
 use salve::model::{Action, Intent, K8sKind, Target};

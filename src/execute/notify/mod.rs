@@ -3,9 +3,11 @@
 //! jitter for transient failures; secrets never reach the outcome.
 
 mod message;
+mod settings;
+
+pub use settings::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 
 use super::{ActionContext, Executor};
-use crate::config::{NotifyChannel, NotifyKind, SmtpTls};
 use crate::event::Event;
 use crate::model::rate::format_duration;
 use crate::model::Decision;

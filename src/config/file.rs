@@ -1,0 +1,132 @@
+//! The file as written: every key, its default, and what it means. The doc comments
+//! are the descriptions in `schemas/config.schema.json`.
+
+use crate::alertmanager::TimeIntervalConfig;
+use crate::execute::{DockerConfig, ExecConfig, KubernetesConfig, NotifyConfig};
+use crate::model::{Action, OutcomeTrigger};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The file as written. Every key is documented in `schemas/config.schema.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address the HTTP API listens on. Default `127.0.0.1:9095`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Where the audit trail lives. Default `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Folder of `.rhai` rules. Default `rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_dir: Option<PathBuf>,
+    /// Decide and audit everything, execute nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Global budget per action kind across all rules and targets, e.g. `restart = "5 per 1m"`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+    /// Named commands that rules run with `exec(name, args)`.
+    #[serde(default)]
+    pub exec: BTreeMap<String, ExecConfig>,
+    /// Named windows in Alertmanager's `time_intervals` syntax, referenced by a rule's `MUTE`.
+    #[serde(default)]
+    pub time_intervals: Vec<TimeIntervalConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub docker: DockerConfig,
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// Named notification channels that rules address with `notify(name, text)`,
+    /// `email(...)`, `slack(...)` and `webhook(...)`.
+    #[serde(default)]
+    pub notify: BTreeMap<String, NotifyConfig>,
+    /// Tell a channel when remediation itself fails: `[[on_outcome]]` with `when`,
+    /// `notify` and optionally `actions` and `limit`.
+    #[serde(default)]
+    pub on_outcome: Vec<OnOutcomeConfig>,
+}
+
+/// Notify a channel when an action fails or a breaker opens. The message is a notify
+/// intent like any other: it passes policy (with `limit`) and lands in the audit.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnOutcomeConfig {
+    /// Any of `"failed"`, `"circuit_open"` and `"abandoned"`.
+    pub when: Vec<OutcomeTrigger>,
+    /// The `[notify.NAME]` channel to tell.
+    pub notify: String,
+    /// Only failures of these action kinds, e.g. `["restart", "exec"]`. Default: all.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    /// At most this many messages to the channel from this entry, e.g. `"5 per 15m"`
+    /// (the default), so a flapping failure cannot flood it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Consecutive failures of one action on one target that open its breaker. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u32>,
+    /// How long an open breaker stays open before one trial. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_open_for: Option<String>,
+    /// A firing alert not heard of for this long no longer counts for `firing()`. Default `6h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firing_ttl: Option<String>,
+    /// How long dedup remembers an episode after it was last seen. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Rotate the audit file when it grows past this many bytes. Default 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_files: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest accepted request body in bytes. Default 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Require `Authorization: Bearer TOKEN` on `/api/` and `/-/reload`; the token is read from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// As `bearer_token_file`, from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Require HTTP basic auth with this user name (password from `basic_auth_password_file` or `_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Wall-clock budget of one `plan()` call. Default `40ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_timeout: Option<String>,
+}

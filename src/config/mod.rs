@@ -1,0 +1,130 @@
+//! `salve.toml`: parsed, validated once, and handed downstream as typed values. Files by
+//! job: `file` (the file model, whose doc comments are its JSON Schema), `validate`
+//! (the file into [`Config`]). Each executor owns and validates its own section
+//! (`execute::DockerConfig`, `NotifyConfig`, ...); secrets are read by `model::read_secret`.
+
+mod file;
+mod validate;
+
+pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig};
+pub use validate::{default_limit, DEFAULT_LISTEN};
+
+use crate::alertmanager::TimeInterval;
+use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
+use crate::model::{Action, OutcomeTrigger, RateLimit};
+use crate::policy::PolicySettings;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// A validated `[[on_outcome]]` entry.
+#[derive(Debug, Clone)]
+pub struct OnOutcome {
+    pub when: Vec<OutcomeTrigger>,
+    pub channel: String,
+    /// Empty: every action kind.
+    pub actions: Vec<Action>,
+    pub limit: RateLimit,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    pub dry_run: bool,
+    pub limits: HashMap<Action, RateLimit>,
+    pub exec: HashMap<String, ExecCommand>,
+    pub time_intervals: HashMap<String, TimeInterval>,
+    pub breaker_failures: u32,
+    pub breaker_open_for: Duration,
+    pub firing_ttl: Duration,
+    pub dedup_ttl: Duration,
+    pub audit_max_file_bytes: u64,
+    pub audit_keep_files: usize,
+    pub max_body_bytes: usize,
+    pub auth: Option<ApiAuth>,
+    pub rule_timeout: Duration,
+    pub docker: DockerSettings,
+    pub kubernetes: KubernetesSettings,
+    pub notify: HashMap<String, NotifyChannel>,
+    pub on_outcome: Vec<OnOutcome>,
+}
+
+/// Credentials the API requires. Debug never prints them.
+#[derive(Clone)]
+pub enum ApiAuth {
+    Bearer(String),
+    Basic { username: String, password: String },
+}
+
+impl std::fmt::Debug for ApiAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            ApiAuth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or the built-in defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        match path {
+            None => Config::from_file(ConfigFile::default(), Path::new("<defaults>")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text, path)
+            }
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Config::from_file(file, path)
+    }
+
+    /// The parts the policy applies.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            dry_run: self.dry_run,
+            limits: self.limits.clone(),
+            time_intervals: self.time_intervals.clone(),
+            breaker_failures: self.breaker_failures,
+            breaker_open_for: self.breaker_open_for,
+            firing_ttl: self.firing_ttl,
+            dedup_ttl: self.dedup_ttl,
+        }
+    }
+
+    pub fn defaults() -> Config {
+        // The empty file is valid by construction; a failure here is a bug in salve.
+        #[allow(clippy::expect_used)]
+        Config::from_file(ConfigFile::default(), Path::new("<defaults>"))
+            .expect("defaults are valid")
+    }
+}

@@ -1,0 +1,211 @@
+//! The file into a [`Config`]: every value parsed and checked once, each error naming
+//! its key, so `salve check` and a refused reload say exactly what is wrong.
+
+use super::file::ApiConfig;
+use super::{ApiAuth, Config, ConfigError, ConfigFile, OnOutcome, Result};
+use crate::alertmanager::TimeInterval;
+use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
+use crate::model::{duration_setting, read_secret, Action, RateLimit};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The global budget when the config names none: a blast-radius guard, not a tuning knob.
+pub fn default_limit(action: Action) -> RateLimit {
+    let (count, secs) = match action {
+        Action::Restart | Action::Stop | Action::Start | Action::Kill | Action::Scale => (5, 60),
+        Action::Rollback => (3, 60),
+        Action::Exec => (10, 60),
+        Action::Notify => (30, 60),
+    };
+    RateLimit {
+        count,
+        window: Duration::from_secs(secs),
+        per_target: false,
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9095";
+
+impl Config {
+    pub fn from_file(file: ConfigFile, path: &Path) -> Result<Config> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let duration = |key: &str, value: &Option<String>, default: Duration| -> Result<Duration> {
+            duration_setting(key, value, default).map_err(invalid)
+        };
+
+        let listen_text = file
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|e| invalid(format!("listen: invalid address {listen_text:?}: {e}")))?;
+
+        let mut limits: HashMap<Action, RateLimit> = Action::ALL
+            .into_iter()
+            .map(|a| (a, default_limit(a)))
+            .collect();
+        for (key, value) in &file.limits {
+            let action: Action = key
+                .parse()
+                .map_err(|e| invalid(format!("limits.{key}: {e}")))?;
+            let rate =
+                RateLimit::parse(value).map_err(|e| invalid(format!("limits.{key}: {e}")))?;
+            if rate.per_target {
+                return Err(invalid(format!(
+                    "limits.{key}: {value:?}: the global budget is across all targets; put \"per target\" limits in a rule's LIMIT"
+                )));
+            }
+            limits.insert(action, rate);
+        }
+
+        let mut exec = HashMap::new();
+        for (name, cmd) in &file.exec {
+            exec.insert(
+                name.clone(),
+                ExecCommand::from_config(name, cmd).map_err(invalid)?,
+            );
+        }
+
+        let mut time_intervals = HashMap::new();
+        for ti in &file.time_intervals {
+            let compiled =
+                TimeInterval::compile(ti).map_err(|e| invalid(format!("time_intervals: {e}")))?;
+            if time_intervals.insert(ti.name.clone(), compiled).is_some() {
+                return Err(invalid(format!(
+                    "time_intervals: the name {:?} is used twice",
+                    ti.name
+                )));
+            }
+        }
+
+        let auth = load_auth(&file.api).map_err(invalid)?;
+        let mut notify = HashMap::new();
+        for (name, channel) in &file.notify {
+            notify.insert(
+                name.clone(),
+                NotifyChannel::from_config(name, channel).map_err(invalid)?,
+            );
+        }
+        let mut on_outcome = Vec::new();
+        for (i, entry) in file.on_outcome.iter().enumerate() {
+            let key = |k: &str| format!("on_outcome[{i}].{k}");
+            if !notify.contains_key(&entry.notify) {
+                let mut known: Vec<&String> = notify.keys().collect();
+                known.sort();
+                return Err(invalid(format!(
+                    "{}: no channel [notify.{}] (defined: {known:?})",
+                    key("notify"),
+                    entry.notify
+                )));
+            }
+            if entry.when.is_empty() {
+                return Err(invalid(format!(
+                    "{}: needs one or more of \"failed\", \"circuit_open\", \"abandoned\"",
+                    key("when")
+                )));
+            }
+            let limit = match &entry.limit {
+                None => RateLimit {
+                    count: 5,
+                    window: Duration::from_secs(15 * 60),
+                    per_target: true,
+                },
+                Some(text) => {
+                    let mut limit = RateLimit::parse(text)
+                        .map_err(|e| invalid(format!("{}: {e}", key("limit"))))?;
+                    limit.per_target = true;
+                    limit
+                }
+            };
+            on_outcome.push(OnOutcome {
+                when: entry.when.clone(),
+                channel: entry.notify.clone(),
+                actions: entry.actions.clone(),
+                limit,
+            });
+        }
+        let breaker_failures = file.policy.breaker_failures.unwrap_or(3);
+        if breaker_failures == 0 {
+            return Err(invalid(
+                "policy.breaker_failures: must be at least 1".into(),
+            ));
+        }
+
+        Ok(Config {
+            listen,
+            data_dir: file
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data")),
+            rules_dir: file
+                .rules_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("rules")),
+            dry_run: file.dry_run,
+            limits,
+            exec,
+            time_intervals,
+            breaker_failures,
+            breaker_open_for: duration(
+                "policy.breaker_open_for",
+                &file.policy.breaker_open_for,
+                Duration::from_secs(300),
+            )?,
+            firing_ttl: duration(
+                "policy.firing_ttl",
+                &file.policy.firing_ttl,
+                Duration::from_secs(6 * 3600),
+            )?,
+            dedup_ttl: duration(
+                "policy.dedup_ttl",
+                &file.policy.dedup_ttl,
+                Duration::from_secs(24 * 3600),
+            )?,
+            audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),
+            audit_keep_files: file.audit.keep_files.unwrap_or(10),
+            max_body_bytes: file.api.max_body_bytes.unwrap_or(1 << 20),
+            auth,
+            rule_timeout: duration(
+                "engine.rule_timeout",
+                &file.engine.rule_timeout,
+                Duration::from_millis(40),
+            )?,
+            docker: DockerSettings::from_config(&file.docker).map_err(invalid)?,
+            notify,
+            on_outcome,
+            kubernetes: KubernetesSettings::from_config(&file.kubernetes).map_err(invalid)?,
+        })
+    }
+}
+
+fn load_auth(api: &ApiConfig) -> std::result::Result<Option<ApiAuth>, String> {
+    let bearer = read_secret(
+        "api.bearer_token",
+        api.bearer_token_file.as_deref(),
+        api.bearer_token_env.as_deref(),
+    )?;
+    if let Some(token) = bearer {
+        return Ok(Some(ApiAuth::Bearer(token)));
+    }
+    if let Some(username) = &api.basic_auth_username {
+        let password = read_secret(
+            "api.basic_auth_password",
+            api.basic_auth_password_file.as_deref(),
+            api.basic_auth_password_env.as_deref(),
+        )?
+        .ok_or(
+            "api.basic_auth_username: needs basic_auth_password_file or basic_auth_password_env",
+        )?;
+        return Ok(Some(ApiAuth::Basic {
+            username: username.clone(),
+            password,
+        }));
+    }
+    Ok(None)
+}
