@@ -5,6 +5,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/architecture.rs"]
+mod architecture;
 #[path = "it/bench.rs"]
 mod bench;
 #[path = "it/certs.rs"]

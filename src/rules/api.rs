@@ -1,20 +1,15 @@
-//! The functions a rule can call. Constructors return plain values; queries only read.
+//! The rule engine: one hardened Rhai engine with the rule API registered, the event as
+//! scripts see it, and `plan()` called within its time budget.
 
 use super::{EvalContext, Rule, RuleError};
-use crate::alertmanager::Matchers;
 use crate::event::Event;
-use crate::model::rate::parse_duration;
-use crate::model::{Action, Intent, K8sKind, Target};
-use chrono::{Datelike, Timelike};
+use crate::model::{Intent, Target};
 use rhai::{
-    Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext,
-    Position, Scope,
+    Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope,
 };
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 thread_local! {
     /// When the `plan()` running on this thread must stop. Per thread, because the
@@ -27,7 +22,7 @@ thread_local! {
 
 /// Whether `text` would be read as template code without having been written as one
 /// in the rule (a label value with `{{` pasted into a message): then it is sent as is.
-fn built_at_run_time(text: &str) -> bool {
+pub(super) fn built_at_run_time(text: &str) -> bool {
     crate::template::has_template_syntax(text)
         && !TEMPLATES.with(|t| {
             t.borrow()
@@ -35,9 +30,6 @@ fn built_at_run_time(text: &str) -> bool {
                 .is_some_and(|literals| literals.iter().any(|l| l.as_str() == text))
         })
 }
-
-/// The longest `after()` delay: an action held longer than this is a schedule, not a remediation.
-const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 
 const TIMEOUT_MARK: &str = "salve: rule time budget exceeded";
 
@@ -65,7 +57,11 @@ pub(super) fn build_engine() -> Engine {
         let expired = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
         expired.then(|| Dynamic::from(TIMEOUT_MARK))
     });
-    register(&mut engine);
+    engine.register_type_with_name::<Target>("Target");
+    engine.register_type_with_name::<Intent>("Intent");
+    for module in super::functions::all() {
+        engine.register_global_module(module.into());
+    }
     engine
 }
 
@@ -170,335 +166,4 @@ fn intents_from(value: Dynamic) -> Result<Vec<Intent>, String> {
         intents.push(intent);
     }
     Ok(intents)
-}
-
-fn error(message: String) -> Box<EvalAltResult> {
-    message.into()
-}
-
-fn text(value: &Dynamic, function: &str, param: &str) -> Fallible<String> {
-    match value.clone().into_immutable_string() {
-        Ok(s) if !s.is_empty() => Ok(s.to_string()),
-        Ok(_) => Err(error(format!("{function}: {param} is empty"))),
-        Err(ty) => Err(error(format!(
-            "{function}: {param} must be a string, got {ty} (a label the event does not have?)"
-        ))),
-    }
-}
-
-fn context(ctx: &NativeCallContext) -> Fallible<EvalContext> {
-    ctx.tag()
-        .and_then(|tag| tag.clone().try_cast::<EvalContext>())
-        .ok_or_else(|| error("this function is only available inside plan()".into()))
-}
-
-fn target_of(value: &Dynamic, function: &str) -> Fallible<Target> {
-    if let Some(t) = value.clone().try_cast::<Target>() {
-        return Ok(t);
-    }
-    if let Ok(s) = value.clone().into_immutable_string() {
-        return s
-            .parse::<Target>()
-            .map_err(|e| error(format!("{function}: {e}")));
-    }
-    Err(error(format!(
-        "{function}: expected a target such as docker_container(\"web-1\"), got {}",
-        value.type_name()
-    )))
-}
-
-fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<Target>("Target");
-    engine.register_fn("to_string", |t: &mut Target| t.to_string());
-    engine.register_fn("to_debug", |t: &mut Target| t.to_string());
-    engine.register_type_with_name::<Intent>("Intent");
-    engine.register_fn("to_string", |i: &mut Intent| {
-        format!("{} {}", i.action, i.target)
-    });
-    engine.register_fn("to_debug", |i: &mut Intent| {
-        format!("{} {}", i.action, i.target)
-    });
-    engine.register_get("action", |i: &mut Intent| i.action.as_str().to_string());
-    engine.register_get("target", |i: &mut Intent| i.target.clone());
-
-    // Targets.
-    engine.register_fn("docker_container", |name: Dynamic| -> Fallible<Target> {
-        Ok(Target::DockerContainer {
-            name: text(&name, "docker_container", "name")?,
-        })
-    });
-    engine.register_fn(
-        "compose_service",
-        |project: Dynamic, service: Dynamic| -> Fallible<Target> {
-            Ok(Target::ComposeService {
-                project: text(&project, "compose_service", "project")?,
-                service: text(&service, "compose_service", "service")?,
-            })
-        },
-    );
-    engine.register_fn("swarm_service", |name: Dynamic| -> Fallible<Target> {
-        Ok(Target::SwarmService {
-            name: text(&name, "swarm_service", "name")?,
-        })
-    });
-    for (function, kind) in [
-        ("k8s_deployment", K8sKind::Deployment),
-        ("k8s_statefulset", K8sKind::StatefulSet),
-        ("k8s_daemonset", K8sKind::DaemonSet),
-        ("k8s_pod", K8sKind::Pod),
-    ] {
-        engine.register_fn(
-            function,
-            move |ns: Dynamic, name: Dynamic| -> Fallible<Target> {
-                Ok(Target::K8s {
-                    namespace: text(&ns, function, "namespace")?,
-                    kind,
-                    name: text(&name, function, "name")?,
-                })
-            },
-        );
-    }
-
-    // Intents on targets.
-    for (function, action) in [
-        ("restart", Action::Restart),
-        ("stop", Action::Stop),
-        ("start", Action::Start),
-        ("kill", Action::Kill),
-        ("rollback", Action::Rollback),
-    ] {
-        engine.register_fn(function, move |target: Dynamic| -> Fallible<Intent> {
-            Ok(Intent::new(action, target_of(&target, function)?))
-        });
-    }
-    engine.register_fn(
-        "kill",
-        |target: Dynamic, signal: Dynamic| -> Fallible<Intent> {
-            Ok(Intent::new(Action::Kill, target_of(&target, "kill")?)
-                .with("signal", text(&signal, "kill", "signal")?))
-        },
-    );
-    engine.register_fn(
-        "scale",
-        |target: Dynamic, replicas: Dynamic| -> Fallible<Intent> {
-            let target = target_of(&target, "scale")?;
-            let replicas = if let Ok(n) = replicas.as_int() {
-                if n < 0 {
-                    return Err(error(format!(
-                        "scale: replicas must not be negative, got {n}"
-                    )));
-                }
-                serde_json::Value::from(n)
-            } else {
-                // Relative forms ("+1", "x2") are the executor's to resolve against the live count.
-                let s = text(&replicas, "scale", "replicas")?;
-                let valid = s
-                    .strip_prefix('+')
-                    .or_else(|| s.strip_prefix('-'))
-                    .or_else(|| s.strip_prefix('x'));
-                if valid.is_none_or(|n| n.parse::<u32>().is_err()) {
-                    return Err(error(format!(
-                        "scale: replicas must be a number, \"+N\", \"-N\" or \"xN\", got {s:?}"
-                    )));
-                }
-                serde_json::Value::from(s)
-            };
-            Ok(Intent::new(Action::Scale, target).with("replicas", replicas))
-        },
-    );
-
-    // Options on an intent, written as methods: restart(c).after("10s").timeout(5).
-    engine.register_fn(
-        "after",
-        |intent: Intent, delay: ImmutableString| -> Fallible<Intent> {
-            let d = parse_duration(&delay).map_err(|e| error(format!("after: {e}")))?;
-            if d > MAX_DELAY {
-                return Err(error(format!(
-                    "after: {delay:?} is longer than the 15m salve will hold an action"
-                )));
-            }
-            Ok(intent.with("delay_ms", d.as_millis() as u64))
-        },
-    );
-    engine.register_fn(
-        "timeout",
-        |intent: Intent, seconds: i64| -> Fallible<Intent> {
-            if !(0..=3600).contains(&seconds) {
-                return Err(error(format!(
-                    "timeout: {seconds} is not between 0 and 3600 seconds"
-                )));
-            }
-            Ok(intent.with("timeout", seconds))
-        },
-    );
-    engine.register_fn("all_at_once", |intent: Intent| {
-        intent.with("all_at_once", true)
-    });
-    engine.register_fn(
-        "bounds",
-        |intent: Intent, min: i64, max: i64| -> Fallible<Intent> {
-            if min < 0 || max < min {
-                return Err(error(format!(
-                    "bounds: need 0 <= min <= max, got {min} and {max}"
-                )));
-            }
-            Ok(intent.with("min", min).with("max", max))
-        },
-    );
-
-    // Named commands.
-    engine.register_fn("exec", |name: Dynamic| -> Fallible<Intent> {
-        Ok(Intent::new(
-            Action::Exec,
-            Target::Exec {
-                name: text(&name, "exec", "name")?,
-            },
-        ))
-    });
-    engine.register_fn("exec", |name: Dynamic, args: Array| -> Fallible<Intent> {
-        let args: Vec<serde_json::Value> = args
-            .iter()
-            .map(|a| serde_json::Value::from(a.to_string()))
-            .collect();
-        let intent = Intent::new(
-            Action::Exec,
-            Target::Exec {
-                name: text(&name, "exec", "name")?,
-            },
-        );
-        Ok(if args.is_empty() {
-            intent
-        } else {
-            intent.with("args", args)
-        })
-    });
-
-    // Notifications.
-    let notify = |channel: &Dynamic,
-                  function: &str,
-                  via: Option<&str>,
-                  subject: Option<&Dynamic>,
-                  body: &Dynamic|
-     -> Fallible<Intent> {
-        let mut intent = Intent::new(
-            Action::Notify,
-            Target::Notify {
-                channel: text(channel, function, "channel")?,
-            },
-        );
-        if let Some(via) = via {
-            intent = intent.with("via", via);
-        }
-        let mut verbatim = Vec::new();
-        if let Some(subject) = subject {
-            let subject = subject.to_string();
-            if built_at_run_time(&subject) {
-                verbatim.push("subject");
-            }
-            intent = intent.with("subject", subject);
-        }
-        if !body.is_unit() {
-            let body = body.to_string();
-            if built_at_run_time(&body) {
-                verbatim.push("text");
-            }
-            intent = intent.with("text", body);
-        }
-        if !verbatim.is_empty() {
-            intent = intent.with("verbatim", verbatim);
-        }
-        Ok(intent)
-    };
-    engine.register_fn("notify", move |channel: Dynamic, body: Dynamic| {
-        notify(&channel, "notify", None, None, &body)
-    });
-    engine.register_fn("notify", move |channel: Dynamic| {
-        notify(&channel, "notify", None, None, &Dynamic::UNIT)
-    });
-    engine.register_fn("slack", move |channel: Dynamic, body: Dynamic| {
-        notify(&channel, "slack", Some("slack"), None, &body)
-    });
-    // Without text: the channel's `text` template, else a message built from the alert.
-    engine.register_fn("slack", move |channel: Dynamic| {
-        notify(&channel, "slack", Some("slack"), None, &Dynamic::UNIT)
-    });
-    engine.register_fn("email", move |channel: Dynamic| {
-        notify(&channel, "email", Some("email"), None, &Dynamic::UNIT)
-    });
-    engine.register_fn("webhook", move |channel: Dynamic, body: Dynamic| {
-        notify(&channel, "webhook", Some("webhook"), None, &body)
-    });
-    engine.register_fn("webhook", move |channel: Dynamic| {
-        notify(&channel, "webhook", Some("webhook"), None, &Dynamic::UNIT)
-    });
-    engine.register_fn("email", move |channel: Dynamic, body: Dynamic| {
-        notify(&channel, "email", Some("email"), None, &body)
-    });
-    engine.register_fn(
-        "email",
-        move |channel: Dynamic, subject: Dynamic, body: Dynamic| {
-            notify(&channel, "email", Some("email"), Some(&subject), &body)
-        },
-    );
-
-    // Read-only questions.
-    engine.register_fn(
-        "recent",
-        |ctx: NativeCallContext,
-         target: Dynamic,
-         action: ImmutableString,
-         window: ImmutableString|
-         -> Fallible<i64> {
-            let eval = context(&ctx)?;
-            let target = target_of(&target, "recent")?;
-            let action: Action = action
-                .parse()
-                .map_err(|e: String| error(format!("recent: {e}")))?;
-            let window = parse_duration(&window).map_err(|e| error(format!("recent: {e}")))?;
-            let window =
-                chrono::Duration::from_std(window).map_err(|e| error(format!("recent: {e}")))?;
-            Ok(eval
-                .history
-                .recent(&target, action, eval.now - window, eval.now) as i64)
-        },
-    );
-    engine.register_fn(
-        "firing",
-        |ctx: NativeCallContext, matchers: ImmutableString| -> Fallible<bool> {
-            let eval = context(&ctx)?;
-            let matchers = Matchers::parse(&matchers).map_err(|e| error(format!("firing: {e}")))?;
-            Ok(eval.history.firing(&matchers, eval.now))
-        },
-    );
-    engine.register_fn(
-        "now",
-        |ctx: NativeCallContext, tz: ImmutableString| -> Fallible<Map> {
-            let eval = context(&ctx)?;
-            let zone: chrono_tz::Tz = tz
-                .parse()
-                .map_err(|_| error(format!("now: unknown time zone {tz:?}")))?;
-            Ok(time_map(eval.now.with_timezone(&zone)))
-        },
-    );
-    engine.register_fn("now", |ctx: NativeCallContext| -> Fallible<Map> {
-        let eval = context(&ctx)?;
-        Ok(time_map(eval.now.with_timezone(&chrono_tz::UTC)))
-    });
-}
-
-fn time_map(t: chrono::DateTime<chrono_tz::Tz>) -> Map {
-    let mut map = Map::new();
-    map.insert("year".into(), i64::from(t.year()).into());
-    map.insert("month".into(), i64::from(t.month()).into());
-    map.insert("day".into(), i64::from(t.day()).into());
-    map.insert("hour".into(), i64::from(t.hour()).into());
-    map.insert("minute".into(), i64::from(t.minute()).into());
-    map.insert("second".into(), i64::from(t.second()).into());
-    map.insert(
-        "weekday".into(),
-        t.format("%A").to_string().to_lowercase().into(),
-    );
-    map.insert("iso".into(), t.to_rfc3339().into());
-    map.insert("timestamp".into(), t.timestamp().into());
-    map
 }

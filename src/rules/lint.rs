@@ -1,15 +1,10 @@
 //! Warnings for rules that load but probably do not do what their author meant. They
 //! never stop a rule from loading: `salve check` prints them, `serve` logs them.
 
+use super::functions::acting_names;
 use super::RuleError;
 use rhai::{ASTNode, Expr, AST};
 use std::path::Path;
-
-/// The functions that change something; a rule that only notifies may well want to
-/// speak on recovery too.
-const ACTING_FUNCTIONS: [&str; 7] = [
-    "restart", "stop", "start", "kill", "scale", "rollback", "exec",
-];
 
 pub(super) fn warnings(ast: &AST, path: &Path, source: &str) -> Vec<RuleError> {
     let mut acts = false;
@@ -17,7 +12,9 @@ pub(super) fn warnings(ast: &AST, path: &Path, source: &str) -> Vec<RuleError> {
     ast.walk(&mut |nodes: &[ASTNode]| {
         match nodes.last() {
             Some(ASTNode::Expr(Expr::FnCall(call, _))) => {
-                acts |= !call.is_qualified() && ACTING_FUNCTIONS.contains(&call.name.as_str());
+                // A rule that only tells people may well want to speak on recovery too.
+                acts |=
+                    !call.is_qualified() && acting_names().iter().any(|n| n == call.name.as_str());
             }
             Some(ASTNode::Expr(Expr::Property(property, _))) => {
                 reads_status |= property.2 == "status";

@@ -2,6 +2,7 @@
 
 mod api;
 mod error;
+mod functions;
 mod lint;
 mod templates;
 #[cfg(test)]

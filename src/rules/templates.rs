@@ -8,12 +8,11 @@
 //! + event.labels.x`, `` `${x}` ``) is sent as it is: values from an alert are data, and
 //! a label holding `{{` must not turn into template code or break the message.
 
+use super::functions::telling_names;
 use super::RuleError;
 use rhai::{ASTNode, Expr, ImmutableString, AST};
 use std::path::Path;
 use std::sync::Arc;
-
-const NOTIFY_FUNCTIONS: [&str; 4] = ["notify", "email", "slack", "webhook"];
 
 /// Checks the templates passed to the notify functions and returns the rule's string
 /// literals that are templates (`None` when it has none, as most rules), in one walk.
@@ -32,7 +31,8 @@ pub(super) fn check(
                 literals.push(text.clone());
             }
             Some(ASTNode::Expr(Expr::FnCall(call, _)))
-                if NOTIFY_FUNCTIONS.contains(&call.name.as_str()) && !call.is_qualified() =>
+                if !call.is_qualified()
+                    && telling_names().iter().any(|n| n == call.name.as_str()) =>
             {
                 // The first argument names the channel; the rest are subject and text.
                 for arg in call.args.iter().skip(1) {

@@ -1,9 +1,10 @@
 //! Keeps the layer map of ARCHITECTURE.md true: leaves import only leaves, stages only
 //! leaves, composition anything, and every top-level module of `src/` is in the map.
+//! Also keeps every source file small enough to hold one job.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::{env, fs};
 
 const TABLE_HEADER: [&str; 3] = ["layer", "modules", "may import"];
 /// Each layer with the "may import" cell the doc must give it, the rule `may_import` enforces.
@@ -13,6 +14,8 @@ const LAYERS: [(&str, &str); 3] = [
     ("composition", "anything"),
 ];
 const CFG_TEST: [&str; 7] = ["#", "[", "cfg", "(", "test", ")", "]"];
+/// The most lines a file of `src/` may have before its tests (ARCHITECTURE.md).
+const MAX_LINES: usize = 700;
 
 /// Module name to its layer and the layer's "may import" rule.
 type LayerOf = BTreeMap<String, (&'static str, &'static str)>;
@@ -181,8 +184,7 @@ fn strip_test_code(tokens: &[Token]) -> (Vec<Token>, Vec<String>) {
     let mut test_children = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        let window = tokens.get(i..i + CFG_TEST.len()).unwrap_or_default();
-        if !window.iter().map(|t| t.text.as_str()).eq(CFG_TEST) {
+        if !is_cfg_test(tokens, i) {
             kept.push(tokens[i].clone());
             i += 1;
             continue;
@@ -195,6 +197,32 @@ fn strip_test_code(tokens: &[Token]) -> (Vec<Token>, Vec<String>) {
         }
     }
     (kept, test_children)
+}
+
+fn is_cfg_test(tokens: &[Token], at: usize) -> bool {
+    let window = tokens.get(at..at + CFG_TEST.len()).unwrap_or_default();
+    window.iter().map(|t| t.text.as_str()).eq(CFG_TEST)
+}
+
+/// The lines before the first top-level item that `#[cfg(test)]` marks, if one does.
+fn lines_before_tests(tokens: &[Token]) -> Option<usize> {
+    let mut depth = 0;
+    // An item starts after the `;` or `}` that ends the one before: at its first attribute.
+    let mut item_start = 0;
+    for (k, token) in tokens.iter().enumerate() {
+        if depth == 0 && is_cfg_test(tokens, k) {
+            return Some(tokens[item_start].line - 1);
+        }
+        match token.text.as_str() {
+            "(" | "[" | "{" => depth += 1,
+            ")" | "]" | "}" => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 && matches!(token.text.as_str(), ";" | "}") {
+            item_start = k + 1;
+        }
+    }
+    None
 }
 
 /// One past the item starting at `start`: its `;` or `,`, or the brace closing its body.
@@ -326,31 +354,60 @@ fn top_level_module(file: &str) -> &str {
     first.strip_suffix(".rs").unwrap_or(first)
 }
 
-/// Every layering violation among `sources` (repo-relative path, text). Code compiled
-/// only for tests may import anything.
-fn check_imports<S: AsRef<str>>(sources: &[(S, S)], layer_of: &LayerOf) -> Vec<String> {
+struct SourceFile<'a> {
+    path: &'a str,
+    module: Vec<String>,
+    /// The tokens without the `#[cfg(test)]` items.
+    code: Vec<Token>,
+    /// Its lines in all, and before its first top-level `#[cfg(test)]` item.
+    lines: usize,
+    lines_before_tests: usize,
+    /// Whether its module, or one it is in, is declared `#[cfg(test)] mod x;`.
+    test_only: bool,
+}
+
+/// `sources` (repo-relative path, text) lexed, each knowing whether only tests compile it.
+fn lex_sources<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<SourceFile<'_>> {
     let mut test_only_modules = BTreeSet::new();
-    let mut parsed = Vec::new();
-    for (file, source) in sources {
-        let file = file.as_ref();
-        let module = module_path(file);
-        let (code, test_children) = strip_test_code(&code_tokens(source.as_ref()));
+    let mut files = Vec::new();
+    for (path, source) in sources {
+        let (path, source) = (path.as_ref(), source.as_ref());
+        let module = module_path(path);
+        let tokens = code_tokens(source);
+        let (code, test_children) = strip_test_code(&tokens);
         for child in test_children {
             test_only_modules.insert([module.clone(), vec![child]].concat());
         }
-        parsed.push((file, module, code));
+        let lines = source.lines().count();
+        let lines_before_tests = lines_before_tests(&tokens).unwrap_or(lines);
+        files.push(SourceFile {
+            path,
+            module,
+            code,
+            lines,
+            lines_before_tests,
+            test_only: false,
+        });
     }
+    for file in &mut files {
+        let module = &file.module;
+        file.test_only = (1..=module.len()).any(|n| test_only_modules.contains(&module[..n]));
+    }
+    files
+}
+
+/// Every layering violation among `sources`. Code compiled only for tests may import
+/// anything.
+fn check_imports<S: AsRef<str>>(sources: &[(S, S)], layer_of: &LayerOf) -> Vec<String> {
     let mut violations = Vec::new();
-    for (file, file_module, code) in parsed {
-        if (1..=file_module.len()).any(|n| test_only_modules.contains(&file_module[..n])) {
-            continue;
-        }
+    for source in lex_sources(sources).into_iter().filter(|s| !s.test_only) {
+        let file = source.path;
         let from = top_level_module(file);
         // A module missing from the table is reported by `check_layout`.
         let Some(&(from_layer, rule)) = layer_of.get(from) else {
             continue;
         };
-        for Reference { module, path, line } in references(&code, &file_module) {
+        for Reference { module, path, line } in references(&source.code, &source.module) {
             // A name missing from the table is an item of the crate root, not a module.
             match layer_of.get(&module) {
                 Some(&(to_layer, _)) if module != from && !may_import(from_layer, to_layer) => {
@@ -364,6 +421,26 @@ fn check_imports<S: AsRef<str>>(sources: &[(S, S)], layer_of: &LayerOf) -> Vec<S
         }
     }
     violations
+}
+
+/// Every file of `sources` too long to hold one job. Tests beside the code are not
+/// counted, so a module keeps its tests at hand; a test-only file counts in full.
+fn check_lengths<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<String> {
+    let mut too_long = Vec::new();
+    for file in lex_sources(sources) {
+        let (count, what) = if file.test_only {
+            (file.lines, "lines, all of them tests")
+        } else {
+            (file.lines_before_tests, "lines before its tests")
+        };
+        if count > MAX_LINES {
+            too_long.push(format!(
+                "{}: {count} {what} (at most {MAX_LINES}); split it by job (ARCHITECTURE.md)",
+                file.path
+            ));
+        }
+    }
+    too_long
 }
 
 fn check_layout(layer_of: &LayerOf, modules_in_src: &BTreeSet<&str>) -> Vec<String> {
@@ -404,15 +481,14 @@ fn read_sources(dir: &Path, relative: &str, sources: &mut Vec<(String, String)>)
     }
 }
 
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 #[test]
 fn stages_depend_one_way() {
-    // Outside cargo, SALVE_REPO and SALVE_ARCH_DOC point the check at a tree and a draft doc.
-    let root = option_env!("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("SALVE_REPO").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/work/main"));
-    let doc_path =
-        env::var_os("SALVE_ARCH_DOC").map_or_else(|| root.join("ARCHITECTURE.md"), PathBuf::from);
+    let root = repo_root();
+    let doc_path = root.join("ARCHITECTURE.md");
     let doc = fs::read_to_string(&doc_path)
         .unwrap_or_else(|e| panic!("read {}: {e}", doc_path.display()));
     let layer_of = parse_layer_table(&doc).unwrap_or_else(|e| panic!("{e}"));
@@ -426,6 +502,19 @@ fn stages_depend_one_way() {
         count == 0,
         "{count} architecture violations:\n{}",
         violations.join("\n")
+    );
+}
+
+#[test]
+fn no_source_file_is_longer_than_700_lines() {
+    let mut sources = Vec::new();
+    read_sources(&repo_root().join("src"), "src", &mut sources);
+    let too_long = check_lengths(&sources);
+    let count = too_long.len();
+    assert!(
+        count == 0,
+        "{count} source files are too long:\n{}",
+        too_long.join("\n")
     );
 }
 
@@ -574,4 +663,35 @@ fn the_map_must_match_the_tree() {
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(found[0].contains("must place top-level module `web` in a layer"));
     assert!(found[1].contains("lists `api`") && found[1].contains("the map must match the tree"));
+}
+
+#[test]
+fn counts_the_lines_before_the_tests_and_test_only_files_in_full() {
+    let lines = |n: usize| "fn f() {}\n".repeat(n);
+    // A `#[cfg(test)]` in a comment or literal, or below the top level, starts no tests.
+    let code = format!(
+        "// #[cfg(test)]\nconst S: &str = \"\n#[cfg(test)]\n\";\nmod inner {{\n    \
+         #[cfg(test)]\n    fn t() {{}}\n}}\n{}",
+        lines(693)
+    );
+    // The tests start at the first attribute of their item.
+    let tested = format!(
+        "{}#[allow(dead_code)]\n#[cfg(test)]\nmod tests {{\n{}}}\n",
+        lines(700),
+        lines(300)
+    );
+    let (tests, short) = (lines(701), lines(700));
+    let sources = [
+        ("src/config.rs", code.as_str()),
+        ("src/engine.rs", tested.as_str()),
+        ("src/policy/mod.rs", "#[cfg(test)]\nmod tests;\n"),
+        ("src/policy/tests.rs", tests.as_str()),
+        ("src/rules/mod.rs", short.as_str()),
+    ];
+    let split = "split it by job (ARCHITECTURE.md)";
+    let expected = [
+        format!("src/config.rs: 701 lines before its tests (at most 700); {split}"),
+        format!("src/policy/tests.rs: 701 lines, all of them tests (at most 700); {split}"),
+    ];
+    assert_eq!(check_lengths(&sources), expected);
 }
