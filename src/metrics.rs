@@ -24,6 +24,8 @@ pub struct Metrics {
     pub reload_successful: Gauge,
     pub reload_timestamp: Gauge,
     pub rules_loaded: Gauge,
+    pub state_entries: Family<LabelPairs, Gauge>,
+    pub state_evicted: Family<LabelPairs, Counter>,
 }
 
 impl Default for Metrics {
@@ -114,8 +116,22 @@ impl Metrics {
             "Rules currently loaded",
             rules_loaded.clone(),
         );
+        let state_entries = Family::<LabelPairs, Gauge>::default();
+        registry.register(
+            "state_entries",
+            "Entries of each set the policy remembers",
+            state_entries.clone(),
+        );
+        let state_evicted = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "state_evicted",
+            "Entries a set's bound forced out, oldest first, by set",
+            state_evicted.clone(),
+        );
         Metrics {
             registry,
+            state_entries,
+            state_evicted,
             events_received,
             requests_rejected,
             rule_evaluations,
@@ -176,6 +192,19 @@ impl Metrics {
     pub fn audit_synced(&self, took: Duration, requests: usize) {
         self.audit_fsync_seconds.observe(took.as_secs_f64());
         self.audit_requests_per_fsync.observe(requests as f64);
+    }
+
+    /// The sizes of the remembered sets, and the evictions so far (cumulative).
+    pub fn state(&self, sizes: &[(&str, usize)], evicted: &[(&str, u64)]) {
+        for (set, n) in sizes {
+            self.state_entries
+                .get_or_create(&pairs(&[("set", set)]))
+                .set(*n as i64);
+        }
+        for (set, total) in evicted {
+            let counter = self.state_evicted.get_or_create(&pairs(&[("set", set)]));
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     pub fn reloaded(&self, ok: bool, rules: usize) {

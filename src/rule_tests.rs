@@ -214,7 +214,6 @@ fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), Strin
             ends_at: None,
             generator_url: String::new(),
             received_at: placeholder,
-            raw: serde_json::Value::Null,
         });
     }
     if events.is_empty() {
@@ -328,7 +327,6 @@ fn history_state(
             ends_at: None,
             generator_url: String::new(),
             received_at: at,
-            raw: serde_json::Value::Null,
         };
         state.observe_event(&event);
     }

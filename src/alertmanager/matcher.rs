@@ -165,10 +165,22 @@ impl Matchers {
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.0.iter().all(|m| {
-            let value = labels.get(m.name.as_str()).map_or("", String::as_str);
-            m.matches_value(value)
-        })
+        self.matches_lookup(|name| labels.get(name).map(String::as_str))
+    }
+
+    /// `matches` over labels kept in another form than a map (interned, say).
+    pub fn matches_lookup<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.0
+            .iter()
+            .all(|m| m.matches_value(label(m.name.as_str()).unwrap_or("")))
+    }
+
+    /// The value an equality matcher requires of `name`, if one does.
+    pub fn required_value(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|m| m.op == MatchOp::Equal && m.name == name)
+            .map(|m| m.value.as_str())
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Matcher> {

@@ -51,6 +51,13 @@ impl From<PayloadError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
                     .with_detail(json!({ "field": path }))
             }
+            PayloadError::TooLarge { index, label, .. } => {
+                let mut detail = json!({ "alert": index });
+                if let Some(label) = label {
+                    detail["label"] = json!(label);
+                }
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string()).with_detail(detail)
+            }
         }
     }
 }

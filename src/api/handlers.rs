@@ -4,7 +4,7 @@ use super::{ApiError, JsonBody};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::engine::{Engine, WindowError};
 use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
-use crate::ingest::Intake;
+use crate::ingest::{Intake, IntakeError};
 use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMaintenanceWindow};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -26,12 +26,12 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 async fn accept(intake: &dyn Intake, events: Vec<Event>) -> Result<Json<Value>, ApiError> {
     let count = events.len();
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    intake.accept(events).await.map_err(|e| {
-        tracing::error!(error = %e, "refusing events that cannot be recorded");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot record events durably: {e}"),
-        )
+    intake.accept(events).await.map_err(|e| match e {
+        IntakeError::Rejected(payload) => ApiError::from(payload),
+        IntakeError::Unrecorded(_) => {
+            tracing::error!(error = %e, "refusing events that cannot be recorded");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     })?;
     Ok(Json(
         json!({ "status": "accepted", "events": count, "ids": ids }),

@@ -89,6 +89,16 @@ pub struct PolicyConfig {
     /// How long dedup remembers an episode after it was last seen. Default `24h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_ttl: Option<String>,
+    /// Most dedup episodes remembered (16 bytes and a timestamp each); past it the
+    /// oldest are forgotten, counted in `salve_state_evicted_total{set="dedup"}`.
+    /// Default 1000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dedup_entries: Option<usize>,
+    /// Most firing alerts remembered for `firing()`; past it the ones heard of least
+    /// recently are forgotten, counted in `salve_state_evicted_total{set="firing"}`.
+    /// Default 500000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_firing_alerts: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -108,6 +118,17 @@ pub struct ApiConfig {
     /// Largest accepted request body in bytes. Default 1 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// Most labels one alert may have; a payload with more is refused (422). Default 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_labels: Option<usize>,
+    /// Longest label value in bytes; a payload with a longer one is refused (422).
+    /// Default 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_label_value_bytes: Option<usize>,
+    /// Most bytes of annotations (names and values) one alert may carry; a payload with
+    /// more is refused (422). Default 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_annotations_bytes: Option<usize>,
     /// Require `Authorization: Bearer TOKEN` on `/api/` and `/-/reload`; the token is read from this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,

@@ -10,6 +10,7 @@ pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig
 pub use validate::{default_limit, DEFAULT_LISTEN};
 
 use crate::alertmanager::TimeInterval;
+use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{Action, OutcomeTrigger, RateLimit};
 use crate::policy::PolicySettings;
@@ -58,9 +59,12 @@ pub struct Config {
     pub breaker_open_for: Duration,
     pub firing_ttl: Duration,
     pub dedup_ttl: Duration,
+    pub max_dedup_entries: usize,
+    pub max_firing_alerts: usize,
     pub audit_max_file_bytes: u64,
     pub audit_keep_files: usize,
     pub max_body_bytes: usize,
+    pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,
     pub rule_timeout: Duration,
     pub docker: DockerSettings,
@@ -118,6 +122,8 @@ impl Config {
             breaker_open_for: self.breaker_open_for,
             firing_ttl: self.firing_ttl,
             dedup_ttl: self.dedup_ttl,
+            max_dedup_entries: self.max_dedup_entries,
+            max_firing_alerts: self.max_firing_alerts,
         }
     }
 

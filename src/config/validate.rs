@@ -4,6 +4,7 @@
 use super::file::ApiConfig;
 use super::{ApiAuth, Config, ConfigError, ConfigFile, OnOutcome, Result};
 use crate::alertmanager::TimeInterval;
+use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
 use std::collections::HashMap;
@@ -167,9 +168,25 @@ impl Config {
                 &file.policy.dedup_ttl,
                 Duration::from_secs(24 * 3600),
             )?,
+            max_dedup_entries: file.policy.max_dedup_entries.unwrap_or(1_000_000),
+            max_firing_alerts: file.policy.max_firing_alerts.unwrap_or(500_000),
             audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),
             audit_keep_files: file.audit.keep_files.unwrap_or(10),
             max_body_bytes: file.api.max_body_bytes.unwrap_or(1 << 20),
+            event_limits: {
+                let defaults = EventLimits::default();
+                EventLimits {
+                    max_labels: file.api.max_labels.unwrap_or(defaults.max_labels),
+                    max_label_value_bytes: file
+                        .api
+                        .max_label_value_bytes
+                        .unwrap_or(defaults.max_label_value_bytes),
+                    max_annotations_bytes: file
+                        .api
+                        .max_annotations_bytes
+                        .unwrap_or(defaults.max_annotations_bytes),
+                }
+            },
             auth,
             rule_timeout: duration(
                 "engine.rule_timeout",

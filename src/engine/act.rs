@@ -46,6 +46,7 @@ impl Engine {
             }
             return;
         }
+        self.report_state();
         let decided = evaluation.decisions;
         if !decided.iter().any(Decision::executes) {
             return;
@@ -150,5 +151,26 @@ impl Engine {
             tracing::error!(error = %e, "cannot record an outcome");
         }
         fold(&mut self.state.write(), &record);
+    }
+
+    /// `salve_state_entries` and `salve_state_evicted_total`, after each round.
+    fn report_state(&self) {
+        let (sizes, evicted) = {
+            let st = self.state.read();
+            (st.sizes(), st.evictions())
+        };
+        self.metrics.state(
+            &[
+                ("dedup", sizes.dedup),
+                ("firing", sizes.firing),
+                ("firing_strings", sizes.firing_strings),
+                ("executions", sizes.executions),
+                ("breakers", sizes.breakers),
+                ("windows", sizes.windows),
+                ("pending", sizes.pending),
+                ("undecided", sizes.undecided),
+            ],
+            &[("dedup", evicted.dedup), ("firing", evicted.firing)],
+        );
     }
 }

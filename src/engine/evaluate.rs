@@ -142,9 +142,7 @@ pub fn evaluate_events(
         ));
     }
     let mut st = state.write();
-    if st.needs_prune() {
-        st.prune(now);
-    }
+    st.maybe_prune(now);
     out
 }
 

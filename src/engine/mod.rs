@@ -18,7 +18,7 @@ pub use runtime::{default_config_path, LoadError, Runtime};
 use crate::audit::{AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange};
 use crate::event::{Event, Fingerprint};
 use crate::execute::Dispatcher;
-use crate::ingest::Intake;
+use crate::ingest::{Intake, IntakeError};
 use crate::metrics::Metrics;
 use crate::model::{MaintenanceWindow, NewMaintenanceWindow};
 use crate::policy::PolicyState;
@@ -262,10 +262,11 @@ impl Engine {
 /// The engine as a source sees it: hand it events, read its clock, ask what it knows.
 #[async_trait::async_trait]
 impl Intake for Engine {
-    async fn accept(&self, events: Vec<Event>) -> Result<(), String> {
+    async fn accept(&self, events: Vec<Event>) -> Result<(), IntakeError> {
+        self.runtime().config.event_limits.check(&events)?;
         Engine::accept(self, events)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| IntakeError::Unrecorded(e.to_string()))
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -1,6 +1,6 @@
 //! Alertmanager's webhook payload (version 4), as Alertmanager 0.25 sends it.
 
-use super::{new_event_id, Event, Fingerprint, Labels, PayloadError, Status};
+use super::{new_event_id, Event, Fingerprint, Labels, Status};
 use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 
@@ -14,7 +14,7 @@ pub struct AlertmanagerPayload {
     #[serde(default)]
     pub receiver: String,
     pub status: Status,
-    pub alerts: Vec<serde_json::Value>,
+    pub alerts: Vec<AlertmanagerAlert>,
     #[serde(default)]
     pub group_labels: Labels,
     #[serde(default)]
@@ -46,26 +46,16 @@ pub struct AlertmanagerAlert {
 impl AlertmanagerPayload {
     /// One event per alert, each with its own status: a group notification whose
     /// top-level status is `firing` still carries alerts that have resolved.
-    pub fn into_events(self, received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
-        let mut events = Vec::with_capacity(self.alerts.len());
-        for (index, raw) in self.alerts.into_iter().enumerate() {
-            let alert: AlertmanagerAlert =
-                serde_path_to_error::deserialize(&raw).map_err(|err| {
-                    let path = format!("alerts[{index}].{}", err.path());
-                    let path = path.trim_end_matches('.').to_string();
-                    PayloadError::Shape {
-                        message: format!("field `{path}`: {}", err.into_inner()),
-                        path,
-                    }
-                })?;
-            events.push(alert.into_event(raw, received_at));
-        }
-        Ok(events)
+    pub fn into_events(self, received_at: DateTime<Utc>) -> Vec<Event> {
+        self.alerts
+            .into_iter()
+            .map(|alert| alert.into_event(received_at))
+            .collect()
     }
 }
 
 impl AlertmanagerAlert {
-    fn into_event(self, raw: serde_json::Value, received_at: DateTime<Utc>) -> Event {
+    fn into_event(self, received_at: DateTime<Utc>) -> Event {
         let fingerprint = match self.fingerprint {
             Some(f) if !f.is_empty() => Fingerprint(f),
             _ => Fingerprint::of_labels(&self.labels),
@@ -82,7 +72,6 @@ impl AlertmanagerAlert {
             fingerprint,
             generator_url: self.generator_url,
             received_at,
-            raw,
         }
     }
 }

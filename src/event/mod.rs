@@ -89,9 +89,6 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub generator_url: String,
     pub received_at: DateTime<Utc>,
-    /// The alert as the source sent it, kept for the audit and for replay.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub raw: serde_json::Value,
 }
 
 impl Event {
@@ -127,12 +124,95 @@ pub enum PayloadError {
     },
     #[error("{message}")]
     Shape { path: String, message: String },
+    /// Within the JSON's rules but past salve's bounds for one alert.
+    #[error("{message}")]
+    TooLarge {
+        index: usize,
+        label: Option<String>,
+        message: String,
+    },
+}
+
+/// What one alert may carry (`[api]`): enough for any real alert, little enough that a
+/// flood of hostile ones cannot fill memory or the trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    pub max_labels: usize,
+    pub max_label_value_bytes: usize,
+    pub max_annotations_bytes: usize,
+}
+
+impl Default for EventLimits {
+    fn default() -> EventLimits {
+        EventLimits {
+            max_labels: 128,
+            max_label_value_bytes: 4096,
+            max_annotations_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl EventLimits {
+    /// The first alert past a bound, by its index in the payload and the label at fault.
+    pub fn check(&self, events: &[Event]) -> Result<(), PayloadError> {
+        for (index, event) in events.iter().enumerate() {
+            let too_large = |label: Option<&str>, message: String| PayloadError::TooLarge {
+                index,
+                label: label.map(str::to_string),
+                message: format!("alert {index}: {message}"),
+            };
+            if event.labels.len() > self.max_labels {
+                return Err(too_large(
+                    None,
+                    format!(
+                        "{} labels, more than api.max_labels ({})",
+                        event.labels.len(),
+                        self.max_labels
+                    ),
+                ));
+            }
+            if let Some((name, value)) = event
+                .labels
+                .iter()
+                .find(|(_, value)| value.len() > self.max_label_value_bytes)
+            {
+                return Err(too_large(
+                    Some(name),
+                    format!(
+                        "label {name:?} has {} bytes, more than api.max_label_value_bytes ({})",
+                        value.len(),
+                        self.max_label_value_bytes
+                    ),
+                ));
+            }
+            let annotations: usize = event
+                .annotations
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum();
+            if annotations > self.max_annotations_bytes {
+                return Err(too_large(
+                    None,
+                    format!(
+                        "annotations of {annotations} bytes, more than api.max_annotations_bytes ({})",
+                        self.max_annotations_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl PayloadError {
     fn shape(err: serde_path_to_error::Error<serde_json::Error>) -> PayloadError {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        // Read from the body directly, serde_json appends where it stopped; the path
+        // says where, and says it the same way for every way of parsing.
+        let text = inner.to_string();
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        let inner = text.strip_suffix(&position).unwrap_or(&text);
         let message = if path == "." {
             inner.to_string()
         } else {
@@ -181,7 +261,7 @@ pub fn parse_alertmanager(
             _ => PayloadError::shape(err),
         })?;
     de.end().map_err(syntax)?;
-    payload.into_events(received_at)
+    Ok(payload.into_events(received_at))
 }
 
 fn parse_alertmanager_value(
@@ -190,7 +270,7 @@ fn parse_alertmanager_value(
 ) -> Result<Vec<Event>, PayloadError> {
     let payload: AlertmanagerPayload =
         serde_path_to_error::deserialize(&value).map_err(PayloadError::shape)?;
-    payload.into_events(received_at)
+    Ok(payload.into_events(received_at))
 }
 
 /// Parses a body that must be native events (one object or an array).

@@ -41,7 +41,7 @@ fn default_status() -> Status {
 }
 
 impl NativeEvent {
-    pub fn into_event(self, raw: serde_json::Value, received_at: DateTime<Utc>) -> Event {
+    pub fn into_event(self, received_at: DateTime<Utc>) -> Event {
         let fingerprint = match self.fingerprint {
             Some(f) if !f.is_empty() => Fingerprint(f),
             _ => Fingerprint::of_labels(&self.labels),
@@ -57,7 +57,6 @@ impl NativeEvent {
             fingerprint,
             generator_url: self.generator_url,
             received_at,
-            raw,
         }
     }
 }
@@ -98,7 +97,7 @@ pub(super) fn parse_native_value(
                 path,
             });
         }
-        events.push(native.into_event(raw, received_at));
+        events.push(native.into_event(received_at));
     }
     Ok(events)
 }

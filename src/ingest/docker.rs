@@ -184,7 +184,6 @@ pub fn event_from_docker(
         ends_at: (status == Status::Resolved).then_some(at),
         generator_url: String::new(),
         received_at,
-        raw: serde_json::to_value(msg).unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -248,7 +247,7 @@ async fn scan_unhealthy(
     }
     let count = events.len();
     if count > 0 {
-        intake.accept(events).await?;
+        intake.accept(events).await.map_err(|e| e.to_string())?;
     }
     Ok(count)
 }

@@ -3,15 +3,26 @@
 
 pub mod docker;
 
-use crate::event::{Event, Fingerprint};
+use crate::event::{Event, Fingerprint, PayloadError};
 use chrono::{DateTime, Utc};
+
+/// Why events were not taken. Nothing of a refused batch is recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// An event is past the bounds of `[api]` (labels, value and annotation sizes).
+    #[error(transparent)]
+    Rejected(#[from] PayloadError),
+    /// The trail could not make them durable.
+    #[error("cannot record events durably: {0}")]
+    Unrecorded(String),
+}
 
 /// What a source may do with salve: hand it events (answered once they are durable),
 /// read its clock, and ask when an alert began firing (to keep an episode salve already
 /// knows across a restart).
 #[async_trait::async_trait]
 pub trait Intake: Send + Sync {
-    async fn accept(&self, events: Vec<Event>) -> Result<(), String>;
+    async fn accept(&self, events: Vec<Event>) -> Result<(), IntakeError>;
     fn now(&self) -> DateTime<Utc>;
     fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>>;
 }

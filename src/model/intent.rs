@@ -291,6 +291,27 @@ impl Intent {
 
     /// Equal for identical intents (same action, target and settings): the key that
     /// folds one notification's duplicate intents into one action.
+    /// `identity` as a 128-bit hash, stable across processes and versions: what dedup
+    /// and duplicate detection compare.
+    pub fn identity_key(&self) -> u128 {
+        Intent::identity_key_of(self.action, &self.target, &self.params)
+    }
+
+    /// The identity of the intent a decision was made on, without rebuilding it.
+    pub fn identity_key_of(action: Action, target: &Target, params: &Params) -> u128 {
+        use std::hash::Hasher;
+        use std::io::Write;
+        let mut h = siphasher::sip128::SipHasher13::new();
+        let mut text = Vec::with_capacity(64);
+        let _ = write!(text, "{action} {target}");
+        if !params.is_empty() {
+            text.push(b' ');
+            let _ = serde_json::to_writer(&mut text, params);
+        }
+        h.write(&text);
+        siphasher::sip128::Hasher128::finish128(&h).as_u128()
+    }
+
     pub fn identity(&self) -> String {
         if self.params.is_empty() {
             format!("{} {}", self.action, self.target)

@@ -1,8 +1,9 @@
 //! What the policy remembers. Built only from facts (decisions, outcomes, events,
 //! windows) so that replaying the audit trail rebuilds it exactly.
 
+use super::firing::FiringSet;
 use crate::alertmanager::{Matchers, TimeInterval};
-use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::event::{Event, Fingerprint, Status};
 use crate::model::{
     format_duration, Action, Decision, History, Intent, MaintenanceWindow, OutcomeStatus,
     RateLimit, Reason, Target, Verdict,
@@ -23,6 +24,11 @@ pub struct PolicySettings {
     pub breaker_open_for: Duration,
     pub firing_ttl: Duration,
     pub dedup_ttl: Duration,
+    /// At most this many dedup episodes are remembered; past it the oldest go.
+    pub max_dedup_entries: usize,
+    /// At most this many firing alerts are remembered for `firing()`; past it the ones
+    /// seen least recently go.
+    pub max_firing_alerts: usize,
 }
 
 /// What policy needs of a rule: its name and its own limits and mutes. A borrowed view,
@@ -39,13 +45,30 @@ pub struct RuleTerms<'a> {
 /// How long executions are remembered for `recent()`, limits and cooldowns.
 const HISTORY_HORIZON: Duration = Duration::from_secs(7 * 24 * 3600);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct DedupKey {
-    rule: String,
-    fingerprint: Fingerprint,
+/// How often the remembered sets are pruned at most, unless one doubles or passes its
+/// bound sooner: pruning is amortized, never a scan per event.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// One rule's decision on one episode of one alert for one intent, as a 128-bit hash:
+/// a dedup entry costs 16 bytes, not copies of the strings it is made of.
+fn dedup_key(
+    rule: &str,
+    fingerprint: &Fingerprint,
     starts_at: DateTime<Utc>,
     status: Status,
-    intent: String,
+    identity: u128,
+) -> u128 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip128::SipHasher13::new();
+    for text in [rule, fingerprint.0.as_str()] {
+        h.write_usize(text.len());
+        h.write(text.as_bytes());
+    }
+    h.write_i64(starts_at.timestamp());
+    h.write_u32(starts_at.timestamp_subsec_nanos());
+    h.write_u8(status as u8);
+    h.write_u128(identity);
+    siphasher::sip128::Hasher128::finish128(&h).as_u128()
 }
 
 #[derive(Debug, Clone)]
@@ -65,13 +88,6 @@ struct Breaker {
 }
 
 #[derive(Debug, Clone)]
-struct FiringAlert {
-    labels: Labels,
-    starts_at: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
 pub struct PendingExecution {
     pub decision: Decision,
     pub at: DateTime<Utc>,
@@ -80,27 +96,54 @@ pub struct PendingExecution {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyState {
     settings: PolicySettings,
-    dedup: HashMap<DedupKey, DateTime<Utc>>,
-    dedup_inserts: usize,
+    /// Dedup episodes and when each was last seen.
+    dedup: HashMap<u128, DateTime<Utc>>,
+    /// Sizes after the last prune, so a set that doubles is pruned before its time.
+    pruned_at: Option<DateTime<Utc>>,
+    dedup_after_prune: usize,
+    firing_after_prune: usize,
+    /// Entries the bounds evicted, by set.
+    evicted: Evictions,
     executions_recorded: u64,
     by_target: HashMap<Target, VecDeque<Execution>>,
     by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
     by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
     breakers: HashMap<(Action, Target), Breaker>,
-    firing: HashMap<Fingerprint, FiringAlert>,
+    firing: FiringSet,
     windows: BTreeMap<String, MaintenanceWindow>,
     /// Execute decisions with no outcome yet.
     pending: HashMap<String, PendingExecution>,
-    /// Events received but not yet fully evaluated, in arrival order.
-    undecided: Vec<Event>,
-    undecided_index: HashSet<String>,
+    /// Events received but not yet fully evaluated, by arrival.
+    undecided: BTreeMap<u64, Event>,
+    undecided_index: HashMap<String, u64>,
+    received: u64,
+}
+
+/// How many entries each bound has evicted since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evictions {
+    pub dedup: u64,
+    pub firing: u64,
+}
+
+/// How many entries each remembered set holds, for `salve_state_entries`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSizes {
+    pub dedup: usize,
+    pub firing: usize,
+    pub firing_strings: usize,
+    pub executions: usize,
+    pub breakers: usize,
+    pub windows: usize,
+    pub pending: usize,
+    pub undecided: usize,
 }
 
 /// Intents already let through in one notification: identical ones after the first
 /// are `duplicate`.
 #[derive(Debug, Default)]
 pub struct BatchScope {
-    acted: HashSet<String>,
+    acted: HashSet<u128>,
 }
 
 fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
@@ -128,15 +171,17 @@ impl PolicyState {
     /// `record_evaluated`.
     pub fn record_received(&mut self, event: &Event) {
         self.observe_event(event);
-        if self.undecided_index.insert(event.id.clone()) {
-            self.undecided.push(event.clone());
+        if !self.undecided_index.contains_key(&event.id) {
+            self.received += 1;
+            self.undecided_index.insert(event.id.clone(), self.received);
+            self.undecided.insert(self.received, event.clone());
         }
     }
 
     /// Every rule matching the event has been decided.
     pub fn record_evaluated(&mut self, event_id: &str) {
-        if self.undecided_index.remove(event_id) {
-            self.undecided.retain(|e| e.id != event_id);
+        if let Some(seq) = self.undecided_index.remove(event_id) {
+            self.undecided.remove(&seq);
         }
     }
 
@@ -150,32 +195,13 @@ impl PolicyState {
 
     /// Keeps the set of firing alerts that `firing()` asks about.
     pub fn observe_event(&mut self, event: &Event) {
-        let firing_ttl = self.settings.firing_ttl;
-        match event.status {
-            Status::Firing => {
-                self.firing.insert(
-                    event.fingerprint.clone(),
-                    FiringAlert {
-                        labels: event.labels.clone(),
-                        starts_at: event.starts_at,
-                        last_seen: event.received_at,
-                    },
-                );
-            }
-            Status::Resolved => {
-                self.firing.remove(&event.fingerprint);
-            }
-        }
-        if self.firing.len() > 10_000 {
-            let cutoff = since(event.received_at, firing_ttl);
-            self.firing.retain(|_, a| a.last_seen >= cutoff);
-        }
+        self.firing.observe(event);
     }
 
     /// Takes out the events acknowledged but never evaluated (after a crash).
     pub fn take_undecided(&mut self) -> Vec<Event> {
         self.undecided_index.clear();
-        std::mem::take(&mut self.undecided)
+        std::mem::take(&mut self.undecided).into_values().collect()
     }
 
     /// Takes out execute decisions that never got an outcome (after a crash).
@@ -185,28 +211,18 @@ impl PolicyState {
         pending
     }
 
-    fn dedup_key(d: &Decision, intent: &Intent) -> DedupKey {
-        DedupKey {
-            rule: d.rule.clone(),
-            fingerprint: d.fingerprint.clone(),
-            starts_at: d.starts_at,
-            status: d.status,
-            intent: intent.identity(),
-        }
-    }
-
     /// A decision was made (and is being recorded): dedup, history and pending work.
     pub fn record_decision(&mut self, d: &Decision, at: DateTime<Utc>) {
-        let intent = Intent {
-            action: d.action,
-            target: d.target.clone(),
-            params: d.params.clone(),
-        };
-        let key = PolicyState::dedup_key(d, &intent);
+        let key = dedup_key(
+            &d.rule,
+            &d.fingerprint,
+            d.starts_at,
+            d.status,
+            Intent::identity_key_of(d.action, &d.target, &d.params),
+        );
         match (d.decision, d.reason) {
             (Verdict::Execute, _) => {
                 self.dedup.insert(key, at);
-                self.dedup_inserts += 1;
                 self.record_execution(d, at);
                 self.pending.insert(
                     d.id.clone(),
@@ -223,7 +239,6 @@ impl PolicyState {
             }
             (Verdict::Suppress, Some(Reason::DryRun | Reason::Duplicate)) => {
                 self.dedup.insert(key, at);
-                self.dedup_inserts += 1;
             }
             (Verdict::Suppress, Some(Reason::Dedup)) => {
                 if let Some(seen) = self.dedup.get_mut(&key) {
@@ -284,18 +299,70 @@ impl PolicyState {
         }
     }
 
-    /// Forgets dedup entries not seen for `ttl`; cheap enough to call now and then.
+    /// Prunes the remembered sets when a minute has passed since the last prune, or a
+    /// set has doubled since, or passed its bound: each prune is one pass, paid for by
+    /// the inserts since the last one.
+    pub fn maybe_prune(&mut self, now: DateTime<Utc>) {
+        let due = self.pruned_at.is_none_or(|at| {
+            now - at >= chrono::Duration::from_std(PRUNE_EVERY).unwrap_or_default()
+        });
+        let grown = self.dedup.len() > 2 * self.dedup_after_prune.max(1024)
+            || self.firing.len() > 2 * self.firing_after_prune.max(1024)
+            || self.dedup.len() > self.settings.max_dedup_entries
+            || self.firing.len() > self.settings.max_firing_alerts;
+        if due || grown {
+            self.prune(now);
+        }
+    }
+
+    /// Forgets dedup episodes not seen for `dedup_ttl`, firing alerts not heard of for
+    /// `firing_ttl`, ended windows and executions older than the history horizon; then
+    /// holds each set to its bound, oldest out first.
     pub fn prune(&mut self, now: DateTime<Utc>) {
         let cutoff = since(now, self.settings.dedup_ttl);
         self.dedup.retain(|_, seen| *seen >= cutoff);
-        self.dedup_inserts = 0;
-        let firing_cutoff = since(now, self.settings.firing_ttl);
-        self.firing.retain(|_, a| a.last_seen >= firing_cutoff);
+        let bound = self.settings.max_dedup_entries;
+        if self.dedup.len() > bound {
+            let excess = self.dedup.len() - bound;
+            let mut ages: Vec<(DateTime<Utc>, u128)> =
+                self.dedup.iter().map(|(k, at)| (*at, *k)).collect();
+            ages.select_nth_unstable(excess);
+            for (_, key) in &ages[..excess] {
+                self.dedup.remove(key);
+            }
+            self.evicted.dedup += excess as u64;
+        }
+        let evicted = self.firing.prune(
+            since(now, self.settings.firing_ttl),
+            self.settings.max_firing_alerts,
+        );
+        self.evicted.firing += evicted as u64;
         self.windows.retain(|_, w| w.ends_at > now);
+        let horizon = since(now, HISTORY_HORIZON);
+        self.by_target
+            .retain(|_, execs| execs.back().is_some_and(|e| e.at >= horizon));
+        self.by_rule
+            .retain(|_, execs| execs.back().is_some_and(|(at, _)| *at >= horizon));
+        self.pruned_at = Some(now);
+        self.dedup_after_prune = self.dedup.len();
+        self.firing_after_prune = self.firing.len();
     }
 
-    pub fn needs_prune(&self) -> bool {
-        self.dedup_inserts > 10_000
+    pub fn evictions(&self) -> Evictions {
+        self.evicted
+    }
+
+    pub fn sizes(&self) -> StateSizes {
+        StateSizes {
+            dedup: self.dedup.len(),
+            firing: self.firing.len(),
+            firing_strings: self.firing.strings(),
+            executions: self.by_target.values().map(VecDeque::len).sum(),
+            breakers: self.breakers.len(),
+            windows: self.windows.len(),
+            pending: self.pending.len(),
+            undecided: self.undecided.len(),
+        }
     }
 
     pub fn windows(&self) -> impl Iterator<Item = &MaintenanceWindow> {
@@ -339,7 +406,7 @@ impl PolicyState {
 
     /// When the alert with this fingerprint began firing, if it is firing.
     pub fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
-        self.firing.get(fingerprint).map(|a| a.starts_at)
+        self.firing.since(fingerprint)
     }
 
     /// How many executions have been recorded so far: a point in history.
@@ -348,10 +415,8 @@ impl PolicyState {
     }
 
     pub fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {
-        let cutoff = since(now, self.settings.firing_ttl);
         self.firing
-            .values()
-            .any(|a| a.last_seen >= cutoff && matchers.matches(&a.labels))
+            .any(matchers, since(now, self.settings.firing_ttl))
     }
 
     /// The verdict on one intent. Reads only; the caller records the decision (with
@@ -364,9 +429,10 @@ impl PolicyState {
         now: DateTime<Utc>,
         batch: &mut BatchScope,
     ) -> Decision {
-        let (decision, reason, detail) = self.verdict(rule, event, intent, now, batch);
+        let identity = intent.identity_key();
+        let (decision, reason, detail) = self.verdict(rule, event, intent, identity, now, batch);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
-            batch.acted.insert(intent.identity());
+            batch.acted.insert(identity);
         }
         Decision {
             id: uuid::Uuid::now_v7().to_string(),
@@ -389,21 +455,20 @@ impl PolicyState {
         rule: &RuleTerms,
         event: &Event,
         intent: &Intent,
+        identity: u128,
         now: DateTime<Utc>,
         batch: &BatchScope,
     ) -> (Verdict, Option<Reason>, String) {
         let settings = &self.settings;
         let suppress = |reason: Reason, detail: String| (Verdict::Suppress, Some(reason), detail);
-        let identity = intent.identity();
-
         // 1. dedup
-        let key = DedupKey {
-            rule: rule.name.to_string(),
-            fingerprint: event.fingerprint.clone(),
-            starts_at: event.starts_at,
-            status: event.status,
-            intent: identity.clone(),
-        };
+        let key = dedup_key(
+            rule.name,
+            &event.fingerprint,
+            event.starts_at,
+            event.status,
+            identity,
+        );
         if self.dedup.contains_key(&key) {
             return suppress(
                 Reason::Dedup,

@@ -48,7 +48,6 @@ fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
         ends_at: None,
         generator_url: String::new(),
         received_at: starts_at,
-        raw: serde_json::Value::Null,
     }
 }
 

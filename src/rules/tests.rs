@@ -63,7 +63,6 @@ fn event(labels: &[(&str, &str)]) -> Event {
         ends_at: None,
         generator_url: String::new(),
         received_at: Utc::now(),
-        raw: serde_json::Value::Null,
     }
 }
 

@@ -275,10 +275,7 @@ impl NotifyExecutor {
                     subject: subject.map(str::to_string),
                     text: text.clone(),
                     sent_at: chrono::Utc::now(),
-                    event: context.event.as_deref().map(|e| Event {
-                        raw: Value::Null,
-                        ..e.clone()
-                    }),
+                    event: context.event.as_deref().cloned(),
                     intent: Some(intent.clone()),
                     decision: context.decision.clone(),
                     actions: context.related.clone(),
