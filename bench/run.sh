@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # salve's benchmark: alerts/s and latency of POST /api/v1/alertmanager with the durable
 # audit on, against a bare axum endpoint on the same machine; peak RSS and start-up time
-# by rule count; the fsync cost of acknowledgement. Loopback only; every run is bounded.
+# by rule count; the fsync cost of acknowledgement; an alert storm (every alert distinct,
+# bench/storm.lua) with its flatness over time, memory, audit size and the start-up on
+# the trail it leaves. Loopback only; every run is bounded.
 #
 #   bench/run.sh            full matrix, results as Markdown on stdout (for BENCHMARKS.md)
-#   bench/run.sh --smoke    one short cell, to prove the harness still works
+#   bench/run.sh --smoke    one short cell of each part, to prove the harness still works
 #
 # Needs: wrk (Debian package). SALVE_BIN / BARE_BIN override the binaries (default: a
-# release build made here).
+# release build made here). BENCH_SECONDS: seconds per fixture cell (10). The storm:
+# STORM_RULES ("10 100 10000"), STORM_CONNECTIONS ("16 64"), STORM_SLICES (6),
+# STORM_SECONDS (10 per slice), STORM_ALERTS (1 per request), STORM_ALLOW_NON2XX=1 to
+# report non-2xx answers instead of failing on them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,7 +94,8 @@ echo
 echo "| connections | requests/s | p50 | p99 |"
 echo "| --- | --- | --- | --- |"
 for c in $connections; do
-  read -r rps p50 p99 < <(load "http://127.0.0.1:$bare_port/api/v1/alertmanager" "$c")
+  out=$(load "http://127.0.0.1:$bare_port/api/v1/alertmanager" "$c") # fails the run on non-2xx
+  read -r rps p50 p99 <<<"$out"
   bare[$c]=$rps
   echo "| $c | $rps | $p50 | $p99 |"
 done
@@ -111,7 +117,8 @@ for n in $rule_counts; do
       --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
     wait_ready "http://127.0.0.1:$port/-/ready" 120
     startup[$n]=$(( ($(date +%s%N) - t0) / 1000000 ))
-    read -r rps p50 p99 < <(load "http://127.0.0.1:$port/api/v1/alertmanager" "$c")
+    out=$(load "http://127.0.0.1:$port/api/v1/alertmanager" "$c")
+    read -r rps p50 p99 <<<"$out"
     metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
     fsyncs=$(awk '/^salve_audit_fsync_seconds_count/ {print $2}' <<<"$metrics")
     fsum=$(awk '/^salve_audit_fsync_seconds_sum/ {print $2}' <<<"$metrics")
@@ -132,6 +139,217 @@ echo "| --- | --- | --- |"
 for n in $rule_counts; do
   echo "| $n | ${rss[$n]} | ${startup[$n]} ms |"
 done
+echo
+
+# The storm: every alert distinct (bench/storm.lua), so nothing is a dedup shortcut.
+# Per cell one fresh salve (durable audit on), six consecutive wrk runs ("slices"), with
+# STORM_OFFSET advanced each time so no alert repeats; then a stop and a start on the
+# full trail. The bare endpoint gets the same script as the ceiling.
+if $smoke; then
+  storm_rules="10"; storm_conns="16"; storm_slices=2; storm_seconds=1
+else
+  storm_rules=${STORM_RULES:-"10 100 10000"}; storm_conns=${STORM_CONNECTIONS:-"16 64"}
+  storm_slices=${STORM_SLICES:-6}; storm_seconds=${STORM_SECONDS:-10}
+fi
+storm_alerts=${STORM_ALERTS:-1}
+true_bin=$(command -v true)
+
+# make_storm_rules N DIR: N rules; N-3 never match (as make_rules), 3 match job="node"
+# (half the storm's requests) and each asks to run its own named command.
+make_storm_rules() {
+  local n=$1 dir=$2
+  mkdir -p "$dir"
+  python3 - "$n" "$dir" <<'PY'
+import sys, os
+n, d = int(sys.argv[1]), sys.argv[2]
+for i in range(n - 3):
+    open(os.path.join(d, f"gen{i:05}.rhai"), "w").write(
+        f'const MATCH = `alertname="Generated{i}", severity="critical"`;\nfn plan(event) {{ [notify("ops", "x")] }}\n')
+for i in range(3):
+    open(os.path.join(d, f"storm{i}.rhai"), "w").write(
+        'const MATCH = `job="node"`;\n'
+        f'fn plan(event) {{ if event.status != "firing" {{ return []; }} [exec("storm-{i}", [event.labels.instance])] }}\n')
+PY
+}
+
+# kib PID FIELD: a /proc/PID/status field (VmRSS, VmHWM) in KiB
+kib() { awk -v f="$2:" '$1==f {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
+
+# alive PID: the process runs (exists and is not a zombie)
+alive() { local state; state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]; }
+
+forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
+
+# stop_salve PID: SIGTERM, wait (at most 120 s) for the exit; sets stop_ms and stop_status.
+stop_salve() {
+  local pid=$1 t0 deadline
+  t0=$(date +%s%N); deadline=$(( $(date +%s) + 120 ))
+  kill -TERM "$pid"
+  while alive "$pid"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      echo "bench: salve (pid $pid) did not exit within 120 s of SIGTERM" >&2; exit 1
+    fi
+    sleep 0.01
+  done
+  stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  stop_status=0; wait "$pid" || stop_status=$?
+  forget_pid "$pid"
+}
+
+# storm_load URL CONNECTIONS OFFSET SECONDS: one wrk run of bench/storm.lua. Sets
+# s_requests s_rps s_p50 s_p99 s_non2xx s_errors. Any non-2xx answer fails the run
+# (STORM_ALLOW_NON2XX=1 reports it instead, for a salve that sheds load with 503).
+storm_load() {
+  local out
+  out=$(STORM_OFFSET=$3 STORM_ALERTS=$storm_alerts wrk -t "$(( $2 < 2 ? 1 : 2 ))" -c "$2" -d "$4s" \
+    --timeout 10s --latency -s bench/storm.lua "$1")
+  s_requests=$(awk '/ requests in / {print $1}' <<<"$out")
+  s_rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  s_p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  s_p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  s_non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); s_non2xx=${s_non2xx:-0}
+  s_errors=$(awk '/Socket errors/ {gsub(/,/, ""); print $4+$6+$8+$10}' <<<"$out"); s_errors=${s_errors:-0}
+  if [ "$s_non2xx" != 0 ] && [ "${STORM_ALLOW_NON2XX:-0}" != 1 ]; then
+    echo "bench: $s_non2xx non-2xx answers of $s_requests requests from $1 (storm, offset $3)" >&2; exit 1
+  fi
+}
+
+# sets REGEX: the metric lines matching REGEX (one label each, as salve_state_entries{set="dedup"} 12)
+# as "dedup 12, firing 40", sorted by label; empty if there are none.
+sets() { { grep -E "$1" || true; } | sort | awk -F'[{}"= ]+' '{printf "%s%s %s", sep, $3, $NF; sep=", "}'; }
+
+# field NAME: a number from salve's log line in $replayed ("name=12", or "\"name\":12" as JSON)
+field() { grep -oE "\"?$1\"?[=:] *[0-9]+" <<<"$replayed" | grep -oE '[0-9]+$' || echo '?'; }
+
+# p99 in ms from wrk's "3.08ms" / "820.00us" / "1.20s"
+ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) ; else if (v ~ /m$/) n*=60000; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+
+echo "### Storm: every alert distinct"
+echo
+echo "- posted: \`bench/storm.lua\`, $storm_alerts alert(s) per request, to \`POST /api/v1/alertmanager\`; Alertmanager's webhook shape (version 4), and every alert"
+echo "  distinct: \`instance=\"host-<N>:9100\"\` with N never repeated in a cell, alertname one of 20 (\`HighLatency3\`...), job, severity, namespace, service,"
+echo "  region, summary and description naming the instance, a unique fingerprint, one fixed \`startsAt\`; job=\"node\" on every other request"
+echo "- rules: N-3 that match nothing, 3 that match \`job=\"node\"\` and each return \`exec(\"storm-i\", [instance])\` (the command is \`true\`), so half the alerts"
+echo "  make 3 intents that are decided; the global exec budget (10 per 1m) executes a few, the rest are suppressed (rate_limit)"
+echo "- each salve cell: a fresh process and data dir, durable audit on, $storm_slices consecutive wrk runs of ${storm_seconds}s (2 threads, 10 s timeout) = one"
+echo "  $(( storm_slices * storm_seconds )) s storm, then SIGTERM and a start on the full trail; the bare endpoint gets one ${storm_seconds}s run of the same script"
+echo
+
+declare -A sbare
+echo "### Storm: bare axum endpoint (parses the JSON)"
+echo
+echo "| connections | requests/s | alerts/s | p50 | p99 |"
+echo "| --- | --- | --- | --- | --- |"
+for c in $storm_conns; do
+  storm_load "http://127.0.0.1:$bare_port/api/v1/alertmanager" "$c" 0 "$storm_seconds"
+  sbare[$c]=$(awk -v r="$s_rps" -v a="$storm_alerts" 'BEGIN {printf "%.0f", r*a}')
+  echo "| $c | $s_rps | ${sbare[$c]} | $s_p50 | $s_p99 |"
+done
+echo
+
+slice_rows=() summary_rows=() memory_rows=() restart_rows=()
+for n in $storm_rules; do
+  for c in $storm_conns; do
+    dir="$work/storm-r$n-c$c"
+    make_storm_rules "$n" "$dir/rules"
+    {
+      printf '[docker]\nevents = false\n\n'
+      printf '# rotate as by default, but keep every file: the whole storm stays on disk\n'
+      printf '[audit]\nmax_file_bytes = 67108864\nkeep_files = 1000\n'
+      for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
+    } > "$dir/salve.toml"
+    port=$(free_port)
+    "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+      --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+    wait_ready "http://127.0.0.1:$port/-/ready" 120
+    url="http://127.0.0.1:$port/api/v1/alertmanager"
+    sent=0 first_rps="" first_p99="" rps_sum=0 non2xx=0 errors=0
+    for s in $(seq 1 "$storm_slices"); do
+      storm_load "$url" "$c" "$(( s * 10000000000 ))" "$storm_seconds"
+      alive "$pid" || { echo "bench: salve died in the storm ($n rules, $c connections, slice $s):" >&2; tail -20 "$dir/log" >&2; exit 1; }
+      rss_now=$(kib "$pid" VmRSS)
+      alerts_rps=$(awk -v r="$s_rps" -v a="$storm_alerts" 'BEGIN {printf "%.0f", r*a}')
+      sent=$(( sent + s_requests * storm_alerts ))
+      rps_sum=$(awk -v a="$rps_sum" -v b="$alerts_rps" 'BEGIN {print a+b}')
+      non2xx=$(( non2xx + s_non2xx )); errors=$(( errors + s_errors ))
+      if [ "$s" = 1 ]; then
+        first_rps=$alerts_rps; first_p99=$s_p99; rss_warm=$rss_now; sent_warm=$sent
+      fi
+      slice_rows+=("| $c | $n | $s | $s_rps | $alerts_rps | $s_p50 | $s_p99 | $(mib "$rss_now") | $s_non2xx | $s_errors |")
+    done
+    metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+    decided=$(awk '/^salve_decisions_total\{/ {s+=$2} END {printf "%.0f", s}' <<<"$metrics")
+    executed=$(awk '/^salve_decisions_total\{/ && /decision="execute"/ {s+=$2} END {printf "%.0f", s}' <<<"$metrics")
+    # the policy's remembered sets and their evictions, where this salve exports them
+    remembered=$(sets '^salve_state_entries\{' <<<"$metrics")
+    evicted=$(sets '^salve_state_evicted(_total)?\{' <<<"$metrics")
+    rss_end=$(kib "$pid" VmRSS); hwm=$(kib "$pid" VmHWM)
+    mean=$(awk -v s="$rps_sum" -v k="$storm_slices" 'BEGIN {printf "%.0f", s/k}')
+    pct=$(awk -v r="$mean" -v b="${sbare[$c]}" 'BEGIN {printf "%.0f%%", (b>0? 100*r/b : 0)}')
+    flat_rps=$(awk -v a="$alerts_rps" -v b="$first_rps" 'BEGIN {printf "%.2f", (b>0? a/b : 0)}')
+    flat_p99=$(awk -v a="$(ms "$s_p99")" -v b="$(ms "$first_p99")" 'BEGIN {printf "%.2f", (b>0? a/b : 0)}')
+    summary_rows+=("| $c | $n | $mean | $pct | $first_rps → $alerts_rps | $flat_rps | $first_p99 → $s_p99 | $flat_p99 | $decided | $executed | $non2xx | $errors |")
+
+    per_alert=$(awk -v e="$rss_end" -v w="$rss_warm" -v a="$(( sent - sent_warm ))" 'BEGIN {printf "%.0f", (a>0? 1024*(e-w)/a : 0)}')
+    audit_bytes=$(find "$dir/data" -maxdepth 1 -name 'audit.jsonl*' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
+    audit_files=$(find "$dir/data" -maxdepth 1 -name 'audit.jsonl*' | wc -l)
+    # anything else salve keeps there (a checkpoint of the state, say), in all
+    other_bytes=$(find "$dir/data" -type f ! -name 'audit.jsonl*' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
+    [ "$audit_files" -lt 1000 ] || echo "bench: the audit kept 1000 files: older ones may have been deleted" >&2
+    audit_per=$(awk -v b="$audit_bytes" -v a="$sent" 'BEGIN {printf "%.0f", (a>0? b/a : 0)}')
+    memory_rows+=("| $c | $n | $sent | $(mib "$hwm") | $(mib "$rss_warm") | $(mib "$rss_end") | $per_alert | ${remembered:-–} | ${evicted:-–} | $(mib $(( audit_bytes / 1024 ))) | $audit_files | $audit_per | $(mib $(( other_bytes / 1024 ))) |")
+
+    rss_before=$(kib "$pid" VmRSS)
+    stop_salve "$pid"; storm_stop_ms=$stop_ms
+    [ "$stop_status" = 0 ] || echo "bench: salve exited with status $stop_status after SIGTERM (storm, $n rules, $c connections)" >&2
+    t0=$(date +%s%N)
+    "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+      --listen "127.0.0.1:$port" 2>>"$dir/log" & pid=$!; pids+=($pid)
+    wait_ready "http://127.0.0.1:$port/-/ready" 600
+    ready_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    sleep 2
+    rss_after=$(kib "$pid" VmRSS)
+    stop_salve "$pid"
+    # salve's own account of the replay (its last start): how long, and what the stop left
+    replayed=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/log" | grep 'audit trail replayed' | tail -1)
+    restart_rows+=("| $c | $n | $(mib $(( audit_bytes / 1024 ))) | $storm_stop_ms ms | $ready_ms ms | $(field took_ms) ms | $(field undecided) | $(field interrupted) | $(mib "$rss_before") | $(mib "$rss_after") |")
+    problems=$(grep -c -E '\b(WARN|ERROR)\b|"level":"(WARN|ERROR)"' "$dir/log" || true)
+    if [ "$problems" != 0 ]; then
+      echo "bench: salve logged $problems warnings or errors (storm, $n rules, $c connections); the first:" >&2
+      grep -m 5 -E '\b(WARN|ERROR)\b|"level":"(WARN|ERROR)"' "$dir/log" >&2
+    fi
+    rm -rf "$dir"
+  done
+done
+
+echo "### Storm: salve, durable audit on, $(( storm_slices * storm_seconds )) s"
+echo
+echo "| connections | rules | alerts/s (mean of slices) | % of bare | alerts/s first → last slice | last / first | p99 first → last slice | last / first | intents decided | executed | non-2xx | socket errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${summary_rows[@]}"
+echo
+echo "### Storm: each ${storm_seconds} s slice"
+echo
+echo "| connections | rules | slice | requests/s | alerts/s | p50 | p99 | RSS after (MiB) | non-2xx | socket errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${slice_rows[@]}"
+echo
+echo "### Storm: memory and audit"
+echo
+echo "RSS per alert remembered: (RSS at the end − RSS after the first slice) / alerts sent after the first slice. Audit: \`audit.jsonl\` and its"
+echo "rotated files (64 MiB each, up to 1,000 kept, so none was deleted) over all alerts sent."
+echo
+echo "| connections | rules | alerts sent | peak RSS (MiB) | RSS after slice 1 (MiB) | RSS at the end (MiB) | RSS per alert remembered (bytes) | entries remembered at the end | evicted | audit (MiB) | audit files | audit bytes per alert | other files in the data dir (MiB) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${memory_rows[@]}"
+echo
+echo "### Storm: start-up after a stop with the full trail"
+echo
+echo "| connections | rules | trail (MiB) | SIGTERM to exit | exec to /-/ready | replay (salve's log) | events left undecided by the stop | actions interrupted | RSS before the stop (MiB) | RSS 2 s after ready (MiB) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${restart_rows[@]}"
 echo
 
 # Docker: from the engine's `health_status: unhealthy` to salve's restart (the engine's

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub rules_loaded: Gauge,
     pub state_entries: Family<LabelPairs, Gauge>,
     pub state_evicted: Family<LabelPairs, Counter>,
+    pub audit_files_removed: Family<LabelPairs, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,8 +129,15 @@ impl Metrics {
             "Entries a set's bound forced out, oldest first, by set",
             state_evicted.clone(),
         );
+        let audit_files_removed = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "audit_files_removed",
+            "Rotated audit files removed, by reason: age (older than keep_for) or size (forced out by keep_files)",
+            audit_files_removed.clone(),
+        );
         Metrics {
             registry,
+            audit_files_removed,
             state_entries,
             state_evicted,
             events_received,
@@ -205,6 +213,12 @@ impl Metrics {
             let counter = self.state_evicted.get_or_create(&pairs(&[("set", set)]));
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    pub fn audit_file_removed(&self, reason: &str) {
+        self.audit_files_removed
+            .get_or_create(&pairs(&[("reason", reason)]))
+            .inc();
     }
 
     pub fn reloaded(&self, ok: bool, rules: usize) {

@@ -35,3 +35,5 @@ mod notify;
 mod policy;
 #[path = "it/rules.rs"]
 mod rules;
+#[path = "it/storm.rs"]
+mod storm;

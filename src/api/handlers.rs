@@ -23,10 +23,16 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
-async fn accept(intake: &dyn Intake, events: Vec<Event>) -> Result<Json<Value>, ApiError> {
+async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Value>, ApiError> {
     let count = events.len();
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    intake.accept(events).await.map_err(|e| match e {
+    // On a task of its own, so that a client that gives up cannot cut the recording
+    // short between the disk and the queue: what is on disk is decided now.
+    let intake = intake.clone();
+    let accepted = tokio::spawn(async move { intake.accept(events).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    accepted.map_err(|e| match e {
         IntakeError::Rejected(payload) => ApiError::from(payload),
         IntakeError::Unrecorded(_) => {
             tracing::error!(error = %e, "refusing events that cannot be recorded");
@@ -43,7 +49,7 @@ pub(super) async fn receive_alertmanager(
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let events = parse_alertmanager(&body.0, intake.now())?;
-    accept(intake.as_ref(), events).await
+    accept(&intake, events).await
 }
 
 pub(super) async fn receive_events(
@@ -51,7 +57,7 @@ pub(super) async fn receive_events(
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let events = parse_native(&body.0, intake.now())?;
-    accept(intake.as_ref(), events).await
+    accept(&intake, events).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,11 +2,15 @@
 
 mod reader;
 mod record;
+mod retention;
 mod writer;
 
-pub use reader::{newest_records, read_records, read_records_since, AuditFilter, ReadError};
+pub use reader::{
+    newest_records, read_records, read_records_after, read_records_since, AuditFilter, ReadError,
+};
 pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
-pub use writer::{AuditError, AuditLog, AuditWriterStats};
+pub use retention::{apply_retention, Removed, Retention};
+pub use writer::{AuditError, AuditLog, AuditWriterStats, TrailPosition};
 
 pub const CURRENT_FILE: &str = "audit.jsonl";
 

@@ -1,6 +1,6 @@
 //! Reads the trail back, oldest record first, across rotated files.
 
-use super::{AuditRecord, CURRENT_FILE};
+use super::{AuditRecord, TrailPosition, CURRENT_FILE};
 use chrono::{DateTime, Utc};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,9 +14,9 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
-/// The files of the trail in the order they were written.
-fn files_oldest_first(dir: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+/// The rotated files of the trail with their numbers (1 is the newest).
+pub(super) fn rotated_files(dir: &Path) -> Vec<(usize, PathBuf)> {
+    std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -29,7 +29,12 @@ fn files_oldest_first(dir: &Path) -> Vec<PathBuf> {
                 .ok()?;
             Some((n, entry.path()))
         })
-        .collect();
+        .collect()
+}
+
+/// The files of the trail in the order they were written.
+pub(super) fn files_oldest_first(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated = rotated_files(dir);
     rotated.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     let current = dir.join(CURRENT_FILE);
@@ -64,6 +69,31 @@ pub fn read_records_since(
         skipped += read_file(&path, &mut each)?;
     }
     Ok(skipped)
+}
+
+/// Calls `each` for every record after `position`, oldest first: the rest of the file
+/// it points into, then every newer file. `None` when no file of the trail is the one
+/// it names (the folder was copied, the file is gone): then nothing was read.
+pub fn read_records_after(
+    dir: &Path,
+    position: TrailPosition,
+    mut each: impl FnMut(AuditRecord),
+) -> Result<Option<usize>, ReadError> {
+    use std::os::unix::fs::MetadataExt;
+    let files = files_oldest_first(dir);
+    let start = files.iter().position(|path| {
+        std::fs::metadata(path)
+            .is_ok_and(|m| m.ino() == position.inode && m.len() >= position.offset)
+    });
+    let Some(start) = start else {
+        return Ok(None);
+    };
+    let mut skipped = 0;
+    for (i, path) in files[start..].iter().enumerate() {
+        let offset = if i == 0 { position.offset } else { 0 };
+        skipped += read_file_from(path, offset, &mut each)?;
+    }
+    Ok(Some(skipped))
 }
 
 /// The newest `limit` records `filter` selects, oldest first. Files are read newest
@@ -110,7 +140,16 @@ fn written_since(dir: &Path, path: &Path, since: Option<DateTime<Utc>>) -> bool 
 
 /// Calls `each` for every record of one file; returns how many lines were unreadable.
 fn read_file(path: &Path, each: &mut impl FnMut(AuditRecord)) -> Result<usize, ReadError> {
-    let file = match std::fs::File::open(path) {
+    read_file_from(path, 0, each)
+}
+
+fn read_file_from(
+    path: &Path,
+    offset: u64,
+    each: &mut impl FnMut(AuditRecord),
+) -> Result<usize, ReadError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         // Rotated away (and out of `keep_files`) since the folder was listed.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -121,8 +160,18 @@ fn read_file(path: &Path, each: &mut impl FnMut(AuditRecord)) -> Result<usize, R
             })
         }
     };
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|source| ReadError {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
     let mut skipped = 0;
-    for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
+    for (index, line) in BufReader::with_capacity(1 << 20, file)
+        .split(b'\n')
+        .enumerate()
+    {
         let line = line.map_err(|source| ReadError {
             path: path.to_path_buf(),
             source,

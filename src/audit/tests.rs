@@ -1,6 +1,6 @@
 //! The trail on a real file system: what is acknowledged is there after a reopen.
 
-use super::{read_records, AuditLog, AuditRecord, Entry, CURRENT_FILE};
+use super::{read_records, AuditLog, AuditRecord, Entry, Retention, CURRENT_FILE};
 use chrono::Utc;
 use std::io::Write;
 
@@ -29,7 +29,7 @@ fn read_all(dir: &std::path::Path) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_all_durable_and_share_fsyncs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(dir.path(), 64 << 20, 3, None).expect("open");
+    let log = AuditLog::open(dir.path(), 64 << 20, None).expect("open");
     let mut tasks = Vec::new();
     for n in 0..200 {
         let log = log.clone();
@@ -55,7 +55,7 @@ async fn concurrent_appends_are_all_durable_and_share_fsyncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_last_line_is_cut_and_appending_continues_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(dir.path(), 64 << 20, 3, None).expect("open");
+    let log = AuditLog::open(dir.path(), 64 << 20, None).expect("open");
     log.append(&[reload_record(1)]).await.expect("append");
     log.close().await;
     drop(log);
@@ -67,7 +67,7 @@ async fn a_torn_last_line_is_cut_and_appending_continues_cleanly() {
     f.write_all(br#"{"at":"2026-11-22T22:39:20Z","kind":"rel"#)
         .expect("write");
     drop(f);
-    let log = AuditLog::open(dir.path(), 64 << 20, 3, None).expect("reopen");
+    let log = AuditLog::open(dir.path(), 64 << 20, None).expect("reopen");
     log.append(&[reload_record(2)]).await.expect("append");
     log.close().await;
     assert_eq!(read_all(dir.path()), vec![1, 2]);
@@ -76,11 +76,17 @@ async fn a_torn_last_line_is_cut_and_appending_continues_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_keeps_the_configured_number_of_files_and_replays_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(dir.path(), 300, 2, None).expect("open");
+    let log = AuditLog::open(dir.path(), 300, None).expect("open");
     for n in 0..12 {
         log.append(&[reload_record(n)]).await.expect("append");
     }
     log.close().await;
+    // A checkpoint holding everything up to here lets retention keep two rotated files.
+    let keep = Retention {
+        keep_files: 2,
+        keep_for: std::time::Duration::from_secs(3600),
+    };
+    super::apply_retention(dir.path(), keep, log.position());
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .expect("list")
         .flatten()
@@ -100,13 +106,13 @@ async fn rotation_keeps_the_configured_number_of_files_and_replays_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_since_a_time_passes_over_rotated_files_written_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(dir.path(), 300, 2, None).expect("open");
+    let log = AuditLog::open(dir.path(), 300, None).expect("open");
     for n in 0..12 {
         log.append(&[reload_record(n)]).await.expect("append");
     }
     log.close().await;
     // One more, so that the current file holds a record too.
-    let log = AuditLog::open(dir.path(), 300, 2, None).expect("reopen");
+    let log = AuditLog::open(dir.path(), 300, None).expect("reopen");
     log.append(&[reload_record(12)]).await.expect("append");
     log.close().await;
     let mut current = Vec::new();
@@ -164,7 +170,7 @@ fn read_records_of(file: &std::path::Path, into: &mut Vec<usize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_records_are_read_from_the_newest_files_only() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(dir.path(), 300, 2, None).expect("open");
+    let log = AuditLog::open(dir.path(), 300, None).expect("open");
     for n in 0..12 {
         log.append(&[reload_record(n)]).await.expect("append");
     }
@@ -204,4 +210,39 @@ async fn the_newest_records_are_read_from_the_newest_files_only() {
         Ok(everything[everything.len() - in_newer..].to_vec())
     );
     assert!(newest(1000).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_every_file_a_checkpoint_does_not_yet_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), 300, None).expect("open");
+    log.append(&[reload_record(0)]).await.expect("append");
+    // A checkpoint taken here points into what becomes the oldest rotated file.
+    let held = log.position();
+    for n in 1..12 {
+        log.append(&[reload_record(n)]).await.expect("append");
+    }
+    log.close().await;
+    let none_kept = Retention {
+        keep_files: 0,
+        keep_for: std::time::Duration::ZERO,
+    };
+    let removed = super::apply_retention(dir.path(), none_kept, held);
+    assert!(removed.is_empty(), "removed {removed:?}");
+    assert_eq!(
+        read_all(dir.path()),
+        (0..12).collect::<Vec<_>>(),
+        "every record is still there"
+    );
+    // Once a checkpoint holds everything, the rotated files may go.
+    let removed = super::apply_retention(dir.path(), none_kept, log.position());
+    assert!(!removed.is_empty());
+    assert!(removed.iter().all(|(_, why)| *why == super::Removed::Age));
+    let mut current = Vec::new();
+    read_records_of(&dir.path().join(CURRENT_FILE), &mut current);
+    assert_eq!(
+        read_all(dir.path()),
+        current,
+        "only the current file is left"
+    );
 }

@@ -24,6 +24,17 @@ pub struct AuditWriterStats {
     pub records: AtomicU64,
     pub fsyncs: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Bytes made durable since start.
+    pub bytes: AtomicU64,
+    pub rotations: AtomicU64,
+}
+
+/// A point in the trail: the file (by inode, which a rotation's rename keeps) and the
+/// byte offset of the next record in it. A checkpoint holds everything before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrailPosition {
+    pub inode: u64,
+    pub offset: u64,
 }
 
 type FsyncObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
@@ -42,6 +53,7 @@ enum Request {
 pub struct AuditLog {
     tx: mpsc::UnboundedSender<Request>,
     stats: Arc<AuditWriterStats>,
+    position: Arc<parking_lot::Mutex<TrailPosition>>,
     dir: PathBuf,
 }
 
@@ -51,16 +63,22 @@ struct FileState {
     file: File,
     len: u64,
     max_bytes: u64,
-    keep: usize,
+    position: Arc<parking_lot::Mutex<TrailPosition>>,
+}
+
+fn inode(file: &File) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.ino())
 }
 
 impl AuditLog {
     /// Opens (or creates) the trail in `dir`. A torn last line, left by a crash in the
-    /// middle of a write that was never acknowledged, is cut off first.
+    /// middle of a write that was never acknowledged, is cut off first. Files rotate at
+    /// `max_bytes`; rotated files are removed only by [`super::apply_retention`], once a
+    /// checkpoint holds what they say.
     pub fn open(
         dir: &Path,
         max_bytes: u64,
-        keep: usize,
         on_fsync: Option<FsyncObserver>,
     ) -> Result<AuditLog, AuditError> {
         let io = |message: String| AuditError::Io {
@@ -77,13 +95,17 @@ impl AuditLog {
             .map_err(|e| io(format!("cannot open {}: {e}", path.display())))?;
         let len = cut_torn_tail(&mut file)
             .map_err(|e| io(format!("cannot repair {}: {e}", path.display())))?;
+        let position = Arc::new(parking_lot::Mutex::new(TrailPosition {
+            inode: inode(&file).map_err(|e| io(format!("cannot stat {}: {e}", path.display())))?,
+            offset: len,
+        }));
         let state = FileState {
             dir: dir.to_path_buf(),
             path,
             file,
             len,
             max_bytes,
-            keep,
+            position: position.clone(),
         };
         let stats = Arc::new(AuditWriterStats::default());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -95,8 +117,14 @@ impl AuditLog {
         Ok(AuditLog {
             tx,
             stats,
+            position,
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Where the next record will go: everything appended so far lies before it.
+    pub fn position(&self) -> TrailPosition {
+        *self.position.lock()
     }
 
     pub fn dir(&self) -> &Path {
@@ -211,6 +239,7 @@ fn run_writer(
             match &result {
                 Ok(()) => {
                     stats.records.fetch_add(records as u64, Ordering::Relaxed);
+                    stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
                     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                     if let Some(observe) = &on_fsync {
                         observe(started.elapsed(), batch.len());
@@ -226,8 +255,14 @@ fn run_writer(
             }
             buf.clear();
             if result.is_ok() {
-                if let Err(e) = state.rotate_if_needed() {
-                    tracing::error!(error = %e, "audit rotation failed; still writing to the current file");
+                match state.rotate_if_needed() {
+                    Ok(true) => {
+                        stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit rotation failed; still writing to the current file")
+                    }
                 }
             }
         }
@@ -255,6 +290,7 @@ impl FileState {
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
+                self.position.lock().offset = self.len;
                 Ok(())
             }
             Err(e) => {
@@ -265,25 +301,27 @@ impl FileState {
         }
     }
 
-    fn rotate_if_needed(&mut self) -> Result<(), AuditError> {
+    /// Renames the current file to `audit.jsonl.1` (the older ones move up by one) and
+    /// starts a new one. Nothing is deleted here: what the state still needs stays on
+    /// disk until a checkpoint holds it.
+    fn rotate_if_needed(&mut self) -> Result<bool, AuditError> {
         if self.len < self.max_bytes {
-            return Ok(());
+            return Ok(false);
         }
         let rotated = |n: usize| self.dir.join(format!("{CURRENT_FILE}.{n}"));
-        let _ = std::fs::remove_file(rotated(self.keep.max(1)));
-        for n in (1..self.keep.max(1)).rev() {
+        let highest = super::reader::rotated_files(&self.dir)
+            .iter()
+            .map(|(n, _)| *n)
+            .max()
+            .unwrap_or(0);
+        for n in (1..=highest).rev() {
             let from = rotated(n);
             if from.exists() {
                 std::fs::rename(&from, rotated(n + 1))
                     .map_err(|e| self.error(format!("rotate: {e}")))?;
             }
         }
-        if self.keep == 0 {
-            std::fs::remove_file(&self.path).map_err(|e| self.error(format!("rotate: {e}")))?;
-        } else {
-            std::fs::rename(&self.path, rotated(1))
-                .map_err(|e| self.error(format!("rotate: {e}")))?;
-        }
+        std::fs::rename(&self.path, rotated(1)).map_err(|e| self.error(format!("rotate: {e}")))?;
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -293,8 +331,10 @@ impl FileState {
         if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }
+        let inode = inode(&file).map_err(|e| self.error(format!("rotate: {e}")))?;
         self.file = file;
         self.len = 0;
-        Ok(())
+        *self.position.lock() = TrailPosition { inode, offset: 0 };
+        Ok(true)
     }
 }

@@ -107,9 +107,15 @@ pub struct AuditConfig {
     /// Rotate the audit file when it grows past this many bytes. Default 64 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<u64>,
-    /// Rotated files kept. Default 10.
+    /// Rotated files kept at most. Default 10. A file younger than `keep_for` that
+    /// this forces out is logged and counted; what it held is in the checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_files: Option<usize>,
+    /// Rotated files older than this go. Default `30d`. No file goes before a
+    /// checkpoint holds what it says, so limits, cooldowns, breakers, dedup and windows
+    /// survive any number of rotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

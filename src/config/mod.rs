@@ -10,6 +10,7 @@ pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig
 pub use validate::{default_limit, DEFAULT_LISTEN};
 
 use crate::alertmanager::TimeInterval;
+use crate::audit::Retention;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{Action, OutcomeTrigger, RateLimit};
@@ -62,7 +63,7 @@ pub struct Config {
     pub max_dedup_entries: usize,
     pub max_firing_alerts: usize,
     pub audit_max_file_bytes: u64,
-    pub audit_keep_files: usize,
+    pub audit_retention: Retention,
     pub max_body_bytes: usize,
     pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,

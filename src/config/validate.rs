@@ -4,6 +4,7 @@
 use super::file::ApiConfig;
 use super::{ApiAuth, Config, ConfigError, ConfigFile, OnOutcome, Result};
 use crate::alertmanager::TimeInterval;
+use crate::audit::Retention;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
@@ -171,7 +172,14 @@ impl Config {
             max_dedup_entries: file.policy.max_dedup_entries.unwrap_or(1_000_000),
             max_firing_alerts: file.policy.max_firing_alerts.unwrap_or(500_000),
             audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),
-            audit_keep_files: file.audit.keep_files.unwrap_or(10),
+            audit_retention: Retention {
+                keep_files: file.audit.keep_files.unwrap_or(10),
+                keep_for: duration(
+                    "audit.keep_for",
+                    &file.audit.keep_for,
+                    Duration::from_secs(30 * 24 * 3600),
+                )?,
+            },
             max_body_bytes: file.api.max_body_bytes.unwrap_or(1 << 20),
             event_limits: {
                 let defaults = EventLimits::default();

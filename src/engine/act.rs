@@ -25,6 +25,7 @@ impl Engine {
     pub(super) async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
         let runtime = self.runtime();
         let now = self.now();
+        let writing = self.gate.read().await;
         let mut evaluation = Evaluation::default();
         for events in &notifications {
             let one = evaluate_events(&runtime, &self.state, events, now, Some(&self.metrics));
@@ -46,6 +47,16 @@ impl Engine {
             }
             return;
         }
+        {
+            // Decisions were applied as they were made; the rest is applied now.
+            let mut state = self.state.write();
+            for record in &evaluation.records {
+                if !matches!(record.entry, Entry::Decision(_)) {
+                    fold(&mut state, record);
+                }
+            }
+        }
+        drop(writing);
         self.report_state();
         let decided = evaluation.decisions;
         if !decided.iter().any(Decision::executes) {
@@ -146,6 +157,7 @@ impl Engine {
                 outcome,
             }),
         );
+        let _writing = self.gate.read().await;
         // What happened counts (the breaker) even when the trail cannot take it.
         if let Err(e) = self.audit.append(std::slice::from_ref(&record)).await {
             tracing::error!(error = %e, "cannot record an outcome");

@@ -5,14 +5,16 @@
 //! when remediation fails), `recovery` (the trail folded into state; what a stop left).
 
 mod act;
+mod checkpoint;
 mod evaluate;
 mod on_outcome;
 mod recovery;
 mod runtime;
 
+pub use checkpoint::{replay, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, plan, rule_terms, Evaluation};
 pub use on_outcome::ON_OUTCOME_RULE;
-pub use recovery::{fold, replay};
+pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Runtime};
 
 use crate::audit::{AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange};
@@ -54,6 +56,10 @@ pub struct Engine {
     docker: RwLock<Option<bollard::Docker>>,
     /// What else must be up for `/-/ready` (a source's stream), with why it is not.
     gates: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+    /// Held (shared) by every section that writes records and applies them, and
+    /// (exclusively) by a checkpoint, which so sees no record half way between.
+    gate: tokio::sync::RwLock<()>,
+    checkpoints: Mutex<checkpoint::Written>,
 }
 
 /// Why a maintenance window change was refused.
@@ -113,14 +119,24 @@ impl Engine {
             .iter()
             .map(|e| AuditRecord::new(e.received_at, Entry::Received { event: e.clone() }))
             .collect();
-        self.audit.append(&records).await?;
+        {
+            let _writing = self.gate.read().await;
+            self.audit.append(&records).await?;
+            let mut state = self.state.write();
+            for record in &records {
+                fold(&mut state, record);
+            }
+        }
         for e in &events {
             self.metrics.event_received(&e.source);
         }
-        self.inflight.fetch_add(1, Ordering::AcqRel);
-        if self.queue.send(events).await.is_err() {
-            // Shutting down: the events are on disk and are decided at the next start.
-            self.finished_one();
+        // The place in the queue first: a caller dropped while waiting for it leaves
+        // nothing counted as in flight.
+        // When shutting down there is no place: the events are on disk and are decided
+        // at the next start.
+        if let Ok(permit) = self.queue.reserve().await {
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            permit.send(events);
         }
         Ok(())
     }
@@ -228,6 +244,7 @@ impl Engine {
 
     /// The protocol for facts other than decisions: on disk first, then in memory.
     async fn record_then_apply(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let _writing = self.gate.read().await;
         self.audit.append(std::slice::from_ref(&record)).await?;
         fold(&mut self.state.write(), &record);
         Ok(())
@@ -239,7 +256,8 @@ impl Engine {
         }
     }
 
-    /// Waits (bounded) until no queued batch or action is left, then flushes the trail.
+    /// Waits (bounded) until no queued batch or action is left, writes a checkpoint so
+    /// the next start reads no trail, then flushes the trail.
     pub async fn stop(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.inflight.load(Ordering::Acquire) > 0 {
@@ -255,6 +273,7 @@ impl Engine {
                 break;
             }
         }
+        self.checkpoint().await;
         self.audit.close().await;
     }
 }
@@ -297,15 +316,15 @@ pub async fn start(
     let audit = AuditLog::open(
         &config.data_dir,
         config.audit_max_file_bytes,
-        config.audit_keep_files,
         Some(Arc::new(move |took, n| {
             observer_metrics.audit_synced(took, n)
         })),
     )
     .map_err(|e| e.to_string())?;
+    let config_dir = config.data_dir.clone();
     let started = Instant::now();
     let mut state = replay(&config.data_dir, &runtime.settings).map_err(|e| e.to_string())?;
-    let undecided = state.take_undecided();
+    let undecided = state.undecided_events();
     let pending = state.take_pending();
     tracing::info!(
         took_ms = started.elapsed().as_millis() as u64,
@@ -335,6 +354,8 @@ pub async fn start(
         ready: AtomicBool::new(false),
         docker: RwLock::new(None),
         gates: Mutex::new(Vec::new()),
+        gate: tokio::sync::RwLock::new(()),
+        checkpoints: Mutex::new(checkpoint::Written::on_disk(&config_dir)),
     });
     engine.recover(undecided, pending).await;
 
@@ -355,6 +376,18 @@ pub async fn start(
             for _ in 0..taken {
                 worker.finished_one();
             }
+        }
+    });
+    let checkpointer = Arc::downgrade(&engine);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(engine) = checkpointer.upgrade() else {
+                return;
+            };
+            engine.checkpoint_if_due().await;
         }
     });
     engine.ready.store(true, Ordering::Release);

@@ -41,6 +41,7 @@ impl Engine {
             .read()
             .consecutive_failures(failed.action, &failed.target)
             >= runtime.settings.breaker_failures;
+        let _writing = self.gate.read().await;
         let decider = Decider {
             state: &self.state,
             now: self.now(),

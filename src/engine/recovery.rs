@@ -3,12 +3,11 @@
 //! are reported abandoned (never run again), events never decided are decided now.
 
 use super::Engine;
-use crate::audit::{read_records, AuditRecord, Entry, MaintenanceChange, ReadError};
+use crate::audit::{read_records, AuditRecord, Entry, MaintenanceChange};
 use crate::event::Event;
 use crate::model::{Outcome, OutcomeStatus, OutcomeTrigger};
-use crate::policy::{PendingExecution, PolicySettings, PolicyState};
+use crate::policy::{PendingExecution, PolicyState};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -35,19 +34,6 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
         }
         Entry::RuleError { .. } | Entry::Reload { .. } => {}
     }
-}
-
-/// Rebuilds the policy state from the audit trail in `dir`.
-pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, ReadError> {
-    let mut state = PolicyState::new(settings.clone());
-    let skipped = read_records(dir, |record| fold(&mut state, &record))?;
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "some audit lines could not be read and were skipped"
-        );
-    }
-    Ok(state)
 }
 
 impl Engine {
@@ -140,10 +126,9 @@ impl Engine {
     /// memory must not keep them, or a re-send would be deduped against an action that
     /// never ran. Rebuild it from what the trail does hold.
     pub(super) fn forget_unrecorded(&self) {
-        match replay(self.audit.dir(), &self.runtime().settings) {
-            Ok(mut state) => {
-                // Queued events and running actions stay with the live loop, not the replay.
-                let _ = state.take_undecided();
+        match super::checkpoint::replay(self.audit.dir(), &self.runtime().settings) {
+            Ok(state) => {
+                // Events still queued stay undecided in it, as they are in the trail.
                 *self.state.write() = state;
             }
             Err(e) => tracing::error!(error = %e, "cannot re-read the audit trail either"),

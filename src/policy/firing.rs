@@ -192,6 +192,17 @@ impl FiringSet {
         evicted
     }
 
+    /// Puts back an alert a checkpoint held.
+    pub fn restore(
+        &mut self,
+        key: u64,
+        labels: &Labels,
+        starts_at: DateTime<Utc>,
+        last_seen: DateTime<Utc>,
+    ) {
+        self.insert_labels(key, labels, starts_at, last_seen);
+    }
+
     /// Every alert, for checkpoints and pruning.
     pub fn alerts(&self) -> impl Iterator<Item = FiringEntry> + '_ {
         self.by_alertname.values().flat_map(move |group| {

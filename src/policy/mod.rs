@@ -2,8 +2,10 @@
 //! circuit breakers, dry-run, in that order. Every "no" is a decision with its reason.
 
 mod firing;
+mod image;
 mod state;
 
+pub use image::{ImageError, StateImage};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, SharedHistory,
     StateSizes,

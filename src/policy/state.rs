@@ -72,19 +72,19 @@ fn dedup_key(
 }
 
 #[derive(Debug, Clone)]
-struct Execution {
+pub(super) struct Execution {
     /// Order of recording, so a batch can ask about history as it was when it began.
-    seq: u64,
-    at: DateTime<Utc>,
-    action: Action,
-    rule: String,
+    pub(super) seq: u64,
+    pub(super) at: DateTime<Utc>,
+    pub(super) action: Action,
+    pub(super) rule: String,
 }
 
 #[derive(Debug, Clone, Default)]
-struct Breaker {
-    consecutive_failures: u32,
-    opened_at: Option<DateTime<Utc>>,
-    trial_pending: bool,
+pub(super) struct Breaker {
+    pub(super) consecutive_failures: u32,
+    pub(super) opened_at: Option<DateTime<Utc>>,
+    pub(super) trial_pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,28 +95,28 @@ pub struct PendingExecution {
 
 #[derive(Debug, Clone, Default)]
 pub struct PolicyState {
-    settings: PolicySettings,
+    pub(super) settings: PolicySettings,
     /// Dedup episodes and when each was last seen.
-    dedup: HashMap<u128, DateTime<Utc>>,
+    pub(super) dedup: HashMap<u128, DateTime<Utc>>,
     /// Sizes after the last prune, so a set that doubles is pruned before its time.
-    pruned_at: Option<DateTime<Utc>>,
-    dedup_after_prune: usize,
-    firing_after_prune: usize,
+    pub(super) pruned_at: Option<DateTime<Utc>>,
+    pub(super) dedup_after_prune: usize,
+    pub(super) firing_after_prune: usize,
     /// Entries the bounds evicted, by set.
-    evicted: Evictions,
-    executions_recorded: u64,
-    by_target: HashMap<Target, VecDeque<Execution>>,
-    by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
-    by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
-    breakers: HashMap<(Action, Target), Breaker>,
-    firing: FiringSet,
-    windows: BTreeMap<String, MaintenanceWindow>,
+    pub(super) evicted: Evictions,
+    pub(super) executions_recorded: u64,
+    pub(super) by_target: HashMap<Target, VecDeque<Execution>>,
+    pub(super) by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
+    pub(super) by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
+    pub(super) breakers: HashMap<(Action, Target), Breaker>,
+    pub(super) firing: FiringSet,
+    pub(super) windows: BTreeMap<String, MaintenanceWindow>,
     /// Execute decisions with no outcome yet.
-    pending: HashMap<String, PendingExecution>,
+    pub(super) pending: HashMap<String, PendingExecution>,
     /// Events received but not yet fully evaluated, by arrival.
-    undecided: BTreeMap<u64, Event>,
-    undecided_index: HashMap<String, u64>,
-    received: u64,
+    pub(super) undecided: BTreeMap<u64, Event>,
+    pub(super) undecided_index: HashMap<String, u64>,
+    pub(super) received: u64,
 }
 
 /// How many entries each bound has evicted since start.
@@ -172,10 +172,14 @@ impl PolicyState {
     pub fn record_received(&mut self, event: &Event) {
         self.observe_event(event);
         if !self.undecided_index.contains_key(&event.id) {
-            self.received += 1;
-            self.undecided_index.insert(event.id.clone(), self.received);
-            self.undecided.insert(self.received, event.clone());
+            self.record_undecided(event.clone());
         }
+    }
+
+    pub(super) fn record_undecided(&mut self, event: Event) {
+        self.received += 1;
+        self.undecided_index.insert(event.id.clone(), self.received);
+        self.undecided.insert(self.received, event);
     }
 
     /// Every rule matching the event has been decided.
@@ -196,6 +200,11 @@ impl PolicyState {
     /// Keeps the set of firing alerts that `firing()` asks about.
     pub fn observe_event(&mut self, event: &Event) {
         self.firing.observe(event);
+    }
+
+    /// The events acknowledged but not yet evaluated, in arrival order.
+    pub fn undecided_events(&self) -> Vec<Event> {
+        self.undecided.values().cloned().collect()
     }
 
     /// Takes out the events acknowledged but never evaluated (after a crash).

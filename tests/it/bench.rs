@@ -43,6 +43,11 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         "### salve, durable audit on",
         "### Memory and start-up by rule count",
         "### Docker: unhealthy container to restart",
+        "### Storm: bare axum endpoint (parses the JSON)",
+        "### Storm: salve, durable audit on",
+        "### Storm: each 1 s slice",
+        "### Storm: memory and audit",
+        "### Storm: start-up after a stop with the full trail",
     ] {
         assert!(
             stdout.contains(heading),
@@ -57,6 +62,14 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         salve_rows.len(),
         3,
         "two load cells and one memory row for 10 rules:\n{stdout}"
+    );
+    let storm_rows = stdout
+        .lines()
+        .filter(|l| l.starts_with("| 16 | 10 | "))
+        .count();
+    assert_eq!(
+        storm_rows, 5,
+        "storm: one summary, two slice, one memory and one start-up row:\n{stdout}"
     );
     let docker_row = stdout
         .lines()

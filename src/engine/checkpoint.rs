@@ -1,0 +1,254 @@
+//! Checkpoints: the policy state written to the data dir (fsynced, atomically
+//! replaced, versioned, checksummed) with the trail position it holds everything
+//! before. Start-up reads the newest good checkpoint and the trail after it, so neither
+//! start-up time nor retention depends on how much history there is. The previous
+//! checkpoint is kept as a fallback, and the trail files it needs are kept with it.
+
+use super::recovery::fold;
+use super::Engine;
+use crate::audit::{apply_retention, read_records, read_records_after, ReadError, TrailPosition};
+use crate::policy::{PolicySettings, PolicyState, StateImage};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub const CHECKPOINT_FILE: &str = "state.checkpoint";
+const PREVIOUS_FILE: &str = "state.checkpoint.1";
+const MAGIC: &[u8; 8] = b"SALVECKP";
+/// Bumped whenever the image changes shape; an older or newer one is not read.
+const VERSION: u32 = 1;
+/// A checkpoint is written once this much trail has been written since the last, at
+/// each rotation, and after a minute with anything new.
+const EVERY_BYTES: u64 = 16 << 20;
+const EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    position: TrailPosition,
+    image: StateImage,
+}
+
+fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
+    let body = postcard::to_stdvec(checkpoint).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(body.len() + 52);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&Sha256::digest(&body));
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let header = bytes.get(..52).ok_or("shorter than its header")?;
+    if &header[..8] != MAGIC {
+        return Err("not a salve checkpoint".into());
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(format!("version {version}, this salve reads {VERSION}"));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[12..20]);
+    let body = bytes.get(52..).ok_or("no body")?;
+    if body.len() as u64 != u64::from_le_bytes(len) {
+        return Err("cut short".into());
+    }
+    if Sha256::digest(body).as_slice() != &header[20..52] {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(body).map_err(|e| e.to_string())
+}
+
+/// Writes the checkpoint next to the trail: a temporary file, fsynced, renamed over the
+/// current one (which becomes the previous one), and the folder fsynced.
+fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
+    let bytes = encode(checkpoint)?;
+    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+    let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    file.write_all(&bytes).map_err(|e| io("write", e))?;
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    let current = dir.join(CHECKPOINT_FILE);
+    if current.exists() {
+        std::fs::rename(&current, dir.join(PREVIOUS_FILE))
+            .map_err(|e| io("keep previous of", e))?;
+    }
+    std::fs::rename(&tmp, &current).map_err(|e| io("rename", e))?;
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(decode(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// The state as the trail in `dir` says: the newest good checkpoint and the records
+/// after it, else the previous checkpoint and the records after that, else every
+/// record (with a warning, when a checkpoint was there but could not be used).
+pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, ReadError> {
+    let mut tried = false;
+    for name in [CHECKPOINT_FILE, PREVIOUS_FILE] {
+        let path = dir.join(name);
+        let checkpoint = match read_checkpoint(&path) {
+            None => continue,
+            Some(Ok(checkpoint)) => checkpoint,
+            Some(Err(e)) => {
+                tracing::warn!(file = %path.display(), error = %e, "checkpoint is damaged; not using it");
+                tried = true;
+                continue;
+            }
+        };
+        let mut state = match PolicyState::from_image(checkpoint.image, settings.clone()) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "checkpoint cannot be restored; not using it");
+                tried = true;
+                continue;
+            }
+        };
+        match read_records_after(dir, checkpoint.position, |record| fold(&mut state, &record))? {
+            Some(skipped) => {
+                warn_skipped(skipped);
+                return Ok(state);
+            }
+            None => {
+                tracing::warn!(file = %path.display(), "checkpoint points into a trail file that is not there; not using it");
+                tried = true;
+            }
+        }
+    }
+    if tried {
+        tracing::warn!("replaying the whole audit trail instead of a checkpoint");
+    }
+    let mut state = PolicyState::new(settings.clone());
+    let skipped = read_records(dir, |record| fold(&mut state, &record))?;
+    warn_skipped(skipped);
+    Ok(state)
+}
+
+fn warn_skipped(skipped: usize) {
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "some audit lines could not be read and were skipped"
+        );
+    }
+}
+
+/// The positions of the two checkpoints on disk, newest first: retention keeps what
+/// the older one needs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Written {
+    pub newest: Option<TrailPosition>,
+    pub previous: Option<TrailPosition>,
+    pub bytes_at: u64,
+    pub rotations_at: u64,
+    pub at: Option<Instant>,
+}
+
+impl Written {
+    /// What is on disk when the engine starts.
+    pub fn on_disk(dir: &Path) -> Written {
+        let position = |name: &str| match read_checkpoint(&dir.join(name)) {
+            Some(Ok(checkpoint)) => Some(checkpoint.position),
+            _ => None,
+        };
+        Written {
+            newest: position(CHECKPOINT_FILE),
+            previous: position(PREVIOUS_FILE),
+            ..Written::default()
+        }
+    }
+}
+
+impl Engine {
+    /// Writes a checkpoint when enough has happened since the last one.
+    pub(super) async fn checkpoint_if_due(&self) {
+        let stats = self.audit.stats();
+        let bytes = stats.bytes.load(Ordering::Relaxed);
+        let rotations = stats.rotations.load(Ordering::Relaxed);
+        let last = *self.checkpoints.lock();
+        let due = rotations != last.rotations_at
+            || bytes.saturating_sub(last.bytes_at) >= EVERY_BYTES
+            || (bytes != last.bytes_at && last.at.is_none_or(|at| at.elapsed() >= EVERY));
+        if due {
+            self.checkpoint().await;
+        }
+    }
+
+    /// Writes a checkpoint now, then lets retention remove what no checkpoint needs.
+    pub(super) async fn checkpoint(&self) {
+        let started = Instant::now();
+        let stats = self.audit.stats();
+        let (position, image, bytes, rotations) = {
+            // No record is between being written and being applied while this holds.
+            let _quiet = self.gate.write().await;
+            let position = self.audit.position();
+            let image = self.state.read().image();
+            let bytes = stats.bytes.load(Ordering::Relaxed);
+            (
+                position,
+                image,
+                bytes,
+                stats.rotations.load(Ordering::Relaxed),
+            )
+        };
+        let image = match image {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make a checkpoint");
+                return;
+            }
+        };
+        let dir: PathBuf = self.audit.dir().to_path_buf();
+        let checkpoint = Checkpoint { position, image };
+        let write_dir = dir.clone();
+        let written = tokio::task::spawn_blocking(move || write(&write_dir, &checkpoint)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot write a checkpoint; the trail is kept whole");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write a checkpoint; the trail is kept whole");
+                return;
+            }
+        }
+        let held = {
+            let mut last = self.checkpoints.lock();
+            last.previous = last.newest.replace(position);
+            last.bytes_at = bytes;
+            last.rotations_at = rotations;
+            last.at = Some(Instant::now());
+            last.previous.unwrap_or(position)
+        };
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "checkpoint written"
+        );
+        let retention = self.runtime().config.audit_retention;
+        let removed = tokio::task::spawn_blocking(move || apply_retention(&dir, retention, held))
+            .await
+            .unwrap_or_default();
+        for (path, why) in removed {
+            if why == crate::audit::Removed::Size {
+                tracing::warn!(file = %path.display(), keep_files = retention.keep_files,
+                    "removed a rotated audit file younger than keep_for: keep_files forced it out (its facts are in the checkpoint)");
+            } else {
+                tracing::info!(file = %path.display(), "removed a rotated audit file older than keep_for");
+            }
+            self.metrics.audit_file_removed(why.as_str());
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The policy state as a compact value that a checkpoint stores and restores: numbers
+//! for times and hashes, and JSON text for the few values that carry free-form JSON
+//! (pending decisions, undecided events). Restoring an image and replaying the trail
+//! after it gives the state that replaying the whole trail gives.
+
+use super::firing::FiringSet;
+use super::state::{Breaker, Execution, PendingExecution, PolicyState};
+use super::PolicySettings;
+use crate::model::{Action, MaintenanceWindow, Target};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What an image cannot be turned back into a state for.
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint image: {0}")]
+pub struct ImageError(String);
+
+/// An execution: its order, time (ns), action and rule.
+type ExecutionImage = (u64, i64, Action, String);
+/// A firing alert: fingerprint key, labels, start and last seen (ns).
+type FiringImage = (u64, Vec<(String, String)>, i64, i64);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateImage {
+    dedup: Vec<(u128, i64)>,
+    executions_recorded: u64,
+    by_target: Vec<(Target, Vec<ExecutionImage>)>,
+    by_rule: Vec<(String, Vec<(i64, Target)>)>,
+    by_action: Vec<(Action, Vec<i64>)>,
+    breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
+    firing: Vec<FiringImage>,
+    windows: Vec<String>,
+    pending: Vec<(String, i64)>,
+    undecided: Vec<String>,
+    evicted: (u64, u64),
+}
+
+fn ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn at(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, ImageError> {
+    serde_json::to_string(value).map_err(|e| ImageError(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ImageError> {
+    serde_json::from_str(text).map_err(|e| ImageError(e.to_string()))
+}
+
+impl PolicyState {
+    pub fn image(&self) -> Result<StateImage, ImageError> {
+        Ok(StateImage {
+            dedup: self.dedup.iter().map(|(k, t)| (*k, ns(*t))).collect(),
+            executions_recorded: self.executions_recorded,
+            by_target: self
+                .by_target
+                .iter()
+                .map(|(target, execs)| {
+                    let execs = execs
+                        .iter()
+                        .map(|e| (e.seq, ns(e.at), e.action, e.rule.clone()))
+                        .collect();
+                    (target.clone(), execs)
+                })
+                .collect(),
+            by_rule: self
+                .by_rule
+                .iter()
+                .map(|(rule, execs)| {
+                    let execs = execs.iter().map(|(t, target)| (ns(*t), target.clone()));
+                    (rule.clone(), execs.collect())
+                })
+                .collect(),
+            by_action: self
+                .by_action
+                .iter()
+                .map(|(action, times)| (*action, times.iter().map(|t| ns(*t)).collect()))
+                .collect(),
+            breakers: self
+                .breakers
+                .iter()
+                .map(|((action, target), b)| {
+                    (
+                        *action,
+                        target.clone(),
+                        b.consecutive_failures,
+                        b.opened_at.map(ns),
+                        b.trial_pending,
+                    )
+                })
+                .collect(),
+            firing: self
+                .firing
+                .alerts()
+                .map(|(key, labels, starts_at, last_seen)| {
+                    (
+                        key,
+                        labels.into_iter().collect(),
+                        ns(starts_at),
+                        ns(last_seen),
+                    )
+                })
+                .collect(),
+            windows: self.windows.values().map(json).collect::<Result<_, _>>()?,
+            pending: self
+                .pending
+                .values()
+                .map(|p| Ok((json(&p.decision)?, ns(p.at))))
+                .collect::<Result<_, ImageError>>()?,
+            undecided: self
+                .undecided
+                .values()
+                .map(json)
+                .collect::<Result<_, _>>()?,
+            evicted: (self.evicted.dedup, self.evicted.firing),
+        })
+    }
+
+    pub fn from_image(
+        image: StateImage,
+        settings: PolicySettings,
+    ) -> Result<PolicyState, ImageError> {
+        let mut state = PolicyState::new(settings);
+        state.dedup = image.dedup.into_iter().map(|(k, t)| (k, at(t))).collect();
+        state.executions_recorded = image.executions_recorded;
+        state.by_target = image
+            .by_target
+            .into_iter()
+            .map(|(target, execs)| {
+                let execs = execs
+                    .into_iter()
+                    .map(|(seq, t, action, rule)| Execution {
+                        seq,
+                        at: at(t),
+                        action,
+                        rule,
+                    })
+                    .collect();
+                (target, execs)
+            })
+            .collect();
+        state.by_rule = image
+            .by_rule
+            .into_iter()
+            .map(|(rule, execs)| {
+                (
+                    rule,
+                    execs
+                        .into_iter()
+                        .map(|(t, target)| (at(t), target))
+                        .collect(),
+                )
+            })
+            .collect();
+        state.by_action = image
+            .by_action
+            .into_iter()
+            .map(|(action, times)| (action, times.into_iter().map(at).collect()))
+            .collect();
+        state.breakers = image
+            .breakers
+            .into_iter()
+            .map(|(action, target, failures, opened, trial)| {
+                let breaker = Breaker {
+                    consecutive_failures: failures,
+                    opened_at: opened.map(at),
+                    trial_pending: trial,
+                };
+                ((action, target), breaker)
+            })
+            .collect();
+        let mut firing = FiringSet::default();
+        for (key, labels, starts_at, last_seen) in image.firing {
+            firing.restore(
+                key,
+                &labels.into_iter().collect(),
+                at(starts_at),
+                at(last_seen),
+            );
+        }
+        state.firing = firing;
+        for text in &image.windows {
+            let window: MaintenanceWindow = from_json(text)?;
+            state.windows.insert(window.id.clone(), window);
+        }
+        let mut pending = HashMap::new();
+        for (text, t) in &image.pending {
+            let decision: crate::model::Decision = from_json(text)?;
+            pending.insert(
+                decision.id.clone(),
+                PendingExecution {
+                    decision,
+                    at: at(*t),
+                },
+            );
+        }
+        state.pending = pending;
+        for text in &image.undecided {
+            state.record_undecided(from_json(text)?);
+        }
+        state.evicted.dedup = image.evicted.0;
+        state.evicted.firing = image.evicted.1;
+        Ok(state)
+    }
+}
