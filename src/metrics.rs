@@ -27,6 +27,10 @@ pub struct Metrics {
     pub state_entries: Family<LabelPairs, Gauge>,
     pub state_evicted: Family<LabelPairs, Counter>,
     pub audit_files_removed: Family<LabelPairs, Counter>,
+    pub backlog_events: Gauge,
+    pub backlog_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub intake_rejected: Family<LabelPairs, Counter>,
+    pub rules_quarantined: Family<LabelPairs, Counter>,
 }
 
 impl Default for Metrics {
@@ -135,8 +139,36 @@ impl Metrics {
             "Rotated audit files removed, by reason: age (older than keep_for) or size (forced out by keep_files)",
             audit_files_removed.clone(),
         );
+        let backlog_events = Gauge::default();
+        registry.register(
+            "backlog_events",
+            "Events acknowledged and not yet decided",
+            backlog_events.clone(),
+        );
+        let backlog_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "backlog_oldest_seconds",
+            "Age of the oldest event acknowledged and not yet decided",
+            backlog_oldest_seconds.clone(),
+        );
+        let intake_rejected = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "intake_rejected",
+            "Events refused at the door, by reason: backlog, stopping, too_large, unrecorded",
+            intake_rejected.clone(),
+        );
+        let rules_quarantined = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "rules_quarantined",
+            "Times a rule was quarantined for being cut off again and again, by rule",
+            rules_quarantined.clone(),
+        );
         Metrics {
             registry,
+            rules_quarantined,
+            backlog_events,
+            backlog_oldest_seconds,
+            intake_rejected,
             audit_files_removed,
             state_entries,
             state_evicted,
@@ -213,6 +245,23 @@ impl Metrics {
             let counter = self.state_evicted.get_or_create(&pairs(&[("set", set)]));
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    pub fn rule_quarantined(&self, rule: &str) {
+        self.rules_quarantined
+            .get_or_create(&pairs(&[("rule", rule)]))
+            .inc();
+    }
+
+    pub fn backlog(&self, events: usize, oldest_seconds: f64) {
+        self.backlog_events.set(events as i64);
+        self.backlog_oldest_seconds.set(oldest_seconds);
+    }
+
+    pub fn intake_rejected(&self, reason: &str) {
+        self.intake_rejected
+            .get_or_create(&pairs(&[("reason", reason)]))
+            .inc();
     }
 
     pub fn audit_file_removed(&self, reason: &str) {

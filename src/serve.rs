@@ -37,11 +37,25 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     });
 
     let app = crate::api::app(engine.clone());
+    let stopping = engine.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Before the listener closes: requests still in flight are answered 503.
+            stopping.begin_stop();
+        })
         .await?;
-    tracing::info!("stopping: deciding queued events and waiting for running actions");
-    engine.stop(Duration::from_secs(30)).await;
+    let grace = engine.runtime().config.shutdown_grace;
+    tracing::info!(
+        grace_s = grace.as_secs(),
+        "stopping: deciding what is on disk and waiting for running actions"
+    );
+    if !engine.stop(grace).await {
+        // A round may still be running on the workers; what it decided but did not
+        // write is decided again at the next start, so there is nothing to wait for.
+        tracing::info!("audit flushed; exiting with work left for the next start");
+        std::process::exit(0);
+    }
     tracing::info!("audit flushed; bye");
     Ok(ExitCode::SUCCESS)
 }

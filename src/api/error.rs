@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: String,
     pub detail: Value,
+    /// Sent as `Retry-After` (whole seconds, at least 1).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -21,7 +23,13 @@ impl ApiError {
             status,
             error: error.into(),
             detail: Value::Null,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, after: std::time::Duration) -> ApiError {
+        self.retry_after = Some(after);
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> ApiError {
@@ -36,7 +44,14 @@ impl IntoResponse for ApiError {
         if !self.detail.is_null() {
             body["detail"] = self.detail;
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

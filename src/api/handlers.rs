@@ -38,6 +38,9 @@ async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Val
             tracing::error!(error = %e, "refusing events that cannot be recorded");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
+        IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(retry_after)
+        }
     })?;
     Ok(Json(
         json!({ "status": "accepted", "events": count, "ids": ids }),
@@ -88,6 +91,7 @@ pub(super) async fn plan_payload(
 
 pub(super) async fn list_rules(State(engine): Shared) -> Json<Value> {
     let runtime = engine.runtime();
+    let quarantined = engine.quarantined();
     let rules: Vec<Value> = runtime
         .rules
         .rules()
@@ -101,6 +105,7 @@ pub(super) async fn list_rules(State(engine): Shared) -> Json<Value> {
                 "cooldown": r.cooldown.map(format_duration),
                 "mute": r.mute,
                 "dry_run": r.dry_run,
+                "quarantined_until": quarantined.get(&r.name).map(|t| t.to_rfc3339()),
             })
         })
         .collect();

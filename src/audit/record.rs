@@ -27,6 +27,11 @@ pub enum Entry {
         fingerprint: Fingerprint,
         rule: String,
         error: String,
+        /// Why, where salve and not the rule decided it: `cut_off` (stopped by a
+        /// limit), `skipped` (cut off earlier in the same round), `quarantined`,
+        /// `max_intents`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The policy's verdict on one intent; written before any executor starts.
     Decision(Decision),

@@ -156,4 +156,26 @@ pub struct EngineConfig {
     /// Wall-clock budget of one `plan()` call. Default `40ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_timeout: Option<String>,
+    /// Most events acknowledged but not yet decided. Past it the webhook endpoints
+    /// answer 503 with `Retry-After` at once and record nothing, and `/-/ready` is 503.
+    /// Default 20000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backlog: Option<usize>,
+    /// Most intents one rule may return for one event; the rest are dropped and the
+    /// rule error says how many. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_intents: Option<usize>,
+    /// On SIGTERM, how long salve goes on deciding what is on disk (and finishing
+    /// running actions) before it exits; what is left is decided at the next start.
+    /// Default `20s`, inside Kubernetes' default grace period of 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<String>,
+    /// A rule cut off (time, operations, sizes) this many times within this window is
+    /// quarantined: not run, each event it would have seen recorded as a `rule_error`
+    /// with reason `quarantined`. Default `"5 in 1m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_after: Option<String>,
+    /// How long a quarantine lasts; a reload ends it too. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_for: Option<String>,
 }

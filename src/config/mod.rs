@@ -11,6 +11,7 @@ pub use validate::{default_limit, DEFAULT_LISTEN};
 
 use crate::alertmanager::TimeInterval;
 use crate::audit::Retention;
+use crate::engine::QuarantineSettings;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{Action, OutcomeTrigger, RateLimit};
@@ -68,6 +69,10 @@ pub struct Config {
     pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,
     pub rule_timeout: Duration,
+    pub max_backlog: usize,
+    pub max_intents: usize,
+    pub shutdown_grace: Duration,
+    pub quarantine: QuarantineSettings,
     pub docker: DockerSettings,
     pub kubernetes: KubernetesSettings,
     pub notify: HashMap<String, NotifyChannel>,

@@ -5,6 +5,7 @@ use super::file::ApiConfig;
 use super::{ApiAuth, Config, ConfigError, ConfigFile, OnOutcome, Result};
 use crate::alertmanager::TimeInterval;
 use crate::audit::Retention;
+use crate::engine::QuarantineSettings;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
@@ -196,6 +197,14 @@ impl Config {
                 }
             },
             auth,
+            max_backlog: file.engine.max_backlog.unwrap_or(20_000).max(1),
+            max_intents: file.engine.max_intents.unwrap_or(100),
+            quarantine: quarantine_settings(&file.engine).map_err(invalid)?,
+            shutdown_grace: duration(
+                "engine.shutdown_grace",
+                &file.engine.shutdown_grace,
+                Duration::from_secs(20),
+            )?,
             rule_timeout: duration(
                 "engine.rule_timeout",
                 &file.engine.rule_timeout,
@@ -207,6 +216,37 @@ impl Config {
             kubernetes: KubernetesSettings::from_config(&file.kubernetes).map_err(invalid)?,
         })
     }
+}
+
+/// `quarantine_after = "N in DURATION"` and `quarantine_for`.
+fn quarantine_settings(
+    engine: &super::EngineConfig,
+) -> std::result::Result<QuarantineSettings, String> {
+    let key = "engine.quarantine_after";
+    let (after, within) = match &engine.quarantine_after {
+        None => (5, Duration::from_secs(60)),
+        Some(text) => {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let [count, "in", window] = words[..] else {
+                return Err(format!("{key}: {text:?}: write it like \"5 in 1m\""));
+            };
+            let count: usize = count.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("{key}: {text:?}: the count must be a whole number above 0")
+            })?;
+            let window = crate::model::parse_duration(window).map_err(|e| format!("{key}: {e}"))?;
+            (count, window)
+        }
+    };
+    let cool_off = duration_setting(
+        "engine.quarantine_for",
+        &engine.quarantine_for,
+        Duration::from_secs(600),
+    )?;
+    Ok(QuarantineSettings {
+        after,
+        within,
+        cool_off,
+    })
 }
 
 fn load_auth(api: &ApiConfig) -> std::result::Result<Option<ApiAuth>, String> {

@@ -1,7 +1,7 @@
 //! Running decided actions and recording what came of them. A round's decisions are
 //! written (one append, one fsync) before any of its actions starts.
 
-use super::evaluate::{evaluate_events, Evaluation};
+use super::evaluate::{evaluate_round, Quarantining};
 use super::recovery::fold;
 use super::Engine;
 use crate::audit::{AuditRecord, Entry, OutcomeRecord};
@@ -25,13 +25,20 @@ impl Engine {
     pub(super) async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
         let runtime = self.runtime();
         let now = self.now();
+        let started = std::time::Instant::now();
         let writing = self.gate.read().await;
-        let mut evaluation = Evaluation::default();
-        for events in &notifications {
-            let one = evaluate_events(&runtime, &self.state, events, now, Some(&self.metrics));
-            evaluation.records.extend(one.records);
-            evaluation.decisions.extend(one.decisions);
-        }
+        let quarantining = Quarantining {
+            quarantine: &self.quarantine,
+            settings: runtime.config.quarantine,
+        };
+        let evaluation = evaluate_round(
+            &runtime,
+            &self.state,
+            &notifications,
+            now,
+            Some(&self.metrics),
+            Some(quarantining),
+        );
         if let Err(e) = self.audit.append(&evaluation.records).await {
             tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
             self.forget_unrecorded();
@@ -40,7 +47,7 @@ impl Engine {
                 self.inflight.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(5)).await;
-                    if engine.queue.send(events).await.is_err() {
+                    if engine.queue.send(events).is_err() {
                         engine.finished_one();
                     }
                 });
@@ -57,6 +64,15 @@ impl Engine {
             }
         }
         drop(writing);
+        let events: usize = notifications.iter().map(Vec::len).sum();
+        let _ = self
+            .backlog
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(events))
+            });
+        let seconds = started.elapsed().as_secs_f64().max(1e-6);
+        self.decide_rate
+            .store((events as f64 / seconds) as u64, Ordering::Relaxed);
         self.report_state();
         let decided = evaluation.decisions;
         if !decided.iter().any(Decision::executes) {
@@ -167,10 +183,15 @@ impl Engine {
 
     /// `salve_state_entries` and `salve_state_evicted_total`, after each round.
     fn report_state(&self) {
-        let (sizes, evicted) = {
+        let (sizes, evicted, oldest) = {
             let st = self.state.read();
-            (st.sizes(), st.evictions())
+            (st.sizes(), st.evictions(), st.oldest_undecided())
         };
+        let oldest = oldest.map_or(0.0, |at| {
+            (self.now() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        self.metrics
+            .backlog(self.backlog.load(Ordering::Relaxed), oldest);
         self.metrics.state(
             &[
                 ("dedup", sizes.dedup),

@@ -2,6 +2,7 @@
 //! Rules plan, policy decides, and each decision is applied to the state as it is made
 //! so the next intent sees it (budgets, duplicates). Nothing here writes or acts.
 
+use super::quarantine::{Quarantine, QuarantineSettings};
 use super::Runtime;
 use crate::audit::{AuditRecord, Entry};
 use crate::event::Event;
@@ -11,6 +12,7 @@ use crate::policy::{BatchScope, PolicyState, RuleTerms, SharedHistory};
 use crate::rules::{EvalContext, Rule, RuleError, ScriptEvent};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,15 +58,98 @@ impl Decider<'_> {
         st.record_decision(&decision, self.now);
         drop(st);
         let record = AuditRecord::new(self.now, Entry::Decision(decision.clone()));
-        if let Some(m) = self.metrics {
-            let verdict = if decision.executes() {
-                "execute"
-            } else {
-                "suppress"
-            };
-            m.decided(verdict, decision.reason.map(|r| r.as_str()).unwrap_or(""));
-        }
+        count_decision(self.metrics, &decision);
         (decision, record)
+    }
+}
+
+/// One rule's plan for one event, made ahead of its turn.
+struct Planned<'a> {
+    event: usize,
+    rule: &'a Rule,
+    history: Arc<SharedHistory>,
+    result: Result<Vec<Intent>, RuleError>,
+    /// Why salve stopped or did not run it: `cut_off`, `skipped`, `quarantined`.
+    reason: Option<&'static str>,
+}
+
+/// The quarantine a live round keeps (a plan of `salve plan` keeps none).
+pub struct Quarantining<'a> {
+    pub quarantine: &'a parking_lot::Mutex<Quarantine>,
+    pub settings: QuarantineSettings,
+}
+
+/// What every plan of a round shares.
+struct Round<'a> {
+    runtime: &'a Runtime,
+    state: &'a Arc<RwLock<PolicyState>>,
+    now: DateTime<Utc>,
+    metrics: Option<&'a Metrics>,
+    /// Rules in quarantine, and until when.
+    quarantined: HashMap<String, DateTime<Utc>>,
+    /// Rules cut off in this round: their other plans of the round are not run, so a
+    /// round waits on one slow rule for about its budget, not once per alert.
+    cut: parking_lot::Mutex<HashSet<String>>,
+}
+
+impl Round<'_> {
+    /// Runs `rule`'s `plan()` on the `event`-th event, with history as of the
+    /// `as_of`-th execution.
+    fn plan<'r>(
+        &self,
+        script_event: &ScriptEvent,
+        event: usize,
+        rule: &'r Rule,
+        as_of: u64,
+    ) -> Planned<'r> {
+        let history = Arc::new(SharedHistory::as_of(self.state.clone(), as_of));
+        let not_run = |message: String, reason| Planned {
+            event,
+            rule,
+            history: history.clone(),
+            result: Err(RuleError::at_offset(
+                &rule.path,
+                rule.source(),
+                None,
+                message,
+            )),
+            reason: Some(reason),
+        };
+        if let Some(until) = self.quarantined.get(&rule.name) {
+            return not_run(
+                format!(
+                    "not run: quarantined until {} after being cut off again and again",
+                    until.to_rfc3339()
+                ),
+                "quarantined",
+            );
+        }
+        if self.cut.lock().contains(&rule.name) {
+            return not_run("not run: cut off earlier in this round".into(), "skipped");
+        }
+        let ctx = EvalContext {
+            now: self.now,
+            history: history.clone(),
+        };
+        let started = Instant::now();
+        let result = self
+            .runtime
+            .rules
+            .evaluate_prepared(rule, script_event, &ctx);
+        if let Some(m) = self.metrics {
+            m.rule_evaluated(started.elapsed());
+        }
+        let cut_off = result.as_ref().is_err_and(|e| e.cut_off);
+        if cut_off {
+            self.cut.lock().insert(rule.name.clone());
+        }
+        Planned {
+            event,
+            rule,
+            history,
+            result,
+            reason: cut_off.then_some("cut_off"),
+        }
     }
 }
 
@@ -76,39 +161,172 @@ pub fn evaluate_events(
     now: DateTime<Utc>,
     metrics: Option<&Metrics>,
 ) -> Evaluation {
-    let mut out = Evaluation::default();
-    let ctx = EvalContext {
+    evaluate_round(
+        runtime,
+        state,
+        std::slice::from_ref(&events.to_vec()),
         now,
-        history: Arc::new(SharedHistory::new(state.clone())),
+        metrics,
+        None,
+    )
+}
+
+/// Runs rules and policy over a round of notifications, each decided on its own and in
+/// arrival order. Every rule of the round plans at once, on every core, against
+/// history as the round began; when its notification's turn comes, a plan whose
+/// `recent()` answers the decisions before it changed is made again (rules are pure,
+/// so a plan with the same answers is the same plan). The state is locked once per
+/// notification to decide its intents.
+pub fn evaluate_round(
+    runtime: &Runtime,
+    state: &Arc<RwLock<PolicyState>>,
+    notifications: &[Vec<Event>],
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+    quarantining: Option<Quarantining>,
+) -> Evaluation {
+    use rayon::prelude::*;
+    let mut out = Evaluation::default();
+    let round_as_of = {
+        let mut st = state.write();
+        for event in notifications.iter().flatten() {
+            st.observe_event(event);
+        }
+        st.executions_recorded()
     };
-    let decider = Decider {
+    let events: Vec<&Event> = notifications.iter().flatten().collect();
+    let matched: Vec<Vec<&Rule>> = events
+        .iter()
+        .map(|e| runtime.rules.matching(&e.labels))
+        .collect();
+    let script_events: Vec<Option<ScriptEvent>> = events
+        .par_iter()
+        .zip(matched.par_iter())
+        .map(|(e, rules)| (!rules.is_empty()).then(|| ScriptEvent::of(e)))
+        .collect();
+    let jobs: Vec<(usize, &Rule)> = matched
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rules)| rules.iter().map(move |r| (i, *r)))
+        .collect();
+    let quarantined = quarantining.as_ref().map_or_else(HashMap::new, |q| {
+        let mut quarantine = q.quarantine.lock();
+        let names: HashSet<&str> = jobs.iter().map(|(_, r)| r.name.as_str()).collect();
+        names
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), quarantine.until(name, now)?)))
+            .collect()
+    });
+    let round = Round {
+        runtime,
         state,
         now,
         metrics,
+        quarantined,
+        cut: parking_lot::Mutex::new(HashSet::new()),
     };
-    let mut batch = BatchScope::default();
-    {
-        let mut st = state.write();
-        for event in events {
-            st.observe_event(event);
+    let plans: Vec<Planned> = jobs
+        .par_iter()
+        .filter_map(|(i, rule)| {
+            let script_event = script_events[*i].as_ref()?;
+            Some(round.plan(script_event, *i, rule, round_as_of))
+        })
+        .collect();
+    if let Some(q) = &quarantining {
+        let mut quarantine = q.quarantine.lock();
+        for planned in plans.iter().filter(|p| p.reason == Some("cut_off")) {
+            let name = &planned.rule.name;
+            if let Some(until) = quarantine.cut_off(name, now, q.settings) {
+                tracing::warn!(rule = %name, until = %until.to_rfc3339(), after = q.settings.after,
+                    "rule quarantined: cut off again and again; its events are recorded as rule errors until then");
+                if let Some(m) = metrics {
+                    m.rule_quarantined(name);
+                }
+            }
         }
     }
-    for event in events {
-        let matched = runtime.rules.matching(&event.labels);
-        let mut evaluated = Vec::with_capacity(matched.len());
-        let mut script_event = None;
-        for rule in matched {
-            let script_event = script_event.get_or_insert_with(|| ScriptEvent::of(event));
-            let started = Instant::now();
-            let result = runtime.rules.evaluate_prepared(rule, script_event, &ctx);
-            if let Some(m) = metrics {
-                m.rule_evaluated(started.elapsed());
+    let mut plans = plans.into_iter().peekable();
+    let mut first = 0;
+    for notification in notifications {
+        let range = first..first + notification.len();
+        first = range.end;
+        let mut mine: Vec<Planned> = Vec::new();
+        while let Some(p) = plans.next_if(|p| range.contains(&p.event)) {
+            mine.push(p);
+        }
+        let as_of = state.read().executions_recorded();
+        for planned in &mut mine {
+            let holds =
+                planned.reason.is_some() || planned.history.answers_hold(&state.read(), as_of);
+            if let (false, Some(script_event)) = (holds, &script_events[planned.event]) {
+                *planned = round.plan(script_event, planned.event, planned.rule, as_of);
             }
+        }
+        decide_notification(&round, &events, range, mine, &mut out);
+    }
+    let mut st = state.write();
+    st.maybe_prune(now);
+    out
+}
+
+/// Decides one notification's plans in order, under one lock of the state, and lays
+/// out its records: per event, its rule errors and decisions, then `evaluated`.
+fn decide_notification(
+    round: &Round,
+    events: &[&Event],
+    range: std::ops::Range<usize>,
+    plans: Vec<Planned>,
+    out: &mut Evaluation,
+) {
+    let (now, metrics) = (round.now, round.metrics);
+    let mut batch = BatchScope::default();
+    let mut st = round.state.write();
+    let mut plans = plans.into_iter().peekable();
+    for index in range {
+        let event = events[index];
+        let mut evaluated = Vec::new();
+        while let Some(planned) = plans.next_if(|p| p.event == index) {
+            let rule = planned.rule;
             evaluated.push(rule.name.clone());
-            let intents: Vec<Intent> = match result {
-                Ok(intents) => intents,
+            match planned.result {
+                Ok(mut intents) => {
+                    let max = round.runtime.config.max_intents;
+                    if intents.len() > max {
+                        let dropped = intents.len() - max;
+                        intents.truncate(max);
+                        let error = format!(
+                            "plan() returned {} intents; the {dropped} past engine.max_intents ({max}) were dropped",
+                            max + dropped
+                        );
+                        tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, %error, "rule returned too many intents");
+                        if let Some(m) = metrics {
+                            m.rule_failed(&rule.name);
+                        }
+                        out.records.push(AuditRecord::new(
+                            now,
+                            Entry::RuleError {
+                                event_id: event.id.clone(),
+                                fingerprint: event.fingerprint.clone(),
+                                rule: rule.name.clone(),
+                                error,
+                                reason: Some("max_intents".into()),
+                            },
+                        ));
+                    }
+                    for intent in intents {
+                        let decision =
+                            st.decide(&rule_terms(rule), event, &intent, now, &mut batch);
+                        st.record_decision(&decision, now);
+                        count_decision(metrics, &decision);
+                        out.records
+                            .push(AuditRecord::new(now, Entry::Decision(decision.clone())));
+                        out.decisions.push(decision);
+                    }
+                }
                 Err(err) => {
-                    tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, error = %err.short(), "rule failed");
+                    if planned.reason != Some("quarantined") && planned.reason != Some("skipped") {
+                        tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, error = %err.short(), "rule failed");
+                    }
                     if let Some(m) = metrics {
                         m.rule_failed(&rule.name);
                     }
@@ -119,17 +337,11 @@ pub fn evaluate_events(
                             fingerprint: event.fingerprint.clone(),
                             rule: rule.name.clone(),
                             error: err.short(),
+                            reason: planned.reason.map(str::to_string),
                         },
                     ));
                     out.rule_errors.push((rule.name.clone(), err));
-                    continue;
                 }
-            };
-            for intent in intents {
-                let (decision, record) =
-                    decider.decide(&rule_terms(rule), event, &intent, &mut batch);
-                out.records.push(record);
-                out.decisions.push(decision);
             }
         }
         out.records.push(AuditRecord::new(
@@ -141,9 +353,17 @@ pub fn evaluate_events(
             },
         ));
     }
-    let mut st = state.write();
-    st.maybe_prune(now);
-    out
+}
+
+fn count_decision(metrics: Option<&Metrics>, decision: &Decision) {
+    if let Some(m) = metrics {
+        let verdict = if decision.executes() {
+            "execute"
+        } else {
+            "suppress"
+        };
+        m.decided(verdict, decision.reason.map(|r| r.as_str()).unwrap_or(""));
+    }
 }
 
 /// What the policy would decide for `events` at `now`, against a copy of `state`;

@@ -8,12 +8,14 @@ mod act;
 mod checkpoint;
 mod evaluate;
 mod on_outcome;
+mod quarantine;
 mod recovery;
 mod runtime;
 
 pub use checkpoint::{replay, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, plan, rule_terms, Evaluation};
 pub use on_outcome::ON_OUTCOME_RULE;
+pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Runtime};
 
@@ -49,7 +51,15 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     dispatcher: RwLock<Dispatcher>,
     clock: Clock,
-    queue: mpsc::Sender<Vec<Event>>,
+    /// Unbounded: the backlog is bounded by `max_backlog` at the door instead, so no
+    /// request waits for room once its events are on disk.
+    queue: mpsc::UnboundedSender<Vec<Event>>,
+    /// Events on disk and queued, not yet decided.
+    backlog: AtomicUsize,
+    /// Events decided per second in the last round, for `Retry-After`.
+    decide_rate: std::sync::atomic::AtomicU64,
+    /// Set by SIGTERM: the intake refuses new events from then on.
+    stopping: AtomicBool,
     inflight: AtomicUsize,
     idle: Notify,
     ready: AtomicBool,
@@ -60,6 +70,7 @@ pub struct Engine {
     /// (exclusively) by a checkpoint, which so sees no record half way between.
     gate: tokio::sync::RwLock<()>,
     checkpoints: Mutex<checkpoint::Written>,
+    quarantine: Mutex<quarantine::Quarantine>,
 }
 
 /// Why a maintenance window change was refused.
@@ -94,6 +105,12 @@ impl Engine {
         if !self.ready.load(Ordering::Acquire) {
             return Some("replaying the audit trail");
         }
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("stopping");
+        }
+        if self.backlog.load(Ordering::Acquire) >= self.runtime().config.max_backlog {
+            return Some("the backlog of events to decide is at engine.max_backlog");
+        }
         self.gates
             .lock()
             .iter()
@@ -107,6 +124,41 @@ impl Engine {
         let up = Arc::new(AtomicBool::new(false));
         self.gates.lock().push((why_not, up.clone()));
         up
+    }
+
+    /// SIGTERM: from now on the intake answers 503; what is on disk is still decided.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// How long a refused sender should wait: the backlog at the last round's pace.
+    fn retry_after(&self) -> Duration {
+        let rate = self.decide_rate.load(Ordering::Relaxed).max(1);
+        let backlog = self.backlog.load(Ordering::Relaxed) as u64;
+        Duration::from_secs((backlog / rate).clamp(1, 60))
+    }
+
+    /// Refuses, recording nothing, what cannot be taken now: salve is stopping, or the
+    /// backlog would pass `max_backlog`.
+    fn admit(&self, events: usize) -> Result<(), IntakeError> {
+        let refused = if self.stopping.load(Ordering::Acquire) {
+            IntakeError::Stopping {
+                retry_after: Duration::from_secs(5),
+            }
+        } else {
+            let backlog = self.backlog.load(Ordering::Acquire);
+            let max = self.runtime().config.max_backlog;
+            if backlog + events <= max {
+                return Ok(());
+            }
+            IntakeError::Overloaded {
+                backlog,
+                max,
+                retry_after: self.retry_after(),
+            }
+        };
+        self.metrics.intake_rejected(refused.reason());
+        Err(refused)
     }
 
     /// Records events durably, then queues them for evaluation. Returns once they are
@@ -130,15 +182,18 @@ impl Engine {
         for e in &events {
             self.metrics.event_received(&e.source);
         }
-        // The place in the queue first: a caller dropped while waiting for it leaves
-        // nothing counted as in flight.
-        // When shutting down there is no place: the events are on disk and are decided
-        // at the next start.
-        if let Ok(permit) = self.queue.reserve().await {
-            self.inflight.fetch_add(1, Ordering::AcqRel);
-            permit.send(events);
+        self.backlog.fetch_add(events.len(), Ordering::AcqRel);
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(events).is_err() {
+            // The worker is gone (stopping): on disk, decided at the next start.
+            self.finished_one();
         }
         Ok(())
+    }
+
+    /// The rules in quarantine now, and until when.
+    pub fn quarantined(&self) -> std::collections::HashMap<String, DateTime<Utc>> {
+        self.quarantine.lock().all(self.now())
     }
 
     /// When the alert with this fingerprint began firing, as far as salve knows.
@@ -258,8 +313,11 @@ impl Engine {
 
     /// Waits (bounded) until no queued batch or action is left, writes a checkpoint so
     /// the next start reads no trail, then flushes the trail.
-    pub async fn stop(&self, limit: Duration) {
+    /// Returns whether everything was done; if not, what is on disk is decided (and
+    /// actions cut short are reported abandoned) at the next start.
+    pub async fn stop(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut done = true;
         while self.inflight.load(Ordering::Acquire) > 0 {
             let notified = self.idle.notified();
             if self.inflight.load(Ordering::Acquire) == 0 {
@@ -268,13 +326,23 @@ impl Engine {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 tracing::warn!(
                     running = self.inflight.load(Ordering::Acquire),
-                    "stopping with actions still running"
+                    backlog = self.backlog.load(Ordering::Acquire),
+                    "stopping at the end of engine.shutdown_grace with work left; it is decided at the next start"
                 );
+                done = false;
                 break;
             }
         }
-        self.checkpoint().await;
+        // A round still deciding holds the gate; its events are on disk either way.
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(500));
+        if tokio::time::timeout(left, self.checkpoint()).await.is_err() {
+            tracing::warn!("no checkpoint at this stop; the next start replays from the last one");
+            done = false;
+        }
         self.audit.close().await;
+        done
     }
 }
 
@@ -282,7 +350,11 @@ impl Engine {
 #[async_trait::async_trait]
 impl Intake for Engine {
     async fn accept(&self, events: Vec<Event>) -> Result<(), IntakeError> {
-        self.runtime().config.event_limits.check(&events)?;
+        if let Err(e) = self.runtime().config.event_limits.check(&events) {
+            self.metrics.intake_rejected("too_large");
+            return Err(e.into());
+        }
+        self.admit(events.len())?;
         Engine::accept(self, events)
             .await
             .map_err(|e| IntakeError::Unrecorded(e.to_string()))
@@ -337,7 +409,7 @@ pub async fn start(
     let dispatcher = runtime::build_dispatcher(config, None);
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
-    let (queue, mut rx) = mpsc::channel::<Vec<Event>>(256);
+    let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
         config_path: options.config_path,
@@ -349,6 +421,9 @@ pub async fn start(
         dispatcher: RwLock::new(dispatcher),
         clock: options.clock,
         queue,
+        backlog: AtomicUsize::new(undecided.len()),
+        decide_rate: std::sync::atomic::AtomicU64::new(0),
+        stopping: AtomicBool::new(false),
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
         ready: AtomicBool::new(false),
@@ -356,6 +431,7 @@ pub async fn start(
         gates: Mutex::new(Vec::new()),
         gate: tokio::sync::RwLock::new(()),
         checkpoints: Mutex::new(checkpoint::Written::on_disk(&config_dir)),
+        quarantine: Mutex::new(quarantine::Quarantine::default()),
     });
     engine.recover(undecided, pending).await;
 

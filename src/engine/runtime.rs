@@ -100,6 +100,7 @@ impl Engine {
                 let docker = self.docker.read().clone();
                 *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
                 self.state.write().set_settings(runtime.settings.clone());
+                self.quarantine.lock().release_all();
                 *self.runtime.write() = Arc::new(runtime);
                 self.metrics.reloaded(true, count);
                 self.record_reload(now, true, count, None).await;

@@ -248,20 +248,30 @@ pub fn parse_alertmanager(
 ) -> Result<Vec<Event>, PayloadError> {
     // The hot path: straight into the typed payload, without a document-wide value first.
     let mut de = serde_json::Deserializer::from_slice(body);
-    let syntax = |e: serde_json::Error| PayloadError::Syntax {
+    let payload: AlertmanagerPayload = typed(&mut de)?;
+    de.end().map_err(syntax)?;
+    Ok(payload.into_events(received_at))
+}
+
+fn syntax(e: serde_json::Error) -> PayloadError {
+    PayloadError::Syntax {
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    };
-    let payload: AlertmanagerPayload =
-        serde_path_to_error::deserialize(&mut de).map_err(|err| match err.inner().classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                syntax(err.into_inner())
-            }
-            _ => PayloadError::shape(err),
-        })?;
-    de.end().map_err(syntax)?;
-    Ok(payload.into_events(received_at))
+    }
+}
+
+/// Deserializes `T` from the body, a syntax error with its line and column, a shape
+/// error with its path.
+fn typed<'de, T: serde::Deserialize<'de>>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, PayloadError> {
+    serde_path_to_error::deserialize(de).map_err(|err| match err.inner().classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            syntax(err.into_inner())
+        }
+        _ => PayloadError::shape(err),
+    })
 }
 
 fn parse_alertmanager_value(
@@ -275,8 +285,7 @@ fn parse_alertmanager_value(
 
 /// Parses a body that must be native events (one object or an array).
 pub fn parse_native(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, PayloadError> {
-    let value = parse_json(body)?;
-    native::parse_native_value(value, received_at)
+    native::parse_native_body(body, received_at)
 }
 
 #[cfg(test)]

@@ -61,36 +61,50 @@ impl NativeEvent {
     }
 }
 
+/// Parses native events straight from the body: one object, or an array of them.
+pub(super) fn parse_native_body(
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Event>, PayloadError> {
+    let array = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[');
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let natives: Vec<NativeEvent> = if array {
+        super::typed(&mut de)?
+    } else {
+        vec![super::typed(&mut de)?]
+    };
+    de.end().map_err(super::syntax)?;
+    into_events(natives, array, received_at)
+}
+
 pub(super) fn parse_native_value(
     value: serde_json::Value,
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Event>, PayloadError> {
-    let items = match value {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (Some(i), v))
-            .collect(),
-        other => vec![(None, other)],
+    let array = value.is_array();
+    let natives: Vec<NativeEvent> = if array {
+        serde_path_to_error::deserialize(value).map_err(PayloadError::shape)?
+    } else {
+        vec![serde_path_to_error::deserialize(value).map_err(PayloadError::shape)?]
     };
-    let mut events = Vec::with_capacity(items.len());
-    for (index, raw) in items {
-        let native: NativeEvent = serde_path_to_error::deserialize(&raw).map_err(|err| {
-            let inner_path = err.path().to_string();
-            let path = match (index, inner_path.as_str()) {
-                (Some(i), ".") => format!("[{i}]"),
-                (Some(i), p) => format!("[{i}].{p}"),
-                (None, p) => p.to_string(),
-            };
-            PayloadError::Shape {
-                message: format!("field `{path}`: {}", err.into_inner()),
-                path,
-            }
-        })?;
+    into_events(natives, array, received_at)
+}
+
+fn into_events(
+    natives: Vec<NativeEvent>,
+    array: bool,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Event>, PayloadError> {
+    let mut events = Vec::with_capacity(natives.len());
+    for (index, native) in natives.into_iter().enumerate() {
         if native.labels.is_empty() {
-            let path = match index {
-                Some(i) => format!("[{i}].labels"),
-                None => "labels".to_string(),
+            let path = if array {
+                format!("[{index}].labels")
+            } else {
+                "labels".to_string()
             };
             return Err(PayloadError::Shape {
                 message: format!("field `{path}`: an event needs at least one label"),

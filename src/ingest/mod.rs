@@ -15,6 +15,31 @@ pub enum IntakeError {
     /// The trail could not make them durable.
     #[error("cannot record events durably: {0}")]
     Unrecorded(String),
+    /// More events are waiting to be decided than `[engine] max_backlog`; try again
+    /// after `retry_after`.
+    #[error(
+        "{backlog} events are waiting to be decided (engine.max_backlog is {max}); try again later"
+    )]
+    Overloaded {
+        backlog: usize,
+        max: usize,
+        retry_after: std::time::Duration,
+    },
+    /// salve is stopping; another replica or the next start takes them.
+    #[error("salve is stopping; try again later")]
+    Stopping { retry_after: std::time::Duration },
+}
+
+impl IntakeError {
+    /// The reason in `salve_intake_rejected_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IntakeError::Rejected(_) => "too_large",
+            IntakeError::Unrecorded(_) => "unrecorded",
+            IntakeError::Overloaded { .. } => "backlog",
+            IntakeError::Stopping { .. } => "stopping",
+        }
+    }
 }
 
 /// What a source may do with salve: hand it events (answered once they are durable),

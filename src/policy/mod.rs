@@ -2,13 +2,14 @@
 //! circuit breakers, dry-run, in that order. Every "no" is a decision with its reason.
 
 mod firing;
+mod history;
 mod image;
 mod state;
 
+pub use history::SharedHistory;
 pub use image::{ImageError, StateImage};
 pub use state::{
-    BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, SharedHistory,
-    StateSizes,
+    BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
 };
 
 #[cfg(test)]

@@ -5,13 +5,11 @@ use super::firing::FiringSet;
 use crate::alertmanager::{Matchers, TimeInterval};
 use crate::event::{Event, Fingerprint, Status};
 use crate::model::{
-    format_duration, Action, Decision, History, Intent, MaintenanceWindow, OutcomeStatus,
-    RateLimit, Reason, Target, Verdict,
+    format_duration, Action, Decision, Intent, MaintenanceWindow, OutcomeStatus, RateLimit, Reason,
+    Target, Verdict,
 };
 use chrono::{DateTime, Utc};
-use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The parts of the config the policy applies (`config` builds them from `salve.toml`).
@@ -200,6 +198,11 @@ impl PolicyState {
     /// Keeps the set of firing alerts that `firing()` asks about.
     pub fn observe_event(&mut self, event: &Event) {
         self.firing.observe(event);
+    }
+
+    /// When the oldest event still waiting to be decided was received.
+    pub fn oldest_undecided(&self) -> Option<DateTime<Utc>> {
+        self.undecided.values().next().map(|e| e.received_at)
     }
 
     /// The events acknowledged but not yet evaluated, in arrival order.
@@ -626,40 +629,5 @@ impl PolicyState {
             return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());
         }
         (Verdict::Execute, None, String::new())
-    }
-}
-
-/// The read-only view rules query while they plan. `recent()` sees history as it was
-/// when the notification arrived: every alert of one notification plans against the
-/// same past, so their identical intents fold into one action instead of climbing an
-/// escalation ladder within a single notification.
-#[derive(Clone)]
-pub struct SharedHistory {
-    pub state: Arc<RwLock<PolicyState>>,
-    pub as_of: u64,
-}
-
-impl SharedHistory {
-    pub fn new(state: Arc<RwLock<PolicyState>>) -> SharedHistory {
-        let as_of = state.read().executions_recorded();
-        SharedHistory { state, as_of }
-    }
-}
-
-impl History for SharedHistory {
-    fn recent(
-        &self,
-        target: &Target,
-        action: Action,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> usize {
-        self.state
-            .read()
-            .recent(target, action, from, to, self.as_of)
-    }
-
-    fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool {
-        self.state.read().firing(matchers, now)
     }
 }

@@ -129,6 +129,13 @@ pub(super) fn call_plan(
     TEMPLATES.with(|t| *t.borrow_mut() = None);
     let value = result.map_err(|err| {
         let pos = err.position();
+        let cut_off = matches!(
+            *err,
+            EvalAltResult::ErrorTerminated(..)
+                | EvalAltResult::ErrorTooManyOperations(..)
+                | EvalAltResult::ErrorDataTooLarge(..)
+                | EvalAltResult::ErrorStackOverflow(..)
+        );
         let message = match *err {
             EvalAltResult::ErrorTerminated(..) => format!(
                 "plan() was cut off after {}: it ran past the rule time budget (a loop that never ends?)",
@@ -137,7 +144,9 @@ pub(super) fn call_plan(
             EvalAltResult::ErrorTooManyOperations(..) => "plan() was cut off: too many operations (a loop that never ends?)".to_string(),
             other => other.to_string(),
         };
-        RuleError::at(&rule.path, rule.source(), pos, message)
+        let mut error = RuleError::at(&rule.path, rule.source(), pos, message);
+        error.cut_off = cut_off;
+        error
     })?;
     intents_from(value)
         .map_err(|message| RuleError::at(&rule.path, rule.source(), Position::NONE, message))

@@ -11,6 +11,9 @@ pub struct RuleError {
     pub message: String,
     /// The source line the error points at, if known.
     pub source_line: Option<String>,
+    /// The rule was stopped by a limit (time, operations, sizes) rather than failing
+    /// by itself: what quarantine counts.
+    pub cut_off: bool,
 }
 
 impl std::error::Error for RuleError {}
@@ -23,6 +26,7 @@ impl RuleError {
             column: None,
             message: err.to_string(),
             source_line: None,
+            cut_off: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl RuleError {
             column,
             message: strip_position(&message),
             source_line,
+            cut_off: false,
         }
     }
 
@@ -61,6 +66,7 @@ impl RuleError {
             column: Some(column),
             message,
             source_line,
+            cut_off: false,
         }
     }
 

@@ -1,0 +1,298 @@
+//! More than salve can take: answered at once with 503 and `Retry-After`, never held;
+//! everything acknowledged is decided; a stop under a backlog ends within its grace.
+
+use crate::support::{native, of_kind, s, wait_until, Salve};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// A rule that spends its whole time budget on every alert it matches.
+const SLOW: &str = r#"
+const MATCH = `alertname="Slow"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    let i = 0;
+    loop { i += 1; }
+}
+"#;
+
+fn notification(n: usize) -> Value {
+    let events: Vec<Value> = (0..5)
+        .map(|i| native(&[("alertname", "Slow"), ("n", &format!("{n}-{i}"))]))
+        .collect();
+    Value::Array(events)
+}
+
+/// Every acknowledged event id, and whether each was evaluated.
+fn undecided(salve: &Salve, acked: &BTreeSet<String>) -> usize {
+    let evaluated: BTreeSet<String> = of_kind(&salve.audit_json(), "evaluated")
+        .into_iter()
+        .map(|r| s(&r["event_id"]))
+        .collect();
+    acked.difference(&evaluated).count()
+}
+
+#[test]
+fn a_flood_past_the_backlog_is_refused_at_once_with_retry_after_and_nothing_acknowledged_is_lost() {
+    let salve = Salve::builder()
+        .config("[engine]\nmax_backlog = 20\nrule_timeout = \"50ms\"\n")
+        .rule("slow", SLOW)
+        .start();
+    let mut acked = BTreeSet::new();
+    let mut refused = None;
+    for n in 0..40 {
+        let started = Instant::now();
+        let reply = salve
+            .client()
+            .post(salve.url("/api/v1/events"))
+            .json(&notification(n))
+            .send()
+            .expect("post");
+        let took = started.elapsed();
+        let status = reply.status().as_u16();
+        let retry_after = reply
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        let body: Value = reply.json().expect("json answer");
+        if status == 503 {
+            refused = Some((took, retry_after, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        for id in body["ids"].as_array().expect("ids") {
+            acked.insert(s(id));
+        }
+    }
+    let (took, retry_after, body) = refused.expect("the flood was never refused");
+    assert!(took < Duration::from_secs(1), "the refusal took {took:?}");
+    let seconds: u64 = retry_after
+        .expect("a Retry-After header")
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+    assert!(
+        s(&body["error"]).contains("engine.max_backlog is 20"),
+        "{body}"
+    );
+    let ready = salve.get("/-/ready");
+    assert_eq!(ready.status, 503);
+    assert!(
+        salve
+            .metric("salve_intake_rejected_total{reason=\"backlog\"}")
+            .is_some_and(|n| n >= 1.0),
+        "{}",
+        salve.metrics()
+    );
+
+    // Once the backlog drains, the same request is taken.
+    let reply = wait_until("the backlog to drain", || {
+        let reply = salve.post_json("/api/v1/events", &notification(99));
+        (reply.status == 200).then_some(reply)
+    });
+    for id in reply.body["ids"].as_array().expect("ids") {
+        acked.insert(s(id));
+    }
+    wait_until("every acknowledged event to be decided", || {
+        (undecided(&salve, &acked) == 0).then_some(())
+    });
+    let received: BTreeSet<String> = of_kind(&salve.audit_json(), "received")
+        .into_iter()
+        .map(|r| s(&r["event"]["id"]))
+        .collect();
+    assert_eq!(received, acked, "refused events are not recorded");
+    assert_eq!(salve.get("/-/ready").status, 200);
+}
+
+#[test]
+fn a_rule_returning_more_intents_than_max_intents_is_cut_and_says_how_many() {
+    let salve = Salve::builder()
+        .config("[engine]\nmax_intents = 3\n\n[exec.mark]\nargv = [\"true\"]\n")
+        .rule(
+            "many",
+            r#"
+const MATCH = `alertname="Many"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    let out = [];
+    for i in 0..5 { out.push(exec("mark", [`${i}`])); }
+    out
+}
+"#,
+        )
+        .start();
+    let reply = salve.post_json("/api/v1/events", &native(&[("alertname", "Many")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    assert_eq!(of_kind(&records, "decision").len(), 3);
+    let errors = of_kind(&records, "rule_error");
+    assert_eq!(errors.len(), 1, "{records:#?}");
+    assert_eq!(
+        errors[0]["error"],
+        "plan() returned 5 intents; the 2 past engine.max_intents (3) were dropped"
+    );
+}
+
+#[test]
+fn sigterm_under_a_backlog_exits_within_the_grace_and_the_rest_is_decided_at_the_next_start() {
+    // Six slow rules, one per notification: a round cuts each off once, at 1 s each.
+    let mut builder =
+        Salve::builder().config("[engine]\nshutdown_grace = \"1s\"\nrule_timeout = \"1s\"\n");
+    for n in 0..6 {
+        builder = builder.rule(
+            &format!("slow{n}"),
+            &SLOW.replace("alertname=\"Slow\"", &format!("n=~\"{n}-.*\"")),
+        );
+    }
+    let mut salve = builder.start();
+    let mut acked = BTreeSet::new();
+    for n in 0..6 {
+        let reply = salve.post_json("/api/v1/events", &notification(n));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        for id in reply.body["ids"].as_array().expect("ids") {
+            acked.insert(s(id));
+        }
+    }
+    // Six rules cut off at 1 s each, on two cores: more than the grace.
+    let started = Instant::now();
+    salve.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+    assert!(
+        undecided(&salve, &acked) > 0,
+        "the backlog was gone before the stop; the test proves nothing"
+    );
+    salve.start();
+    wait_until("the rest to be decided after the restart", || {
+        (undecided(&salve, &acked) == 0).then_some(())
+    });
+}
+
+const LOOPING: &str = r#"
+const MATCH = `alertname="Loop"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    let i = 0;
+    loop { i += 1; }
+}
+"#;
+
+const CANARY: &str = r#"
+const MATCH = `alertname="Canary"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    [exec("mark", [event.labels.n])]
+}
+"#;
+
+fn looping(n: usize, alerts: usize) -> Value {
+    Value::Array(
+        (0..alerts)
+            .map(|i| native(&[("alertname", "Loop"), ("n", &format!("{n}-{i}"))]))
+            .collect(),
+    )
+}
+
+/// When each event with this alertname was received and evaluated, from the trail.
+fn decided_after(records: &[Value], alertname: &str) -> Vec<chrono::Duration> {
+    let at = |r: &Value| {
+        s(&r["at"])
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("record time")
+    };
+    of_kind(records, "received")
+        .into_iter()
+        .filter(|r| r["event"]["labels"]["alertname"] == alertname)
+        .filter_map(|received| {
+            let evaluated = of_kind(records, "evaluated")
+                .into_iter()
+                .find(|e| e["event_id"] == received["event"]["id"])?;
+            Some(at(evaluated) - at(received))
+        })
+        .collect()
+}
+
+#[test]
+fn a_looping_rule_does_not_hold_up_alerts_it_does_not_match() {
+    let salve = Salve::builder()
+        .config("[exec.mark]\nargv = [\"true\"]\n")
+        .rule("loop", LOOPING)
+        .rule("canary", CANARY)
+        .start();
+    for n in 0..3 {
+        let reply = salve.post_json("/api/v1/events", &looping(n, 500));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let canary = native(&[("alertname", "Canary"), ("n", &n.to_string())]);
+        assert_eq!(salve.post_json("/api/v1/events", &canary).status, 200);
+    }
+    let records = salve.wait_settled(1503);
+    let canaries = decided_after(&records, "Canary");
+    assert_eq!(canaries.len(), 3);
+    assert!(
+        canaries.iter().all(|d| *d < chrono::Duration::seconds(1)),
+        "healthy alerts waited {canaries:?} behind a looping rule"
+    );
+}
+
+#[test]
+fn a_rule_cut_off_again_and_again_is_quarantined_then_released() {
+    let salve = Salve::builder()
+        .config("[engine]\nquarantine_after = \"3 in 1m\"\nquarantine_for = \"2s\"\n")
+        .rule("loop", LOOPING)
+        .start();
+    let reasons = |salve: &Salve, n: usize| -> Vec<String> {
+        let records = salve.wait_settled(n);
+        of_kind(&records, "rule_error")
+            .into_iter()
+            .map(|r| s(&r["reason"]))
+            .collect()
+    };
+    for n in 0..3 {
+        assert_eq!(
+            salve.post_json("/api/v1/events", &looping(n, 1)).status,
+            200
+        );
+        salve.wait_settled(n + 1);
+    }
+    assert_eq!(
+        salve.post_json("/api/v1/events", &looping(3, 1)).status,
+        200
+    );
+    assert_eq!(
+        reasons(&salve, 4),
+        ["cut_off", "cut_off", "cut_off", "quarantined"]
+    );
+    let rules = salve.get("/api/v1/rules");
+    assert!(
+        rules.body[0]["quarantined_until"].is_string(),
+        "{:?}",
+        rules.body
+    );
+    assert_eq!(
+        salve.metric("salve_rules_quarantined_total{rule=\"loop\"}"),
+        Some(1.0)
+    );
+
+    // After the cool-off the rule runs again.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        salve.post_json("/api/v1/events", &looping(4, 1)).status,
+        200
+    );
+    assert_eq!(reasons(&salve, 5)[4], "cut_off");
+
+    // A reload ends a quarantine at once.
+    for n in 5..8 {
+        assert_eq!(
+            salve.post_json("/api/v1/events", &looping(n, 1)).status,
+            200
+        );
+        salve.wait_settled(n + 1);
+    }
+    assert_eq!(salve.post_json("/-/reload", &Value::Null).status, 200);
+    assert_eq!(
+        salve.post_json("/api/v1/events", &looping(8, 1)).status,
+        200
+    );
+    assert_eq!(reasons(&salve, 9)[8], "cut_off");
+}
