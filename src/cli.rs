@@ -357,7 +357,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
 fn describe(r: &AuditRecord) -> String {
     let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     match &r.entry {
-        Entry::Received { event } => format!(
+        Entry::Received { event, .. } => format!(
             "{at} received    {} {} {} ({})",
             event.source,
             event.fingerprint,

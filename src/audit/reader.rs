@@ -179,7 +179,7 @@ fn read_file_from(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<AuditRecord>(&line) {
+        match AuditRecord::from_line(&line) {
             Ok(record) => each(record),
             Err(e) => {
                 skipped += 1;
@@ -233,7 +233,7 @@ impl AuditFilter {
 fn record_fingerprint(record: &AuditRecord) -> Option<&str> {
     use super::Entry;
     match &record.entry {
-        Entry::Received { event } => Some(&event.fingerprint.0),
+        Entry::Received { event, .. } => Some(&event.fingerprint.0),
         Entry::RuleError { fingerprint, .. } | Entry::Evaluated { fingerprint, .. } => {
             Some(&fingerprint.0)
         }

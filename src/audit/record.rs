@@ -19,8 +19,14 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    /// An event was accepted; written (and fsynced) before the sender is answered.
-    Received { event: Event },
+    /// An event was accepted; written (and fsynced) before the sender is answered. Its
+    /// `received_at` is the record's `at`, written once. `unmatched`: no rule matched
+    /// it when it arrived, so nothing more is recorded about it (no `evaluated`).
+    Received {
+        event: Event,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unmatched: bool,
+    },
     /// A rule failed on an event (error, timeout, bad return value); other rules still ran.
     RuleError {
         event_id: String,
@@ -41,6 +47,7 @@ pub enum Entry {
     Evaluated {
         event_id: String,
         fingerprint: Fingerprint,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rules: Vec<String>,
     },
     /// An ad-hoc maintenance window was created or deleted through the API.
@@ -72,9 +79,82 @@ pub enum MaintenanceChange {
     Deleted { id: String, deleted_by: String },
 }
 
+/// A received event as the trail keeps it: everything but `received_at`, which is the
+/// record's own `at` (`AuditRecord::from_line` puts it back).
+fn event_without_arrival<S: serde::Serializer>(event: &Event, out: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Written<'a> {
+        id: &'a str,
+        source: &'a str,
+        status: crate::event::Status,
+        labels: &'a crate::event::Labels,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        annotations: &'a crate::event::Labels,
+        starts_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ends_at: Option<DateTime<Utc>>,
+        fingerprint: &'a Fingerprint,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        generator_url: &'a str,
+    }
+    Written {
+        id: &event.id,
+        source: &event.source,
+        status: event.status,
+        labels: &event.labels,
+        annotations: &event.annotations,
+        starts_at: event.starts_at,
+        ends_at: event.ends_at,
+        fingerprint: &event.fingerprint,
+        generator_url: &event.generator_url,
+    }
+    .serialize(out)
+}
+
 impl AuditRecord {
     pub fn new(at: DateTime<Utc>, entry: Entry) -> AuditRecord {
         AuditRecord { at, entry }
+    }
+
+    /// Appends the record as one line of the trail. A received event's `received_at`
+    /// is not written again: it is the record's `at`.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match &self.entry {
+            Entry::Received { event, unmatched } => {
+                #[derive(Serialize)]
+                struct Line<'a> {
+                    at: DateTime<Utc>,
+                    kind: &'static str,
+                    #[serde(serialize_with = "event_without_arrival")]
+                    event: &'a Event,
+                    #[serde(skip_serializing_if = "std::ops::Not::not")]
+                    unmatched: bool,
+                }
+                serde_json::to_writer(
+                    &mut *out,
+                    &Line {
+                        at: self.at,
+                        kind: "received",
+                        event,
+                        unmatched: *unmatched,
+                    },
+                )?
+            }
+            _ => serde_json::to_writer(&mut *out, self)?,
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// A line of the trail: its record, with a received event's arrival put back.
+    pub fn from_line(line: &[u8]) -> serde_json::Result<AuditRecord> {
+        let mut record: AuditRecord = serde_json::from_slice(line)?;
+        if let Entry::Received { event, .. } = &mut record.entry {
+            if event.received_at == DateTime::<Utc>::UNIX_EPOCH {
+                event.received_at = record.at;
+            }
+        }
+        Ok(record)
     }
 
     pub fn kind(&self) -> &'static str {

@@ -142,11 +142,10 @@ impl AuditLog {
         }
         let mut bytes = Vec::with_capacity(records.len() * 512);
         for record in records {
-            serde_json::to_writer(&mut bytes, record).map_err(|e| AuditError::Io {
+            record.write_line(&mut bytes).map_err(|e| AuditError::Io {
                 path: self.dir.clone(),
                 message: format!("cannot serialize record: {e}"),
             })?;
-            bytes.push(b'\n');
         }
         let (done, wait) = oneshot::channel();
         self.tx

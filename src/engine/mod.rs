@@ -167,9 +167,21 @@ impl Engine {
         if events.is_empty() {
             return Ok(());
         }
+        // An event no rule matches has nothing to decide: it is recorded as such and
+        // not queued, so a storm of alerts no rule is about costs one record each.
+        let runtime = self.runtime();
         let records: Vec<AuditRecord> = events
             .iter()
-            .map(|e| AuditRecord::new(e.received_at, Entry::Received { event: e.clone() }))
+            .map(|e| {
+                let unmatched = runtime.rules.matching(&e.labels).is_empty();
+                AuditRecord::new(
+                    e.received_at,
+                    Entry::Received {
+                        event: e.clone(),
+                        unmatched,
+                    },
+                )
+            })
             .collect();
         {
             let _writing = self.gate.read().await;
@@ -181,6 +193,23 @@ impl Engine {
         }
         for e in &events {
             self.metrics.event_received(&e.source);
+        }
+        let events: Vec<Event> = events
+            .into_iter()
+            .zip(&records)
+            .filter(|(_, r)| {
+                !matches!(
+                    r.entry,
+                    Entry::Received {
+                        unmatched: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(e, _)| e)
+            .collect();
+        if events.is_empty() {
+            return Ok(());
         }
         self.backlog.fetch_add(events.len(), Ordering::AcqRel);
         self.inflight.fetch_add(1, Ordering::AcqRel);

@@ -16,7 +16,13 @@ use std::sync::Arc;
 /// through the same `record_decision`).
 pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
     match &record.entry {
-        Entry::Received { event } => state.record_received(event),
+        Entry::Received { event, unmatched } => {
+            if *unmatched {
+                state.observe_event(event);
+            } else {
+                state.record_received(event);
+            }
+        }
         Entry::Evaluated { event_id, .. } => state.record_evaluated(event_id),
         Entry::Decision(d) => state.record_decision(d, record.at),
         Entry::Outcome(o) => state.record_outcome(
@@ -110,7 +116,7 @@ impl Engine {
             return events;
         }
         let read = read_records(self.audit.dir(), |record| {
-            if let Entry::Received { event } = record.entry {
+            if let Entry::Received { event, .. } = record.entry {
                 if wanted.contains(event.id.as_str()) {
                     events.insert(event.id.clone(), event);
                 }

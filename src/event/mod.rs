@@ -88,7 +88,13 @@ pub struct Event {
     pub fingerprint: Fingerprint,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub generator_url: String,
+    /// In the audit trail, the `at` of the `received` record instead.
+    #[serde(default = "unix_epoch")]
     pub received_at: DateTime<Utc>,
+}
+
+fn unix_epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
 }
 
 impl Event {

@@ -66,10 +66,12 @@ fn outcome_of<'a>(records: &'a [Value], decision: &Value) -> Option<&'a Value> {
         .find(|o| o["decision_id"] == decision["id"])
 }
 
+/// Decided: evaluated by the rules it matched, or recorded as matching none.
 fn evaluated(records: &[Value], event: &Value) -> bool {
-    of_kind(records, "evaluated")
-        .iter()
-        .any(|e| e["event_id"] == event["event"]["id"])
+    event["unmatched"] == true
+        || of_kind(records, "evaluated")
+            .iter()
+            .any(|e| e["event_id"] == event["event"]["id"])
 }
 
 fn container_target(name: &str) -> String {

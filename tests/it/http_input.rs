@@ -196,7 +196,9 @@ fn bad_webhook_requests_are_refused_with_a_json_error_and_lose_nothing() {
         .map(|r| &r["event"]["labels"]["alertname"])
         .collect();
     assert_eq!(received, vec!["DiskFull"]);
-    assert_eq!(of_kind(&records, "evaluated").len(), 1);
+    // No rule matches it: the received record says so, and nothing follows it.
+    assert_eq!(of_kind(&records, "received")[0]["unmatched"], true);
+    assert!(of_kind(&records, "evaluated").is_empty());
 
     let rejected = |path: &str, status: u16| {
         salve.metric(&format!(

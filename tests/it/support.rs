@@ -475,9 +475,12 @@ pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// Every received event evaluated, every execute decision with an outcome.
-pub fn settled(records: &[Value], received: usize) -> bool {
-    let events: Vec<&Value> = of_kind(records, "received")
-        .into_iter()
+pub fn settled(records: &[Value], count: usize) -> bool {
+    let received = of_kind(records, "received");
+    // An event no rule matched has nothing more recorded about it.
+    let events: Vec<&Value> = received
+        .iter()
+        .filter(|r| r["unmatched"] != true)
         .map(|r| &r["event"]["id"])
         .collect();
     let evaluated: Vec<&Value> = of_kind(records, "evaluated")
@@ -493,7 +496,7 @@ pub fn settled(records: &[Value], received: usize) -> bool {
         .into_iter()
         .map(|o| &o["decision_id"])
         .collect();
-    events.len() >= received
+    received.len() >= count
         && events.iter().all(|id| evaluated.contains(id))
         && executes.iter().all(|id| outcomes.contains(id))
 }
