@@ -37,6 +37,14 @@ impl Default for FiringSet {
     }
 }
 
+/// The firing set in a checkpoint (see [`FiringSet::image`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct FiringImage {
+    strings: Vec<String>,
+    alerts: Vec<(u64, i64, i64, u32)>,
+    labels: Vec<u32>,
+}
+
 /// An alert as the checkpoint and tests see it: fingerprint key, labels, start, last seen.
 pub type FiringEntry = (u64, Labels, DateTime<Utc>, DateTime<Utc>);
 
@@ -169,12 +177,14 @@ impl FiringSet {
         self.len = self.by_alertname.values().map(HashMap::len).sum();
         let mut evicted = 0;
         if self.len > bound {
+            // Down to 90% of the bound, so the next eviction is a tenth of it away.
+            let keep = bound - bound / 10;
             let mut ages: Vec<(DateTime<Utc>, Spur, u64)> = self
                 .by_alertname
                 .iter()
                 .flat_map(|(name, group)| group.iter().map(|(key, a)| (a.last_seen, *name, *key)))
                 .collect();
-            evicted = self.len - bound;
+            evicted = self.len - keep;
             ages.select_nth_unstable(evicted);
             for (_, name, key) in ages.drain(..evicted) {
                 self.remove(name, key);
@@ -192,15 +202,77 @@ impl FiringSet {
         evicted
     }
 
-    /// Puts back an alert a checkpoint held.
-    pub fn restore(
-        &mut self,
-        key: u64,
-        labels: &Labels,
-        starts_at: DateTime<Utc>,
-        last_seen: DateTime<Utc>,
-    ) {
-        self.insert_labels(key, labels, starts_at, last_seen);
+    /// The set as a checkpoint stores it: every string once, and per alert its key,
+    /// start and last seen (ns) and its label count; the labels, as pairs of string
+    /// numbers, one after another in `labels`.
+    pub fn image(&self) -> FiringImage {
+        use lasso::Key;
+        let strings = self.strings.strings().map(str::to_string).collect();
+        let mut alerts = Vec::with_capacity(self.len);
+        let mut labels = Vec::with_capacity(self.len * 8);
+        for group in self.by_alertname.values() {
+            for (key, alert) in group {
+                alerts.push((
+                    *key,
+                    alert.starts_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                    alert.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                    alert.labels.len() as u32,
+                ));
+                for (name, value) in alert.labels.iter() {
+                    labels.push(name.into_usize() as u32);
+                    labels.push(value.into_usize() as u32);
+                }
+            }
+        }
+        FiringImage {
+            strings,
+            alerts,
+            labels,
+        }
+    }
+
+    /// The set a checkpoint stored.
+    pub fn from_image(image: FiringImage) -> Result<FiringSet, String> {
+        let mut set = FiringSet::default();
+        let ids: Vec<Spur> = image
+            .strings
+            .iter()
+            .map(|s| set.strings.get_or_intern(s))
+            .collect();
+        let id = |n: u32| {
+            ids.get(n as usize)
+                .copied()
+                .ok_or("a label number past the strings")
+        };
+        let alertname = set.strings.get_or_intern("alertname");
+        let empty = set.strings.get_or_intern("");
+        let mut at = 0usize;
+        for (key, starts_at, last_seen, count) in image.alerts {
+            let end = at + 2 * count as usize;
+            let pairs = image.labels.get(at..end).ok_or("labels cut short")?;
+            at = end;
+            let labels: Box<[(Spur, Spur)]> = pairs
+                .chunks_exact(2)
+                .map(|p| Ok((id(p[0])?, id(p[1])?)))
+                .collect::<Result<_, &str>>()?;
+            let name = labels
+                .iter()
+                .find(|(k, _)| *k == alertname)
+                .map_or(empty, |(_, v)| *v);
+            let fresh = set.by_alertname.entry(name).or_default().insert(
+                key,
+                FiringAlert {
+                    starts_at: DateTime::from_timestamp_nanos(starts_at),
+                    last_seen: DateTime::from_timestamp_nanos(last_seen),
+                    labels,
+                },
+            );
+            if fresh.is_none() {
+                set.len += 1;
+            }
+        }
+        set.strings_after_rebuild = set.strings.len();
+        Ok(set)
     }
 
     /// Every alert, for checkpoints and pruning.

@@ -18,8 +18,6 @@ pub struct ImageError(String);
 
 /// An execution: its order, time (ns), action and rule.
 type ExecutionImage = (u64, i64, Action, String);
-/// A firing alert: fingerprint key, labels, start and last seen (ns).
-type FiringImage = (u64, Vec<(String, String)>, i64, i64);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StateImage {
@@ -29,7 +27,7 @@ pub struct StateImage {
     by_rule: Vec<(String, Vec<(i64, Target)>)>,
     by_action: Vec<(Action, Vec<i64>)>,
     breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
-    firing: Vec<FiringImage>,
+    firing: super::firing::FiringImage,
     windows: Vec<String>,
     pending: Vec<(String, i64)>,
     undecided: Vec<String>,
@@ -94,18 +92,7 @@ impl PolicyState {
                     )
                 })
                 .collect(),
-            firing: self
-                .firing
-                .alerts()
-                .map(|(key, labels, starts_at, last_seen)| {
-                    (
-                        key,
-                        labels.into_iter().collect(),
-                        ns(starts_at),
-                        ns(last_seen),
-                    )
-                })
-                .collect(),
+            firing: self.firing.image(),
             windows: self.windows.values().map(json).collect::<Result<_, _>>()?,
             pending: self
                 .pending
@@ -174,16 +161,7 @@ impl PolicyState {
                 ((action, target), breaker)
             })
             .collect();
-        let mut firing = FiringSet::default();
-        for (key, labels, starts_at, last_seen) in image.firing {
-            firing.restore(
-                key,
-                &labels.into_iter().collect(),
-                at(starts_at),
-                at(last_seen),
-            );
-        }
-        state.firing = firing;
+        state.firing = FiringSet::from_image(image.firing).map_err(ImageError)?;
         for text in &image.windows {
             let window: MaintenanceWindow = from_json(text)?;
             state.windows.insert(window.id.clone(), window);

@@ -335,7 +335,8 @@ impl PolicyState {
         self.dedup.retain(|_, seen| *seen >= cutoff);
         let bound = self.settings.max_dedup_entries;
         if self.dedup.len() > bound {
-            let excess = self.dedup.len() - bound;
+            // Down to 90% of the bound, so the next eviction is a tenth of it away.
+            let excess = self.dedup.len() - (bound - bound / 10);
             let mut ages: Vec<(DateTime<Utc>, u128)> =
                 self.dedup.iter().map(|(k, at)| (*at, *k)).collect();
             ages.select_nth_unstable(excess);
