@@ -1,7 +1,7 @@
 //! The endpoints behind the API's authentication.
 
 use super::{ApiError, JsonBody};
-use crate::audit::{AuditFilter, AuditRecord};
+use crate::audit::{AuditFilter, TrailPosition};
 use crate::engine::{Engine, WindowError};
 use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
 use crate::ingest::{Intake, IntakeError};
@@ -9,6 +9,7 @@ use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMainte
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -120,12 +121,30 @@ pub(super) struct AuditQuery {
     kind: Option<String>,
     fingerprint: Option<String>,
     limit: Option<usize>,
+    max_bytes: Option<usize>,
+    before: Option<String>,
+}
+
+/// Audit pages by default: what a browser and `jq` take in without trouble.
+const AUDIT_LIMIT: usize = 1000;
+const AUDIT_MAX_BYTES: usize = 4 << 20;
+
+fn cursor_text(position: TrailPosition) -> String {
+    format!("{}-{}", position.inode, position.offset)
+}
+
+fn parse_cursor(text: &str) -> Option<TrailPosition> {
+    let (inode, offset) = text.split_once('-')?;
+    Some(TrailPosition {
+        inode: inode.parse().ok()?,
+        offset: offset.parse().ok()?,
+    })
 }
 
 pub(super) async fn read_audit(
     State(engine): Shared,
     audit_query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let audit_query = query(audit_query)?;
     let since = match &audit_query.since {
         None => None,
@@ -142,12 +161,28 @@ pub(super) async fn read_audit(
         kind: audit_query.kind,
         fingerprint: audit_query.fingerprint,
     };
-    let limit = audit_query.limit.unwrap_or(1000);
-    let records = engine
-        .audit_records(filter, limit)
+    let limit = audit_query.limit.unwrap_or(AUDIT_LIMIT).max(1);
+    let max_bytes = audit_query.max_bytes.unwrap_or(AUDIT_MAX_BYTES).max(1);
+    let before = match &audit_query.before {
+        None => None,
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("before: {text:?} is not a cursor this API gave"),
+            )
+        })?),
+    };
+    let page = engine
+        .audit_records(filter, limit, max_bytes, before)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok(Json(records))
+    let mut response = Json(page.records).into_response();
+    if let Some(older) = page.older {
+        if let Ok(value) = cursor_text(older).parse() {
+            response.headers_mut().insert("x-salve-older", value);
+        }
+    }
+    Ok(response)
 }
 
 pub(super) async fn list_windows(State(engine): Shared) -> Json<Vec<MaintenanceWindow>> {

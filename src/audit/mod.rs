@@ -6,7 +6,8 @@ mod retention;
 mod writer;
 
 pub use reader::{
-    newest_records, read_records, read_records_after, read_records_since, AuditFilter, ReadError,
+    newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
+    ReadError,
 };
 pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
 pub use retention::{apply_retention, Removed, Retention};

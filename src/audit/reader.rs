@@ -96,34 +96,141 @@ pub fn read_records_after(
     Ok(Some(skipped))
 }
 
-/// The newest `limit` records `filter` selects, oldest first. Files are read newest
-/// first and reading stops once they hold enough, so "what happened lately" reads the
-/// current file, however much history the trail keeps.
+/// The newest `limit` records `filter` selects, oldest first, within `max_bytes` of
+/// JSON, and before `before` when given. Files are read newest first and reading stops
+/// once they hold enough, so "what happened lately" reads the current file, however
+/// much history the trail keeps; what is held while reading is bounded by the page.
+/// `older` is where the page begins when the trail holds more before it: the cursor of
+/// the next (older) page.
 pub fn newest_records(
     dir: &Path,
     filter: &AuditFilter,
     limit: usize,
-) -> Result<Vec<AuditRecord>, ReadError> {
-    let mut newest_first: Vec<Vec<AuditRecord>> = Vec::new();
-    let mut found = 0;
-    for path in files_oldest_first(dir).into_iter().rev() {
-        if found >= limit || !written_since(dir, &path, filter.since) {
+    max_bytes: usize,
+    before: Option<TrailPosition>,
+) -> Result<Page, ReadError> {
+    use std::os::unix::fs::MetadataExt;
+    // Newest first: what each file (newest first) adds to the front of the page.
+    let mut page: std::collections::VecDeque<(TrailPosition, AuditRecord, usize)> =
+        std::collections::VecDeque::new();
+    let mut bytes = 0;
+    let mut cut = false;
+    let mut files = files_oldest_first(dir);
+    files.reverse();
+    let mut reached_cursor = before.is_none();
+    for path in files {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let inode = meta.ino();
+        let end = match before {
+            Some(cursor) if cursor.inode == inode => {
+                reached_cursor = true;
+                cursor.offset
+            }
+            _ if !reached_cursor => continue,
+            _ => u64::MAX,
+        };
+        if page.len() >= limit || !written_since(dir, &path, filter.since) {
+            cut |= page.len() >= limit;
             // Older files were written earlier still.
             break;
         }
-        let mut selected = Vec::new();
-        read_file(&path, &mut |record| {
-            if filter.matches(&record) {
-                selected.push(record);
+        // This file's matches, keeping only its newest that can still fit.
+        let room = limit - page.len();
+        let mut mine: std::collections::VecDeque<(TrailPosition, AuditRecord, usize)> =
+            std::collections::VecDeque::new();
+        let mut mine_bytes = 0;
+        read_file_lines(&path, |offset, record| {
+            if offset >= end {
+                return false;
             }
+            if filter.matches(&record) {
+                let size = serde_json::to_string(&record).map_or(0, |t| t.len() + 1);
+                mine.push_back((TrailPosition { inode, offset }, record, size));
+                mine_bytes += size;
+                while mine.len() > room || (bytes + mine_bytes > max_bytes && mine.len() > 1) {
+                    if let Some((_, _, size)) = mine.pop_front() {
+                        mine_bytes -= size;
+                        cut = true;
+                    }
+                }
+            }
+            true
         })?;
-        found += selected.len();
-        newest_first.push(selected);
+        if bytes + mine_bytes > max_bytes && !page.is_empty() {
+            cut = true;
+            break;
+        }
+        bytes += mine_bytes;
+        for item in mine.into_iter().rev() {
+            page.push_front(item);
+        }
+        if bytes >= max_bytes {
+            cut = true;
+            break;
+        }
     }
-    let mut records: Vec<AuditRecord> = newest_first.into_iter().rev().flatten().collect();
-    let older = records.len().saturating_sub(limit);
-    records.drain(..older);
-    Ok(records)
+    let older = if cut {
+        page.front().map(|(position, _, _)| *position)
+    } else {
+        None
+    };
+    Ok(Page {
+        records: page.into_iter().map(|(_, record, _)| record).collect(),
+        older,
+    })
+}
+
+/// A page of the trail: its records, oldest first, and the cursor of the older page.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<AuditRecord>,
+    pub older: Option<TrailPosition>,
+}
+
+/// Calls `each` with every record of one file and the byte offset of its line, until
+/// `each` says to stop.
+fn read_file_lines(
+    path: &Path,
+    mut each: impl FnMut(u64, AuditRecord) -> bool,
+) -> Result<(), ReadError> {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ReadError {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| ReadError {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(());
+        }
+        let at = offset;
+        offset += read as u64;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if let Ok(record) = AuditRecord::from_line(&line) {
+            if !each(at, record) {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Whether the file at `path` may hold records as new as `since`: the current file

@@ -177,17 +177,24 @@ async fn the_newest_records_are_read_from_the_newest_files_only() {
     log.close().await;
     let everything = read_all(dir.path());
     let newest = |limit| -> Result<Vec<usize>, String> {
-        super::newest_records(dir.path(), &super::AuditFilter::default(), limit)
-            .map(|records| {
-                records
-                    .into_iter()
-                    .filter_map(|r| match r.entry {
-                        Entry::Reload { rules, .. } => Some(rules),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .map_err(|e| e.to_string())
+        super::newest_records(
+            dir.path(),
+            &super::AuditFilter::default(),
+            limit,
+            usize::MAX,
+            None,
+        )
+        .map(|page| page.records)
+        .map(|records| {
+            records
+                .into_iter()
+                .filter_map(|r| match r.entry {
+                    Entry::Reload { rules, .. } => Some(rules),
+                    _ => None,
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string())
     };
     assert_eq!(newest(3), Ok(vec![9, 10, 11]));
     assert_eq!(newest(1000), Ok(everything.clone()));

@@ -239,17 +239,22 @@ impl Engine {
         plan(&runtime, state, events, at, dry_run)
     }
 
-    /// The newest `limit` audit records that pass `filter`, newest file first.
+    /// A page of the newest audit records that pass `filter` (before `before`), at
+    /// most `limit` of them and `max_bytes` of JSON.
     pub async fn audit_records(
         &self,
         filter: AuditFilter,
         limit: usize,
-    ) -> Result<Vec<AuditRecord>, String> {
+        max_bytes: usize,
+        before: Option<crate::audit::TrailPosition>,
+    ) -> Result<crate::audit::Page, String> {
         let dir = self.audit.dir().to_path_buf();
-        tokio::task::spawn_blocking(move || crate::audit::newest_records(&dir, &filter, limit))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || {
+            crate::audit::newest_records(&dir, &filter, limit, max_bytes, before)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 
     pub fn audit_dir(&self) -> &Path {

@@ -373,3 +373,55 @@ fn an_alert_past_the_label_bounds_is_refused_with_422_naming_it_and_nothing_is_r
         "nothing of a refused payload is recorded"
     );
 }
+
+#[test]
+fn the_audit_api_answers_in_bounded_pages_and_its_cursor_reaches_the_oldest_record() {
+    let salve = Salve::builder()
+        .config("[audit]\nmax_file_bytes = 30000\n")
+        .start();
+    let mut posted = Vec::new();
+    for batch in 0..30 {
+        let events: Vec<Value> = (0..10)
+            .map(|i| native(&[("alertname", "Paged"), ("n", &format!("{batch}-{i}"))]))
+            .collect();
+        let reply = salve.post_json("/api/v1/events", &Value::Array(events));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        posted.extend(reply.body["ids"].as_array().expect("ids").iter().map(s));
+    }
+    salve.wait_settled(300);
+
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let mut url = salve.url("/api/v1/audit?kind=received&max_bytes=20000");
+        if let Some(cursor) = &before {
+            url.push_str(&format!("&before={cursor}"));
+        }
+        let reply = salve.client().get(url).send().expect("get a page");
+        assert_eq!(reply.status().as_u16(), 200);
+        let older = reply
+            .headers()
+            .get("x-salve-older")
+            .map(|v| v.to_str().expect("cursor text").to_string());
+        let body = reply.text().expect("page body");
+        assert!(body.len() <= 20000, "a page of {} bytes", body.len());
+        let records: Vec<Value> = serde_json::from_str(&body).expect("a JSON array");
+        pages.push(records.iter().map(|r| s(&r["event"]["id"])).collect());
+        match older {
+            Some(cursor) => before = Some(cursor),
+            None => break,
+        }
+        assert!(pages.len() < 100, "the cursor never reached the end");
+    }
+    assert!(
+        pages.len() > 1,
+        "one page held everything: the test proves nothing"
+    );
+    let all: Vec<String> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(
+        all, posted,
+        "every record once, oldest first, across the pages"
+    );
+    let reply = salve.get("/api/v1/audit?before=nonsense");
+    assert_eq!(reply.status, 400);
+}
