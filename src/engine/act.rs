@@ -74,6 +74,19 @@ impl Engine {
         self.decide_rate
             .store((events as f64 / seconds) as u64, Ordering::Relaxed);
         self.report_state();
+        for (rule, until, event) in evaluation.quarantined {
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let notices = engine
+                    .quarantine_notices(&rule, until, Arc::new(event))
+                    .await;
+                for (notice, context) in notices {
+                    engine.execute(notice, context).await;
+                }
+                engine.finished_one();
+            });
+        }
         let decided = evaluation.decisions;
         if !decided.iter().any(Decision::executes) {
             return;

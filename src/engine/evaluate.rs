@@ -22,6 +22,9 @@ pub struct Evaluation {
     pub records: Vec<AuditRecord>,
     pub decisions: Vec<Decision>,
     pub rule_errors: Vec<(String, RuleError)>,
+    /// Rules this evaluation put in quarantine, until when, and the event that cut
+    /// them off the last time.
+    pub quarantined: Vec<(String, DateTime<Utc>, Event)>,
 }
 
 /// What policy needs of a rule file.
@@ -242,6 +245,8 @@ pub fn evaluate_round(
                 if let Some(m) = metrics {
                     m.rule_quarantined(name);
                 }
+                out.quarantined
+                    .push((name.clone(), until, events[planned.event].clone()));
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use super::evaluate::Decider;
 use super::Engine;
+use crate::config::OnOutcome;
 use crate::event::Event;
 use crate::execute::ActionContext;
 use crate::model::{
@@ -41,15 +42,8 @@ impl Engine {
             .read()
             .consecutive_failures(failed.action, &failed.target)
             >= runtime.settings.breaker_failures;
-        let _writing = self.gate.read().await;
-        let decider = Decider {
-            state: &self.state,
-            now: self.now(),
-            metrics: Some(&self.metrics),
-        };
         let mut told = HashSet::new();
-        let mut records = Vec::new();
-        let mut notices = Vec::new();
+        let mut wanted = Vec::new();
         for entry in &runtime.config.on_outcome {
             if !entry.actions.is_empty() && !entry.actions.contains(&failed.action) {
                 continue;
@@ -77,6 +71,82 @@ impl Engine {
             if !told.insert(entry.channel.clone()) {
                 continue;
             }
+            let intent = Intent::new(Action::Notify, target)
+                .with("via", "on_outcome")
+                .with("when", when.as_str())
+                .with("reports", failed.id.clone());
+            let report = Report {
+                when,
+                decision: failed.clone(),
+                outcome: outcome.clone(),
+            };
+            wanted.push((entry, intent, Some(report)));
+        }
+        self.decide_notices(&event, wanted).await
+    }
+
+    /// Decides the notifications `[[on_outcome]] when = ["rule_quarantined"]` asks for
+    /// about a rule that has just been quarantined, with the event that cut it off.
+    pub(super) async fn quarantine_notices(
+        &self,
+        rule: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        event: Arc<Event>,
+    ) -> Vec<(Decision, ActionContext)> {
+        let runtime = self.runtime();
+        let text = format!(
+            "Rule {rule} is quarantined until {}: it was cut off (time, operations or sizes) {} times within {}. \
+             Until then it is not run; the events it would have seen are recorded as rule errors. \
+             A reload releases it.",
+            until.to_rfc3339(),
+            runtime.config.quarantine.after,
+            crate::model::format_duration(runtime.config.quarantine.within),
+        );
+        let mut told = HashSet::new();
+        let wanted = runtime
+            .config
+            .on_outcome
+            .iter()
+            .filter(|entry| entry.when.contains(&OutcomeTrigger::RuleQuarantined))
+            .filter(|entry| told.insert(entry.channel.clone()))
+            .map(|entry| {
+                let intent = Intent::new(
+                    Action::Notify,
+                    Target::Notify {
+                        channel: entry.channel.clone(),
+                    },
+                )
+                .with("via", "on_outcome")
+                .with("when", OutcomeTrigger::RuleQuarantined.as_str())
+                .with("rule", rule)
+                .with("text", text.clone())
+                .with("verbatim", vec!["text"]);
+                (entry, intent, None)
+            })
+            .collect();
+        self.decide_notices(&event, wanted).await
+    }
+
+    /// Decides each wanted notification as the built-in rule `on_outcome/CHANNEL`
+    /// (through policy, with the entry's `limit`), records the decisions, and returns
+    /// the ones to send.
+    async fn decide_notices(
+        &self,
+        event: &Arc<Event>,
+        wanted: Vec<(&OnOutcome, Intent, Option<Report>)>,
+    ) -> Vec<(Decision, ActionContext)> {
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let _writing = self.gate.read().await;
+        let decider = Decider {
+            state: &self.state,
+            now: self.now(),
+            metrics: Some(&self.metrics),
+        };
+        let mut records = Vec::new();
+        let mut notices = Vec::new();
+        for (entry, intent, report) in wanted {
             let name = format!("{ON_OUTCOME_RULE}{}", entry.channel);
             let rule = RuleTerms {
                 name: &name,
@@ -85,29 +155,18 @@ impl Engine {
                 mute: &[],
                 dry_run: false,
             };
-            let intent = Intent::new(Action::Notify, target)
-                .with("via", "on_outcome")
-                .with("when", when.as_str())
-                .with("reports", failed.id.clone());
             let (decision, record) =
-                decider.decide(&rule, &event, &intent, &mut BatchScope::default());
+                decider.decide(&rule, event, &intent, &mut BatchScope::default());
             records.push(record);
             if decision.executes() {
                 let context = ActionContext {
                     decision: Some(decision.clone()),
                     event: Some(event.clone()),
                     related: Vec::new(),
-                    report: Some(Report {
-                        when,
-                        decision: failed.clone(),
-                        outcome: outcome.clone(),
-                    }),
+                    report,
                 };
                 notices.push((decision, context));
             }
-        }
-        if records.is_empty() {
-            return notices;
         }
         if let Err(e) = self.audit.append(&records).await {
             tracing::error!(error = %e, "cannot record outcome notifications; not sending them");

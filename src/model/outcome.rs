@@ -82,6 +82,9 @@ pub enum OutcomeTrigger {
     /// at the next start with no outcome recorded. It is not run again; it may or may
     /// not have happened, and someone should look.
     Abandoned,
+    /// A rule was quarantined for being cut off again and again (`[engine]
+    /// quarantine_after`): it is not run until its cool-off ends or a reload.
+    RuleQuarantined,
 }
 
 impl OutcomeTrigger {
@@ -90,6 +93,7 @@ impl OutcomeTrigger {
             OutcomeTrigger::Failed => "failed",
             OutcomeTrigger::CircuitOpen => "circuit_open",
             OutcomeTrigger::Abandoned => "abandoned",
+            OutcomeTrigger::RuleQuarantined => "rule_quarantined",
         }
     }
 }

@@ -237,7 +237,23 @@ fn a_looping_rule_does_not_hold_up_alerts_it_does_not_match() {
 #[test]
 fn a_rule_cut_off_again_and_again_is_quarantined_then_released() {
     let salve = Salve::builder()
-        .config("[engine]\nquarantine_after = \"3 in 1m\"\nquarantine_for = \"2s\"\n")
+        .config(
+            r#"
+[engine]
+quarantine_after = "3 in 1m"
+quarantine_for = "2s"
+
+[notify.ops]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+retries = 0
+timeout = "1s"
+
+[[on_outcome]]
+when = ["rule_quarantined"]
+notify = "ops"
+"#,
+        )
         .rule("loop", LOOPING)
         .start();
     let reasons = |salve: &Salve, n: usize| -> Vec<String> {
@@ -271,6 +287,24 @@ fn a_rule_cut_off_again_and_again_is_quarantined_then_released() {
     assert_eq!(
         salve.metric("salve_rules_quarantined_total{rule=\"loop\"}"),
         Some(1.0)
+    );
+    // The channel [[on_outcome]] names is told, through policy and the audit.
+    let records = salve.wait_for_audit("the quarantine announced", |records| {
+        of_kind(records, "outcome")
+            .iter()
+            .any(|o| o["rule"] == "on_outcome/ops")
+    });
+    let told: Vec<&Value> = of_kind(&records, "decision")
+        .into_iter()
+        .filter(|d| d["rule"] == "on_outcome/ops")
+        .collect();
+    assert_eq!(told.len(), 1, "{records:#?}");
+    assert_eq!(told[0]["params"]["when"], "rule_quarantined");
+    assert_eq!(told[0]["params"]["rule"], "loop");
+    assert!(
+        s(&told[0]["params"]["text"]).starts_with("Rule loop is quarantined until "),
+        "{}",
+        told[0]["params"]["text"]
     );
 
     // After the cool-off the rule runs again.

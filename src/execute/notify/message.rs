@@ -214,6 +214,7 @@ impl<'a> Facts<'a> {
                 "salve stopped in the middle of {} on {} and will not repeat it: check whether it took effect (rule {})",
                 d.action, d.target, d.rule
             ),
+            OutcomeTrigger::RuleQuarantined => format!("salve quarantined rule {}", d.rule),
         })
     }
 
@@ -249,6 +250,7 @@ impl<'a> Facts<'a> {
                 OutcomeTrigger::Abandoned => {
                     format!("salve: {} on {} interrupted", d.action, d.target)
                 }
+                OutcomeTrigger::RuleQuarantined => format!("salve: rule {} quarantined", d.rule),
             };
         }
         match (self.headline(), self.annotation("summary")) {
@@ -330,6 +332,7 @@ impl<'a> Facts<'a> {
                     OutcomeTrigger::Failed => "failed",
                     OutcomeTrigger::CircuitOpen => "breaker open",
                     OutcomeTrigger::Abandoned => "interrupted",
+                    OutcomeTrigger::RuleQuarantined => "quarantined",
                 },
                 r.decision.target
             ),
