@@ -304,18 +304,12 @@ fn decide_notification(
                             max + dropped
                         );
                         tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, %error, "rule returned too many intents");
-                        if let Some(m) = metrics {
-                            m.rule_failed(&rule.name);
-                        }
-                        out.records.push(AuditRecord::new(
-                            now,
-                            Entry::RuleError {
-                                event_id: event.id.clone(),
-                                fingerprint: event.fingerprint.clone(),
-                                rule: rule.name.clone(),
-                                error,
-                                reason: Some("max_intents".into()),
-                            },
+                        out.records.push(rule_error(
+                            round,
+                            event,
+                            rule,
+                            error,
+                            Some("max_intents"),
                         ));
                     }
                     for intent in intents {
@@ -332,19 +326,8 @@ fn decide_notification(
                     if planned.reason != Some("quarantined") && planned.reason != Some("skipped") {
                         tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, error = %err.short(), "rule failed");
                     }
-                    if let Some(m) = metrics {
-                        m.rule_failed(&rule.name);
-                    }
-                    out.records.push(AuditRecord::new(
-                        now,
-                        Entry::RuleError {
-                            event_id: event.id.clone(),
-                            fingerprint: event.fingerprint.clone(),
-                            rule: rule.name.clone(),
-                            error: err.short(),
-                            reason: planned.reason.map(str::to_string),
-                        },
-                    ));
+                    out.records
+                        .push(rule_error(round, event, rule, err.short(), planned.reason));
                     out.rule_errors.push((rule.name.clone(), err));
                 }
             }
@@ -358,6 +341,29 @@ fn decide_notification(
             },
         ));
     }
+}
+
+/// A rule's failure on an event, counted in `/metrics`, as the trail records it.
+fn rule_error(
+    round: &Round,
+    event: &Event,
+    rule: &Rule,
+    error: String,
+    reason: Option<&str>,
+) -> AuditRecord {
+    if let Some(m) = round.metrics {
+        m.rule_failed(&rule.name);
+    }
+    AuditRecord::new(
+        round.now,
+        Entry::RuleError {
+            event_id: event.id.clone(),
+            fingerprint: event.fingerprint.clone(),
+            rule: rule.name.clone(),
+            error,
+            reason: reason.map(str::to_string),
+        },
+    )
 }
 
 fn count_decision(metrics: Option<&Metrics>, decision: &Decision) {
