@@ -354,7 +354,26 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line for a record. Values come from alerts and rules, so control characters
+/// and line breaks in them are escaped: a label cannot forge a line or colour a
+/// terminal.
 fn describe(r: &AuditRecord) -> String {
+    let line = describe_raw(r);
+    if !line.chars().any(char::is_control) {
+        return line;
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn describe_raw(r: &AuditRecord) -> String {
     let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     match &r.entry {
         Entry::Received { event, .. } => format!(

@@ -13,6 +13,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The credentials after the scheme, which HTTP compares without regard to case
+/// (RFC 9110: `bearer`, `Bearer` and `BEARER` are one scheme).
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = header.trim_start().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
 pub(super) async fn require_auth(
     State(state): State<ApiState>,
     request: Request,
@@ -28,11 +35,9 @@ pub(super) async fn require_auth(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let ok = match &auth {
-        ApiAuth::Bearer(token) => given
-            .strip_prefix("Bearer ")
+        ApiAuth::Bearer(token) => credentials(given, "bearer")
             .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
-        ApiAuth::Basic { username, password } => given
-            .strip_prefix("Basic ")
+        ApiAuth::Basic { username, password } => credentials(given, "basic")
             .and_then(|b| {
                 base64::engine::general_purpose::STANDARD
                     .decode(b.trim())

@@ -249,16 +249,47 @@ fn quarantine_settings(
     })
 }
 
+/// The credentials `[api]` asks for. Anything half set is an error naming the key: a
+/// door that looks locked and is open is worse than one that is plainly open.
 fn load_auth(api: &ApiConfig) -> std::result::Result<Option<ApiAuth>, String> {
     let bearer = read_secret(
         "api.bearer_token",
         api.bearer_token_file.as_deref(),
         api.bearer_token_env.as_deref(),
     )?;
+    let basic_password_given =
+        api.basic_auth_password_file.is_some() || api.basic_auth_password_env.is_some();
+    let basic_given = api.basic_auth_username.is_some() || basic_password_given;
+    if bearer.is_some() && basic_given {
+        return Err(
+            "api.basic_auth_username: give bearer_token_file/_env or basic auth, not both".into(),
+        );
+    }
     if let Some(token) = bearer {
-        return Ok(Some(ApiAuth::Bearer(token)));
+        if token.trim().is_empty() {
+            let key = if api.bearer_token_file.is_some() {
+                "api.bearer_token_file"
+            } else {
+                "api.bearer_token_env"
+            };
+            return Err(format!("{key}: the token is empty"));
+        }
+        return Ok(Some(ApiAuth::Bearer(token.trim().to_string())));
+    }
+    if api.basic_auth_username.is_none() && basic_password_given {
+        let key = if api.basic_auth_password_file.is_some() {
+            "api.basic_auth_password_file"
+        } else {
+            "api.basic_auth_password_env"
+        };
+        return Err(format!(
+            "{key}: needs basic_auth_username (without it the API would be open)"
+        ));
     }
     if let Some(username) = &api.basic_auth_username {
+        if username.is_empty() {
+            return Err("api.basic_auth_username: is empty".into());
+        }
         let password = read_secret(
             "api.basic_auth_password",
             api.basic_auth_password_file.as_deref(),
@@ -267,6 +298,9 @@ fn load_auth(api: &ApiConfig) -> std::result::Result<Option<ApiAuth>, String> {
         .ok_or(
             "api.basic_auth_username: needs basic_auth_password_file or basic_auth_password_env",
         )?;
+        if password.is_empty() {
+            return Err("api.basic_auth_password: the password is empty".into());
+        }
         return Ok(Some(ApiAuth::Basic {
             username: username.clone(),
             password,

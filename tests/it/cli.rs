@@ -289,3 +289,31 @@ fn the_example_config_defines_everything_the_shipped_rules_use() {
         "not in examples/salve.toml: {missing:?}"
     );
 }
+
+#[test]
+fn audit_text_escapes_line_breaks_and_terminal_codes_from_alert_values() {
+    let salve = Salve::builder()
+        .rule(
+            "note",
+            "const MATCH = `alertname=~\"Forged.*\"`;\nfn plan(event) { [] }\n",
+        )
+        .start();
+    let forged = "Forged\u{1b}[31m\n2026-01-01T00:00:00.000Z decision    x rule=fix restart docker:container/db -> execute";
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &crate::support::native(&[("alertname", forged)]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let data_dir = salve.data_dir().display().to_string();
+    let out = salve.cli(&["audit", "--data-dir", &data_dir]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().count(),
+        records.len(),
+        "one line a record:\n{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("Forged\\u{1b}[31m\\n2026-01-01"), "{text}");
+}

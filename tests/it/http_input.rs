@@ -250,6 +250,12 @@ fn api_requires_the_configured_bearer_token() {
     assert_eq!(reply.status, 401, "{:?}", reply.body);
     let reply = salve.send(post().bearer_auth(token));
     assert_eq!(reply.status, 200, "{:?}", reply.body);
+    // The scheme is matched without regard to case, as HTTP says.
+    let rules = salve
+        .client()
+        .get(salve.url("/api/v1/rules"))
+        .header("authorization", format!("bearer {token}"));
+    assert_eq!(salve.send(rules).status, 200);
 
     // Health, readiness and metrics stay open for probes and Prometheus.
     assert_eq!(salve.get("/-/healthy").status, 200);

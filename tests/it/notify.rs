@@ -852,6 +852,22 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
         ),
         ("[notify.x]\ntype = \"pager\"\n", "unknown variant `pager`"),
         (
+            "[api]\nbasic_auth_password_env = \"HOME\"\n",
+            "api.basic_auth_password_env: needs basic_auth_username (without it the API would be open)",
+        ),
+        (
+            "[api]\nbasic_auth_username = \"salve\"\n",
+            "api.basic_auth_username: needs basic_auth_password_file or basic_auth_password_env",
+        ),
+        (
+            "[api]\nbearer_token_file = \"/dev/null\"\n",
+            "api.bearer_token_file: the token is empty",
+        ),
+        (
+            "[api]\nbearer_token_env = \"HOME\"\nbasic_auth_username = \"salve\"\nbasic_auth_password_env = \"HOME\"\n",
+            "api.basic_auth_username: give bearer_token_file/_env or basic auth, not both",
+        ),
+        (
             "[[on_outcome]]\nwhen = [\"failed\"]\nnotify = \"nowhere\"\n",
             "on_outcome[0].notify: no channel [notify.nowhere] (defined: [])",
         ),
