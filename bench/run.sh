@@ -9,7 +9,8 @@
 #   bench/run.sh --smoke    one short cell of each part, to prove the harness still works
 #
 # Needs: wrk (Debian package). SALVE_BIN / BARE_BIN override the binaries (default: a
-# release build made here). BENCH_SECONDS: seconds per fixture cell (10). The storm:
+# release build made here). BENCH_SECONDS: seconds per fixture cell (10); BENCH_RULES
+# ("10 100 1000 10000") and BENCH_CONNECTIONS ("1 16 64"): the fixture cells. The storm:
 # STORM_RULES ("10 100 10000"), STORM_CONNECTIONS ("16 64"), STORM_SLICES (6),
 # STORM_SECONDS (10 per slice), STORM_ALERTS (1 per request), STORM_ALLOW_NON2XX=1 to
 # report non-2xx answers instead of failing on them.
@@ -29,7 +30,7 @@ fi
 if $smoke; then
   rule_counts="10"; connections="1 4"; duration=1
 else
-  rule_counts="10 100 1000 10000"; connections="1 16 64"; duration=${BENCH_SECONDS:-10}
+  rule_counts=${BENCH_RULES:-"10 100 1000 10000"}; connections=${BENCH_CONNECTIONS:-"1 16 64"}; duration=${BENCH_SECONDS:-10}
 fi
 body=tests/fixtures/alertmanager/firing-group.json
 work=$(mktemp -d)
