@@ -96,11 +96,14 @@ pub struct AuditArgs {
     pub config: Option<PathBuf>,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Only records newer than this, e.g. 1h, 30m.
+    /// Only records newer than this: a duration (1h, 30m) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
     #[arg(long)]
     pub rule: Option<String>,
+    /// Only records about the alert with this fingerprint.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
     /// e.g. docker:container/web-1
     #[arg(long)]
     pub target: Option<String>,
@@ -312,8 +315,26 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         rule,
         target,
         kind,
+        fingerprint,
         json,
     } = args;
+    // Lines the trail cannot read are warned about, as `serve` does.
+    init_logging();
+    const KINDS: [&str; 7] = [
+        "received",
+        "decision",
+        "outcome",
+        "rule_error",
+        "evaluated",
+        "maintenance",
+        "reload",
+    ];
+    if let Some(kind) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
+        return Err(anyhow!(
+            "--kind: {kind:?} is not a record kind (one of {})",
+            KINDS.join(", ")
+        ));
+    }
     let dir = match data_dir {
         Some(d) => d,
         None => {
@@ -323,11 +344,20 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 .data_dir
         }
     };
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "{}: no audit trail here (not a folder); name the data dir with --data-dir or --config",
+            dir.display()
+        ));
+    }
     let since = since
-        .map(|s| {
-            parse_duration(&s).map(|d| {
-                Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-            })
+        .map(|s| match s.parse::<DateTime<Utc>>() {
+            Ok(at) => Ok(at),
+            Err(_) => parse_duration(&s)
+                .map(|d| {
+                    Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+                })
+                .map_err(|e| format!("{e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
         })
         .transpose()
         .map_err(|e| anyhow!("--since: {e}"))?;
@@ -336,7 +366,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         rule,
         target,
         kind,
-        fingerprint: None,
+        fingerprint,
     };
     let mut records: Vec<AuditRecord> = Vec::new();
     read_records_since(&dir, filter.since, |r| {

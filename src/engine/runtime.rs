@@ -37,6 +37,15 @@ impl Runtime {
     ) -> Result<Runtime, LoadError> {
         let mut config = Config::load(config_path)?;
         if let Some(dir) = rules_dir {
+            if !dir.is_dir() {
+                return Err(LoadError::Rules(vec![RuleError::io(
+                    dir,
+                    &std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "--rules names no folder of rules",
+                    ),
+                )]));
+            }
             config.rules_dir = dir.to_path_buf();
         }
         config.dry_run |= dry_run;

@@ -317,3 +317,62 @@ fn audit_text_escapes_line_breaks_and_terminal_codes_from_alert_values() {
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(text.contains("Forged\\u{1b}[31m\\n2026-01-01"), "{text}");
 }
+
+#[test]
+fn audit_filters_by_fingerprint_and_time_and_refuses_what_it_cannot_read() {
+    let salve = Salve::builder().start();
+    for host in ["a", "b"] {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &crate::support::native(&[("alertname", "Filtered"), ("host", host)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let records = salve.wait_settled(2);
+    let fingerprint = s(&of_kind(&records, "received")[1]["event"]["fingerprint"]);
+    let data_dir = salve.data_dir().display().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["audit", "--data-dir", data_dir.as_str(), "--json"];
+        all.extend_from_slice(args);
+        salve.cli(&all)
+    };
+    let out = run(&["--fingerprint", &fingerprint]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let only: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["event"]["labels"]["host"], "b");
+
+    let out = run(&["--since", "2000-01-01T00:00:00Z"]);
+    assert!(out.status.success());
+    let everything: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(everything.len(), records.len());
+    let out = run(&["--since", "2999-01-01T00:00:00Z"]);
+    let nothing: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(nothing.is_empty());
+
+    let out = run(&["--kind", "decisions"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--kind: \"decisions\" is not a record kind"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = salve.cli(&["audit", "--data-dir", "/nonexistent/salve-data"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no audit trail here"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = salve.cli(&["check", "--rules", "/nonexistent/salve-rules"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--rules names no folder of rules"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
