@@ -64,8 +64,10 @@ pub struct ServeArgs {
 /// The config and rules a one-shot command loads (`check`, `test`).
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Config file (default: salve.toml if present, else built-in defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Folder of .rhai rules (default: the config's rules_dir, else rules/).
     #[arg(long)]
     pub rules: Option<PathBuf>,
 }
@@ -92,13 +94,16 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Config file whose data_dir holds the trail (default: salve.toml if present).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The folder of the audit trail (default: the config's data_dir, else data/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Only records newer than this: a duration (1h, 30m) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+    /// Only records about this rule.
     #[arg(long)]
     pub rule: Option<String>,
     /// Only records about the alert with this fingerprint.

@@ -376,3 +376,31 @@ fn audit_filters_by_fingerprint_and_time_and_refuses_what_it_cannot_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_subcommand_explains_config_and_rules_in_its_help() {
+    for (command, flags) in [
+        ("serve", &["--config", "--rules"][..]),
+        ("check", &["--config", "--rules"][..]),
+        ("test", &["--config", "--rules"][..]),
+        ("plan", &["--config", "--rules"][..]),
+        ("audit", &["--config", "--data-dir"][..]),
+    ] {
+        let out = std::process::Command::new(crate::support::bin())
+            .args([command, "--help"])
+            .output()
+            .expect("run salve --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in flags {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(flag))
+                .unwrap_or_else(|| panic!("{command} --help has no {flag}:\n{help}"));
+            let explained = line.trim_start().trim_start_matches(flag).trim_start();
+            assert!(
+                explained.split_whitespace().count() > 2,
+                "{command} {flag} has no help text: {line:?}"
+            );
+        }
+    }
+}
