@@ -57,8 +57,7 @@ impl Decider<'_> {
         batch: &mut BatchScope,
     ) -> (Decision, AuditRecord) {
         let mut st = self.state.write();
-        let decision = st.decide(rule, event, intent, self.now, batch);
-        st.record_decision(&decision, self.now);
+        let decision = st.decide_and_record(rule, event, intent, self.now, batch);
         drop(st);
         let record = AuditRecord::new(self.now, Entry::Decision(decision.clone()));
         count_decision(self.metrics, &decision);
@@ -164,14 +163,7 @@ pub fn evaluate_events(
     now: DateTime<Utc>,
     metrics: Option<&Metrics>,
 ) -> Evaluation {
-    evaluate_round(
-        runtime,
-        state,
-        std::slice::from_ref(&events.to_vec()),
-        now,
-        metrics,
-        None,
-    )
+    evaluate_round(runtime, state, &[events], now, metrics, None)
 }
 
 /// Runs rules and policy over a round of notifications, each decided on its own and in
@@ -183,7 +175,7 @@ pub fn evaluate_events(
 pub fn evaluate_round(
     runtime: &Runtime,
     state: &Arc<RwLock<PolicyState>>,
-    notifications: &[Vec<Event>],
+    notifications: &[impl AsRef<[Event]>],
     now: DateTime<Utc>,
     metrics: Option<&Metrics>,
     quarantining: Option<Quarantining>,
@@ -192,12 +184,12 @@ pub fn evaluate_round(
     let mut out = Evaluation::default();
     let round_as_of = {
         let mut st = state.write();
-        for event in notifications.iter().flatten() {
+        for event in notifications.iter().flat_map(|n| n.as_ref()) {
             st.observe_event(event);
         }
         st.executions_recorded()
     };
-    let events: Vec<&Event> = notifications.iter().flatten().collect();
+    let events: Vec<&Event> = notifications.iter().flat_map(|n| n.as_ref()).collect();
     let matched: Vec<Vec<&Rule>> = events
         .iter()
         .map(|e| runtime.rules.matching(&e.labels))
@@ -253,7 +245,7 @@ pub fn evaluate_round(
     let mut plans = plans.into_iter().peekable();
     let mut first = 0;
     for notification in notifications {
-        let range = first..first + notification.len();
+        let range = first..first + notification.as_ref().len();
         first = range.end;
         let mut mine: Vec<Planned> = Vec::new();
         while let Some(p) = plans.next_if(|p| range.contains(&p.event)) {
@@ -313,9 +305,13 @@ fn decide_notification(
                         ));
                     }
                     for intent in intents {
-                        let decision =
-                            st.decide(&rule_terms(rule), event, &intent, now, &mut batch);
-                        st.record_decision(&decision, now);
+                        let decision = st.decide_and_record(
+                            &rule_terms(rule),
+                            event,
+                            &intent,
+                            now,
+                            &mut batch,
+                        );
                         count_decision(metrics, &decision);
                         out.records
                             .push(AuditRecord::new(now, Entry::Decision(decision.clone())));

@@ -173,7 +173,7 @@ impl Engine {
         let records: Vec<AuditRecord> = events
             .iter()
             .map(|e| {
-                let unmatched = runtime.rules.matching(&e.labels).is_empty();
+                let unmatched = !runtime.rules.matches_any(&e.labels);
                 AuditRecord::new(
                     e.received_at,
                     Entry::Received {

@@ -232,6 +232,11 @@ impl PolicyState {
             d.status,
             Intent::identity_key_of(d.action, &d.target, &d.params),
         );
+        self.apply_decision(d, at, key);
+    }
+
+    /// `record_decision` with the decision's dedup key already known.
+    fn apply_decision(&mut self, d: &Decision, at: DateTime<Utc>, key: u128) {
         match (d.decision, d.reason) {
             (Verdict::Execute, _) => {
                 self.dedup.insert(key, at);
@@ -442,12 +447,47 @@ impl PolicyState {
         now: DateTime<Utc>,
         batch: &mut BatchScope,
     ) -> Decision {
+        self.decide_keyed(rule, event, intent, now, batch).0
+    }
+
+    /// Decides one intent and records the decision at once, the way the engine does
+    /// live: the intent's identity and dedup key are computed once for both.
+    pub fn decide_and_record(
+        &mut self,
+        rule: &RuleTerms,
+        event: &Event,
+        intent: &Intent,
+        now: DateTime<Utc>,
+        batch: &mut BatchScope,
+    ) -> Decision {
+        let (decision, key) = self.decide_keyed(rule, event, intent, now, batch);
+        self.apply_decision(&decision, now, key);
+        decision
+    }
+
+    /// The decision and its dedup key.
+    fn decide_keyed(
+        &self,
+        rule: &RuleTerms,
+        event: &Event,
+        intent: &Intent,
+        now: DateTime<Utc>,
+        batch: &mut BatchScope,
+    ) -> (Decision, u128) {
         let identity = intent.identity_key();
-        let (decision, reason, detail) = self.verdict(rule, event, intent, identity, now, batch);
+        let key = dedup_key(
+            rule.name,
+            &event.fingerprint,
+            event.starts_at,
+            event.status,
+            identity,
+        );
+        let (decision, reason, detail) =
+            self.verdict(rule, event, intent, (identity, key), now, batch);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
             batch.acted.insert(identity);
         }
-        Decision {
+        let decision = Decision {
             id: uuid::Uuid::now_v7().to_string(),
             event_id: event.id.clone(),
             fingerprint: event.fingerprint.clone(),
@@ -460,7 +500,8 @@ impl PolicyState {
             decision,
             reason,
             detail,
-        }
+        };
+        (decision, key)
     }
 
     fn verdict(
@@ -468,20 +509,13 @@ impl PolicyState {
         rule: &RuleTerms,
         event: &Event,
         intent: &Intent,
-        identity: u128,
+        (identity, key): (u128, u128),
         now: DateTime<Utc>,
         batch: &BatchScope,
     ) -> (Verdict, Option<Reason>, String) {
         let settings = &self.settings;
         let suppress = |reason: Reason, detail: String| (Verdict::Suppress, Some(reason), detail);
         // 1. dedup
-        let key = dedup_key(
-            rule.name,
-            &event.fingerprint,
-            event.starts_at,
-            event.status,
-            identity,
-        );
         if self.dedup.contains_key(&key) {
             return suppress(
                 Reason::Dedup,

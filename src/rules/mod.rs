@@ -188,6 +188,22 @@ impl RuleSet {
             .collect()
     }
 
+    /// Whether any rule selects these labels: `matching` without building the list,
+    /// for the intake's question "is there anything to decide?".
+    pub fn matches_any(&self, labels: &Labels) -> bool {
+        let indexed = labels.iter().flat_map(|(name, value)| {
+            self.by_label
+                .get(name)
+                .and_then(|values| values.get(value))
+                .into_iter()
+                .flatten()
+        });
+        self.unindexed
+            .iter()
+            .chain(indexed)
+            .any(|i| self.rules[*i].matchers.matches(labels))
+    }
+
     /// Runs `rule`'s `plan(event)`. Errors (including a time-out) are the rule's, never salve's.
     pub fn evaluate(
         &self,
