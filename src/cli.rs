@@ -243,14 +243,14 @@ fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let events = parse_payload(&body, now).map_err(|e| anyhow!("{}: {e}", payload.display()))?;
     let state = match &data_dir {
         Some(dir) => {
-            let mut state = replay(dir, &runtime.settings)?;
+            let mut state = replay(dir, &runtime.config.policy)?;
             // What a crash left undecided is not part of the history a plan runs against.
             let _ = state.take_undecided();
             state
         }
-        None => PolicyState::new(runtime.settings.clone()),
+        None => PolicyState::new(runtime.config.policy.clone()),
     };
-    let dry_run = dry_run || runtime.settings.dry_run;
+    let dry_run = dry_run || runtime.config.policy.dry_run;
     let evaluation = plan(&runtime, state, &events, now, dry_run);
     if json {
         println!("{}", serde_json::to_string_pretty(&evaluation.decisions)?);

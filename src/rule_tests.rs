@@ -163,7 +163,6 @@ pub fn run_rule_tests(runtime: &Runtime) -> TestReport {
         let single = Runtime {
             config: runtime.config.clone(),
             rules,
-            settings: runtime.settings.clone(),
         };
         for case in cases {
             match run_case(&single, &file, &case) {
@@ -240,7 +239,7 @@ fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), Strin
         .first()
         .map(|r| r.name.clone())
         .unwrap_or_default();
-    let state = history_state(case, at, &rule_name, &runtime.settings)?;
+    let state = history_state(case, at, &rule_name, &runtime.config.policy)?;
     let evaluation = plan(runtime, state, &events, at, case.dry_run);
 
     if let Some(expected) = &case.expect_error {

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<ExitCode> {
     let listen = runtime.config.listen;
     let rules = runtime.rules.len();
-    let dry_run = runtime.settings.dry_run;
+    let dry_run = runtime.config.policy.dry_run;
     let data_dir = runtime.config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

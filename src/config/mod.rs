@@ -9,7 +9,6 @@ mod validate;
 pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig};
 pub use validate::{default_limit, DEFAULT_LISTEN};
 
-use crate::alertmanager::TimeInterval;
 use crate::audit::Retention;
 use crate::engine::QuarantineSettings;
 use crate::event::EventLimits;
@@ -53,16 +52,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub rules_dir: PathBuf,
-    pub dry_run: bool,
-    pub limits: HashMap<Action, RateLimit>,
+    /// What the policy applies: dry-run, budgets, time intervals, breakers, lifetimes
+    /// and bounds of what it remembers.
+    pub policy: PolicySettings,
     pub exec: HashMap<String, ExecCommand>,
-    pub time_intervals: HashMap<String, TimeInterval>,
-    pub breaker_failures: u32,
-    pub breaker_open_for: Duration,
-    pub firing_ttl: Duration,
-    pub dedup_ttl: Duration,
-    pub max_dedup_entries: usize,
-    pub max_firing_alerts: usize,
     pub audit_max_file_bytes: u64,
     pub audit_retention: Retention,
     pub max_body_bytes: usize,
@@ -120,17 +113,7 @@ impl Config {
 
     /// The parts the policy applies.
     pub fn policy_settings(&self) -> PolicySettings {
-        PolicySettings {
-            dry_run: self.dry_run,
-            limits: self.limits.clone(),
-            time_intervals: self.time_intervals.clone(),
-            breaker_failures: self.breaker_failures,
-            breaker_open_for: self.breaker_open_for,
-            firing_ttl: self.firing_ttl,
-            dedup_ttl: self.dedup_ttl,
-            max_dedup_entries: self.max_dedup_entries,
-            max_firing_alerts: self.max_firing_alerts,
-        }
+        self.policy.clone()
     }
 
     pub fn defaults() -> Config {

@@ -9,6 +9,7 @@ use crate::engine::QuarantineSettings;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
+use crate::policy::PolicySettings;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,28 +151,30 @@ impl Config {
                 .rules_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("rules")),
-            dry_run: file.dry_run,
-            limits,
+            policy: PolicySettings {
+                dry_run: file.dry_run,
+                limits,
+                time_intervals,
+                breaker_failures,
+                breaker_open_for: duration(
+                    "policy.breaker_open_for",
+                    &file.policy.breaker_open_for,
+                    Duration::from_secs(300),
+                )?,
+                firing_ttl: duration(
+                    "policy.firing_ttl",
+                    &file.policy.firing_ttl,
+                    Duration::from_secs(6 * 3600),
+                )?,
+                dedup_ttl: duration(
+                    "policy.dedup_ttl",
+                    &file.policy.dedup_ttl,
+                    Duration::from_secs(24 * 3600),
+                )?,
+                max_dedup_entries: file.policy.max_dedup_entries.unwrap_or(1_000_000),
+                max_firing_alerts: file.policy.max_firing_alerts.unwrap_or(500_000),
+            },
             exec,
-            time_intervals,
-            breaker_failures,
-            breaker_open_for: duration(
-                "policy.breaker_open_for",
-                &file.policy.breaker_open_for,
-                Duration::from_secs(300),
-            )?,
-            firing_ttl: duration(
-                "policy.firing_ttl",
-                &file.policy.firing_ttl,
-                Duration::from_secs(6 * 3600),
-            )?,
-            dedup_ttl: duration(
-                "policy.dedup_ttl",
-                &file.policy.dedup_ttl,
-                Duration::from_secs(24 * 3600),
-            )?,
-            max_dedup_entries: file.policy.max_dedup_entries.unwrap_or(1_000_000),
-            max_firing_alerts: file.policy.max_firing_alerts.unwrap_or(500_000),
             audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),
             audit_retention: Retention {
                 keep_files: file.audit.keep_files.unwrap_or(10),

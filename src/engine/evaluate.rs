@@ -382,7 +382,7 @@ pub fn plan(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Evaluation {
-    let mut settings = runtime.settings.clone();
+    let mut settings = runtime.config.policy.clone();
     settings.dry_run = dry_run;
     state.set_settings(settings);
     let state = Arc::new(RwLock::new(state));

@@ -235,7 +235,7 @@ impl Engine {
     pub fn plan(&self, events: &[Event], at: DateTime<Utc>, dry_run: Option<bool>) -> Evaluation {
         let runtime = self.runtime();
         let state = self.state.read().clone();
-        let dry_run = dry_run.unwrap_or(runtime.settings.dry_run);
+        let dry_run = dry_run.unwrap_or(runtime.config.policy.dry_run);
         plan(&runtime, state, events, at, dry_run)
     }
 
@@ -429,7 +429,7 @@ pub async fn start(
     .map_err(|e| e.to_string())?;
     let config_dir = config.data_dir.clone();
     let started = Instant::now();
-    let mut state = replay(&config.data_dir, &runtime.settings).map_err(|e| e.to_string())?;
+    let mut state = replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
     let undecided = state.undecided_events();
     let pending = state.take_pending();
     tracing::info!(

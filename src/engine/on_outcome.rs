@@ -41,7 +41,7 @@ impl Engine {
             .state
             .read()
             .consecutive_failures(failed.action, &failed.target)
-            >= runtime.settings.breaker_failures;
+            >= runtime.config.policy.breaker_failures;
         let mut told = HashSet::new();
         let mut wanted = Vec::new();
         for entry in &runtime.config.on_outcome {

@@ -132,7 +132,7 @@ impl Engine {
     /// memory must not keep them, or a re-send would be deduped against an action that
     /// never ran. Rebuild it from what the trail does hold.
     pub(super) fn forget_unrecorded(&self) {
-        match super::checkpoint::replay(self.audit.dir(), &self.runtime().settings) {
+        match super::checkpoint::replay(self.audit.dir(), &self.runtime().config.policy) {
             Ok(state) => {
                 // Events still queued stay undecided in it, as they are in the trail.
                 *self.state.write() = state;

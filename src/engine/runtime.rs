@@ -6,7 +6,6 @@ use crate::config::{Config, ConfigError};
 use crate::execute::{
     Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor,
 };
-use crate::policy::PolicySettings;
 use crate::rules::{RuleError, RuleSet};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,6 @@ use std::sync::Arc;
 pub struct Runtime {
     pub config: Config,
     pub rules: RuleSet,
-    pub settings: PolicySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +46,11 @@ impl Runtime {
             }
             config.rules_dir = dir.to_path_buf();
         }
-        config.dry_run |= dry_run;
-        let intervals: HashSet<String> = config.time_intervals.keys().cloned().collect();
+        config.policy.dry_run |= dry_run;
+        let intervals: HashSet<String> = config.policy.time_intervals.keys().cloned().collect();
         let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_timeout)
             .map_err(LoadError::Rules)?;
-        let settings = config.policy_settings();
-        Ok(Runtime {
-            config,
-            rules,
-            settings,
-        })
+        Ok(Runtime { config, rules })
     }
 }
 
@@ -108,7 +101,9 @@ impl Engine {
                 log_warnings(&runtime.rules);
                 let docker = self.docker.read().clone();
                 *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
-                self.state.write().set_settings(runtime.settings.clone());
+                self.state
+                    .write()
+                    .set_settings(runtime.config.policy.clone());
                 self.quarantine.lock().release_all();
                 *self.runtime.write() = Arc::new(runtime);
                 self.metrics.reloaded(true, count);
