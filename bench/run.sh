@@ -13,7 +13,9 @@
 # ("10 100 1000 10000") and BENCH_CONNECTIONS ("1 16 64"): the fixture cells. The storm:
 # STORM_RULES ("10 100 10000"), STORM_CONNECTIONS ("16 64"), STORM_SLICES (6),
 # STORM_SECONDS (10 per slice), STORM_ALERTS (1 per request), STORM_ALLOW_NON2XX=1 to
-# report non-2xx answers instead of failing on them.
+# report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
+# (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
+# turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +24,11 @@ smoke=false
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
 if [ -z "${SALVE_BIN:-}" ] || [ -z "${BARE_BIN:-}" ]; then
-  cargo build --release --quiet --bin salve --example bare
+  cargo build --release --quiet --bin salve --example bare --example overload
   SALVE_BIN=${SALVE_BIN:-target/release/salve}
   BARE_BIN=${BARE_BIN:-target/release/examples/bare}
 fi
+OVERLOAD_BIN=${OVERLOAD_BIN:-target/release/examples/overload}
 
 if $smoke; then
   rule_counts="10"; connections="1 4"; duration=1
@@ -111,7 +114,7 @@ for n in $rule_counts; do
   for c in $connections; do
     dir="$work/r$n-c$c"
     make_rules "$n" "$dir/rules"
-    printf '[docker]\nevents = false\n' > "$dir/salve.toml"
+    printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n' > "$dir/salve.toml"
     port=$(free_port)
     t0=$(date +%s%N)
     "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
@@ -256,7 +259,7 @@ for n in $storm_rules; do
     dir="$work/storm-r$n-c$c"
     make_storm_rules "$n" "$dir/rules"
     {
-      printf '[docker]\nevents = false\n\n'
+      printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n\n'
       printf '# rotate as by default, but keep every file: the whole storm stays on disk\n'
       printf '[audit]\nmax_file_bytes = 67108864\nkeep_files = 1000\n'
       for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
@@ -352,6 +355,55 @@ echo "| connections | rules | trail (MiB) | SIGTERM to exit | exec to /-/ready |
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${restart_rows[@]}"
 echo
+
+# Overload: more than salve can take. One salve on the default max_backlog, one rule
+# that costs about OVERLOAD_WORK loop turns per alert it matches (every alert), and
+# bench/overload.rs keeping OVERLOAD_CONNECTIONS requests of OVERLOAD_ALERTS distinct
+# alerts in flight: what is accepted, what is refused with 503 and how fast, and how
+# long the backlog takes to drain once the load stops.
+overload_conns=${OVERLOAD_CONNECTIONS:-64}; overload_alerts=${OVERLOAD_ALERTS:-20}
+if $smoke; then
+  # a small backlog, so even a short run is refused some
+  overload_seconds=2; overload_work=200; overload_backlog=500
+else
+  overload_seconds=${OVERLOAD_SECONDS:-20}; overload_work=${OVERLOAD_WORK:-2000}; overload_backlog=20000
+fi
+dir="$work/overload"; mkdir -p "$dir/rules"
+printf '[docker]\nevents = false\n\n[engine]\nmax_backlog = %s\n' "$overload_backlog" > "$dir/salve.toml"
+cat > "$dir/rules/costly.rhai" <<RHAI
+const MATCH = \`job="node"\`;
+fn plan(event) { let i = 0; while i < $overload_work { i += 1; } [] }
+RHAI
+port=$(free_port)
+"$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+  --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+wait_ready "http://127.0.0.1:$port/-/ready" 60
+out=$("$OVERLOAD_BIN" "http://127.0.0.1:$port/api/v1/alertmanager" "$overload_conns" "$overload_seconds" "$overload_alerts")
+alive "$pid" || { echo "bench: salve died under overload:" >&2; tail -20 "$dir/log" >&2; exit 1; }
+# o NAME: a field of the overload client's line
+o() { grep -oE "(^| )$1=[^ ]+" <<<"$out" | cut -d= -f2; }
+backlog_metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk '/^salve_backlog_events / {print $2}'; }
+peak_backlog=$(backlog_metric)
+t0=$(date +%s%N)
+until [ "$(backlog_metric)" = 0 ]; do
+  [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 300 ] || { echo "bench: the backlog never drained" >&2; exit 1; }
+  sleep 0.05
+done
+drain_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+rejected=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^salve_intake_rejected_total\{reason="backlog"\}/ {print $2}')
+stop_salve "$pid"
+rate() { awk -v n="$1" -v s="$overload_seconds" 'BEGIN {printf "%.0f", n/s}'; }
+echo "### Overload: offered load above capacity"
+echo
+echo "- one salve, \`[engine] max_backlog = $overload_backlog\` (the default is 20000), durable audit on; one rule matching every alert that turns a loop $overload_work times"
+echo "- \`bench/overload.rs\`: $overload_conns requests in flight for ${overload_seconds} s, each an Alertmanager body of $overload_alerts distinct alerts; latencies per answer"
+echo "- backlog at the end of the load: ${peak_backlog:-?} events; 503s counted by salve: ${rejected:-0}; drained ${drain_ms} ms after the load stopped"
+echo
+echo "| offered requests/s | accepted (200)/s | refused (503)/s | other | socket errors | accepted p50 | accepted p99 | refused p99 | Retry-After |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| $(rate "$(o sent)") | $(rate "$(o accepted)") | $(rate "$(o refused)") | $(o other) | $(o errors) | $(o accepted_p50_ms) ms | $(o accepted_p99_ms) ms | $(o refused_p99_ms) ms | $(o retry_after_s) s |"
+echo
+rm -rf "$dir"
 
 # Docker: from the engine's `health_status: unhealthy` to salve's restart (the engine's
 # `kill`, which a restart sends first) and to `healthy` again, read off the engine's own

@@ -94,7 +94,7 @@ fn start_docker(engine: &Arc<Engine>) {
             let up = stream_up.get_or_insert_with(|| engine.readiness_gate(STREAM_DOWN));
             up.store(false, Ordering::Release);
             let source = DockerEventsSettings {
-                label: settings.label.clone(),
+                label: settings.label.filter(),
             };
             crate::ingest::docker::run(docker, engine.clone(), source, up.clone()).await;
         }

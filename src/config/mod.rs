@@ -88,11 +88,14 @@ impl std::fmt::Debug for ApiAuth {
     }
 }
 
+/// What salve runs on without a config file.
+pub const EMBEDDED_DEFAULTS: &str = include_str!("defaults.toml");
+
 impl Config {
     /// Loads `path`, or the built-in defaults when `path` is None.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         match path {
-            None => Config::from_file(ConfigFile::default(), Path::new("<defaults>")),
+            None => Config::parse(EMBEDDED_DEFAULTS, Path::new("<embedded defaults>")),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
@@ -116,10 +119,10 @@ impl Config {
         self.policy.clone()
     }
 
+    /// The embedded defaults (`src/config/defaults.toml`).
     pub fn defaults() -> Config {
-        // The empty file is valid by construction; a failure here is a bug in salve.
+        // A unit test parses the embedded file; a failure here is a bug in salve.
         #[allow(clippy::expect_used)]
-        Config::from_file(ConfigFile::default(), Path::new("<defaults>"))
-            .expect("defaults are valid")
+        Config::load(None).expect("the embedded defaults are valid")
     }
 }

@@ -63,6 +63,7 @@ impl Engine {
                     "salve stopped before the outcome was recorded; the action may or may not have run"
                         .into(),
                 ),
+                reason: None,
                 verified: None,
                 detail: serde_json::Value::Null,
             };

@@ -6,7 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::execute::{
     Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor,
 };
-use crate::rules::{RuleError, RuleSet};
+use crate::rules::{Defined, RuleError, RuleSet};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +50,15 @@ impl Runtime {
         let intervals: HashSet<String> = config.policy.time_intervals.keys().cloned().collect();
         let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_timeout)
             .map_err(LoadError::Rules)?;
+        let channels: HashSet<&str> = config.notify.keys().map(String::as_str).collect();
+        let commands: HashSet<&str> = config.exec.keys().map(String::as_str).collect();
+        let undefined = rules.undefined_names(&Defined {
+            channels: &channels,
+            commands: &commands,
+        });
+        if !undefined.is_empty() {
+            return Err(LoadError::Rules(undefined));
+        }
         Ok(Runtime { config, rules })
     }
 }
@@ -70,7 +79,7 @@ pub(super) fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>
     if let Some(docker) = docker {
         dispatcher.register(Arc::new(DockerExecutor::new(
             docker.clone(),
-            config.docker.verify_timeout,
+            &config.docker,
         )));
     }
     dispatcher

@@ -6,7 +6,7 @@ mod k8s;
 mod notify;
 mod replicas;
 
-pub use docker::{connect as connect_docker, DockerConfig, DockerExecutor, DockerSettings};
+pub use docker::{connect as connect_docker, DockerConfig, DockerExecutor, DockerSettings, OptIn};
 pub use exec::{ExecCommand, ExecConfig, ExecExecutor};
 pub use k8s::{
     connect as connect_kubernetes, KubernetesConfig, KubernetesExecutor, KubernetesSettings,

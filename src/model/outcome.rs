@@ -35,6 +35,9 @@ pub struct Outcome {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why an executor skipped, as a word a script can match on (`not_opted_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Where the executor can tell: the target's state afterwards (`healthy`, `running`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<String>,
@@ -49,6 +52,7 @@ impl Outcome {
             outcome: OutcomeStatus::Ok,
             duration_ms: 0,
             error: None,
+            reason: None,
             verified: None,
             detail,
         }
@@ -59,6 +63,23 @@ impl Outcome {
             outcome: OutcomeStatus::Failed,
             duration_ms: 0,
             error: Some(error.into()),
+            reason: None,
+            verified: None,
+            detail,
+        }
+    }
+
+    /// The executor chose not to act: `why` for people, `reason` (when given) for scripts.
+    pub fn skipped(
+        why: impl Into<String>,
+        reason: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Outcome {
+        Outcome {
+            outcome: OutcomeStatus::Skipped,
+            duration_ms: 0,
+            error: Some(why.into()),
+            reason: reason.map(str::to_string),
             verified: None,
             detail,
         }

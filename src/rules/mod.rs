@@ -4,11 +4,13 @@ mod api;
 mod error;
 mod functions;
 mod lint;
+mod names;
 mod templates;
 #[cfg(test)]
 mod tests;
 
 pub use error::RuleError;
+pub use names::Defined;
 
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Labels};

@@ -7,28 +7,31 @@ use std::process::Command;
 fn the_benchmark_harness_runs_in_smoke_mode() {
     let salve = PathBuf::from(env!("CARGO_BIN_EXE_salve"));
     // A whole `cargo test` builds the examples beside the binaries; a filtered run may not.
-    let bare = salve
-        .parent()
-        .expect("target folder")
-        .join("examples")
-        .join("bare");
-    if !bare.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "bare"])
-            .current_dir(crate::support::repo_dir())
-            .status()
-            .expect("run cargo");
-        assert!(
-            built.success(),
-            "cannot build the bare endpoint (example `bare`)"
-        );
-    }
+    let example = |name: &str| -> PathBuf {
+        let path = salve
+            .parent()
+            .expect("target folder")
+            .join("examples")
+            .join(name);
+        if !path.exists() {
+            let built = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--example", name])
+                .current_dir(crate::support::repo_dir())
+                .status()
+                .expect("run cargo");
+            assert!(built.success(), "cannot build the example `{name}`");
+        }
+        path
+    };
+    let bare = example("bare");
+    let overload = example("overload");
     let root = crate::support::repo_dir();
     let out = Command::new("bash")
         .arg(root.join("bench/run.sh"))
         .arg("--smoke")
         .env("SALVE_BIN", &salve)
         .env("BARE_BIN", &bare)
+        .env("OVERLOAD_BIN", &overload)
         .current_dir(&root)
         .output()
         .expect("run bench/run.sh");

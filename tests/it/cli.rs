@@ -6,6 +6,7 @@ use serde_json::Value;
 
 fn plan_rules(builder: Builder) -> Builder {
     builder
+        .config("[notify.oncall]\ntype = \"log\"\n")
         .rule(
             "crashloop",
             r#"
@@ -223,70 +224,93 @@ fn the_shipped_rules_pass_their_own_tests() {
     assert!(stdout.trim_end().ends_with(" 0 failed"), "{stdout}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(!stdout.contains("\n0 passed"), "no case ran:\n{stdout}");
-}
 
-/// Someone who starts from `examples/salve.toml` and the shipped rules gets a config
-/// that checks, and every channel and named command those rules use is defined in it.
-#[test]
-fn the_example_config_defines_everything_the_shipped_rules_use() {
-    let root = repo_dir();
     let out = std::process::Command::new(crate::support::bin())
         .args([
-            "check",
+            "test",
             "--config",
             "examples/salve.toml",
             "--rules",
-            "rules",
+            "examples/rules",
         ])
-        .current_dir(&root)
+        .current_dir(repo_dir())
+        .output()
+        .expect("run salve test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "examples/rules:\n{stdout}");
+    assert!(stdout.trim_end().ends_with(" 0 failed"), "{stdout}");
+}
+
+fn check_in_repo(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(crate::support::bin())
+        .arg("check")
+        .args(args)
+        .current_dir(repo_dir())
         .output()
         .expect("run salve check");
-    assert_eq!(
+    (
         out.status.code(),
-        Some(0),
-        "salve check of the examples:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "",
-        "the shipped rules and examples draw no warnings"
-    );
-    let config: toml::Table = std::fs::read_to_string(root.join("examples/salve.toml"))
-        .expect("read examples/salve.toml")
-        .parse()
-        .expect("examples/salve.toml is TOML");
-    let defined = |section: &str, name: &str| {
-        config
-            .get(section)
-            .and_then(|t| t.as_table())
-            .is_some_and(|t| t.contains_key(name))
-    };
-    let uses = regex::Regex::new(r#"\b(notify|slack|email|webhook|exec)\("([^"]+)""#)
-        .expect("constant pattern");
-    let mut missing = Vec::new();
-    let mut seen = 0;
-    for entry in std::fs::read_dir(root.join("rules")).expect("read rules/") {
-        let path = entry.expect("rules/ entry").path();
-        if path.extension().is_none_or(|e| e != "rhai") {
-            continue;
-        }
-        let source = std::fs::read_to_string(&path).expect("read a rule");
-        for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for used in uses.captures_iter(line) {
-                seen += 1;
-                let section = if &used[1] == "exec" { "exec" } else { "notify" };
-                if !defined(section, &used[2]) {
-                    missing.push(format!("{}: [{section}.{}]", path.display(), &used[2]));
-                }
-            }
-        }
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The README's first command serves the shipped rules on the embedded defaults, and
+/// someone who starts from `examples/salve.toml` gets a config that defines every
+/// channel and named command the shipped and example rules use.
+#[test]
+fn the_shipped_rules_check_on_the_embedded_defaults_and_on_the_example_config() {
+    for args in [
+        &["--rules", "rules"][..],
+        &["--config", "examples/salve.toml", "--rules", "rules"],
+        &[
+            "--config",
+            "examples/salve.toml",
+            "--rules",
+            "examples/rules",
+        ],
+    ] {
+        let (code, stdout, stderr) = check_in_repo(args);
+        assert_eq!(code, Some(0), "salve check {args:?}:\n{stdout}{stderr}");
+        assert_eq!(stderr, "", "salve check {args:?} draws no warnings");
     }
-    assert!(seen > 0, "no channel or command found in the shipped rules");
+}
+
+#[test]
+fn a_rule_naming_a_channel_or_command_the_config_lacks_fails_check_at_its_position() {
+    let salve = Salve::builder()
+        .config("[notify.ops]\ntype = \"log\"\n")
+        .rule(
+            "page",
+            "const MATCH = `alertname=\"Down\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [notify(\"ops\", \"down\"), slack(\"oncall\"), exec(\"failover\", [])]\n}\n",
+        )
+        .write();
+    let config = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+    let out = salve.cli(&["check", "--config", &config, "--rules", &rules]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = salve.rules_dir().join("page.rhai").display().to_string();
     assert!(
-        missing.is_empty(),
-        "not in examples/salve.toml: {missing:?}"
+        stderr.contains(&format!(
+            "{file}:4:35: slack names channel \"oncall\", which the config does not define (no [notify.oncall]; defined: [\"ops\"])"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}:4:51: exec names command \"failover\", which the config does not define (no [exec.failover]; defined: [])"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("    [notify(\"ops\", \"down\"), slack(\"oncall\"), exec(\"failover\", [])]"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("\"ops\", which"),
+        "ops is defined:\n{stderr}"
     );
 }
 

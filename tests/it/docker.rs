@@ -217,10 +217,14 @@ fn a_container_that_stays_unhealthy_is_restarted_three_times_then_a_human_is_pag
     let page = executed(&records, "notify", "notify:oncall")[0];
     assert_eq!(page["event_id"], episodes[3]["event"]["id"]);
     let page_outcome = outcome_of(&records, page).expect("outcome");
-    assert_eq!(page_outcome["outcome"], "failed");
-    assert_eq!(
-        page_outcome["error"], "no notification channel named \"oncall\" in the config",
-        "{page_outcome:#}"
+    assert_eq!(page_outcome["outcome"], "ok", "{page_outcome:#}");
+    assert_eq!(page_outcome["detail"]["type"], "log", "{page_outcome:#}");
+    assert!(
+        salve
+            .logs()
+            .contains("salve restarted it 3 times in 15 minutes and stopped"),
+        "the page is in salve's log:\n{}",
+        salve.logs()
     );
 
     // No fourth restart, not even a suppressed one: the rule stopped asking.
@@ -411,10 +415,8 @@ fn a_crashed_compose_service_is_restarted_after_its_delay_unless_its_dependency_
     assert!(decided_on(&records, &format!("compose:{cart}/web")).is_empty());
     let page = executed(&records, "notify", "notify:ops")[0];
     let outcome = outcome_of(&records, page).expect("outcome");
-    assert_eq!(
-        outcome["error"],
-        "no notification channel named \"ops\" in the config"
-    );
+    assert_eq!(outcome["outcome"], "ok", "{outcome:#}");
+    assert_eq!(outcome["detail"]["channel"], "ops", "{outcome:#}");
     assert_eq!(inspect(&web, "{{.State.Status}}"), "exited");
 }
 
@@ -570,6 +572,49 @@ fn a_paused_container_is_not_restarted_and_a_removed_one_fails_as_not_found() {
         s(&on_gone["error"]),
         format!("container {gone} not found (removed?)")
     );
+}
+
+#[test]
+fn by_default_salve_acts_only_on_containers_labelled_salve_enable_true() {
+    let scope = Scope::new();
+    // The defaults: no `label` in `[docker]`.
+    let salve = Salve::builder()
+        .config("[docker]\nevents = false\n")
+        .rule("poke", POKE)
+        .start();
+    let batch = scope.run("batch", &[], &["sleep", "3600"]);
+    let web = scope.run("web", &["--label", "salve.enable=true"], &["sleep", "3600"]);
+    let batch_started = inspect(&batch, "{{.State.StartedAt}}");
+    let web_started = inspect(&web, "{{.State.StartedAt}}");
+
+    for name in [&batch, &web] {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Poke"), ("container", name)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let records = salve.wait_settled(2);
+    let outcome = |name: &str| -> Value {
+        let decision = executed(&records, "restart", &container_target(name));
+        assert_eq!(decision.len(), 1, "{:#?}", decisions(&records));
+        outcome_of(&records, decision[0]).expect("outcome").clone()
+    };
+
+    let on_batch = outcome(&batch);
+    assert_eq!(on_batch["outcome"], "skipped", "{on_batch:#}");
+    assert_eq!(on_batch["reason"], "not_opted_in", "{on_batch:#}");
+    assert_eq!(
+        s(&on_batch["error"]),
+        format!(
+            "container {batch} does not carry the label salve.enable=true (docker.label): salve does not act on it"
+        )
+    );
+    assert_eq!(inspect(&batch, "{{.State.StartedAt}}"), batch_started);
+
+    let on_web = outcome(&web);
+    assert_eq!(on_web["outcome"], "ok", "{on_web:#}");
+    assert_ne!(inspect(&web, "{{.State.StartedAt}}"), web_started);
 }
 
 // ---------------------------------------------------------------------------------
@@ -773,14 +818,17 @@ fn a_swarm_service_is_scaled_restarted_and_rolled_back_through_the_executor() {
         host: None,
         cert_path: None,
         events: None,
-        label: None,
+        label: salve::execute::OptIn::Label {
+            key: "salve.test".into(),
+            value: Some(scope.run_id.clone()),
+        },
         verify_timeout: Duration::from_secs(30),
     };
     let executor = runtime.block_on(async {
         let docker = connect_docker(&settings)
             .await
             .unwrap_or_else(|e| panic!("connect to Docker: {e}"));
-        DockerExecutor::new(docker, settings.verify_timeout)
+        DockerExecutor::new(docker, &settings)
     });
     let target = Target::SwarmService { name: name.clone() };
     let act = |intent: Intent| -> Outcome {

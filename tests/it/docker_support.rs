@@ -230,6 +230,9 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// The channels the shipped rules tell, as the embedded defaults define them.
+const LOG_CHANNELS: &str = "[notify.ops]\ntype = \"log\"\n\n[notify.oncall]\ntype = \"log\"\n";
+
 /// One test's corner of the engine: a run id that names and labels its containers, and
 /// a guard that removes them all when the test ends, however it ends.
 pub struct Scope {
@@ -262,7 +265,7 @@ impl Scope {
     /// [`Scope::config`] with another `verify_timeout`.
     pub fn config_verifying_within(&self, verify_timeout: &str) -> String {
         format!(
-            "[docker]\nevents = true\nlabel = \"salve.test={}\"\nverify_timeout = \"{verify_timeout}\"\n",
+            "{LOG_CHANNELS}\n[docker]\nevents = true\nlabel = \"salve.test={}\"\nverify_timeout = \"{verify_timeout}\"\n",
             self.run_id
         )
     }

@@ -330,3 +330,138 @@ notify = "ops"
     );
     assert_eq!(reasons(&salve, 9)[8], "cut_off");
 }
+
+/// Writes an HTTP request for `body` on a fresh connection, the first `sent` bytes of
+/// the body only, waits `patience`, then hangs up without reading the answer.
+fn post_and_hang_up(salve: &Salve, body: &Value, sent: usize, patience: Duration) {
+    use std::io::Write;
+    let body = serde_json::to_vec(body).expect("encode");
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", salve.port)).expect("connect to salve");
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    stream
+        .write_all(&body[..sent.min(body.len())])
+        .expect("send the body");
+    std::thread::sleep(patience);
+    stream.shutdown(std::net::Shutdown::Both).expect("hang up");
+}
+
+#[test]
+fn events_of_a_client_that_hangs_up_are_decided_without_a_restart_and_a_torn_body_is_not_taken() {
+    let salve = Salve::builder()
+        .config("[engine]\nrule_timeout = \"300ms\"\n\n[exec.mark]\nargv = [\"true\"]\n")
+        .rule("slow", SLOW)
+        .rule("canary", CANARY)
+        .start();
+    // A backlog first, so the hung-up request waits behind slow rounds.
+    for n in 0..4 {
+        assert_eq!(
+            salve.post_json("/api/v1/events", &notification(n)).status,
+            200
+        );
+    }
+    let whole = native(&[("alertname", "Canary"), ("n", "hung-up")]);
+    post_and_hang_up(&salve, &whole, usize::MAX, Duration::from_millis(200));
+    let torn = native(&[("alertname", "Canary"), ("n", "torn")]);
+    post_and_hang_up(&salve, &torn, 20, Duration::from_millis(200));
+
+    let canary_of = |records: &[Value], n: &str| -> Option<String> {
+        of_kind(records, "received")
+            .into_iter()
+            .find(|r| r["event"]["labels"]["n"] == n)
+            .map(|r| s(&r["event"]["id"]))
+    };
+    let records = salve.wait_for_audit("the hung-up client's event to be decided", |records| {
+        canary_of(records, "hung-up").is_some_and(|id| {
+            of_kind(records, "evaluated")
+                .iter()
+                .any(|r| s(&r["event_id"]) == id)
+        })
+    });
+    assert!(
+        of_kind(&records, "decision")
+            .iter()
+            .any(|d| d["params"]["args"][0] == "hung-up"),
+        "{records:#?}"
+    );
+    assert_eq!(
+        canary_of(&records, "torn"),
+        None,
+        "a body the client never finished sending is not acknowledged, so not recorded"
+    );
+}
+
+#[test]
+fn the_audit_api_serves_a_large_trail_in_bounded_pages_with_flat_memory() {
+    let mut salve = Salve::builder()
+        .config("[audit]\nmax_file_bytes = 8000000\nkeep_files = 20\n")
+        .start();
+    let events: Vec<Value> = (0..50)
+        .map(|i| native(&[("alertname", "Paged"), ("n", &i.to_string())]))
+        .collect();
+    assert_eq!(
+        salve
+            .post_json("/api/v1/events", &Value::Array(events))
+            .status,
+        200
+    );
+    salve.wait_settled(50);
+    salve.stop();
+
+    // Older history, as a long storm leaves it: ten rotated files of 4 MB. The
+    // checkpoint written at the stop already holds what they say.
+    let data = salve.data_dir();
+    let lines = std::fs::read_to_string(data.join("audit.jsonl")).expect("read the trail");
+    let mut file = String::new();
+    while file.len() < 4_000_000 {
+        file.push_str(&lines);
+    }
+    for n in 1..=10 {
+        std::fs::write(data.join(format!("audit.jsonl.{n}")), &file).expect("write history");
+    }
+    let trail_bytes = 10 * file.len() + lines.len();
+    salve.start();
+
+    let (before, _) = salve.memory_kib();
+    let mut highest = before;
+    let mut pages = 0;
+    let mut records = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = salve.url("/api/v1/audit?limit=1000000");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&before={cursor}"));
+        }
+        let reply = salve.client().get(url).send().expect("get a page");
+        assert_eq!(reply.status().as_u16(), 200);
+        let older = reply
+            .headers()
+            .get("x-salve-older")
+            .map(|v| v.to_str().expect("cursor text").to_string());
+        let body = reply.bytes().expect("page body");
+        assert!(body.len() <= 4 << 20, "a page of {} bytes", body.len());
+        let page: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array");
+        records += page.len();
+        pages += 1;
+        highest = highest.max(salve.memory_kib().0);
+        match older {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 100, "the cursor never reached the end");
+    }
+    let expected = (trail_bytes / lines.len()) * lines.lines().count();
+    assert!(pages >= 10, "{pages} pages for {trail_bytes} bytes");
+    assert_eq!(records, expected, "every record once across the pages");
+    let growth_mib = (highest - before) / 1024;
+    assert!(
+        growth_mib < 40,
+        "serving a {} MB trail grew RSS by {growth_mib} MiB (from {} MiB)",
+        trail_bytes / 1_000_000,
+        before / 1024
+    );
+}

@@ -443,6 +443,21 @@ impl Salve {
         }
     }
 
+    /// The server's resident and peak resident memory (`VmRSS`, `VmHWM`), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.child.as_ref().expect("salve is running").id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// SIGKILL: no chance to flush or finish anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("salve is running");

@@ -2,11 +2,11 @@
 
 mod settings;
 
-pub use settings::{DockerConfig, DockerSettings};
+pub use settings::{DockerConfig, DockerSettings, OptIn};
 
 use super::resolve_replicas;
 use super::{ActionContext, Executor};
-use crate::model::{error_chain, Outcome, OutcomeStatus};
+use crate::model::{error_chain, Outcome};
 use crate::model::{Action, Backend, Intent, Target};
 use async_trait::async_trait;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
@@ -62,27 +62,34 @@ pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
 pub struct DockerExecutor {
     docker: Docker,
     verify_timeout: Duration,
+    opt_in: OptIn,
     poll_every: Duration,
 }
 
 impl DockerExecutor {
-    pub fn new(docker: Docker, verify_timeout: Duration) -> DockerExecutor {
+    pub fn new(docker: Docker, settings: &DockerSettings) -> DockerExecutor {
         DockerExecutor {
             docker,
-            verify_timeout,
+            verify_timeout: settings.verify_timeout,
+            opt_in: settings.label.clone(),
             poll_every: Duration::from_millis(200),
         }
     }
 }
 
 fn skipped(why: impl Into<String>, detail: Value) -> Outcome {
-    Outcome {
-        outcome: OutcomeStatus::Skipped,
-        duration_ms: 0,
-        error: Some(why.into()),
-        verified: None,
+    Outcome::skipped(why, None, detail)
+}
+
+/// Whatever a rule or an alert says, salve leaves alone what has not opted in.
+const NOT_OPTED_IN: &str = "not_opted_in";
+
+fn not_opted_in(why: String, detail: Value) -> Outcome {
+    Outcome::skipped(
+        format!("{why} (docker.label): salve does not act on it"),
+        Some(NOT_OPTED_IN),
         detail,
-    }
+    )
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -173,6 +180,11 @@ impl DockerExecutor {
         };
         let state = before.state.as_ref().and_then(|s| s.status);
         let detail = json!({ "container": name, "state_before": state_name(&before) });
+        let labels = before.config.as_ref().and_then(|c| c.labels.as_ref());
+        if !self.opt_in.admits(labels) {
+            let why = format!("container {name} does not carry the label {}", self.opt_in);
+            return not_opted_in(why, detail);
+        }
         // Do not fight the engine or a person: these are reported, not acted on.
         if matches!(
             intent.action,
@@ -370,7 +382,17 @@ impl DockerExecutor {
             "containers": names,
             "results": outcomes.iter().map(|o| json!({ "outcome": o.outcome, "verified": o.verified, "error": o.error, "detail": o.detail })).collect::<Vec<_>>(),
         });
-        let mut outcome = if failures.is_empty() {
+        let not_opted: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| o.reason.as_deref() == Some(NOT_OPTED_IN))
+            .collect();
+        let mut outcome = if !not_opted.is_empty() && not_opted.len() == outcomes.len() {
+            let why = format!(
+                "no container of Compose service {project}/{service} carries the label {}",
+                self.opt_in
+            );
+            not_opted_in(why, detail)
+        } else if failures.is_empty() {
             Outcome::ok(detail)
         } else {
             Outcome::failed(failures.join("; "), detail)
@@ -412,6 +434,13 @@ impl DockerExecutor {
         let Some(mut spec) = service.spec.clone() else {
             return Outcome::failed(format!("swarm service {name} has no spec"), Value::Null);
         };
+        if !self.opt_in.admits(spec.labels.as_ref()) {
+            let why = format!(
+                "swarm service {name} does not carry the label {}",
+                self.opt_in
+            );
+            return not_opted_in(why, json!({ "service": name }));
+        }
         let mut options = UpdateServiceOptions {
             version: i32::try_from(version).unwrap_or(i32::MAX),
             ..Default::default()

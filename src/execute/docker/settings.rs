@@ -3,6 +3,7 @@
 use crate::model::duration_setting;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,7 +21,9 @@ pub struct DockerConfig {
     /// reachable. `true` makes an unreachable engine keep `/-/ready` at 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<bool>,
-    /// Only containers with this label (`key` or `key=value`), e.g. `salve.enable=true`.
+    /// The label a container (or Swarm service) must carry for salve to act on it or
+    /// follow its events: `key` or `key=value`. Default `salve.enable=true`, as
+    /// docker-autoheal's opt-in; `"all"` opts in every container on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// How long a restart may take to come back running (and healthy). Default `60s`.
@@ -34,8 +37,78 @@ pub struct DockerSettings {
     pub cert_path: Option<PathBuf>,
     /// None: follow events when the engine is reachable; Some(true): required.
     pub events: Option<bool>,
-    pub label: Option<String>,
+    pub label: OptIn,
     pub verify_timeout: Duration,
+}
+
+/// Which containers and services salve may act on and follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptIn {
+    /// Every one on the host (`label = "all"`).
+    Everything,
+    /// Those carrying label `key` (with `value`, when given).
+    Label { key: String, value: Option<String> },
+}
+
+impl Default for OptIn {
+    fn default() -> OptIn {
+        OptIn::Label {
+            key: "salve.enable".into(),
+            value: Some("true".into()),
+        }
+    }
+}
+
+impl OptIn {
+    fn parse(text: &str) -> Result<OptIn, String> {
+        if text == "all" {
+            return Ok(OptIn::Everything);
+        }
+        let (key, value) = match text.split_once('=') {
+            Some((key, value)) => (key, Some(value.to_string())),
+            None => (text, None),
+        };
+        if key.trim().is_empty() || key.trim() != key {
+            return Err(format!(
+                "docker.label: {text:?} is not a label (`key`, `key=value`, or \"all\")"
+            ));
+        }
+        Ok(OptIn::Label {
+            key: key.to_string(),
+            value,
+        })
+    }
+
+    /// Whether a container or service with these labels has opted in.
+    pub fn admits(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        match self {
+            OptIn::Everything => true,
+            OptIn::Label { key, value } => labels
+                .and_then(|l| l.get(key))
+                .is_some_and(|v| value.as_ref().is_none_or(|wanted| wanted == v)),
+        }
+    }
+
+    /// The engine's `label` filter that selects the same containers.
+    pub fn filter(&self) -> Option<String> {
+        match self {
+            OptIn::Everything => None,
+            label => Some(label.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for OptIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptIn::Everything => f.write_str("all"),
+            OptIn::Label { key, value: None } => f.write_str(key),
+            OptIn::Label {
+                key,
+                value: Some(value),
+            } => write!(f, "{key}={value}"),
+        }
+    }
 }
 
 impl DockerSettings {
@@ -45,7 +118,12 @@ impl DockerSettings {
             host: d.host.clone(),
             cert_path: d.cert_path.clone(),
             events: d.events,
-            label: d.label.clone(),
+            label: d
+                .label
+                .as_deref()
+                .map(OptIn::parse)
+                .transpose()?
+                .unwrap_or_default(),
             verify_timeout: duration_setting(
                 "docker.verify_timeout",
                 &d.verify_timeout,
@@ -58,5 +136,38 @@ impl DockerSettings {
     /// an outage, not an absence).
     pub fn required(&self) -> bool {
         self.host.is_some() || self.events == Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn by_default_only_containers_labelled_salve_enable_true_are_admitted() {
+        let opt_in = OptIn::default();
+        assert!(opt_in.admits(Some(&labels(&[("salve.enable", "true")]))));
+        assert!(!opt_in.admits(Some(&labels(&[("salve.enable", "false")]))));
+        assert!(!opt_in.admits(Some(&labels(&[("app", "batch")]))));
+        assert!(!opt_in.admits(None));
+        assert_eq!(opt_in.filter().as_deref(), Some("salve.enable=true"));
+    }
+
+    #[test]
+    fn a_bare_key_admits_any_value_and_all_admits_everything() {
+        let key = OptIn::parse("autoheal").expect("parse");
+        assert!(key.admits(Some(&labels(&[("autoheal", "")]))));
+        assert!(!key.admits(None));
+        let all = OptIn::parse("all").expect("parse");
+        assert!(all.admits(None));
+        assert_eq!(all.filter(), None);
+        assert!(OptIn::parse("=x").is_err());
     }
 }

@@ -19,8 +19,8 @@ use client::*;
 use rollout::*;
 
 use crate::execute::{ActionContext, Executor};
+use crate::model::Outcome;
 use crate::model::{Action, Backend, Intent, K8sKind, Target};
-use crate::model::{Outcome, OutcomeStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -164,13 +164,7 @@ impl Executor for KubernetesExecutor {
                 outcome.verified = Some("evicted".to_string());
                 outcome
             }
-            Verify::Skipped(why) => Outcome {
-                outcome: OutcomeStatus::Skipped,
-                duration_ms: 0,
-                error: Some(why),
-                verified: None,
-                detail,
-            },
+            Verify::Skipped(why) => Outcome::skipped(why, None, detail),
         }
     }
 }

@@ -259,6 +259,20 @@ impl NotifyExecutor {
         let text = &prepared.text;
         let subject = prepared.subject.as_deref();
         match &channel.kind {
+            NotifyKind::Log => {
+                let event = context.event.as_deref();
+                tracing::warn!(
+                    target: "salve::notify",
+                    channel = %channel.name,
+                    alertname = event
+                        .and_then(|e| e.labels.get("alertname"))
+                        .map_or("-", String::as_str),
+                    fingerprint = event.map_or("-", |e| e.fingerprint.0.as_str()),
+                    subject = subject.unwrap_or("-"),
+                    "{text}"
+                );
+                Attempt::Delivered { status: None }
+            }
             NotifyKind::Slack { url } => {
                 self.post(channel, url.expose(), prepared.slack.clone(), &[])
                     .await

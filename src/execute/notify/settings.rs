@@ -14,6 +14,10 @@ pub enum NotifyType {
     Email,
     Slack,
     Webhook,
+    /// Writes the message to salve's own log (standard error), at WARN: a channel that
+    /// needs nothing set up, for trying salve out and as the embedded defaults' `ops`
+    /// and `oncall`.
+    Log,
 }
 
 /// One notification channel. Which keys apply depends on `type`.
@@ -127,6 +131,7 @@ pub enum NotifyKind {
         secret: Option<Secret>,
         bearer_token: Option<Secret>,
     },
+    Log,
 }
 
 impl NotifyKind {
@@ -135,6 +140,7 @@ impl NotifyKind {
             NotifyKind::Email { .. } => "email",
             NotifyKind::Slack { .. } => "slack",
             NotifyKind::Webhook { .. } => "webhook",
+            NotifyKind::Log => "log",
         }
     }
 }
@@ -192,6 +198,7 @@ fn channel(name: &str, c: &NotifyConfig) -> Result<NotifyChannel, String> {
             "password_env",
         ],
         NotifyType::Slack => &["url", "url_env", "url_file"],
+        NotifyType::Log => &[],
         NotifyType::Webhook => &[
             "url",
             "url_env",
@@ -206,6 +213,7 @@ fn channel(name: &str, c: &NotifyConfig) -> Result<NotifyChannel, String> {
         NotifyType::Email => "email",
         NotifyType::Slack => "slack",
         NotifyType::Webhook => "webhook",
+        NotifyType::Log => "log",
     };
     if let Some((k, _)) = present.iter().find(|(k, set)| *set && !allowed.contains(k)) {
         return Err(format!(
@@ -234,6 +242,7 @@ fn channel(name: &str, c: &NotifyConfig) -> Result<NotifyChannel, String> {
         Ok(Secret(url))
     };
     let kind = match c.kind {
+        NotifyType::Log => NotifyKind::Log,
         NotifyType::Slack => NotifyKind::Slack { url: read_url()? },
         NotifyType::Webhook => NotifyKind::Webhook {
             url: read_url()?,

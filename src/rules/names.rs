@@ -1,0 +1,58 @@
+//! The channels and commands a rule names, checked against the config at load: a rule
+//! that notifies a channel or runs a command the config does not define is a
+//! `file:line:col` error at `salve check`, not a failed action in the middle of an
+//! incident. Only names written in the rule as literals can be checked this way.
+
+use super::functions::telling_names;
+use super::{RuleError, RuleSet};
+use rhai::{ASTNode, Expr};
+use std::collections::HashSet;
+
+/// What the config defines that rules may name.
+pub struct Defined<'a> {
+    pub channels: &'a HashSet<&'a str>,
+    pub commands: &'a HashSet<&'a str>,
+}
+
+impl RuleSet {
+    /// Every literal channel or command name that `defined` lacks, at its position.
+    pub fn undefined_names(&self, defined: &Defined<'_>) -> Vec<RuleError> {
+        let mut errors = Vec::new();
+        for rule in self.rules() {
+            rule.ast.walk(&mut |nodes: &[ASTNode]| {
+                let Some(ASTNode::Expr(Expr::FnCall(call, _))) = nodes.last() else {
+                    return true;
+                };
+                if call.is_qualified() {
+                    return true;
+                }
+                let function = call.name.as_str();
+                let (what, known) = if function == "exec" {
+                    ("command", defined.commands)
+                } else if telling_names().iter().any(|n| n == function) {
+                    ("channel", defined.channels)
+                } else {
+                    return true;
+                };
+                if let Some(Expr::StringConstant(name, pos)) = call.args.first() {
+                    if !known.contains(name.as_str()) {
+                        let mut names: Vec<&&str> = known.iter().collect();
+                        names.sort();
+                        let section = if what == "command" { "exec" } else { "notify" };
+                        errors.push(RuleError::at(
+                            &rule.path,
+                            rule.source(),
+                            *pos,
+                            format!(
+                                "{function} names {what} {name:?}, which the config does not define \
+                                 (no [{section}.{name}]; defined: {names:?})"
+                            ),
+                        ));
+                    }
+                }
+                true
+            });
+        }
+        errors
+    }
+}
