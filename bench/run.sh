@@ -15,7 +15,8 @@
 # STORM_SECONDS (10 per slice), STORM_ALERTS (1 per request), STORM_ALLOW_NON2XX=1 to
 # report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
 # (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
-# turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client.
+# turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client. BENCH_PARTS picks
+# the parts to run ("fixture storm overload docker", the default, or any of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+
+# part NAME: whether this run includes the part NAME (BENCH_PARTS, default all four)
+part() { [[ " ${BENCH_PARTS:-fixture storm overload docker} " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -92,6 +96,7 @@ echo
 bare_port=$(free_port)
 "$BARE_BIN" "127.0.0.1:$bare_port" & pids+=($!)
 for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/127.0.0.1/$bare_port") 2>/dev/null && break; sleep 0.01; done
+if part fixture; then
 declare -A bare
 echo "### Bare axum endpoint (the ceiling)"
 echo
@@ -145,6 +150,7 @@ for n in $rule_counts; do
 done
 echo
 
+fi
 # The storm: every alert distinct (bench/storm.lua), so nothing is a dedup shortcut.
 # Per cell one fresh salve (durable audit on), six consecutive wrk runs ("slices"), with
 # STORM_OFFSET advanced each time so no alert repeats; then a stop and a start on the
@@ -230,6 +236,7 @@ field() { grep -oE "\"?$1\"?[=:] *[0-9]+" <<<"$replayed" | grep -oE '[0-9]+$' ||
 # p99 in ms from wrk's "3.08ms" / "820.00us" / "1.20s"
 ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) ; else if (v ~ /m$/) n*=60000; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
 
+if part storm; then
 echo "### Storm: every alert distinct"
 echo
 echo "- posted: \`bench/storm.lua\`, $storm_alerts alert(s) per request, to \`POST /api/v1/alertmanager\`; Alertmanager's webhook shape (version 4), and every alert"
@@ -356,11 +363,13 @@ echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${restart_rows[@]}"
 echo
 
+fi
 # Overload: more than salve can take. One salve on the default max_backlog, one rule
 # that costs about OVERLOAD_WORK loop turns per alert it matches (every alert), and
 # bench/overload.rs keeping OVERLOAD_CONNECTIONS requests of OVERLOAD_ALERTS distinct
 # alerts in flight: what is accepted, what is refused with 503 and how fast, and how
 # long the backlog takes to drain once the load stops.
+if part overload; then
 overload_conns=${OVERLOAD_CONNECTIONS:-64}; overload_alerts=${OVERLOAD_ALERTS:-20}
 if $smoke; then
   # a small backlog, so even a short run is refused some
@@ -405,6 +414,8 @@ echo "| $(rate "$(o sent)") | $(rate "$(o accepted)") | $(rate "$(o refused)") |
 echo
 rm -rf "$dir"
 
+fi
+if part docker; then
 # Docker: from the engine's `health_status: unhealthy` to salve's restart (the engine's
 # `kill`, which a restart sends first) and to `healthy` again, read off the engine's own
 # event timestamps, so neither salve's log nor this script's timing is in the measure.
@@ -465,3 +476,5 @@ for round in $(seq 1 "$rounds"); do
   [ "$to_kill" != "?" ] || { echo "bench: no unhealthy → kill → healthy sequence in the engine's events:" >&2; echo "$events" >&2; exit 1; }
   echo "| $round | $to_kill ms | $to_healthy s |"
 done
+
+fi

@@ -4,6 +4,7 @@ use crate::audit::{read_records_since, AuditFilter, AuditRecord, Entry};
 use crate::config::Config;
 use crate::engine::{self, default_config_path, plan, replay, Runtime, ServeOptions};
 use crate::event::parse_payload;
+use crate::logging::{self, LogFormat};
 use crate::model::rate::parse_duration;
 use crate::model::Verdict;
 use crate::policy::PolicyState;
@@ -23,6 +24,9 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The log on stderr: text, or json (an object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, hide_possible_values = true)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,25 +124,20 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            init_logging();
+            logging::init(cli.log_format);
             serve(args)
         }
         Command::Check(args) => check(args),
         Command::Test(args) => test(args),
         Command::Plan(args) => plan_command(args),
-        Command::Audit(args) => audit(args),
+        Command::Audit(args) => {
+            // Lines the trail cannot read are warned about, as `serve` does.
+            logging::init(cli.log_format);
+            audit(args)
+        }
         Command::Schemas { dir } => {
             std::fs::create_dir_all(&dir)?;
             for (name, text) in crate::schema::all() {
@@ -323,8 +322,6 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
         json,
     } = args;
-    // Lines the trail cannot read are warned about, as `serve` does.
-    init_logging();
     const KINDS: [&str; 7] = [
         "received",
         "decision",

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod event;
 pub mod execute;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -195,6 +195,13 @@ impl Matchers {
         self.0.is_empty()
     }
 
+    /// Whether these matchers select every label set that lacks the labels they name:
+    /// each one matches the empty string (`{}`, `alertname=~".*"`, `x!="y"`).
+    /// Alertmanager refuses such silences; salve refuses such windows.
+    pub fn match_everything(&self) -> bool {
+        self.0.iter().all(|m| m.matches_value(""))
+    }
+
     /// An equality matcher with a non-empty value that a label index can use: prefer
     /// `alertname`, else the first such matcher. None if there is none.
     pub fn index_key(&self) -> Option<(&str, &str)> {

@@ -197,6 +197,10 @@ impl From<WindowError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
                     .with_detail(json!({ "field": field }))
             }
+            WindowError::MutesEverything { field, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, message)
+                    .with_detail(json!({ "field": field }))
+            }
             WindowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
             WindowError::Unrecorded(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
         }

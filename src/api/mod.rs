@@ -98,7 +98,13 @@ async fn count_rejections(State(state): State<ApiState>, request: Request, next:
 
 async fn ready(State(engine): State<Arc<Engine>>) -> Response {
     match engine.not_ready_reason() {
-        None => (StatusCode::OK, "salve is ready.\n").into_response(),
+        None => {
+            let mut body = String::from("salve is ready.\n");
+            for warning in engine.readiness_warnings() {
+                body.push_str(&format!("warning: {warning}.\n"));
+            }
+            (StatusCode::OK, body).into_response()
+        }
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("salve is not ready: {why}.\n"),

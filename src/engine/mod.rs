@@ -19,6 +19,7 @@ pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Runtime};
 
+use crate::alertmanager::Matchers;
 use crate::audit::{AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange};
 use crate::event::{Event, Fingerprint};
 use crate::execute::Dispatcher;
@@ -81,6 +82,13 @@ pub enum WindowError {
         field: &'static str,
         message: String,
     },
+    /// A window that would mute every alert without saying so (`"all": true`):
+    /// refused as Alertmanager refuses such a silence.
+    #[error("{message}")]
+    MutesEverything {
+        field: &'static str,
+        message: String,
+    },
     #[error("no maintenance window {0}")]
     NotFound(String),
     #[error("cannot record the change: {0}")]
@@ -116,6 +124,20 @@ impl Engine {
             .iter()
             .find(|(_, up)| !up.load(Ordering::Acquire))
             .map(|(why, _)| *why)
+    }
+
+    /// What is worth saying while ready: a setup that runs but probably is not what
+    /// the operator meant.
+    pub fn readiness_warnings(&self) -> Vec<String> {
+        let runtime = self.runtime();
+        let mut warnings = Vec::new();
+        if runtime.rules.is_empty() {
+            warnings.push(format!(
+                "no rules loaded from {}: alerts are recorded and nothing is done about them",
+                runtime.config.rules_dir.display()
+            ));
+        }
+        warnings
     }
 
     /// A condition readiness waits for from now on: the returned flag says whether it
@@ -291,9 +313,37 @@ impl Engine {
                 message: "created_by must say who made the window".into(),
             });
         }
+        let matchers = match (new.matchers, new.all) {
+            (Some(m), false) if m.match_everything() => {
+                return Err(WindowError::MutesEverything {
+                    field: "matchers",
+                    message: format!(
+                        "matchers {m} match every alert (each matches the empty string); \
+                         to mute everything say so with \"all\": true"
+                    ),
+                })
+            }
+            (Some(m), false) => m,
+            (None, false) => {
+                return Err(WindowError::Invalid {
+                    field: "matchers",
+                    message: "matchers are required (or \"all\": true to mute every alert)"
+                        .into(),
+                })
+            }
+            (Some(m), true) if !m.match_everything() => {
+                return Err(WindowError::MutesEverything {
+                    field: "all",
+                    message: format!(
+                        "\"all\": true mutes every alert, but matchers {m} select some; give one or the other"
+                    ),
+                })
+            }
+            (_, true) => Matchers::default(),
+        };
         let window = MaintenanceWindow {
             id: uuid::Uuid::now_v7().to_string(),
-            matchers: new.matchers,
+            matchers,
             starts_at,
             ends_at: new.ends_at,
             created_by: new.created_by,
@@ -307,7 +357,12 @@ impl Engine {
             }),
         ))
         .await?;
-        tracing::info!(id = %window.id, matchers = %window.matchers, by = %window.created_by, "maintenance window created");
+        if window.matchers.is_empty() {
+            tracing::warn!(id = %window.id, by = %window.created_by, ends_at = %window.ends_at,
+                "maintenance window created that mutes every alert (all: true)");
+        } else {
+            tracing::info!(id = %window.id, matchers = %window.matchers, by = %window.created_by, "maintenance window created");
+        }
         Ok(window)
     }
 
@@ -439,7 +494,7 @@ pub async fn start(
         "audit trail replayed"
     );
     metrics.reloaded(true, runtime.rules.len());
-    runtime::log_warnings(&runtime.rules);
+    runtime::log_warnings(&runtime);
     let dispatcher = runtime::build_dispatcher(config, None);
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.

@@ -85,9 +85,13 @@ pub(super) fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>
     dispatcher
 }
 
-pub(super) fn log_warnings(rules: &RuleSet) {
-    for warning in rules.warnings() {
+pub(super) fn log_warnings(runtime: &Runtime) {
+    for warning in runtime.rules.warnings() {
         tracing::warn!(rule = %warning.file, "{}", warning.message);
+    }
+    if runtime.rules.is_empty() {
+        tracing::warn!(rules_dir = %runtime.config.rules_dir.display(),
+            "no rules loaded: alerts are recorded and nothing is done about them");
     }
 }
 
@@ -107,7 +111,7 @@ impl Engine {
         match result {
             Ok(runtime) => {
                 let count = runtime.rules.len();
-                log_warnings(&runtime.rules);
+                log_warnings(&runtime);
                 let docker = self.docker.read().clone();
                 *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
                 self.state

@@ -43,8 +43,14 @@ impl MaintenanceWindow {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMaintenanceWindow {
+    /// Required unless `all` is true.
+    #[serde(default)]
     #[schemars(with = "String")]
-    pub matchers: Matchers,
+    pub matchers: Option<Matchers>,
+    /// Mute every alert: required, and the only way, to make a window whose matchers
+    /// match everything.
+    #[serde(default)]
+    pub all: bool,
     #[serde(default)]
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: DateTime<Utc>,

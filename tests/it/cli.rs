@@ -428,3 +428,84 @@ fn every_subcommand_explains_config_and_rules_in_its_help() {
         }
     }
 }
+
+/// A rule that tells the log channel what the alert says.
+const ECHO: &str = r#"
+const MATCH = `alertname=~"Forged.*"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    [notify("ops", event.labels.note)]
+}
+"#;
+
+const FORGED: &str =
+    "disk ok\n2026-12-01T03:00:00Z  INFO salve::engine: decision rule=x -> execute \u{1b}[31mred";
+
+#[test]
+fn the_log_keeps_one_line_an_event_and_no_terminal_codes_whatever_an_alert_holds() {
+    let salve = Salve::builder()
+        .config("[notify.ops]\ntype = \"log\"\n")
+        .rule("echo", ECHO)
+        .start();
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &crate::support::native(&[("alertname", "ForgedLog"), ("note", FORGED)]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    salve.wait_settled(1);
+    let logs = salve.logs();
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no raw escape (and no colours off a terminal):\n{logs}"
+    );
+    let told: Vec<&str> = logs.lines().filter(|l| l.contains("disk ok")).collect();
+    assert_eq!(told.len(), 1, "{logs}");
+    assert!(
+        told[0].contains("disk ok\\n2026-12-01T03:00:00Z"),
+        "{}",
+        told[0]
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("2026-12-01T03:00:00Z")),
+        "a forged line:\n{logs}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_a_line() {
+    let salve = Salve::builder()
+        .config("[notify.ops]\ntype = \"log\"\n")
+        .rule("echo", ECHO)
+        .arg("--log-format")
+        .arg("json")
+        .start();
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &crate::support::native(&[("alertname", "ForgedLog"), ("note", FORGED)]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    salve.wait_settled(1);
+    let logs = salve.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| !l.starts_with("--- salve serve"))
+        .collect();
+    assert!(lines.len() >= 2, "{logs}");
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let told = objects
+        .iter()
+        .find(|o| o["target"] == "salve::notify")
+        .unwrap_or_else(|| panic!("no notification in the log:\n{logs}"));
+    assert_eq!(told["level"], "WARN");
+    assert_eq!(
+        told["fields"]["message"], FORGED,
+        "the JSON string holds the text exactly"
+    );
+    assert_eq!(told["fields"]["channel"], "ops");
+    assert!(objects
+        .iter()
+        .any(|o| o["fields"]["message"] == "salve is serving"));
+}

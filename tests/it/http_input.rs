@@ -431,3 +431,25 @@ fn the_audit_api_answers_in_bounded_pages_and_its_cursor_reaches_the_oldest_reco
     let reply = salve.get("/api/v1/audit?before=nonsense");
     assert_eq!(reply.status, 400);
 }
+
+#[test]
+fn an_empty_rules_folder_is_ready_with_a_warning_that_nothing_will_be_done() {
+    let mut salve = Salve::builder().start();
+    let ready = salve.get("/-/ready");
+    assert_eq!(ready.status, 200);
+    let body = s(&ready.body);
+    assert!(
+        body.contains("warning: no rules loaded from ")
+            && body.contains("nothing is done about them"),
+        "{body}"
+    );
+    assert!(salve.logs().contains("no rules loaded"), "{}", salve.logs());
+
+    salve.write_rule(
+        "quiet",
+        "const MATCH = `alertname=\"X\"`;\nfn plan(event) { [] }\n",
+    );
+    salve.stop();
+    salve.start();
+    assert_eq!(s(&salve.get("/-/ready").body), "salve is ready.\n");
+}

@@ -195,3 +195,50 @@ fn an_ad_hoc_window_mutes_survives_a_restart_and_can_be_deleted() {
     salve.start();
     assert_eq!(salve.get("/api/v1/maintenance").body, json!([]));
 }
+
+#[test]
+fn a_window_whose_matchers_match_everything_is_refused_unless_it_says_all() {
+    let salve = Salve::builder()
+        .config("[exec.mark]\nargv = [\"true\"]\n")
+        .rule("container-down", MARK_CONTAINER)
+        .start();
+    let ends_at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for matchers in ["", "{}", "alertname=~\".*\"", "{team!=\"db\"}"] {
+        let reply = salve.post_json(
+            "/api/v1/maintenance",
+            &json!({ "matchers": matchers, "ends_at": ends_at, "created_by": "test" }),
+        );
+        assert_eq!(reply.status, 400, "{matchers:?}: {:?}", reply.body);
+        assert!(
+            s(&reply.body["error"]).contains("match every alert")
+                && s(&reply.body["error"]).contains("\"all\": true"),
+            "{matchers:?}: {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(salve.get("/api/v1/maintenance").body, json!([]));
+    let reply = salve.post_json(
+        "/api/v1/maintenance",
+        &json!({ "all": true, "matchers": "alertname=\"ContainerDown\"", "ends_at": ends_at, "created_by": "test" }),
+    );
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+
+    let reply = salve.post_json(
+        "/api/v1/maintenance",
+        &json!({ "all": true, "ends_at": ends_at, "created_by": "ops-lead", "comment": "datacenter move" }),
+    );
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert!(
+        salve.logs().contains("mutes every alert"),
+        "a window muting everything is logged as such:\n{}",
+        salve.logs()
+    );
+    assert_eq!(salve.post_fixture("firing-single.json").status, 200);
+    let records = salve.wait_settled(1);
+    assert_eq!(
+        decisions(&records),
+        ["container-down: exec exec:mark -> suppress (maintenance)"]
+    );
+    assert!(of_kind(&records, "maintenance").len() == 1);
+}

@@ -68,6 +68,7 @@ pub struct Builder {
     config: String,
     rules: Vec<(String, String)>,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     dry_run: bool,
 }
 
@@ -97,6 +98,12 @@ impl Builder {
         self
     }
 
+    /// Another argument to `salve serve` (`--log-format json`).
+    pub fn arg(mut self, arg: &str) -> Builder {
+        self.args.push(arg.to_string());
+        self
+    }
+
     /// Writes the files without starting the server (for CLI-only tests).
     pub fn write(self) -> Salve {
         let dir = tempfile::Builder::new()
@@ -123,6 +130,7 @@ impl Builder {
             child: None,
             starts: 0,
             env: self.env,
+            args: self.args,
             dry_run: self.dry_run,
             client: reqwest::blocking::Client::builder()
                 .timeout(PATIENCE)
@@ -146,6 +154,7 @@ pub struct Salve {
     child: Option<Child>,
     starts: usize,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     dry_run: bool,
     client: reqwest::blocking::Client,
 }
@@ -219,6 +228,7 @@ impl Salve {
             if self.dry_run {
                 cmd.arg("--dry-run");
             }
+            cmd.args(&self.args);
             for (k, v) in &self.env {
                 cmd.env(k, v);
             }
