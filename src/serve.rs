@@ -15,6 +15,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     let rules = runtime.rules.len();
     let dry_run = runtime.config.policy.dry_run;
     let data_dir = runtime.config.data_dir.clone();
+    let tls = runtime.config.tls.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -22,7 +23,9 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .await
         .map_err(|e| anyhow!(e))?;
     start_docker(&engine);
-    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(), "salve is serving");
+    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(),
+        tls = tls.is_some(), client_certificates = tls.as_ref().is_some_and(|t| t.files.client_ca.is_some()),
+        "salve is serving");
 
     let reloader = engine.clone();
     tokio::spawn(async move {
@@ -38,13 +41,19 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
 
     let app = crate::api::app(engine.clone());
     let stopping = engine.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Before the listener closes: requests still in flight are answered 503.
-            stopping.begin_stop();
-        })
-        .await?;
+    let stop = async move {
+        shutdown_signal().await;
+        // Before the listener closes: requests still in flight are answered 503.
+        stopping.begin_stop();
+    };
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+        Some(tls) => serve_tls(&engine, listener, app, tls, stop).await?,
+    }
     let grace = engine.runtime().config.shutdown_grace;
     tracing::info!(
         grace_s = grace.as_secs(),
@@ -99,6 +108,45 @@ fn start_docker(engine: &Arc<Engine>) {
             crate::ingest::docker::run(docker, engine.clone(), source, up.clone()).await;
         }
     });
+}
+
+/// HTTPS: the same app behind rustls; every successful reload (SIGHUP, `/-/reload`)
+/// puts the certificates it read in place for the connections that follow.
+async fn serve_tls(
+    engine: &Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: crate::config::ListenerTls,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server);
+    let mut reloads = engine.watch_reloads();
+    let reloaded = engine.clone();
+    let current = rustls_config.clone();
+    tokio::spawn(async move {
+        while reloads.changed().await.is_ok() {
+            match reloaded.runtime().config.tls.as_ref() {
+                Some(tls) => {
+                    current.reload_from_config(tls.server.clone());
+                    tracing::info!(cert = %tls.files.cert.display(), "TLS certificates reloaded");
+                }
+                None => tracing::warn!(
+                    "the reloaded config has no [api] tls_cert_file; the listener keeps TLS until a restart"
+                ),
+            }
+        }
+    });
+    let handle = axum_server::Handle::new();
+    let closing = handle.clone();
+    tokio::spawn(async move {
+        stop.await;
+        closing.graceful_shutdown(None);
+    });
+    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, rustls_config)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

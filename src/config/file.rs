@@ -148,6 +148,18 @@ pub struct ApiConfig {
     pub basic_auth_password_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_password_env: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first);
+    /// needs `tls_key_file`. Re-read at every reload and SIGHUP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Require a client certificate signed by a CA in this PEM file (Alertmanager's
+    /// `http_config.tls_config.cert_file` presents one); a client without one is refused
+    /// during the handshake, on every path, `/-/healthy` included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

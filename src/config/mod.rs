@@ -4,6 +4,7 @@
 //! (`execute::DockerConfig`, `NotifyConfig`, ...); secrets are read by `model::read_secret`.
 
 mod file;
+mod tls;
 mod validate;
 
 pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig};
@@ -61,6 +62,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,
+    /// HTTPS on the listener (`[api] tls_cert_file`, `tls_key_file`, `client_ca_file`),
+    /// its files read when the config is loaded, so a bad one fails `check` and reload.
+    pub tls: Option<ListenerTls>,
     pub rule_timeout: Duration,
     pub max_backlog: usize,
     pub max_intents: usize,
@@ -86,6 +90,30 @@ impl std::fmt::Debug for ApiAuth {
             ApiAuth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
         }
     }
+}
+
+/// The listener's TLS: where it was read from and what it serves with.
+#[derive(Clone)]
+pub struct ListenerTls {
+    pub files: TlsFiles,
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerTls")
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// The files of the listener's TLS, read when the config is loaded (start, reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Client certificates are required and checked against this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// What salve runs on without a config file.

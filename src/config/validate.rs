@@ -2,7 +2,7 @@
 //! its key, so `salve check` and a refused reload say exactly what is wrong.
 
 use super::file::ApiConfig;
-use super::{ApiAuth, Config, ConfigError, ConfigFile, OnOutcome, Result};
+use super::{ApiAuth, Config, ConfigError, ConfigFile, ListenerTls, OnOutcome, Result, TlsFiles};
 use crate::alertmanager::TimeInterval;
 use crate::audit::Retention;
 use crate::engine::QuarantineSettings;
@@ -89,6 +89,13 @@ impl Config {
         }
 
         let auth = load_auth(&file.api).map_err(invalid)?;
+        let tls = match tls_files(&file.api).map_err(invalid)? {
+            Some(files) => Some(ListenerTls {
+                server: super::tls::server_config(&files).map_err(invalid)?,
+                files,
+            }),
+            None => None,
+        };
         let mut notify = HashMap::new();
         for (name, channel) in &file.notify {
             notify.insert(
@@ -200,6 +207,7 @@ impl Config {
                 }
             },
             auth,
+            tls,
             max_backlog: file.engine.max_backlog.unwrap_or(20_000).max(1),
             max_intents: file.engine.max_intents.unwrap_or(100),
             quarantine: quarantine_settings(&file.engine).map_err(invalid)?,
@@ -250,6 +258,25 @@ fn quarantine_settings(
         within,
         cool_off,
     })
+}
+
+/// The listener's TLS files; half a pair, or client certificates without TLS, is an
+/// error naming the key.
+fn tls_files(api: &ApiConfig) -> std::result::Result<Option<TlsFiles>, String> {
+    match (&api.tls_cert_file, &api.tls_key_file) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: api.client_ca_file.clone(),
+        })),
+        (Some(_), None) => Err("api.tls_cert_file: needs api.tls_key_file".into()),
+        (None, Some(_)) => Err("api.tls_key_file: needs api.tls_cert_file".into()),
+        (None, None) if api.client_ca_file.is_some() => Err(
+            "api.client_ca_file: client certificates need TLS: set api.tls_cert_file and api.tls_key_file"
+                .into(),
+        ),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The credentials `[api]` asks for. Anything half set is an error naming the key: a

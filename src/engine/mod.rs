@@ -72,6 +72,8 @@ pub struct Engine {
     gate: tokio::sync::RwLock<()>,
     checkpoints: Mutex<checkpoint::Written>,
     quarantine: Mutex<quarantine::Quarantine>,
+    /// Counts successful reloads, for what must follow one (the listener's TLS).
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 /// Why a maintenance window change was refused.
@@ -521,6 +523,7 @@ pub async fn start(
         gate: tokio::sync::RwLock::new(()),
         checkpoints: Mutex::new(checkpoint::Written::on_disk(&config_dir)),
         quarantine: Mutex::new(quarantine::Quarantine::default()),
+        reloads: tokio::sync::watch::Sender::new(0),
     });
     engine.recover(undecided, pending).await;
 

@@ -100,6 +100,11 @@ impl Engine {
         self.runtime.read().clone()
     }
 
+    /// Changes at every successful reload.
+    pub fn watch_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
+    }
+
     /// Re-reads config and rules; on any error keeps what is running and says why.
     pub async fn reload(&self) -> Result<usize, String> {
         let result = Runtime::load(
@@ -119,6 +124,7 @@ impl Engine {
                     .set_settings(runtime.config.policy.clone());
                 self.quarantine.lock().release_all();
                 *self.runtime.write() = Arc::new(runtime);
+                self.reloads.send_modify(|n| *n += 1);
                 self.metrics.reloaded(true, count);
                 self.record_reload(now, true, count, None).await;
                 tracing::info!(rules = count, "reloaded");

@@ -412,3 +412,167 @@ fn the_shipped_alertmanager_and_prometheus_examples_pass_their_own_checkers() {
         );
     }
 }
+
+/// The serial of the certificate salve presents, read with `openssl s_client` (which
+/// presents the client certificate in `dir`).
+fn served_serial(dir: &Path, port: u16) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -CAfile ca.pem -cert cert.pem -key key.pem </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .current_dir(dir)
+        .output()
+        .expect("run openssl s_client");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn alertmanager_posts_over_tls_with_a_client_certificate_and_a_client_without_one_is_refused() {
+    let alertmanager_bin = require("prometheus-alertmanager", "prometheus-alertmanager");
+    let mut salve = Salve::builder()
+        .config(
+            "[api]\ntls_cert_file = \"{dir}/server.pem\"\ntls_key_file = \"{dir}/server.key\"\nclient_ca_file = \"{dir}/ca.pem\"\n",
+        )
+        .rule(
+            "demo",
+            "const MATCH = `alertname=\"TlsDemo\"`;\nfn plan(event) { [] }\n",
+        )
+        .write();
+    let dir = salve.dir().to_path_buf();
+    crate::certs::make_certificates(&dir);
+    salve.speak_tls(
+        &dir.join("ca.pem"),
+        &[&dir.join("cert.pem"), &dir.join("key.pem")],
+    );
+    salve.start();
+    assert_eq!(salve.get("/-/ready").status, 200);
+
+    // Debian's Alertmanager, presenting the client certificate salve requires.
+    let am_port = free_port();
+    let am_config = format!(
+        r#"route:
+  receiver: salve
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: salve
+    webhook_configs:
+      - url: {url}
+        send_resolved: false
+        http_config:
+          tls_config:
+            ca_file: {dir}/ca.pem
+            cert_file: {dir}/cert.pem
+            key_file: {dir}/key.pem
+"#,
+        url = salve.url("/api/v1/alertmanager"),
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("alertmanager.yml"), am_config).expect("write alertmanager.yml");
+    let alertmanager = Daemon::start(
+        "alertmanager",
+        &alertmanager_bin,
+        &[
+            format!("--config.file={}", dir.join("alertmanager.yml").display()),
+            format!("--storage.path={}", dir.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".to_string(),
+        ],
+        dir.join("alertmanager.log"),
+    );
+    let plain = reqwest::blocking::Client::new();
+    let alert = serde_json::json!([{ "labels": { "alertname": "TlsDemo", "instance": "host-a" } }]);
+    let deadline = Instant::now() + E2E_PATIENCE;
+    loop {
+        let posted = plain
+            .post(format!("http://127.0.0.1:{am_port}/api/v2/alerts"))
+            .json(&alert)
+            .send();
+        if posted.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager never took the alert:\n{}",
+            alertmanager.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + E2E_PATIENCE;
+    let received = loop {
+        let records = salve.audit_json();
+        let found: Vec<Value> = of_kind(&records, "received")
+            .into_iter()
+            .filter(|r| r["event"]["labels"]["alertname"] == "TlsDemo")
+            .cloned()
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert came over TLS:\n--- alertmanager:\n{}\n--- salve:\n{}",
+            alertmanager.log(),
+            salve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(received[0]["event"]["source"], "alertmanager");
+    assert_eq!(received[0]["event"]["labels"]["instance"], "host-a");
+
+    // A client that trusts salve's CA but presents no certificate is refused in the
+    // handshake, on every path; plain HTTP gets nowhere either.
+    let stranger = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(dir.join("ca.pem")).expect("read the CA"),
+            )
+            .expect("a PEM CA"),
+        )
+        .build()
+        .expect("client");
+    for path in ["/-/healthy", "/api/v1/alertmanager"] {
+        let tried = stranger.get(salve.url(path)).send();
+        assert!(
+            tried.is_err(),
+            "{path} answered a client without a certificate: {tried:?}"
+        );
+    }
+    let cleartext = plain
+        .get(format!("http://127.0.0.1:{}/-/healthy", salve.port))
+        .send();
+    assert!(
+        cleartext.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP was served"
+    );
+
+    // New certificates are read at SIGHUP.
+    let before = served_serial(&dir, salve.port);
+    assert!(before.starts_with("serial="), "{before:?}");
+    crate::certs::make_certificates(&dir);
+    let status = Command::new("kill")
+        .args(["-HUP", &salve.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + E2E_PATIENCE;
+    loop {
+        let now = served_serial(&dir, salve.port);
+        if now.starts_with("serial=") && now != before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old certificate is still served:\n{}",
+            salve.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        salve.logs().contains("TLS certificates reloaded"),
+        "{}",
+        salve.logs()
+    );
+}

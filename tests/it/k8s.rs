@@ -3,7 +3,7 @@
 //! (method, path with query, content type, body), and the answers the API server gives,
 //! built from the objects in `tests/fixtures/k8s/`. No live cluster is involved.
 
-use crate::support::repo_dir;
+use crate::support::{repo_dir, s};
 use http::{Request, Response};
 use kube::client::Body;
 use salve::execute::KubernetesSettings;
@@ -921,6 +921,7 @@ fn the_shipped_kubernetes_manifests_are_valid_api_objects() {
     use k8s_openapi::api::core::v1::{
         ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount,
     };
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     let documents = manifests();
     let mut kinds: Vec<String> = Vec::new();
@@ -936,6 +937,7 @@ fn the_shipped_kubernetes_manifests_are_valid_api_objects() {
             "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(&what, doc),
             "Deployment" => round_trip::<Deployment>(&what, doc),
             "Service" => round_trip::<Service>(&what, doc),
+            "NetworkPolicy" => round_trip::<NetworkPolicy>(&what, doc),
             other => panic!("{what}: no check for kind {other:?}"),
         }
         kinds.push(kind);
@@ -950,6 +952,7 @@ fn the_shipped_kubernetes_manifests_are_valid_api_objects() {
             "ConfigMap",
             "Deployment",
             "Namespace",
+            "NetworkPolicy",
             "PersistentVolumeClaim",
             "Service",
             "ServiceAccount"
@@ -999,9 +1002,61 @@ fn the_shipped_kubernetes_manifests_are_valid_api_objects() {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // The API token: salve reads it from the Secret mounted where the config says, and
+    // Alertmanager's receiver sends it.
+    let token_file = "/etc/salve/token/token";
+    assert!(
+        toml.contains(&format!("bearer_token_file = \"{token_file}\"")),
+        "{toml}"
+    );
+    let mount = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["mountPath"] == "/etc/salve/token")
+        .unwrap_or_else(|| panic!("nothing is mounted at /etc/salve/token"));
+    let volume = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("no volume {}", mount["name"]));
+    assert_eq!(volume["secret"]["secretName"], "salve-api-token");
+    let receiver =
+        std::fs::read_to_string(repo_dir().join("examples/kubernetes/alertmanager-receiver.yml"))
+            .expect("read the receiver");
+    assert!(
+        receiver.contains("credentials_file: /etc/alertmanager/secrets/salve-api-token/token"),
+        "{receiver}"
+    );
+    let token = tempfile::NamedTempFile::new().expect("a token file");
+    std::fs::write(token.path(), "s3cret\n").expect("write the token");
+    let toml = toml.replace(token_file, &token.path().display().to_string());
     let config = salve::config::Config::parse(&toml, std::path::Path::new("config.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.kubernetes.max_replicas, Some(20));
+    assert!(config.auth.is_some(), "the API is locked");
+
+    // Only Alertmanager and Prometheus reach salve's port.
+    let policy = &find("NetworkPolicy", "salve")["spec"];
+    assert_eq!(
+        policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "salve"
+    );
+    assert_eq!(policy["policyTypes"], serde_json::json!(["Ingress"]));
+    let ingress = policy["ingress"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ingress.len(), 1);
+    let peers: Vec<String> = ingress[0]["from"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| s(&p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]))
+        .collect();
+    assert_eq!(peers, ["alertmanager", "prometheus"]);
+    assert_eq!(
+        ingress[0]["ports"],
+        serde_json::json!([{ "protocol": "TCP", "port": 9095 }])
+    );
 }
 
 /// Every verb the ClusterRole grants is one an action uses, and each action's requests

@@ -870,6 +870,22 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
             "api.basic_auth_username: give bearer_token_file/_env or basic auth, not both",
         ),
         (
+            "[api]\ntls_cert_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "api.tls_cert_file: needs api.tls_key_file",
+        ),
+        (
+            "[api]\nclient_ca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "api.client_ca_file: client certificates need TLS",
+        ),
+        (
+            "[api]\ntls_cert_file = \"/nonexistent/server.pem\"\ntls_key_file = \"/nonexistent/server.key\"\n",
+            "api.tls_cert_file: /nonexistent/server.pem:",
+        ),
+        (
+            "[api]\ntls_cert_file = \"/dev/null\"\ntls_key_file = \"/dev/null\"\n",
+            "api.tls_cert_file: /dev/null holds no PEM certificate",
+        ),
+        (
             "[[on_outcome]]\nwhen = [\"failed\"]\nnotify = \"nowhere\"\n",
             "on_outcome[0].notify: no channel [notify.nowhere] (defined: [])",
         ),

@@ -132,6 +132,7 @@ impl Builder {
             env: self.env,
             args: self.args,
             dry_run: self.dry_run,
+            scheme: "http",
             client: reqwest::blocking::Client::builder()
                 .timeout(PATIENCE)
                 .build()
@@ -157,6 +158,7 @@ pub struct Salve {
     args: Vec<String>,
     dry_run: bool,
     client: reqwest::blocking::Client,
+    scheme: &'static str,
 }
 
 /// A response: status and body (JSON when it parses, else a JSON string).
@@ -295,7 +297,28 @@ impl Salve {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
+    }
+
+    /// From now on this test speaks HTTPS to salve, trusting the CA in `ca` and
+    /// presenting the client certificate and key in `identity` (PEM files).
+    pub fn speak_tls(&mut self, ca: &Path, identity: &[&Path]) {
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(PATIENCE)
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&fs::read(ca).expect("read the CA"))
+                    .expect("a PEM CA"),
+            );
+        if !identity.is_empty() {
+            let pem: Vec<u8> = identity
+                .iter()
+                .flat_map(|p| fs::read(p).expect("read the client identity"))
+                .collect();
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("a PEM identity"));
+        }
+        self.client = builder.build().expect("HTTPS client");
+        self.scheme = "https";
     }
 
     fn reply(&self, response: reqwest::Result<reqwest::blocking::Response>) -> Reply {
@@ -451,6 +474,11 @@ impl Salve {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("salve is running").id()
     }
 
     /// The server's resident and peak resident memory (`VmRSS`, `VmHWM`), in KiB.
