@@ -181,6 +181,13 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             for warning in runtime.rules.warnings() {
                 eprintln!("{warning}\n");
             }
+            let trial = runtime.rules.trial_errors(Utc::now());
+            if !trial.is_empty() {
+                for error in &trial {
+                    eprintln!("{error}\n");
+                }
+                return Ok(ExitCode::from(1));
+            }
             let source = config_path
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "built-in defaults".into());
@@ -301,8 +308,21 @@ fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // Each error once with its source line, however many events ran into it.
+    let mut shown: Vec<(String, usize)> = Vec::new();
     for (_, e) in &evaluation.rule_errors {
-        eprintln!("{e}");
+        let text = e.to_string();
+        match shown.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, n)) => *n += 1,
+            None => shown.push((text, 1)),
+        }
+    }
+    for (text, n) in shown {
+        if n > 1 {
+            eprintln!("{text}\n(in {n} events)\n");
+        } else {
+            eprintln!("{text}\n");
+        }
     }
     Ok(if evaluation.rule_errors.is_empty() {
         ExitCode::SUCCESS
@@ -437,7 +457,8 @@ fn describe_raw(r: &AuditRecord) -> String {
             )
         }
         Entry::Outcome(o) => format!(
-            "{at} outcome     rule={} {} {} -> {:?} in {}ms{}{}",
+            "{at} outcome     {} rule={} {} {} -> {:?} in {}ms{}{}",
+            o.fingerprint.as_ref().map_or("-", |f| f.0.as_str()),
             o.rule,
             o.action,
             o.target,

@@ -4,5 +4,5 @@
 pub mod matcher;
 pub mod time_interval;
 
-pub use matcher::{Matcher, Matchers};
+pub use matcher::{MatchOp, Matcher, Matchers};
 pub use time_interval::{TimeInterval, TimeIntervalConfig};

@@ -176,7 +176,11 @@ pub(super) async fn read_audit(
         .audit_records(filter, limit, max_bytes, before)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let mut response = Json(page.records).into_response();
+    let mut response = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        page.json_array(),
+    )
+        .into_response();
     if let Some(older) = page.older {
         if let Ok(value) = cursor_text(older).parse() {
             response.headers_mut().insert("x-salve-older", value);

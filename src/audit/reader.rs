@@ -111,7 +111,8 @@ pub fn newest_records(
 ) -> Result<Page, ReadError> {
     use std::os::unix::fs::MetadataExt;
     // Newest first: what each file (newest first) adds to the front of the page.
-    let mut page: std::collections::VecDeque<(TrailPosition, AuditRecord, usize)> =
+    // Each record kept as the JSON it is served as: a page holds its bytes, no more.
+    let mut page: std::collections::VecDeque<(TrailPosition, String)> =
         std::collections::VecDeque::new();
     let mut bytes = 0;
     let mut cut = false;
@@ -138,7 +139,7 @@ pub fn newest_records(
         }
         // This file's matches, keeping only its newest that can still fit.
         let room = limit - page.len();
-        let mut mine: std::collections::VecDeque<(TrailPosition, AuditRecord, usize)> =
+        let mut mine: std::collections::VecDeque<(TrailPosition, String)> =
             std::collections::VecDeque::new();
         let mut mine_bytes = 0;
         read_file_lines(&path, |offset, record| {
@@ -146,12 +147,12 @@ pub fn newest_records(
                 return false;
             }
             if filter.matches(&record) {
-                let size = serde_json::to_string(&record).map_or(0, |t| t.len() + 1);
-                mine.push_back((TrailPosition { inode, offset }, record, size));
-                mine_bytes += size;
+                let json = serde_json::to_string(&record).unwrap_or_default();
+                mine_bytes += json.len() + 1;
+                mine.push_back((TrailPosition { inode, offset }, json));
                 while mine.len() > room || (bytes + mine_bytes > max_bytes && mine.len() > 1) {
-                    if let Some((_, _, size)) = mine.pop_front() {
-                        mine_bytes -= size;
+                    if let Some((_, json)) = mine.pop_front() {
+                        mine_bytes -= json.len() + 1;
                         cut = true;
                     }
                 }
@@ -172,21 +173,39 @@ pub fn newest_records(
         }
     }
     let older = if cut {
-        page.front().map(|(position, _, _)| *position)
+        page.front().map(|(position, _)| *position)
     } else {
         None
     };
     Ok(Page {
-        records: page.into_iter().map(|(_, record, _)| record).collect(),
+        records: page.into_iter().map(|(_, json)| json).collect(),
         older,
     })
 }
 
-/// A page of the trail: its records, oldest first, and the cursor of the older page.
+/// A page of the trail: its records as JSON, oldest first, and the cursor of the
+/// older page.
 #[derive(Debug)]
 pub struct Page {
-    pub records: Vec<AuditRecord>,
+    pub records: Vec<String>,
     pub older: Option<TrailPosition>,
+}
+
+impl Page {
+    /// The records as one JSON array.
+    pub fn json_array(&self) -> String {
+        let mut out =
+            String::with_capacity(2 + self.records.iter().map(|r| r.len() + 1).sum::<usize>());
+        out.push('[');
+        for (i, record) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(record);
+        }
+        out.push(']');
+        out
+    }
 }
 
 /// Calls `each` with every record of one file and the byte offset of its line, until
@@ -345,6 +364,7 @@ fn record_fingerprint(record: &AuditRecord) -> Option<&str> {
             Some(&fingerprint.0)
         }
         Entry::Decision(d) => Some(&d.fingerprint.0),
+        Entry::Outcome(o) => o.fingerprint.as_ref().map(|f| f.0.as_str()),
         _ => None,
     }
 }

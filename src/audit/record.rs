@@ -65,6 +65,9 @@ pub enum Entry {
 pub struct OutcomeRecord {
     pub decision_id: String,
     pub event_id: String,
+    /// The alert the action answered (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
     pub rule: String,
     pub action: Action,
     pub target: Target,

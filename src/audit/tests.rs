@@ -188,6 +188,7 @@ async fn the_newest_records_are_read_from_the_newest_files_only() {
         .map(|records| {
             records
                 .into_iter()
+                .filter_map(|json| serde_json::from_str::<AuditRecord>(&json).ok())
                 .filter_map(|r| match r.entry {
                     Entry::Reload { rules, .. } => Some(rules),
                     _ => None,

@@ -180,6 +180,7 @@ impl Engine {
             Entry::Outcome(OutcomeRecord {
                 decision_id: decision.id.clone(),
                 event_id: decision.event_id.clone(),
+                fingerprint: Some(decision.fingerprint.clone()),
                 rule: decision.rule.clone(),
                 action: decision.action,
                 target: decision.target.clone(),

@@ -87,6 +87,7 @@ fn outcome(state: &mut PolicyState, decision_id: &str, target: &str, ok: bool, n
     let record = OutcomeRecord {
         decision_id: decision_id.into(),
         event_id: "e".into(),
+        fingerprint: None,
         rule: "r".into(),
         action: Action::Restart,
         target: target.parse().expect("target"),

@@ -4,9 +4,7 @@
 use super::{EvalContext, Rule, RuleError};
 use crate::event::Event;
 use crate::model::{Intent, Target};
-use rhai::{
-    Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope,
-};
+use rhai::{Array, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +110,22 @@ pub(super) fn call_plan(
     event: &Dynamic,
     ctx: &EvalContext,
 ) -> Result<Vec<Intent>, RuleError> {
+    let value = run_plan(engine, timeout, rule, event, ctx)
+        .map_err(|err| plan_error(rule, timeout, *err))?;
+    intents_from(value).map_err(|message| {
+        let at = super::error::fn_position(rule.source(), "plan");
+        RuleError::at_offset(&rule.path, rule.source(), at, message)
+    })
+}
+
+/// `plan(event)` within the time budget, its error as Rhai gives it.
+pub(super) fn run_plan(
+    engine: &Engine,
+    timeout: Duration,
+    rule: &Rule,
+    event: &Dynamic,
+    ctx: &EvalContext,
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let options = CallFnOptions::new()
         .eval_ast(false)
         .rewind_scope(true)
@@ -127,29 +141,40 @@ pub(super) fn call_plan(
     );
     DEADLINE.with(|d| d.set(None));
     TEMPLATES.with(|t| *t.borrow_mut() = None);
-    let value = result.map_err(|err| {
-        let pos = err.position();
-        let cut_off = matches!(
-            *err,
-            EvalAltResult::ErrorTerminated(..)
-                | EvalAltResult::ErrorTooManyOperations(..)
-                | EvalAltResult::ErrorDataTooLarge(..)
-                | EvalAltResult::ErrorStackOverflow(..)
-        );
-        let message = match *err {
-            EvalAltResult::ErrorTerminated(..) => format!(
-                "plan() was cut off after {}: it ran past the rule time budget (a loop that never ends?)",
-                crate::model::rate::format_duration(timeout)
-            ),
-            EvalAltResult::ErrorTooManyOperations(..) => "plan() was cut off: too many operations (a loop that never ends?)".to_string(),
-            other => other.to_string(),
-        };
-        let mut error = RuleError::at(&rule.path, rule.source(), pos, message);
-        error.cut_off = cut_off;
-        error
-    })?;
-    intents_from(value)
-        .map_err(|message| RuleError::at(&rule.path, rule.source(), Position::NONE, message))
+    result
+}
+
+/// A failed `plan()` as the rule's error, at its position.
+pub(super) fn plan_error(rule: &Rule, timeout: Duration, err: EvalAltResult) -> RuleError {
+    let pos = err.position();
+    let cut_off = matches!(
+        err,
+        EvalAltResult::ErrorTerminated(..)
+            | EvalAltResult::ErrorTooManyOperations(..)
+            | EvalAltResult::ErrorDataTooLarge(..)
+            | EvalAltResult::ErrorStackOverflow(..)
+    );
+    let message = match err {
+        EvalAltResult::ErrorTerminated(..) => format!(
+            "plan() was cut off after {}: it ran past the rule time budget (a loop that never ends?)",
+            crate::model::rate::format_duration(timeout)
+        ),
+        EvalAltResult::ErrorTooManyOperations(..) => {
+            "plan() was cut off: too many operations (a loop that never ends?)".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(..) => {
+            "plan() was cut off: calls nested more than 32 deep (a function that calls itself without end?)".to_string()
+        }
+        // The rule API's own errors say what is wrong; "Runtime error: " adds nothing.
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        other => other.to_string(),
+    };
+    if pos.is_none() {
+        // Limits hit inside the engine (stack, sizes) may carry no position: point at plan.
+        let at = super::error::fn_position(rule.source(), "plan");
+        return RuleError::at_offset(&rule.path, rule.source(), at, message).cut_off(cut_off);
+    }
+    RuleError::at(&rule.path, rule.source(), pos, message).cut_off(cut_off)
 }
 
 fn intents_from(value: Dynamic) -> Result<Vec<Intent>, String> {

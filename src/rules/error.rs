@@ -70,6 +70,12 @@ impl RuleError {
         }
     }
 
+    /// Marks the error as a limit's cut-off (see `cut_off`).
+    pub fn cut_off(mut self, cut_off: bool) -> RuleError {
+        self.cut_off = cut_off;
+        self
+    }
+
     /// `file:line:col: message`, on one line, for logs, the audit and JSON answers.
     pub fn short(&self) -> String {
         match (self.line, self.column) {

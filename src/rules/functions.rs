@@ -51,6 +51,17 @@ fn names(module: &Module) -> Vec<String> {
     names
 }
 
+/// The delay of `.after(text)`, as the function and `salve check` judge it.
+pub(super) fn delay(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text).map_err(|e| format!("after: {e}"))?;
+    if d > MAX_DELAY {
+        return Err(format!(
+            "after: {text:?} is longer than the 15m salve will hold an action"
+        ));
+    }
+    Ok(d)
+}
+
 fn error(message: String) -> Box<EvalAltResult> {
     message.into()
 }
@@ -339,12 +350,7 @@ mod options {
     /// Wait this long before acting (at most 15m); the decision is recorded first.
     #[rhai_fn(return_raw)]
     pub fn after(intent: Intent, delay: ImmutableString) -> Fallible<Intent> {
-        let d = parse_duration(&delay).map_err(|e| error(format!("after: {e}")))?;
-        if d > MAX_DELAY {
-            return Err(error(format!(
-                "after: {delay:?} is longer than the 15m salve will hold an action"
-            )));
-        }
+        let d = super::delay(&delay).map_err(error)?;
         Ok(intent.with("delay_ms", d.as_millis() as u64))
     }
 

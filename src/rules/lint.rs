@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn a_rule_that_acts_without_reading_the_status_is_warned_about() {
         let found = warnings(
-            "const MATCH = `alertname=\"Down\"`;\n\nfn plan(event) {\n    [restart(docker_container(event.labels.container))]\n}\n",
+            "const MATCH = `alertname=\"Down\", container=~\".+\"`;\n\nfn plan(event) {\n    [restart(docker_container(event.labels.container))]\n}\n",
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(

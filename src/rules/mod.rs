@@ -1,6 +1,7 @@
 //! Rules: `.rhai` files that turn an event into intents. Pure; the engine acts.
 
 mod api;
+mod checks;
 mod error;
 mod functions;
 mod lint;
@@ -85,8 +86,20 @@ impl RuleSet {
         let mut sources = Vec::with_capacity(paths.len());
         let mut errors = Vec::new();
         for path in paths {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => sources.push((path, text)),
+            match std::fs::read(&path).map(String::from_utf8) {
+                Ok(Ok(text)) => sources.push((path, text)),
+                Ok(Err(not_utf8)) => {
+                    let at = not_utf8.utf8_error().valid_up_to();
+                    let text = String::from_utf8_lossy(not_utf8.as_bytes()).into_owned();
+                    let byte = not_utf8.as_bytes().get(at).copied().unwrap_or(0);
+                    // The lossy text has the same bytes up to `at`.
+                    errors.push(RuleError::at_offset(
+                        &path,
+                        &text,
+                        Some(at),
+                        format!("byte 0x{byte:02x} is not UTF-8: a rule is UTF-8 text"),
+                    ));
+                }
                 Err(e) => errors.push(RuleError::io(&path, &e)),
             }
         }
@@ -255,8 +268,11 @@ fn compile_rule(
 
     api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
+    if let Some(error) = checks::static_error(engine, &ast, path, &source) {
+        return Err(error);
+    }
     let templates = templates::check(&ast, path, &source)?;
-    let warnings = lint::warnings(&ast, path, &source);
+    let mut warnings = lint::warnings(&ast, path, &source);
 
     let constants: HashMap<String, Dynamic> = ast
         .iter_literal_variables(true, false)
@@ -346,6 +362,8 @@ fn compile_rule(
             names
         }
     };
+
+    warnings.extend(checks::warnings(&ast, &matchers, path, &source));
 
     let plan = ast.iter_functions().find(|f| f.name == "plan");
     match plan {

@@ -509,3 +509,268 @@ fn log_format_json_writes_one_json_object_a_line() {
         .iter()
         .any(|o| o["fields"]["message"] == "salve is serving"));
 }
+
+/// `salve check` on one rule: exit code and what it printed on stderr.
+fn check_rule(source: &[u8]) -> (Option<i32>, String, String) {
+    let salve = Salve::builder()
+        .config("[notify.ops]\ntype = \"log\"\n")
+        .write();
+    let file = salve.rules_dir().join("bad.rhai");
+    std::fs::write(&file, source).expect("write the rule");
+    let config = salve.config_path().display().to_string();
+    let rules = salve.rules_dir().display().to_string();
+    let out = salve.cli(&["check", "--config", &config, "--rules", &rules]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        file.display().to_string(),
+    )
+}
+
+const HEADER: &str = "const MATCH = `alertname=\"Down\", container=~\".+\"`;\n";
+
+#[test]
+fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
+    let plan = |body: &str| {
+        format!("{HEADER}fn plan(event) {{\n    if event.status != \"firing\" {{ return []; }}\n{body}\n}}\n")
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            plan("    [restrat(docker_container(event.labels.container))]"),
+            "bad.rhai:4:6: unknown function restrat; did you mean restart?",
+        ),
+        (
+            plan("    [restart(docker_container(event.labels.container), 5)]"),
+            "bad.rhai:4:6: restart takes 1 argument(s), not 2",
+        ),
+        (
+            plan("    [restart(docker_container(event.labels.container)).after(\"1 hour\")]"),
+            "bad.rhai:4:62: after: \"1 hour\" is longer than the 15m salve will hold an action",
+        ),
+        (
+            plan("    let n = recent(docker_container(event.labels.container), \"restart\", \"fifteen minutes\");\n    []"),
+            "bad.rhai:4:73: recent: invalid duration \"fifteen minutes\"",
+        ),
+        (
+            plan("    import \"helpers\" as h;\n    []"),
+            "bad.rhai:4:5: import is disabled",
+        ),
+        (
+            plan("    [restart(\"web-1\")]"),
+            "bad.rhai:4:6: in a trial run (firing event): restart: invalid target \"web-1\": expected docker:container/NAME",
+        ),
+        (
+            plan("    [restart(docker_container(42))]"),
+            "bad.rhai:4:14: in a trial run (firing event): docker_container",
+        ),
+        (
+            format!("{HEADER}fn deeper(n) {{ deeper(n + 1) }}\nfn plan(event) {{\n    deeper(0);\n    []\n}}\n"),
+            "bad.rhai:3:1: in a trial run (firing event): plan() was cut off: calls nested more than 32 deep",
+        ),
+        (
+            plan("    let s = \"x\";\n    loop { s += s; }"),
+            "in a trial run (firing event): Length of string too large",
+        ),
+    ];
+    for (source, expected) in cases {
+        let (code, stderr, _) = check_rule(source.as_bytes());
+        assert_eq!(code, Some(1), "{source}\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{source}\nexpected {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.contains("^"), "a caret under the line:\n{stderr}");
+    }
+
+    let (code, stderr, _) =
+        check_rule(b"const MATCH = `alertname=\"Down\"`;\n// caf\xe9\nfn plan(event) { [] }\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.rhai:2:7: byte 0xe9 is not UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_warns_about_a_match_for_every_alert_and_a_label_it_does_not_pin() {
+    let (code, stderr, file) = check_rule(
+        b"const MATCH = `alertname=~\".*\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [notify(\"ops\", event.labels.host), notify(\"ops\", event.labels.team ?? \"-\")]\n}\n",
+    );
+    assert_eq!(code, Some(0), "warnings do not fail check:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("{file}:1:1: warning: MATCH matches every alert")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}:4:33: warning: event.labels.host is read, but MATCH does not require it"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("event.labels.team is read"),
+        "a read with a default is fine:\n{stderr}"
+    );
+}
+
+/// The rules behind the README's sample errors; the test runs `salve check` on each and
+/// finds the README's text in what it prints, so the README cannot drift from salve.
+const README_SAMPLES: [(&str, &str, &str); 4] = [
+    (
+        "bad",
+        "",
+        "const MATCH = `alertname=\"Down\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    let y = x + 1;\n    []\n}\n",
+    ),
+    ("disk-full", "[notify.ops]\ntype = \"log\"\n", ""),
+    (
+        "heal",
+        "",
+        "const MATCH = `alertname=\"Down\", container=~\".+\"`;\n\nfn plan(event) {\n    [restart(docker_container(event.labels.container))]\n}\n",
+    ),
+    (
+        "tell",
+        "[notify.ops]\ntype = \"log\"\n",
+        "const MATCH = `alertname=\"DiskFull\", host=~\".+\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [slack(\"ops\", \"Disk full on {{ labels.host }\")]\n}\n",
+    ),
+];
+
+#[test]
+fn the_readme_sample_errors_are_what_check_prints() {
+    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
+    // Fenced blocks whose first line is `rules/NAME.rhai:...`.
+    let mut samples: Vec<(String, String)> = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if !line.trim_start().starts_with("```") {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| l.trim_start() != "```")
+            .map(|l| l.get(indent..).unwrap_or(""))
+            .collect();
+        if line.trim_start() != "```" {
+            continue;
+        }
+        if let Some(name) = block
+            .first()
+            .and_then(|first| first.strip_prefix("rules/"))
+            .and_then(|rest| rest.split_once(".rhai:"))
+            .map(|(name, _)| name.to_string())
+        {
+            samples.push((name, block.join("\n")));
+        }
+    }
+    assert_eq!(samples.len(), README_SAMPLES.len(), "{samples:#?}");
+    for (name, text) in samples {
+        let (_, config, source) = README_SAMPLES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("no rule for the README's sample of rules/{name}.rhai"));
+        let salve = Salve::builder().config(config).write();
+        let source = if source.is_empty() {
+            std::fs::read_to_string(repo_dir().join("rules").join(format!("{name}.rhai")))
+                .expect("read a shipped rule")
+        } else {
+            source.to_string()
+        };
+        std::fs::write(salve.rules_dir().join(format!("{name}.rhai")), source).expect("write");
+        let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&text),
+            "the README says:\n{text}\nsalve check says:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn plan_prints_each_rule_error_once_however_many_events_ran_into_it() {
+    let salve = Salve::builder()
+        .rule(
+            "bad",
+            "const MATCH = `alertname=~\".+\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    let n = parse_int(\"zz\");\n    []\n}\n",
+        )
+        .write();
+    let payload = fixture_path("firing-group.json").display().to_string();
+    let out = salve.cli(&[
+        "plan",
+        "--config",
+        "salve.toml",
+        "--rules",
+        "rules",
+        &payload,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("rules/bad.rhai:4:13:").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("(in 3 events)"), "{stderr}");
+}
+
+#[test]
+fn the_readme_first_rule_passes_check_with_the_example_config() {
+    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
+    let start = readme
+        .find("```rhai\n")
+        .expect("a rhai block in the README")
+        + "```rhai\n".len();
+    let source = &readme[start..start + readme[start..].find("```").expect("its end")];
+    let salve = Salve::builder().rule("container-down", source).write();
+    let config = repo_dir().join("examples/salve.toml").display().to_string();
+    let out = salve.cli(&["check", "--config", &config, "--rules", "rules"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{source}\n{stderr}");
+    assert_eq!(stderr, "", "no warnings either");
+}
+
+#[test]
+fn the_readme_runs_salve_with_one_build_profile() {
+    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
+    let runs: Vec<&str> = readme.lines().filter(|l| l.contains("cargo run")).collect();
+    assert!(runs.len() >= 3, "{runs:?}");
+    for line in runs {
+        assert!(line.contains("cargo run --release --"), "{line}");
+    }
+}
+
+#[test]
+fn audit_outcome_lines_show_the_alert_and_the_target_and_follow_the_fingerprint_filter() {
+    let salve = Salve::builder()
+        .config("[exec.mark]\nargv = [\"true\"]\n")
+        .rule(
+            "mark",
+            "const MATCH = `alertname=\"Marked\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [exec(\"mark\")]\n}\n",
+        )
+        .start();
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &crate::support::native(&[("alertname", "Marked")]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let records = salve.wait_settled(1);
+    let fingerprint = s(&of_kind(&records, "received")[0]["event"]["fingerprint"]);
+    let data_dir = salve.data_dir().display().to_string();
+    let out = salve.cli(&[
+        "audit",
+        "--data-dir",
+        &data_dir,
+        "--fingerprint",
+        &fingerprint,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let outcome = text
+        .lines()
+        .find(|l| l.contains(" outcome "))
+        .unwrap_or_else(|| panic!("no outcome line:\n{text}"));
+    assert!(
+        outcome.contains(&format!(
+            "outcome     {fingerprint} rule=mark exec exec:mark -> Ok"
+        )),
+        "{outcome}"
+    );
+}

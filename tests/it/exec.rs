@@ -47,11 +47,17 @@ fn plan(event) {
     );
 
     // Whole outcomes, minus what changes from run to run.
+    let decisions_of = of_kind(&records, "decision");
     let mut outcomes: Vec<Value> = of_kind(&records, "outcome")
         .into_iter()
         .map(|o| {
             let mut o = o.clone();
             let map = o.as_object_mut().expect("object");
+            // One alert asked for all three: each outcome names it.
+            assert_eq!(
+                map.remove("fingerprint"),
+                decisions_of[0].get("fingerprint").cloned()
+            );
             for volatile in ["at", "decision_id", "event_id", "duration_ms"] {
                 map.remove(volatile);
             }

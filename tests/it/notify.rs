@@ -149,6 +149,7 @@ fn outcomes(records: &[Value]) -> BTreeMap<String, Value> {
                 "at",
                 "decision_id",
                 "event_id",
+                "fingerprint",
                 "duration_ms",
                 "kind",
                 "rule",

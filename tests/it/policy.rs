@@ -152,8 +152,15 @@ fn plan(event) {
     let execute = &of_kind(&records, "decision")[0];
     assert_eq!(outcome["decision_id"], execute["id"]);
     assert_eq!(outcome["event_id"], execute["event_id"]);
+    assert_eq!(outcome["fingerprint"], execute["fingerprint"]);
     let map = outcome.as_object_mut().expect("object");
-    for volatile in ["at", "decision_id", "event_id", "duration_ms"] {
+    for volatile in [
+        "at",
+        "decision_id",
+        "event_id",
+        "fingerprint",
+        "duration_ms",
+    ] {
         map.remove(volatile);
     }
     // The rest of the error is kube's account of what it looked for (in-cluster

@@ -1,0 +1,355 @@
+//! What `salve check` (and every load) finds in a rule before any alert arrives: the
+//! mistakes Rhai would only report when the line runs (a misspelt function, a wrong
+//! number of arguments, a duration that does not parse, an `import`), and, in
+//! `check`, a trial run of `plan()` on events built from the rule's `MATCH`.
+
+use super::{api, EvalContext, Rule, RuleError, RuleSet};
+use crate::alertmanager::Matchers;
+use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::model::{parse_duration, Action, History, Target};
+use chrono::{DateTime, Utc};
+use rhai::{ASTNode, Engine, EvalAltResult, Expr, Position, Stmt, AST};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// Functions Rhai handles itself rather than through a registered function.
+const KEYWORDS: [&str; 9] = [
+    "print",
+    "debug",
+    "type_of",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_var",
+    "is_def_fn",
+];
+
+/// Every function a rule can call: name → the numbers of arguments it takes.
+fn registered(engine: &Engine) -> &'static HashMap<String, BTreeSet<usize>> {
+    static FUNCTIONS: OnceLock<HashMap<String, BTreeSet<usize>>> = OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let mut functions: HashMap<String, BTreeSet<usize>> = HashMap::new();
+        let metadata: serde_json::Value = engine
+            .gen_fn_metadata_to_json(true)
+            .ok()
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        for f in metadata["functions"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(n)) = (f["name"].as_str(), f["numParams"].as_u64()) {
+                functions
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(n as usize);
+            }
+        }
+        functions
+    })
+}
+
+/// The first mistake a rule makes that the syntax tree shows: `import`, a function that
+/// does not exist or is given a wrong number of arguments, a literal duration that does
+/// not parse.
+pub(super) fn static_error(
+    engine: &Engine,
+    ast: &AST,
+    path: &Path,
+    source: &str,
+) -> Option<RuleError> {
+    let mut known: HashMap<String, BTreeSet<usize>> = registered(engine).clone();
+    for f in ast.iter_functions() {
+        known
+            .entry(f.name.to_string())
+            .or_default()
+            .insert(f.params.len());
+    }
+    let mut found: Option<RuleError> = None;
+    let mut fail = |pos: Position, message: String| {
+        found.get_or_insert_with(|| RuleError::at(path, source, pos, message));
+    };
+    ast.walk(&mut |nodes: &[ASTNode]| {
+        match nodes.last() {
+            Some(ASTNode::Stmt(Stmt::Import(_, pos))) => fail(
+                *pos,
+                "import is disabled: a rule is one file, and reads nothing but its event".into(),
+            ),
+            Some(ASTNode::Expr(Expr::FnCall(call, pos))) if !call.is_qualified() => {
+                if let Some(message) = call_mistake(&known, &call.name, call.args.len()) {
+                    fail(*pos, message);
+                }
+                if call.name == "recent" {
+                    if let Some(Expr::StringConstant(text, at)) = call.args.get(2) {
+                        if let Err(e) = parse_duration(text) {
+                            fail(*at, format!("recent: {e}"));
+                        }
+                    }
+                }
+            }
+            Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
+                // The value before the dot is the first argument.
+                if let Some(message) = call_mistake(&known, &call.name, call.args.len() + 1) {
+                    fail(*pos, message);
+                }
+                if call.name == "after" {
+                    if let Some(Expr::StringConstant(text, at)) = call.args.first() {
+                        if let Err(e) = super::functions::delay(text) {
+                            fail(*at, e);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    found
+}
+
+fn call_mistake(
+    known: &HashMap<String, BTreeSet<usize>>,
+    name: &str,
+    args: usize,
+) -> Option<String> {
+    // Operators are calls too; only named functions are checked.
+    if !name.starts_with(|c: char| c.is_alphabetic() || c == '_') || KEYWORDS.contains(&name) {
+        return None;
+    }
+    match known.get(name) {
+        None => {
+            let hint = closest(name, known.keys().map(String::as_str))
+                .map(|n| format!("; did you mean {n}?"))
+                .unwrap_or_default();
+            Some(format!("unknown function {name}{hint}"))
+        }
+        Some(counts) if !counts.contains(&args) => {
+            let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
+            Some(format!(
+                "{name} takes {} argument(s), not {args}",
+                counts.join(" or ")
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The known name nearest to a misspelt one (at most two edits away).
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .filter(|k| !k.contains('$') && k.starts_with(|c: char| c.is_alphabetic()))
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The labels and annotations a rule reads by name (`event.labels.NAME`), each with
+/// whether the rule copes with its absence: every read has a `??` default, or the rule
+/// compares it with `()` somewhere.
+pub(super) fn names_read(ast: &AST) -> HashMap<(&'static str, String), (Position, bool)> {
+    // (first position, every read defaulted, compared with () somewhere)
+    let mut read: HashMap<(&'static str, String), (Position, bool, bool)> = HashMap::new();
+    ast.walk(&mut |nodes: &[ASTNode]| {
+        let Some(ASTNode::Expr(Expr::Dot(dot, _, _))) = nodes.last() else {
+            return true;
+        };
+        let Expr::Property(map, _) = &dot.lhs else {
+            return true;
+        };
+        let kind = match map.2.as_str() {
+            "labels" => "labels",
+            "annotations" => "annotations",
+            _ => return true,
+        };
+        let (name, pos) = match &dot.rhs {
+            Expr::Property(p, pos) => (p.2.to_string(), *pos),
+            Expr::Dot(inner, _, _) | Expr::Index(inner, _, _) => match &inner.lhs {
+                Expr::Property(p, pos) => (p.2.to_string(), *pos),
+                _ => return true,
+            },
+            _ => return true,
+        };
+        // `event.labels.x ?? "default"`: the read is left of the `??`.
+        let defaulted = nodes.iter().any(|n| match n {
+            ASTNode::Expr(Expr::Coalesce(_, op)) => pos < *op,
+            _ => false,
+        });
+        let compared_with_unit = nodes.iter().rev().skip(1).take(3).any(|n| match n {
+            ASTNode::Expr(Expr::FnCall(call, _)) => {
+                matches!(call.name.as_str(), "==" | "!=")
+                    && call.args.iter().any(|a| matches!(a, Expr::Unit(_)))
+            }
+            _ => false,
+        });
+        let entry = read.entry((kind, name)).or_insert((pos, true, false));
+        entry.1 &= defaulted;
+        entry.2 |= compared_with_unit;
+        true
+    });
+    read.into_iter()
+        .map(|(name, (pos, defaulted, guarded))| (name, (pos, defaulted || guarded)))
+        .collect()
+}
+
+/// Warnings from what the rule reads and what its `MATCH` promises.
+pub(super) fn warnings(
+    ast: &AST,
+    matchers: &Matchers,
+    path: &Path,
+    source: &str,
+) -> Vec<RuleError> {
+    let mut found = Vec::new();
+    if matchers.match_everything() {
+        found.push(RuleError::at_offset(
+            path,
+            source,
+            super::error::const_position(source, "MATCH"),
+            "warning: MATCH matches every alert (each of its matchers matches an absent label); pin at least an alertname".into(),
+        ));
+    }
+    let mut unpinned: Vec<(Position, String)> = names_read(ast)
+        .into_iter()
+        .filter(|((kind, name), (_, defaulted))| {
+            *kind == "labels" && !defaulted && !pinned(matchers, name)
+        })
+        .map(|((_, name), (pos, _))| (pos, name))
+        .collect();
+    unpinned.sort();
+    for (pos, name) in unpinned {
+        found.push(RuleError::at(
+            path,
+            source,
+            pos,
+            format!(
+                "warning: event.labels.{name} is read, but MATCH does not require it and no `??` gives a default: \
+                 an alert without it gives () here; add {name}=~\".+\" to MATCH or write `event.labels.{name} ?? \"...\"`"
+            ),
+        ));
+    }
+    found
+}
+
+/// Whether every event `matchers` select has label `name` (a matcher that an absent
+/// label fails).
+fn pinned(matchers: &Matchers, name: &str) -> bool {
+    matchers
+        .iter()
+        .any(|m| m.name == name && !m.matches_value(""))
+}
+
+/// Trial runs answer every `recent()` with 0 and `firing()` with false.
+struct NoHistory;
+
+impl History for NoHistory {
+    fn recent(&self, _: &Target, _: Action, _: DateTime<Utc>, _: DateTime<Utc>) -> usize {
+        0
+    }
+    fn firing(&self, _: &Matchers, _: DateTime<Utc>) -> bool {
+        false
+    }
+}
+
+impl RuleSet {
+    /// Runs each rule's `plan()` on a firing and a resolved event built from its `MATCH`
+    /// (every label it reads given a value) and returns the errors that are mistakes in
+    /// the rule whatever the alert: an unknown function, a wrong type, a limit hit, a
+    /// duration that does not parse. Errors that depend on a label's value (a number
+    /// that does not parse) are left to the rule's tests.
+    pub fn trial_errors(&self, now: DateTime<Utc>) -> Vec<RuleError> {
+        let ctx = EvalContext {
+            now,
+            history: Arc::new(NoHistory),
+        };
+        let mut errors = Vec::new();
+        for rule in self.rules() {
+            for status in [Status::Firing, Status::Resolved] {
+                let event = trial_event(rule, status, now);
+                let dynamic = api::event_to_dynamic(&event);
+                let Err(err) = api::run_plan(&self.engine, self.timeout, rule, &dynamic, &ctx)
+                else {
+                    continue;
+                };
+                if matches!(*err, EvalAltResult::ErrorArithmetic(..)) {
+                    continue;
+                }
+                let mut error = api::plan_error(rule, self.timeout, *err);
+                error.message = format!(
+                    "in a trial run ({} event): {}",
+                    status.as_str(),
+                    error.message
+                );
+                if !errors.contains(&error) {
+                    errors.push(error);
+                }
+                break;
+            }
+        }
+        errors
+    }
+}
+
+/// An event `rule` matches as far as its `MATCH` says, with a value for every label and
+/// annotation the rule reads.
+fn trial_event(rule: &Rule, status: Status, now: DateTime<Utc>) -> Event {
+    let mut labels = Labels::new();
+    for m in rule.matchers.iter() {
+        if let Some(value) = sample_value(m) {
+            labels.insert(m.name.clone(), value);
+        }
+    }
+    let mut annotations = Labels::new();
+    for ((kind, name), _) in names_read(&rule.ast) {
+        let into = if kind == "labels" {
+            &mut labels
+        } else {
+            &mut annotations
+        };
+        into.entry(name).or_insert_with(|| "1".to_string());
+    }
+    Event {
+        id: "trial".into(),
+        source: "trial".into(),
+        status,
+        fingerprint: Fingerprint::of_labels(&labels),
+        labels,
+        annotations,
+        starts_at: now - chrono::Duration::minutes(5),
+        ends_at: (status == Status::Resolved).then_some(now),
+        generator_url: String::new(),
+        received_at: now,
+    }
+}
+
+/// A value `m` accepts, when one is easy to find: its own for `=`, the first
+/// alternative of a regex of alternatives.
+fn sample_value(m: &crate::alertmanager::Matcher) -> Option<String> {
+    use crate::alertmanager::MatchOp;
+    match m.op {
+        MatchOp::Equal => Some(m.value.clone()),
+        MatchOp::Regex => m
+            .value
+            .split('|')
+            .map(|alt| {
+                alt.trim_matches(|c| matches!(c, '^' | '$' | '(' | ')'))
+                    .to_string()
+            })
+            .chain(["1".to_string()])
+            .find(|candidate| m.matches_value(candidate)),
+        MatchOp::NotEqual | MatchOp::NotRegex => None,
+    }
+}
