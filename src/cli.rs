@@ -181,7 +181,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             for warning in runtime.rules.warnings() {
                 eprintln!("{warning}\n");
             }
-            let trial = runtime.rules.trial_errors(Utc::now());
+            let mut trial = runtime.rules.trial_errors(Utc::now());
+            trial.extend(crate::rule_tests::test_case_errors(&runtime));
             if !trial.is_empty() {
                 for error in &trial {
                     eprintln!("{error}\n");

@@ -189,6 +189,53 @@ fn test_rule_name(file: &Path) -> String {
 }
 
 fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), String> {
+    let evaluation = evaluate_case(runtime, file, case)?;
+    judge(case, &evaluation)
+}
+
+/// The rule errors a rule's own test cases run into, where the case does not expect
+/// one: what `salve check` reports besides its trial runs.
+pub fn test_case_errors(runtime: &Runtime) -> Vec<crate::rules::RuleError> {
+    let mut errors: Vec<crate::rules::RuleError> = Vec::new();
+    for rule in runtime.rules.rules() {
+        let file = runtime
+            .config
+            .rules_dir
+            .join(format!("{}.test.toml", rule.name));
+        let Some(cases) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| toml::from_str::<TestFile>(&text).ok())
+            .map(|t| t.case)
+        else {
+            continue;
+        };
+        let Some(rules) = runtime.rules.only(&rule.name) else {
+            continue;
+        };
+        let single = Runtime {
+            config: runtime.config.clone(),
+            rules,
+        };
+        for case in cases.iter().filter(|c| c.expect_error.is_none()) {
+            let Ok(evaluation) = evaluate_case(&single, &file, case) else {
+                continue;
+            };
+            for (_, mut error) in evaluation.rule_errors {
+                error.message = format!("in test case {:?}: {}", case.name, error.message);
+                if !errors.contains(&error) {
+                    errors.push(error);
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn evaluate_case(
+    runtime: &Runtime,
+    file: &Path,
+    case: &TestCase,
+) -> Result<crate::engine::Evaluation, String> {
     let placeholder = DateTime::<Utc>::UNIX_EPOCH;
     let mut events: Vec<Event> = Vec::new();
     if let Some(fixture) = &case.fixture {
@@ -240,8 +287,10 @@ fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), Strin
         .map(|r| r.name.clone())
         .unwrap_or_default();
     let state = history_state(case, at, &rule_name, &runtime.config.policy)?;
-    let evaluation = plan(runtime, state, &events, at, case.dry_run);
+    Ok(plan(runtime, state, &events, at, case.dry_run))
+}
 
+fn judge(case: &TestCase, evaluation: &crate::engine::Evaluation) -> Result<(), String> {
     if let Some(expected) = &case.expect_error {
         return match evaluation.rule_errors.first() {
             Some((_, e)) if e.to_string().contains(expected.as_str()) => Ok(()),

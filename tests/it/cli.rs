@@ -774,3 +774,25 @@ fn audit_outcome_lines_show_the_alert_and_the_target_and_follow_the_fingerprint_
         "{outcome}"
     );
 }
+
+#[test]
+fn check_runs_the_rules_own_test_cases_and_reports_their_errors_at_the_line() {
+    let salve = Salve::builder()
+        .rule(
+            "tiers",
+            "const MATCH = `alertname=\"Down\", tier=~\".+\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    if event.labels.tier == \"db\" { return [restart(docker_container(42))]; }\n    []\n}\n",
+        )
+        .write();
+    std::fs::write(
+        salve.rules_dir().join("tiers.test.toml"),
+        "[[case]]\nname = \"a database\"\nevents = [{ labels = { alertname = \"Down\", tier = \"db\" } }]\nexpect = []\n",
+    )
+    .expect("write the cases");
+    let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rules/tiers.rhai:4:52: in test case \"a database\": docker_container"),
+        "{stderr}"
+    );
+}

@@ -577,11 +577,27 @@ fn a_paused_container_is_not_restarted_and_a_removed_one_fails_as_not_found() {
 #[test]
 fn by_default_salve_acts_only_on_containers_labelled_salve_enable_true() {
     let scope = Scope::new();
-    // The defaults: no `label` in `[docker]`.
+    // The defaults: no `label` in `[docker]`; events followed.
     let salve = Salve::builder()
-        .config("[docker]\nevents = false\n")
+        .config("[docker]\nevents = true\n")
         .rule("poke", POKE)
         .start();
+
+    // Only an opted-in container's death is an event salve hears of.
+    let job = scope.run("job", &[], &["sh", "-c", "exit 3"]);
+    let worker = scope.run(
+        "worker",
+        &["--label", "salve.enable=true"],
+        &["sh", "-c", "sleep 1; exit 3"],
+    );
+    let records = salve.wait_for_audit("the opted-in container's exit", |r| {
+        !received(r, "ContainerExited", &worker).is_empty()
+    });
+    assert!(
+        received(&records, "ContainerExited", &job).is_empty(),
+        "a container without salve.enable=true was followed: {records:#?}"
+    );
+
     let batch = scope.run("batch", &[], &["sleep", "3600"]);
     let web = scope.run("web", &["--label", "salve.enable=true"], &["sleep", "3600"]);
     let batch_started = inspect(&batch, "{{.State.StartedAt}}");
@@ -594,7 +610,7 @@ fn by_default_salve_acts_only_on_containers_labelled_salve_enable_true() {
         );
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
-    let records = salve.wait_settled(2);
+    let records = salve.wait_settled(3);
     let outcome = |name: &str| -> Value {
         let decision = executed(&records, "restart", &container_target(name));
         assert_eq!(decision.len(), 1, "{:#?}", decisions(&records));
