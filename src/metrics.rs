@@ -31,6 +31,13 @@ pub struct Metrics {
     pub backlog_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub intake_rejected: Family<LabelPairs, Counter>,
     pub rules_quarantined: Family<LabelPairs, Counter>,
+    pub probe_up: Family<LabelPairs, Gauge>,
+    pub probe_duration_seconds: Family<LabelPairs, Histogram, fn() -> Histogram>,
+    pub probe_failures: Family<LabelPairs, Counter>,
+}
+
+fn probe_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 10))
 }
 
 impl Default for Metrics {
@@ -163,8 +170,32 @@ impl Metrics {
             "Times a rule was quarantined for being cut off again and again, by rule",
             rules_quarantined.clone(),
         );
+        let probe_up = Family::<LabelPairs, Gauge>::default();
+        registry.register(
+            "probe_up",
+            "Whether the probe's last check succeeded (1) or failed (0), by probe",
+            probe_up.clone(),
+        );
+        let probe_duration_seconds =
+            Family::<LabelPairs, Histogram, fn() -> Histogram>::new_with_constructor(
+                probe_histogram,
+            );
+        registry.register(
+            "probe_duration_seconds",
+            "Time of one check, by probe",
+            probe_duration_seconds.clone(),
+        );
+        let probe_failures = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "probe_failures",
+            "Failed checks, by probe and class (timeout, refused, dns, tls, status, body, slow, reset, exec_failed)",
+            probe_failures.clone(),
+        );
         Metrics {
             registry,
+            probe_up,
+            probe_duration_seconds,
+            probe_failures,
             rules_quarantined,
             backlog_events,
             backlog_oldest_seconds,
@@ -244,6 +275,21 @@ impl Metrics {
         for (set, total) in evicted {
             let counter = self.state_evicted.get_or_create(&pairs(&[("set", set)]));
             counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    pub fn probe_checked(&self, probe: &str, took: Duration, failure: Option<&str>) {
+        let labels = pairs(&[("probe", probe)]);
+        self.probe_up
+            .get_or_create(&labels)
+            .set(i64::from(failure.is_none()));
+        self.probe_duration_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if let Some(class) = failure {
+            self.probe_failures
+                .get_or_create(&pairs(&[("probe", probe), ("class", class)]))
+                .inc();
         }
     }
 

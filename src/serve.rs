@@ -23,6 +23,11 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .await
         .map_err(|e| anyhow!(e))?;
     start_docker(&engine);
+    let probes = engine.runtime().config.probes.clone();
+    if !probes.is_empty() {
+        tracing::info!(probes = probes.len(), "probes started");
+        crate::ingest::probe::start(probes, engine.clone(), engine.metrics_handle());
+    }
     tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(),
         tls = tls.is_some(), client_certificates = tls.as_ref().is_some_and(|t| t.files.client_ca.is_some()),
         "salve is serving");

@@ -35,6 +35,8 @@ mod notify;
 mod overload;
 #[path = "it/policy.rs"]
 mod policy;
+#[path = "it/probe.rs"]
+mod probe;
 #[path = "it/rules.rs"]
 mod rules;
 #[path = "it/storm.rs"]

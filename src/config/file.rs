@@ -3,6 +3,7 @@
 
 use crate::alertmanager::TimeIntervalConfig;
 use crate::execute::{DockerConfig, ExecConfig, KubernetesConfig, NotifyConfig};
+use crate::ingest::probe::ProbeConfig;
 use crate::model::{Action, OutcomeTrigger};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,10 @@ pub struct ConfigFile {
     /// `notify` and optionally `actions` and `limit`.
     #[serde(default)]
     pub on_outcome: Vec<OnOutcomeConfig>,
+    /// Health checks salve runs itself: `[[probe]]` with `name` and one of `http`,
+    /// `tcp` or `exec`. Their failures are `ProbeFailed` events for the rules.
+    #[serde(default)]
+    pub probe: Vec<ProbeConfig>,
 }
 
 /// Notify a channel when an action fails or a breaker opens. The message is a notify

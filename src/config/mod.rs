@@ -74,6 +74,8 @@ pub struct Config {
     pub kubernetes: KubernetesSettings,
     pub notify: HashMap<String, NotifyChannel>,
     pub on_outcome: Vec<OnOutcome>,
+    /// `[[probe]]`, validated.
+    pub probes: Vec<crate::ingest::probe::ProbeSettings>,
 }
 
 /// Credentials the API requires. Debug never prints them.

@@ -8,6 +8,7 @@ use crate::audit::Retention;
 use crate::engine::QuarantineSettings;
 use crate::event::EventLimits;
 use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChannel};
+use crate::ingest::probe::{ProbeCommand, ProbeSettings};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
 use crate::policy::PolicySettings;
 use std::collections::HashMap;
@@ -88,6 +89,19 @@ impl Config {
             }
         }
 
+        let commands: HashMap<String, ProbeCommand> = exec
+            .iter()
+            .map(|(name, c): (&String, &ExecCommand)| {
+                let command = ProbeCommand {
+                    name: name.clone(),
+                    argv: c.argv.clone(),
+                    working_dir: c.working_dir.clone(),
+                    env: c.env.clone(),
+                };
+                (name.clone(), command)
+            })
+            .collect();
+        let probes = ProbeSettings::from_config(&file.probe, &commands).map_err(invalid)?;
         let auth = load_auth(&file.api).map_err(invalid)?;
         let tls = match tls_files(&file.api).map_err(invalid)? {
             Some(files) => Some(ListenerTls {
@@ -224,6 +238,7 @@ impl Config {
             docker: DockerSettings::from_config(&file.docker).map_err(invalid)?,
             notify,
             on_outcome,
+            probes,
             kubernetes: KubernetesSettings::from_config(&file.kubernetes).map_err(invalid)?,
         })
     }

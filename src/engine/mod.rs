@@ -106,6 +106,11 @@ impl Engine {
         &self.metrics
     }
 
+    /// The metrics, for a source that counts what it does (the probes).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.not_ready_reason().is_none()
     }

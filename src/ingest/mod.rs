@@ -1,7 +1,9 @@
 //! Sources of events besides the webhooks of the admin API: the Docker engine's own
-//! events. A source sees salve only through an [`Intake`].
+//! events, and the probes salve runs itself. A source sees salve only through an
+//! [`Intake`].
 
 pub mod docker;
+pub mod probe;
 
 use crate::event::{Event, Fingerprint, PayloadError};
 use chrono::{DateTime, Utc};

@@ -1,0 +1,306 @@
+//! Probes against real listeners this test starts: each failure class, thresholds both
+//! ways, and a probe → rule → `exec` that heals the target → resolved.
+
+use crate::support::{of_kind, s, wait_until, Salve};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a test HTTP server answers.
+#[derive(Clone)]
+enum Answer {
+    Healthy,
+    Status500,
+    Hang,
+    Slow,
+    WrongBody,
+    Close,
+    /// 500 until this file exists, then healthy.
+    Until(PathBuf),
+}
+
+/// An HTTP server on a loopback port that answers every request as `answer` says.
+fn serve(answer: Answer) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test server");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = stream.read(&mut buf);
+                let (status, body) = match answer {
+                    Answer::Healthy => ("200 OK", "healthy"),
+                    Answer::Status500 => ("500 Internal Server Error", "down"),
+                    Answer::Hang => {
+                        std::thread::sleep(Duration::from_secs(10));
+                        return;
+                    }
+                    Answer::Slow => {
+                        std::thread::sleep(Duration::from_millis(300));
+                        ("200 OK", "healthy")
+                    }
+                    Answer::WrongBody => ("200 OK", "maintenance page"),
+                    Answer::Close => return,
+                    Answer::Until(file) if file.exists() => ("200 OK", "healthy"),
+                    Answer::Until(_) => ("500 Internal Server Error", "down"),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+fn probe_events<'a>(records: &'a [Value], probe: &str, status: &str) -> Vec<&'a Value> {
+    of_kind(records, "received")
+        .into_iter()
+        .filter(|r| r["event"]["labels"]["probe"] == probe && r["event"]["status"] == status)
+        .collect()
+}
+
+#[test]
+fn each_failure_class_is_named_in_the_event_and_counted_in_metrics() {
+    let ok = serve(Answer::Healthy);
+    let probes = [
+        ("refused", format!("tcp = \"127.0.0.1:{}\"", closed_port())),
+        (
+            "http-refused",
+            format!("http = \"http://127.0.0.1:{}/\"", closed_port()),
+        ),
+        (
+            "timeout",
+            format!("http = \"http://127.0.0.1:{}/\"", serve(Answer::Hang)),
+        ),
+        (
+            "status",
+            format!("http = \"http://127.0.0.1:{}/\"", serve(Answer::Status500)),
+        ),
+        (
+            "body",
+            format!(
+                "http = \"http://127.0.0.1:{}/\"\nexpect_body = \"^healthy$\"",
+                serve(Answer::WrongBody)
+            ),
+        ),
+        (
+            "slow",
+            format!(
+                "http = \"http://127.0.0.1:{}/\"\nmax_response_time = \"100ms\"",
+                serve(Answer::Slow)
+            ),
+        ),
+        (
+            "reset",
+            format!("http = \"http://127.0.0.1:{}/\"", serve(Answer::Close)),
+        ),
+        ("tls", format!("http = \"https://127.0.0.1:{ok}/\"")),
+        ("exec_failed", "exec = \"down\"".to_string()),
+        (
+            "fine",
+            format!("http = \"http://127.0.0.1:{ok}/\"\nexpect_body = \"healthy\""),
+        ),
+        ("tcp-fine", format!("tcp = \"127.0.0.1:{ok}\"")),
+    ];
+    let mut config = String::from("[exec.down]\nargv = [\"false\"]\n");
+    for (name, check) in &probes {
+        config.push_str(&format!(
+            "\n[[probe]]\nname = \"{name}\"\n{check}\ninterval = \"1s\"\ntimeout = \"500ms\"\nfailure_threshold = 1\nlabels = {{ service = \"svc-{name}\" }}\n"
+        ));
+    }
+    let salve = Salve::builder().config(&config).start();
+    let failing: Vec<&str> = probes
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|n| !n.ends_with("fine"))
+        .collect();
+    let records = salve.wait_for_audit("every failing probe to fire", |records| {
+        failing
+            .iter()
+            .all(|p| !probe_events(records, p, "firing").is_empty())
+    });
+    for probe in &failing {
+        let fired = probe_events(&records, probe, "firing");
+        assert_eq!(fired.len(), 1, "one event per episode: {fired:#?}");
+        let event = &fired[0]["event"];
+        let class = probe.strip_prefix("http-").unwrap_or(probe);
+        assert_eq!(event["labels"]["failure"], class, "{probe}: {event:#}");
+        assert_eq!(event["labels"]["alertname"], "ProbeFailed");
+        assert_eq!(event["labels"]["service"], format!("svc-{probe}"));
+        assert_eq!(event["source"], "probe");
+        assert!(!s(&event["annotations"]["error"]).is_empty(), "{event:#}");
+        assert!(
+            salve
+                .metric(&format!(
+                    "salve_probe_failures_total{{probe=\"{probe}\",class=\"{class}\"}}"
+                ))
+                .is_some_and(|n| n >= 1.0),
+            "{}",
+            salve.metrics()
+        );
+        assert_eq!(
+            salve.metric(&format!("salve_probe_up{{probe=\"{probe}\"}}")),
+            Some(0.0)
+        );
+    }
+    for fine in ["fine", "tcp-fine"] {
+        assert!(
+            probe_events(&records, fine, "firing").is_empty(),
+            "{records:#?}"
+        );
+        assert_eq!(
+            salve.metric(&format!("salve_probe_up{{probe=\"{fine}\"}}")),
+            Some(1.0)
+        );
+    }
+}
+
+#[test]
+fn a_failing_probe_is_healed_by_a_rule_once_and_resolves_after_its_success_threshold() {
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"[exec.heal]
+argv = ["/bin/sh", "-c", 'echo healed >> "{{dir}}/healed.log"; touch "{{dir}}/healed"']
+
+[[probe]]
+name = "api"
+http = "http://127.0.0.1:{port}/health"
+interval = "1s"
+timeout = "500ms"
+failure_threshold = 2
+success_threshold = 2
+labels = {{ service = "api" }}
+"#,
+            port = 0
+        ))
+        .write();
+    // The server reads the flag file the healing command writes.
+    let port = serve(Answer::Until(salve.dir().join("healed")));
+    let config = std::fs::read_to_string(salve.config_path())
+        .expect("read the config")
+        .replace("127.0.0.1:0/", &format!("127.0.0.1:{port}/"));
+    std::fs::write(salve.config_path(), config).expect("write the config");
+    salve.write_rule(
+        "heal-api",
+        "const MATCH = `alertname=\"ProbeFailed\", probe=\"api\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [exec(\"heal\")]\n}\n",
+    );
+    let mut salve = salve;
+    salve.start();
+    let records = salve.wait_for_audit("the probe to fire and resolve", |records| {
+        !probe_events(records, "api", "resolved").is_empty()
+    });
+    let fired = probe_events(&records, "api", "firing");
+    let resolved = probe_events(&records, "api", "resolved");
+    assert_eq!((fired.len(), resolved.len()), (1, 1), "{records:#?}");
+    let (fired, resolved) = (&fired[0]["event"], &resolved[0]["event"]);
+    assert_eq!(fired["labels"]["failure"], "status");
+    assert_eq!(
+        resolved["labels"], fired["labels"],
+        "the recovery carries the labels it ends"
+    );
+    assert_eq!(resolved["fingerprint"], fired["fingerprint"]);
+    assert_eq!(resolved["starts_at"], fired["starts_at"]);
+    // The first failure began the episode: a check before the one that fired.
+    let began: chrono::DateTime<chrono::Utc> = s(&fired["starts_at"]).parse().expect("a time");
+    let at: chrono::DateTime<chrono::Utc> = s(&of_kind(&records, "received")[0]["at"])
+        .parse()
+        .expect("a time");
+    assert!(
+        began < at - chrono::Duration::milliseconds(500),
+        "{began} vs {at}"
+    );
+    let decisions: Vec<String> = of_kind(&records, "decision")
+        .iter()
+        .map(|d| format!("{} {}", s(&d["target"]), s(&d["decision"])))
+        .collect();
+    assert_eq!(decisions, ["exec:heal execute"]);
+    wait_until("the heal to be recorded", || {
+        (salve.lines("healed.log").len() == 1).then_some(())
+    });
+}
+
+#[test]
+fn check_names_the_probe_key_at_fault() {
+    let cases = [
+        ("[[probe]]\nname = \"a\"\n", "probe[0] (a): give exactly one of http, tcp or exec"),
+        (
+            "[[probe]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\ninterval = \"5s\"\ntimeout = \"5s\"\n",
+            "probe[0].timeout: must be less than the interval (5s)",
+        ),
+        (
+            "[[probe]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\ninterval = \"500ms\"\n",
+            "probe[0].interval: must be 1s or more",
+        ),
+        (
+            "[[probe]]\nname = \"a\"\nexec = \"nope\"\n",
+            "probe[0].exec: no command [exec.nope] (defined: [])",
+        ),
+        (
+            "[[probe]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\nexpect_status = [200]\n",
+            "probe[0].expect_status: does not apply to this kind of probe",
+        ),
+        (
+            "[[probe]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1/\"\n[[probe]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n",
+            "probe[1].name: \"a\" names two probes",
+        ),
+        (
+            "[[probe]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1/\"\nexpect_body = \"(\"\n",
+            "probe[0].expect_body:",
+        ),
+    ];
+    for (config, expected) in cases {
+        let salve = Salve::builder().config(config).write();
+        let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config}\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{config}\nexpected {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_probe_still_failing_after_a_restart_goes_on_with_the_same_episode() {
+    let mut salve = Salve::builder()
+        .config(&format!(
+            "[exec.mark]\nargv = [\"true\"]\n\n[[probe]]\nname = \"db\"\ntcp = \"127.0.0.1:{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nfailure_threshold = 1\n",
+            closed_port()
+        ))
+        .rule(
+            "mark-db",
+            "const MATCH = `alertname=\"ProbeFailed\", probe=\"db\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [exec(\"mark\")]\n}\n",
+        )
+        .start();
+    salve.wait_for_audit("the probe to fire", |r| {
+        !probe_events(r, "db", "firing").is_empty()
+    });
+    salve.stop();
+    salve.start();
+    let records = salve.wait_for_audit("the probe to fire again after the restart", |r| {
+        probe_events(r, "db", "firing").len() == 2 && of_kind(r, "decision").len() == 2
+    });
+    let fired = probe_events(&records, "db", "firing");
+    assert_eq!(
+        fired[0]["event"]["starts_at"],
+        fired[1]["event"]["starts_at"]
+    );
+    let decisions: Vec<String> = of_kind(&records, "decision")
+        .iter()
+        .map(|d| format!("{} {}", s(&d["decision"]), s(&d["reason"])))
+        .collect();
+    assert_eq!(decisions, ["execute null", "suppress dedup"]);
+}
