@@ -16,7 +16,8 @@
 # report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
 # (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
 # turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client. BENCH_PARTS picks
-# the parts to run ("fixture storm overload docker", the default, or any of them).
+# the parts to run ("fixture storm overload probes docker", the default, or any of them).
+# The probes cell: PROBES_COUNT (1000 probes at 1 s), PROBES_SECONDS (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +44,7 @@ cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm 
 trap cleanup EXIT
 
 # part NAME: whether this run includes the part NAME (BENCH_PARTS, default all four)
-part() { [[ " ${BENCH_PARTS:-fixture storm overload docker} " == *" $1 "* ]]; }
+part() { [[ " ${BENCH_PARTS:-fixture storm overload probes docker} " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -414,6 +415,54 @@ echo "| $(rate "$(o sent)") | $(rate "$(o accepted)") | $(rate "$(o refused)") |
 echo
 rm -rf "$dir"
 
+fi
+if part probes; then
+# Probes: PROBES_COUNT (1000) probes at a 1 s interval, half HTTP (a POST of "{}" to the
+# bare endpoint) and half TCP (a connect to it), for PROBES_SECONDS (20) after a 5 s
+# warm-up: checks each probe made (from salve_probe_duration_seconds_count; 1 a second
+# is on time) and salve's CPU over the same window.
+if $smoke; then probes_count=20; probes_seconds=3; else probes_count=${PROBES_COUNT:-1000}; probes_seconds=${PROBES_SECONDS:-20}; fi
+dir="$work/probes"; mkdir -p "$dir/rules"
+{
+  printf '[docker]\nevents = false\n'
+  for i in $(seq 1 "$probes_count"); do
+    if [ $(( i % 2 )) = 0 ]; then
+      printf '\n[[probe]]\nname = "p-%s"\nhttp = "http://127.0.0.1:%s/api/v1/alertmanager"\nmethod = "POST"\nbody = "{}"\ninterval = "1s"\ntimeout = "500ms"\n' "$i" "$bare_port"
+    else
+      printf '\n[[probe]]\nname = "p-%s"\ntcp = "127.0.0.1:%s"\ninterval = "1s"\ntimeout = "500ms"\n' "$i" "$bare_port"
+    fi
+  done
+} > "$dir/salve.toml"
+port=$(free_port)
+"$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+  --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+wait_ready "http://127.0.0.1:$port/-/ready" 60
+sleep 5
+# counts: probe name -> checks so far; ticks: utime+stime of salve
+counts() { curl -sf "http://127.0.0.1:$port/metrics" | awk -F'[{}"= ]+' '/^salve_probe_duration_seconds_count\{/ {print $3, $NF}' | sort; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+c0=$(counts); t0=$(ticks "$pid"); s0=$(date +%s%N)
+sleep "$probes_seconds"
+c1=$(counts); t1=$(ticks "$pid"); s1=$(date +%s%N)
+failed=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^salve_probe_failures_total\{/ {s+=$NF} END {printf "%.0f", s}')
+alive "$pid" || { echo "bench: salve died running probes" >&2; tail -20 "$dir/log" >&2; exit 1; }
+stop_salve "$pid"
+hz=$(getconf CLK_TCK)
+join <(echo "$c0") <(echo "$c1") | awk '{print $3 - $2}' | sort -n > "$dir/checks"
+read -r probed on_time low median high < <(awk -v secs="$probes_seconds" '
+  { v[NR] = $1; if ($1 >= 0.9 * secs && $1 <= 1.1 * secs + 1) ok++ }
+  END { printf "%d %d %d %d %d\n", NR, ok, v[1], v[int((NR+1)/2)], v[NR] }' "$dir/checks")
+cpu=$(awk -v dt="$(( t1 - t0 ))" -v hz="$hz" -v ns="$(( s1 - s0 ))" 'BEGIN {printf "%.2f", (dt / hz) / (ns / 1e9)}')
+echo "### Probes: ${probes_count} at a 1 s interval"
+echo
+echo "- half HTTP (POST of \`{}\` to the bare endpoint), half TCP (a connect to it); ${probes_seconds} s measured after a 5 s warm-up"
+echo "- on time: a probe that checked $(( probes_seconds * 9 / 10 ))–$(( probes_seconds * 11 / 10 + 1 )) times in the ${probes_seconds} s (its 1 s interval within 10%, one check of slack at the edges)"
+echo
+echo "| probes | on time | checks per probe: min / median / max (expected ${probes_seconds}) | failed checks | salve CPU (cores) |"
+echo "| --- | --- | --- | --- | --- |"
+echo "| $probed | $on_time | $low / $median / $high | ${failed:-0} | $cpu |"
+echo
+rm -rf "$dir"
 fi
 if part docker; then
 # Docker: from the engine's `health_status: unhealthy` to salve's restart (the engine's
