@@ -41,6 +41,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the audit trail.
     Audit(AuditArgs),
+    /// How the probes and remediation did: uptime, response times, MTTR, recovery.
+    Report(ReportArgs),
     /// Write the JSON Schemas (config, native event, audit record) into a folder.
     #[command(hide = true)]
     Schemas { dir: PathBuf },
@@ -97,6 +99,22 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Config file whose data_dir holds the trail (default: salve.toml if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The folder of the audit trail and probe history (default: the config's data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The window: a duration back from now (default 24h) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Config file whose data_dir holds the trail (default: salve.toml if present).
     #[arg(long)]
@@ -133,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Test(args) => test(args),
         Command::Plan(args) => plan_command(args),
+        Command::Report(args) => report(args),
         Command::Audit(args) => {
             // Lines the trail cannot read are warned about, as `serve` does.
             logging::init(cli.log_format);
@@ -358,32 +377,8 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             KINDS.join(", ")
         ));
     }
-    let dir = match data_dir {
-        Some(d) => d,
-        None => {
-            let config_path = default_config_path(config);
-            Config::load(config_path.as_deref())
-                .map_err(|e| anyhow!("{e}"))?
-                .data_dir
-        }
-    };
-    if !dir.is_dir() {
-        return Err(anyhow!(
-            "{}: no audit trail here (not a folder); name the data dir with --data-dir or --config",
-            dir.display()
-        ));
-    }
-    let since = since
-        .map(|s| match s.parse::<DateTime<Utc>>() {
-            Ok(at) => Ok(at),
-            Err(_) => parse_duration(&s)
-                .map(|d| {
-                    Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-                })
-                .map_err(|e| format!("{e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
-        })
-        .transpose()
-        .map_err(|e| anyhow!("--since: {e}"))?;
+    let dir = trail_dir(data_dir, config)?;
+    let since = since.as_deref().map(parse_since).transpose()?;
     let filter = AuditFilter {
         since,
         rule,
@@ -403,6 +398,48 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         for r in &records {
             println!("{}", describe(r));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The data dir a one-shot command reads: `--data-dir`, else the config's.
+fn trail_dir(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => {
+            let config_path = default_config_path(config);
+            Config::load(config_path.as_deref())
+                .map_err(|e| anyhow!("{e}"))?
+                .data_dir
+        }
+    };
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "{}: no audit trail here (not a folder); name the data dir with --data-dir or --config",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// `--since`: an RFC 3339 time, or a duration back from now.
+fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    match text.parse::<DateTime<Utc>>() {
+        Ok(at) => Ok(at),
+        Err(_) => parse_duration(text)
+            .map(|d| Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+            .map_err(|e| anyhow!("--since: {e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
+    }
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let dir = trail_dir(args.data_dir, args.config)?;
+    let since = parse_since(args.since.as_deref().unwrap_or("24h"))?;
+    let report = crate::report::report(&dir, since, Utc::now()).map_err(|e| anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
     }
     Ok(ExitCode::SUCCESS)
 }

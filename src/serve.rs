@@ -24,10 +24,10 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .map_err(|e| anyhow!(e))?;
     start_docker(&engine);
     let probes = engine.runtime().config.probes.clone();
-    if !probes.is_empty() {
+    let probing = (!probes.is_empty()).then(|| {
         tracing::info!(probes = probes.len(), "probes started");
-        crate::ingest::probe::start(probes, engine.clone(), engine.metrics_handle());
-    }
+        crate::ingest::probe::start(probes, engine.clone(), engine.metrics_handle(), &data_dir)
+    });
     tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(),
         tls = tls.is_some(), client_certificates = tls.as_ref().is_some_and(|t| t.files.client_ca.is_some()),
         "salve is serving");
@@ -58,6 +58,9 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
                 .await?
         }
         Some(tls) => serve_tls(&engine, listener, app, tls, stop).await?,
+    }
+    if let Some(recorder) = &probing {
+        recorder.save();
     }
     let grace = engine.runtime().config.shutdown_grace;
     tracing::info!(

@@ -256,3 +256,28 @@ pub(super) async fn reload(State(engine): Shared) -> Result<Json<Value>, ApiErro
         .with_detail(json!({ "errors": message }))),
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReportQuery {
+    since: Option<String>,
+}
+
+/// `salve report` over HTTP: the probes' figures and remediation per target.
+pub(super) async fn report(
+    State(engine): Shared,
+    report_query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Json<crate::report::Report>, ApiError> {
+    let report_query = query(report_query)?;
+    let window = report_query.since.as_deref().unwrap_or("24h");
+    let d = parse_duration(window)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+    let until = engine.now();
+    let since = until - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let dir = engine.audit_dir().to_path_buf();
+    let report = tokio::task::spawn_blocking(move || crate::report::report(&dir, since, until))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(report))
+}

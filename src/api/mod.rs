@@ -53,6 +53,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/plan", post(handlers::plan_payload))
         .route("/api/v1/rules", get(handlers::list_rules))
         .route("/api/v1/audit", get(handlers::read_audit))
+        .route("/api/v1/report", get(handlers::report))
         .route(
             "/api/v1/maintenance",
             get(handlers::list_windows)

@@ -304,3 +304,153 @@ fn a_probe_still_failing_after_a_restart_goes_on_with_the_same_episode() {
         .collect();
     assert_eq!(decisions, ["execute null", "suppress dedup"]);
 }
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[test]
+fn the_report_gives_recovery_mttr_mtbf_and_escalation_per_target_and_probe_uptime() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_port = listener.local_addr().expect("address").port();
+    let mut salve = Salve::builder()
+        .config(&format!(
+            r#"[exec.fix]
+argv = ["true"]
+
+[exec.broken]
+argv = ["false"]
+
+[notify.ops]
+type = "log"
+
+[[on_outcome]]
+when = ["failed"]
+notify = "ops"
+
+[[probe]]
+name = "up"
+tcp = "127.0.0.1:{up_port}"
+interval = "1s"
+timeout = "500ms"
+
+[[probe]]
+name = "down"
+tcp = "127.0.0.1:{down_port}"
+interval = "1s"
+timeout = "500ms"
+failure_threshold = 100
+"#,
+            down_port = closed_port()
+        ))
+        .rule(
+            "fix",
+            "const MATCH = `alertname=\"Down\", fix=~\".+\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [exec(event.labels.fix)]\n}\n",
+        )
+        .start();
+    // Three episodes at times the test sets: two on exec:fix an hour apart, repaired in
+    // 120 s and 60 s; one on exec:broken, whose failure tells ops.
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
+    let event = |svc: &str, fix: &str, starts: chrono::DateTime<chrono::Utc>, ends: Option<i64>| {
+        let mut e = serde_json::json!({
+            "labels": { "alertname": "Down", "svc": svc, "fix": fix },
+            "status": if ends.is_some() { "resolved" } else { "firing" },
+            "starts_at": rfc3339(starts),
+        });
+        if let Some(seconds) = ends {
+            e["ends_at"] = rfc3339(starts + chrono::Duration::seconds(seconds)).into();
+        }
+        e
+    };
+    let t1 = t0 + chrono::Duration::hours(1);
+    let t2 = t0 + chrono::Duration::hours(2);
+    for batch in [
+        vec![event("a", "fix", t0, None)],
+        vec![event("a", "fix", t0, Some(120))],
+        vec![event("b", "fix", t1, None)],
+        vec![event("b", "fix", t1, Some(60))],
+        vec![event("c", "broken", t2, None)],
+    ] {
+        let reply = salve.post_json("/api/v1/events", &Value::Array(batch));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        salve.wait_for_audit("the batch to be decided and acted on", |r| {
+            crate::support::settled(r, of_kind(r, "received").len())
+        });
+    }
+    salve.wait_for_audit("ops to be told of the failure", |r| {
+        of_kind(r, "decision")
+            .iter()
+            .any(|d| d["target"] == "notify:ops")
+            && of_kind(r, "outcome").len() == 4
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let over_http = salve.get("/api/v1/report?since=6h");
+    assert_eq!(over_http.status, 200, "{:?}", over_http.body);
+    salve.stop();
+    drop(listener);
+
+    let data = salve.data_dir().display().to_string();
+    let out = salve.cli(&["report", "--data-dir", &data, "--since", "6h", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let target = |name: &str| -> Value {
+        report["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["target"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+    };
+    assert_eq!(
+        target("exec:fix"),
+        serde_json::json!({
+            "target": "exec:fix", "episodes": 2, "actions": 2, "recovered": 2,
+            "recovery_rate": 1.0, "mttr_seconds": 90.0, "mtbf_seconds": 3600.0,
+            "escalations": 0, "escalation_rate": 0.0,
+        })
+    );
+    assert_eq!(
+        target("exec:broken"),
+        serde_json::json!({
+            "target": "exec:broken", "episodes": 1, "actions": 1, "recovered": 0,
+            "recovery_rate": 0.0, "mttr_seconds": null, "mtbf_seconds": null,
+            "escalations": 1, "escalation_rate": 1.0,
+        })
+    );
+    assert_eq!(
+        over_http.body["targets"], report["targets"],
+        "the API says the same"
+    );
+
+    let probe = |name: &str| -> Value {
+        report["probes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["probe"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no probe {name} in {report:#}"))
+    };
+    let (up, down) = (probe("up"), probe("down"));
+    assert!(up["checks"].as_u64().is_some_and(|n| n >= 2), "{up:#}");
+    assert_eq!(up["uptime_percent"], 100.0, "{up:#}");
+    assert!(down["checks"].as_u64().is_some_and(|n| n >= 2), "{down:#}");
+    assert_eq!(down["uptime_percent"], 0.0, "{down:#}");
+    assert_eq!(
+        down["failures_by_class"]["refused"], down["checks"],
+        "{down:#}"
+    );
+
+    let text = salve.cli(&["report", "--data-dir", &data, "--since", "6h"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("exec:fix: 2 episodes, 2 actions, recovered 2 (100%), MTTR 90s, MTBF 3600s, escalated 0 (0%)"),
+        "{text}"
+    );
+    assert!(text.contains("down: uptime 0.00% of "), "{text}");
+}

@@ -4,8 +4,10 @@
 //! `failure` label the class of the last failure), `success_threshold` successes
 //! resolve it. Each check is counted in `/metrics`, never written to the audit.
 
+mod history;
 mod settings;
 
+pub use history::{ProbeFigures, ProbeHistory, HISTORY_FILE};
 pub use settings::{Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
 
 use super::Intake;
@@ -35,12 +37,60 @@ impl Failure {
     }
 }
 
-/// Starts every probe on its own task; they run until salve stops.
-pub fn start(probes: Vec<ProbeSettings>, intake: Arc<dyn Intake>, metrics: Arc<Metrics>) {
-    for probe in probes {
-        let (intake, metrics) = (intake.clone(), metrics.clone());
-        tokio::spawn(async move { run(probe, intake, metrics).await });
+/// Where the checks of every probe are counted for the report, and written to the data
+/// dir every [`SAVE_EVERY`] and at a stop.
+pub struct Recorder {
+    history: parking_lot::Mutex<ProbeHistory>,
+    dir: std::path::PathBuf,
+}
+
+pub const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+impl Recorder {
+    fn record(&self, probe: &str, at: DateTime<Utc>, took: Duration, failure: Option<&str>) {
+        self.history.lock().record(probe, at, took, failure);
     }
+
+    /// Writes what the probes did so far into the data dir.
+    pub fn save(&self) {
+        let history = self.history.lock().clone();
+        if let Err(e) = history.save(&self.dir) {
+            tracing::warn!(error = %e, "cannot write the probe history");
+        }
+    }
+}
+
+/// Starts every probe on its own task; they run until salve stops. Their history
+/// (for `salve report`) is read from `data_dir` and written back there.
+pub fn start(
+    probes: Vec<ProbeSettings>,
+    intake: Arc<dyn Intake>,
+    metrics: Arc<Metrics>,
+    data_dir: &std::path::Path,
+) -> Arc<Recorder> {
+    let history = ProbeHistory::load(data_dir).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the probe history cannot be read; starting a new one");
+        ProbeHistory::default()
+    });
+    let recorder = Arc::new(Recorder {
+        history: parking_lot::Mutex::new(history),
+        dir: data_dir.to_path_buf(),
+    });
+    for probe in probes {
+        let (intake, metrics, recorder) = (intake.clone(), metrics.clone(), recorder.clone());
+        tokio::spawn(async move { run(probe, intake, metrics, recorder).await });
+    }
+    let saver = recorder.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAVE_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let saving = saver.clone();
+            let _ = tokio::task::spawn_blocking(move || saving.save()).await;
+        }
+    });
+    recorder
 }
 
 /// Where in its interval a probe checks: spread by its name, so a thousand probes of
@@ -67,7 +117,12 @@ fn identity(probe: &ProbeSettings) -> (Labels, Fingerprint) {
     (labels, fingerprint)
 }
 
-async fn run(probe: ProbeSettings, intake: Arc<dyn Intake>, metrics: Arc<Metrics>) {
+async fn run(
+    probe: ProbeSettings,
+    intake: Arc<dyn Intake>,
+    metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
+) {
     let client = match &probe.check {
         Check::Http(http) => match http_client(http, probe.timeout) {
             Ok(client) => Some(client),
@@ -101,7 +156,9 @@ async fn run(probe: ProbeSettings, intake: Arc<dyn Intake>, metrics: Arc<Metrics
             )),
         };
         let took = started.elapsed();
-        metrics.probe_checked(&probe.name, took, result.as_ref().err().map(|f| f.class));
+        let class = result.as_ref().err().map(|f| f.class);
+        metrics.probe_checked(&probe.name, took, class);
+        recorder.record(&probe.name, at, took, class);
         match result {
             Ok(()) => {
                 failures = 0;
