@@ -454,3 +454,92 @@ failure_threshold = 100
     );
     assert!(text.contains("down: uptime 0.00% of "), "{text}");
 }
+
+/// A TCP server that writes back what it reads.
+fn echo() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn tls_probes_trust_a_private_ca_when_told_and_tcp_probes_check_the_reply() {
+    // The target: a salve serving HTTPS with a certificate of a private CA.
+    let mut target = Salve::builder()
+        .config(
+            "[api]\ntls_cert_file = \"{dir}/server.pem\"\ntls_key_file = \"{dir}/server.key\"\n",
+        )
+        .write();
+    crate::certs::make_certificates(target.dir());
+    let ca = target.dir().join("ca.pem");
+    target.speak_tls(&ca, &[]);
+    target.start();
+    let url = target.url("/-/healthy");
+    let port = echo();
+    let common = "interval = \"1s\"\ntimeout = \"500ms\"\nfailure_threshold = 1";
+    let salve = Salve::builder()
+        .config(&format!(
+            r#"[[probe]]
+name = "trusted"
+http = "{url}"
+ca_file = "{ca}"
+expect_body = "healthy"
+{common}
+
+[[probe]]
+name = "untrusted"
+http = "{url}"
+{common}
+
+[[probe]]
+name = "echo"
+tcp = "127.0.0.1:{port}"
+send = "PING\n"
+expect = "PING"
+{common}
+
+[[probe]]
+name = "wrong-reply"
+tcp = "127.0.0.1:{port}"
+send = "PING\n"
+expect = "PONG"
+{common}
+"#,
+            ca = ca.display()
+        ))
+        .start();
+    let records = salve.wait_for_audit("the untrusted and wrong-reply probes to fire", |r| {
+        !probe_events(r, "untrusted", "firing").is_empty()
+            && !probe_events(r, "wrong-reply", "firing").is_empty()
+    });
+    let class =
+        |probe: &str| s(&probe_events(&records, probe, "firing")[0]["event"]["labels"]["failure"]);
+    assert_eq!(class("untrusted"), "tls");
+    assert_eq!(class("wrong-reply"), "body");
+    wait_until("the trusted and echo probes to have checked", || {
+        let up = |p: &str| salve.metric(&format!("salve_probe_up{{probe=\"{p}\"}}"));
+        (up("trusted") == Some(1.0) && up("echo") == Some(1.0)).then_some(())
+    });
+    let records = salve.audit_json();
+    assert!(
+        probe_events(&records, "trusted", "firing").is_empty(),
+        "{records:#?}"
+    );
+    assert!(
+        probe_events(&records, "echo", "firing").is_empty(),
+        "{records:#?}"
+    );
+}

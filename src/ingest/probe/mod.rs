@@ -240,7 +240,10 @@ async fn check(probe: &ProbeSettings, client: Option<&reqwest::Client>) -> Resul
                 expect,
             },
             _,
-        ) => check_tcp(address, send.as_deref(), expect.as_deref()).await,
+        ) => {
+            let patience = probe.timeout.mul_f64(0.9);
+            check_tcp(address, send.as_deref(), expect.as_deref(), patience).await
+        }
         (Check::Exec(command), _) => check_exec(command).await,
         (Check::Http(_), None) => Err(Failure::new("exec_failed", "no HTTP client")),
     }
@@ -369,7 +372,13 @@ fn io_class(io: &std::io::Error) -> Option<&'static str> {
     }
 }
 
-async fn check_tcp(address: &str, send: Option<&str>, expect: Option<&str>) -> Result<(), Failure> {
+async fn check_tcp(
+    address: &str,
+    send: Option<&str>,
+    expect: Option<&str>,
+    patience: Duration,
+) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + patience;
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address)
         .await
         .map_err(|e| Failure::new("dns", format!("cannot resolve {address}: {e}")))?
@@ -392,31 +401,37 @@ async fn check_tcp(address: &str, send: Option<&str>, expect: Option<&str>) -> R
             .await
             .map_err(|e| Failure::new(io_class(&e).unwrap_or("reset"), format!("send: {e}")))?;
     }
-    if let Some(wanted) = expect {
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| Failure::new(io_class(&e).unwrap_or("reset"), format!("read: {e}")))?;
-            if n == 0 {
-                break;
+    let Some(wanted) = expect else {
+        return Ok(());
+    };
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // A reply that never says what is expected is told apart from no reply at all.
+        let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await else {
+            if reply.is_empty() {
+                return Err(Failure::new("timeout", "no reply"));
             }
-            reply.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&reply).contains(wanted) {
-                return Ok(());
-            }
-            if reply.len() > 64 * 1024 {
-                break;
-            }
+            break;
+        };
+        let n =
+            read.map_err(|e| Failure::new(io_class(&e).unwrap_or("reset"), format!("read: {e}")))?;
+        if n == 0 {
+            break;
         }
-        return Err(Failure::new(
-            "body",
-            format!("the reply does not contain {wanted:?}"),
-        ));
+        reply.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&reply).contains(wanted) {
+            return Ok(());
+        }
+        if reply.len() > 64 * 1024 {
+            break;
+        }
     }
-    Ok(())
+    let shown: String = String::from_utf8_lossy(&reply).chars().take(100).collect();
+    Err(Failure::new(
+        "body",
+        format!("the reply {shown:?} does not contain {wanted:?}"),
+    ))
 }
 
 async fn check_exec(command: &ProbeCommand) -> Result<(), Failure> {
