@@ -543,3 +543,87 @@ expect = "PONG"
         "{records:#?}"
     );
 }
+
+/// A network namespace of the test's own, with only loopback up and a resolver that
+/// points at a loopback port nobody serves: every name fails to resolve there, and
+/// nothing leaves the machine. Removed when dropped.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("salve-dns-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("ip is missing: install Debian's iproute2 ({e})"));
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .output();
+        ip(&["netns", "add", &name]);
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        std::fs::create_dir_all(&etc).expect("create /etc/netns/NAME");
+        std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n")
+            .expect("write resolv.conf");
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+    }
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_dns_failure() {
+    let netns = Netns::new();
+    let salve = Salve::builder()
+        .config(
+            "[[probe]]\nname = \"web\"\nhttp = \"http://no-such-host.invalid/\"\ninterval = \"1s\"\ntimeout = \"900ms\"\nfailure_threshold = 1\n\n[[probe]]\nname = \"db\"\ntcp = \"no-such-host.invalid:5432\"\ninterval = \"1s\"\ntimeout = \"900ms\"\nfailure_threshold = 1\n",
+        )
+        .write();
+    let log = std::fs::File::create(salve.dir().join("netns.log")).expect("log");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns.name, crate::support::bin(), "serve"])
+        .arg("--config")
+        .arg(salve.config_path())
+        .arg("--rules")
+        .arg(salve.rules_dir())
+        .arg("--data-dir")
+        .arg(salve.data_dir())
+        .args(["--listen", "127.0.0.1:9095"])
+        .stderr(log)
+        .spawn()
+        .expect("start salve in the namespace");
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        salve.wait_for_audit("both probes to fire", |r| {
+            !probe_events(r, "web", "firing").is_empty()
+                && !probe_events(r, "db", "firing").is_empty()
+        })
+    }));
+    let _ = child.kill();
+    let _ = child.wait();
+    let records = found.unwrap_or_else(|_| {
+        panic!(
+            "salve in the namespace:\n{}",
+            std::fs::read_to_string(salve.dir().join("netns.log")).unwrap_or_default()
+        )
+    });
+    for probe in ["web", "db"] {
+        let event = &probe_events(&records, probe, "firing")[0]["event"];
+        assert_eq!(event["labels"]["failure"], "dns", "{probe}: {event:#}");
+    }
+}
