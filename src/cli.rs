@@ -41,7 +41,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the audit trail.
     Audit(AuditArgs),
-    /// How the probes and remediation did: uptime, response times, MTTR, recovery.
+    /// What these rules and config would have decided for a window of the trail.
+    Replay(ReplayArgs),
+    /// How the probes and remediation did (the last 24h unless --since): uptime, MTTR, recovery.
     Report(ReportArgs),
     /// Write the JSON Schemas (config, native event, audit record) into a folder.
     #[command(hide = true)]
@@ -99,16 +101,46 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub struct ReplayArgs {
+    /// The rules and config to replay with.
+    #[command(flatten)]
+    pub load: CheckArgs,
+    /// The folder of the recorded trail (default: the config's data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The window's start: a duration back from now (default 24h) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The window's end, an RFC 3339 time (default: now).
+    #[arg(long)]
+    pub until: Option<DateTime<Utc>>,
+    /// The outcome of a replayed action the recording did not run: ok or failed.
+    #[arg(long, default_value = "ok")]
+    pub assume: String,
+    /// One JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a command that reads the trail finds it, and the window it reads.
+#[derive(Debug, Args)]
+pub struct TrailArgs {
     /// Config file whose data_dir holds the trail (default: salve.toml if present).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The folder of the audit trail and probe history (default: the config's data_dir).
+    /// The folder of the audit trail (default: the config's data_dir, else data/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The window: a duration back from now (default 24h) or an RFC 3339 time.
+    /// Only what is newer than this: a duration (1h, 30m) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The window defaults to the last 24h.
+    #[command(flatten)]
+    pub trail: TrailArgs,
     /// One JSON object.
     #[arg(long)]
     pub json: bool,
@@ -116,15 +148,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Config file whose data_dir holds the trail (default: salve.toml if present).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// The folder of the audit trail (default: the config's data_dir, else data/).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Only records newer than this: a duration (1h, 30m) or an RFC 3339 time.
-    #[arg(long)]
-    pub since: Option<String>,
+    #[command(flatten)]
+    pub trail: TrailArgs,
     /// Only records about this rule.
     #[arg(long)]
     pub rule: Option<String>,
@@ -152,6 +177,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test(args),
         Command::Plan(args) => plan_command(args),
         Command::Report(args) => report(args),
+        Command::Replay(args) => replay_command(args),
         Command::Audit(args) => {
             // Lines the trail cannot read are warned about, as `serve` does.
             logging::init(cli.log_format);
@@ -353,9 +379,11 @@ fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
 fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let AuditArgs {
-        config,
-        data_dir,
-        since,
+        trail: TrailArgs {
+            config,
+            data_dir,
+            since,
+        },
         rule,
         target,
         kind,
@@ -432,9 +460,68 @@ fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
     }
 }
 
-fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let dir = trail_dir(args.data_dir, args.config)?;
+fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let assume = match args.assume.as_str() {
+        "ok" => crate::replay::Assume::Ok,
+        "failed" => crate::replay::Assume::Failed,
+        other => return Err(anyhow!("--assume: {other:?}: use ok or failed")),
+    };
+    let Some(runtime) = load_or_report(args.load) else {
+        return Ok(ExitCode::from(1));
+    };
+    let dir = match args.data_dir {
+        Some(dir) => dir,
+        None => runtime.config.data_dir.clone(),
+    };
+    let dir = trail_dir(Some(dir), None)?;
     let since = parse_since(args.since.as_deref().unwrap_or("24h"))?;
+    let until = args.until.unwrap_or_else(Utc::now);
+    let replay =
+        crate::replay::replay(&dir, &runtime, since, until, assume).map_err(|e| anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&replay)?);
+    } else {
+        if let Some(oldest) = replay.oldest_record {
+            println!(
+                "note: the trail begins at {}, after --since; replaying from there",
+                oldest.to_rfc3339()
+            );
+        }
+        let show = |v: &Option<crate::replay::Verdicts>| match v {
+            None => "-".to_string(),
+            Some(v) => match &v.reason {
+                Some(reason) => format!("{} ({reason})", v.decision),
+                None => v.decision.clone(),
+            },
+        };
+        for d in &replay.differences {
+            println!(
+                "{:<8} {} rule={} {} {}: recorded {}, replayed {}",
+                d.kind,
+                d.fingerprint,
+                d.rule,
+                d.action,
+                d.target,
+                show(&d.recorded),
+                show(&d.replayed)
+            );
+        }
+        let s = &replay.summary;
+        println!(
+            "{} events replayed: {} added, {} removed, {} changed; {} rule errors; {} outcomes assumed",
+            replay.window.events, s.added, s.removed, s.changed, s.rule_errors, s.assumed_outcomes
+        );
+    }
+    Ok(if replay.differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let dir = trail_dir(args.trail.data_dir, args.trail.config)?;
+    let since = parse_since(args.trail.since.as_deref().unwrap_or("24h"))?;
     let report = crate::report::report(&dir, since, Utc::now()).map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod replay;
 pub mod report;
 pub mod rule_tests;
 pub mod rules;

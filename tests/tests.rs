@@ -37,6 +37,8 @@ mod overload;
 mod policy;
 #[path = "it/probe.rs"]
 mod probe;
+#[path = "it/replay.rs"]
+mod replay;
 #[path = "it/rules.rs"]
 mod rules;
 #[path = "it/storm.rs"]

@@ -110,22 +110,18 @@ impl Executor for ExecExecutor {
                     .collect()
             })
             .unwrap_or_default();
-        let mut cmd = tokio::process::Command::new(&command.argv[0]);
-        cmd.args(&command.argv[1..])
-            .args(&extra)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for var in &command.env {
-            if let Ok(value) = std::env::var(var) {
-                cmd.env(var, value);
-            }
-        }
-        if let Some(dir) = &command.working_dir {
-            cmd.current_dir(dir);
-        }
+        let Some(mut cmd) = crate::model::named_command(
+            &command.argv,
+            &extra,
+            &command.env,
+            command.working_dir.as_deref(),
+        ) else {
+            return Outcome::failed(
+                format!("exec {}: the command is empty", command.name),
+                serde_json::Value::Null,
+            );
+        };
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let argv: Vec<&str> = command
             .argv
             .iter()

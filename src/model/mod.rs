@@ -3,6 +3,7 @@
 //! and rates as people write them, maintenance windows, and errors with their causes.
 //! A leaf: it imports only other leaves.
 
+mod command;
 mod decision;
 mod error;
 mod history;
@@ -12,6 +13,7 @@ mod outcome;
 pub mod rate;
 mod secret;
 
+pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict};
 pub use error::error_chain;
 pub use history::History;

@@ -105,6 +105,21 @@ impl Drop for Daemon {
     }
 }
 
+/// Debian's Alertmanager on `port`, with `dir/alertmanager.yml`, no cluster.
+fn start_alertmanager(binary: &Path, dir: &Path, port: u16) -> Daemon {
+    Daemon::start(
+        "alertmanager",
+        binary,
+        &[
+            format!("--config.file={}", dir.join("alertmanager.yml").display()),
+            format!("--storage.path={}", dir.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=".to_string(),
+        ],
+        dir.join("alertmanager.log"),
+    )
+}
+
 /// Prometheus and Alertmanager on loopback ports, alerting `DemoDown` into `salve`.
 struct Stack {
     prometheus: Daemon,
@@ -164,17 +179,7 @@ scrape_configs:
         target = target.port
     );
     std::fs::write(dir.join("prometheus.yml"), prom_config).expect("write prometheus.yml");
-    let alertmanager = Daemon::start(
-        "alertmanager",
-        &alertmanager_bin,
-        &[
-            format!("--config.file={}", dir.join("alertmanager.yml").display()),
-            format!("--storage.path={}", dir.join("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".to_string(),
-        ],
-        dir.join("alertmanager.log"),
-    );
+    let alertmanager = start_alertmanager(&alertmanager_bin, dir, am_port);
     let prometheus = Daemon::start(
         "prometheus",
         &prometheus_bin,
@@ -470,17 +475,7 @@ receivers:
         dir = dir.display()
     );
     std::fs::write(dir.join("alertmanager.yml"), am_config).expect("write alertmanager.yml");
-    let alertmanager = Daemon::start(
-        "alertmanager",
-        &alertmanager_bin,
-        &[
-            format!("--config.file={}", dir.join("alertmanager.yml").display()),
-            format!("--storage.path={}", dir.join("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".to_string(),
-        ],
-        dir.join("alertmanager.log"),
-    );
+    let alertmanager = start_alertmanager(&alertmanager_bin, &dir, am_port);
     let plain = reqwest::blocking::Client::new();
     let alert = serde_json::json!([{ "labels": { "alertname": "TlsDemo", "instance": "host-a" } }]);
     let deadline = Instant::now() + E2E_PATIENCE;

@@ -399,19 +399,9 @@ fn the_audit_api_answers_in_bounded_pages_and_its_cursor_reaches_the_oldest_reco
     let mut pages: Vec<Vec<String>> = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let mut url = salve.url("/api/v1/audit?kind=received&max_bytes=20000");
-        if let Some(cursor) = &before {
-            url.push_str(&format!("&before={cursor}"));
-        }
-        let reply = salve.client().get(url).send().expect("get a page");
-        assert_eq!(reply.status().as_u16(), 200);
-        let older = reply
-            .headers()
-            .get("x-salve-older")
-            .map(|v| v.to_str().expect("cursor text").to_string());
-        let body = reply.text().expect("page body");
-        assert!(body.len() <= 20000, "a page of {} bytes", body.len());
-        let records: Vec<Value> = serde_json::from_str(&body).expect("a JSON array");
+        let (bytes, records, older) =
+            salve.audit_page("kind=received&max_bytes=20000", before.as_deref());
+        assert!(bytes <= 20000, "a page of {bytes} bytes");
         pages.push(records.iter().map(|r| s(&r["event"]["id"])).collect());
         match older {
             Some(cursor) => before = Some(cursor),

@@ -900,16 +900,7 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
         ),
     ];
     for (config, expected) in cases {
-        let salve = Salve::builder().config(config).write();
-        let path = salve.config_path().display().to_string();
-        let rules = salve.rules_dir().display().to_string();
-        let out = salve.cli(&["check", "--config", &path, "--rules", &rules]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{config}\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{config}\nexpected {expected:?} in:\n{stderr}"
-        );
+        crate::support::assert_check_refuses(config, expected);
     }
 }
 

@@ -432,19 +432,8 @@ fn the_audit_api_serves_a_large_trail_in_bounded_pages_with_flat_memory() {
     let mut records = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = salve.url("/api/v1/audit?limit=1000000");
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&before={cursor}"));
-        }
-        let reply = salve.client().get(url).send().expect("get a page");
-        assert_eq!(reply.status().as_u16(), 200);
-        let older = reply
-            .headers()
-            .get("x-salve-older")
-            .map(|v| v.to_str().expect("cursor text").to_string());
-        let body = reply.bytes().expect("page body");
-        assert!(body.len() <= 4 << 20, "a page of {} bytes", body.len());
-        let page: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array");
+        let (bytes, page, older) = salve.audit_page("limit=1000000", cursor.as_deref());
+        assert!(bytes <= 4 << 20, "a page of {bytes} bytes");
         records += page.len();
         pages += 1;
         highest = highest.max(salve.memory_kib().0);

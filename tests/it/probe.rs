@@ -262,14 +262,7 @@ fn check_names_the_probe_key_at_fault() {
         ),
     ];
     for (config, expected) in cases {
-        let salve = Salve::builder().config(config).write();
-        let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{config}\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{config}\nexpected {expected:?} in:\n{stderr}"
-        );
+        crate::support::assert_check_refuses(config, expected);
     }
 }
 

@@ -396,6 +396,28 @@ impl Salve {
             .expect("run the salve CLI")
     }
 
+    /// One page of `GET /api/v1/audit?QUERY` (before `cursor`): its size in bytes, its
+    /// records, and the cursor of the older page if there is one.
+    pub fn audit_page(
+        &self,
+        query: &str,
+        cursor: Option<&str>,
+    ) -> (usize, Vec<Value>, Option<String>) {
+        let mut url = self.url(&format!("/api/v1/audit?{query}"));
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&before={cursor}"));
+        }
+        let reply = self.client.get(url).send().expect("get a page");
+        assert_eq!(reply.status().as_u16(), 200);
+        let older = reply
+            .headers()
+            .get("x-salve-older")
+            .map(|v| v.to_str().expect("cursor text").to_string());
+        let body = reply.bytes().expect("page body");
+        let records: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array");
+        (body.len(), records, older)
+    }
+
     /// `salve audit --data-dir D --json`, parsed.
     pub fn audit_json(&self) -> Vec<Value> {
         let data = self.data_dir().display().to_string();
@@ -523,6 +545,18 @@ impl Drop for Salve {
 }
 
 /// Records of one kind, in order.
+/// `salve check` refuses `config`, saying `expected` on stderr.
+pub fn assert_check_refuses(config: &str, expected: &str) {
+    let salve = Salve::builder().config(config).write();
+    let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{config}\n{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{config}\nexpected {expected:?} in:\n{stderr}"
+    );
+}
+
 pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["kind"] == kind).collect()
 }

@@ -435,24 +435,15 @@ async fn check_tcp(
 }
 
 async fn check_exec(command: &ProbeCommand) -> Result<(), Failure> {
-    let Some(program) = command.argv.first() else {
+    let Some(mut cmd) = crate::model::named_command(
+        &command.argv,
+        &[],
+        &command.env,
+        command.working_dir.as_deref(),
+    ) else {
         return Err(Failure::new("exec_failed", "the command is empty"));
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(&command.argv[1..])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for var in &command.env {
-        if let Ok(value) = std::env::var(var) {
-            cmd.env(var, value);
-        }
-    }
-    if let Some(dir) = &command.working_dir {
-        cmd.current_dir(dir);
-    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let output = cmd
         .output()
         .await

@@ -1,0 +1,320 @@
+//! `salve replay`: what these rules and this config would have decided for the events a
+//! window of the trail received, at the times they were decided, with the policy state
+//! as the trail had it when the window began. Nothing runs and nothing is written.
+//! Outcomes of replayed actions come from the recording where the same action on the
+//! same target was executed for the same event (so breakers follow history); otherwise
+//! they are assumed.
+
+use crate::audit::{read_records, AuditRecord, Entry, OutcomeRecord};
+use crate::engine::{evaluate_events, fold, Runtime, ON_OUTCOME_RULE};
+use crate::event::Event;
+use crate::model::{Decision, Outcome, OutcomeStatus, Verdict};
+use crate::policy::PolicyState;
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One decision as the diff shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdicts {
+    pub decision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    pub event_id: String,
+    pub fingerprint: String,
+    pub rule: String,
+    pub action: String,
+    pub target: String,
+    pub recorded: Option<Verdicts>,
+    pub replayed: Option<Verdicts>,
+    /// `added` (executed only in the replay), `removed` (executed only as recorded) or
+    /// `changed` (not executed either way, for other reasons).
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Window {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub events: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    /// Replayed decisions that were suppressed, by reason.
+    pub suppressed: BTreeMap<String, usize>,
+    pub rule_errors: usize,
+    pub assumed_outcomes: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Replay {
+    pub window: Window,
+    pub differences: Vec<Difference>,
+    pub summary: Summary,
+    /// When the window reaches past the oldest record retention kept: where it began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_record: Option<DateTime<Utc>>,
+}
+
+/// What outcome a replayed action that the recording did not run is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assume {
+    Ok,
+    Failed,
+}
+
+/// A decision's place in the comparison: the event, the rule, the action and target,
+/// and which of that rule's intents with that action and target it is.
+type Key = (String, String, String, String, usize);
+
+fn keyed(decisions: &[Decision]) -> Vec<(Key, &Decision)> {
+    let mut seen: HashMap<(String, String, String, String), usize> = HashMap::new();
+    decisions
+        .iter()
+        .filter(|d| d.rule != ON_OUTCOME_RULE && !d.rule.starts_with("on_outcome/"))
+        .map(|d| {
+            let base = (
+                d.event_id.clone(),
+                d.rule.clone(),
+                d.action.to_string(),
+                d.target.to_string(),
+            );
+            let n = seen.entry(base.clone()).or_default();
+            *n += 1;
+            ((base.0, base.1, base.2, base.3, *n), d)
+        })
+        .collect()
+}
+
+fn verdicts(d: &Decision) -> Verdicts {
+    Verdicts {
+        decision: match d.decision {
+            Verdict::Execute => "execute".into(),
+            Verdict::Suppress => "suppress".into(),
+        },
+        reason: d.reason.map(|r| r.as_str().to_string()),
+    }
+}
+
+/// Replays the window `since..until` of the trail in `dir` through `runtime`.
+pub fn replay(
+    dir: &Path,
+    runtime: &Runtime,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    assume: Assume,
+) -> Result<Replay, String> {
+    let mut records: Vec<AuditRecord> = Vec::new();
+    read_records(dir, |r| records.push(r)).map_err(|e| e.to_string())?;
+    let oldest = records.first().map(|r| r.at);
+    let (before, window): (Vec<AuditRecord>, Vec<AuditRecord>) =
+        records.into_iter().partition(|r| r.at < since);
+    let window: Vec<AuditRecord> = window.into_iter().filter(|r| r.at <= until).collect();
+
+    // The state as the window began, with the settings being replayed.
+    let mut state = PolicyState::new(runtime.config.policy.clone());
+    for record in &before {
+        fold(&mut state, record);
+    }
+    drop(before);
+    state.set_settings(runtime.config.policy.clone());
+    let state = Arc::new(RwLock::new(state));
+
+    // What the recording decided in the window, when each event was decided, and the
+    // outcomes of its executed decisions.
+    let recorded_decisions: Vec<Decision> = window
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::Decision(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    let decided_at: HashMap<&str, DateTime<Utc>> = window
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::Evaluated { event_id, .. } => Some((event_id.as_str(), r.at)),
+            _ => None,
+        })
+        .collect();
+    let recorded_outcomes: HashMap<&str, (OutcomeStatus, DateTime<Utc>)> = window
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::Outcome(o) => Some((o.decision_id.as_str(), (o.outcome.outcome, r.at))),
+            _ => None,
+        })
+        .collect();
+    let recorded_keys = keyed(&recorded_decisions);
+    let recorded_by_key: HashMap<&Key, &Decision> =
+        recorded_keys.iter().map(|(k, d)| (k, *d)).collect();
+
+    let mut replayed: Vec<Decision> = Vec::new();
+    let mut summary = Summary::default();
+    // Outcomes to apply once the replay reaches their time: (at, decision, status).
+    let mut pending: Vec<(DateTime<Utc>, Decision, OutcomeStatus)> = Vec::new();
+    let mut events = 0;
+    let mut i = 0;
+    while i < window.len() {
+        let at = window[i].at;
+        apply_due(&state, &mut pending, at);
+        match &window[i].entry {
+            Entry::Received { .. } => {
+                // One request's events were received together: decide them together.
+                let mut notification: Vec<Event> = Vec::new();
+                while let Some(AuditRecord {
+                    at: same,
+                    entry: Entry::Received { event, .. },
+                }) = window.get(i)
+                {
+                    if *same != at {
+                        break;
+                    }
+                    fold(&mut state.write(), &window[i]);
+                    let mut event = event.clone();
+                    event.received_at = at;
+                    notification.push(event);
+                    i += 1;
+                }
+                events += notification.len();
+                let now = notification
+                    .first()
+                    .and_then(|e| decided_at.get(e.id.as_str()).copied())
+                    .unwrap_or(at);
+                let evaluation = evaluate_events(runtime, &state, &notification, now, None);
+                {
+                    let mut st = state.write();
+                    for record in &evaluation.records {
+                        if !matches!(record.entry, Entry::Decision(_)) {
+                            fold(&mut st, record);
+                        }
+                    }
+                }
+                summary.rule_errors += evaluation.rule_errors.len();
+                let mine = keyed(&evaluation.decisions);
+                for (key, d) in &mine {
+                    if let Some(reason) = d.reason {
+                        *summary
+                            .suppressed
+                            .entry(reason.as_str().to_string())
+                            .or_default() += 1;
+                    }
+                    if !d.executes() {
+                        continue;
+                    }
+                    let recorded = recorded_by_key
+                        .get(key)
+                        .filter(|r| r.executes())
+                        .and_then(|r| recorded_outcomes.get(r.id.as_str()));
+                    match recorded {
+                        Some((status, when)) => pending.push((*when, (*d).clone(), *status)),
+                        None => {
+                            summary.assumed_outcomes += 1;
+                            let status = match assume {
+                                Assume::Ok => OutcomeStatus::Ok,
+                                Assume::Failed => OutcomeStatus::Failed,
+                            };
+                            pending.push((now, (*d).clone(), status));
+                        }
+                    }
+                }
+                replayed.extend(evaluation.decisions);
+                continue;
+            }
+            Entry::Maintenance(_) => fold(&mut state.write(), &window[i]),
+            _ => {}
+        }
+        i += 1;
+    }
+
+    let replayed_keys = keyed(&replayed);
+    let replayed_by_key: HashMap<&Key, &Decision> =
+        replayed_keys.iter().map(|(k, d)| (k, *d)).collect();
+    let mut differences = Vec::new();
+    let mut push = |key: &Key, recorded: Option<&Decision>, replayed: Option<&Decision>| {
+        let (r, p) = (recorded.map(verdicts), replayed.map(verdicts));
+        if r == p {
+            return;
+        }
+        let executes = |d: Option<&Decision>| d.is_some_and(Decision::executes);
+        let kind = match (executes(recorded), executes(replayed)) {
+            (false, true) => "added",
+            (true, false) => "removed",
+            _ => "changed",
+        };
+        let any = recorded.or(replayed);
+        differences.push(Difference {
+            event_id: key.0.clone(),
+            fingerprint: any.map(|d| d.fingerprint.0.clone()).unwrap_or_default(),
+            rule: key.1.clone(),
+            action: key.2.clone(),
+            target: key.3.clone(),
+            recorded: r,
+            replayed: p,
+            kind,
+        });
+    };
+    for (key, recorded) in &recorded_keys {
+        push(key, Some(recorded), replayed_by_key.get(key).copied());
+    }
+    for (key, replayed) in &replayed_keys {
+        if !recorded_by_key.contains_key(key) {
+            push(key, None, Some(replayed));
+        }
+    }
+    for d in &differences {
+        match d.kind {
+            "added" => summary.added += 1,
+            "removed" => summary.removed += 1,
+            _ => summary.changed += 1,
+        }
+    }
+    Ok(Replay {
+        window: Window {
+            since,
+            until,
+            events,
+        },
+        differences,
+        summary,
+        oldest_record: oldest.filter(|o| *o > since),
+    })
+}
+
+/// Folds the outcomes whose time has come.
+fn apply_due(
+    state: &RwLock<PolicyState>,
+    pending: &mut Vec<(DateTime<Utc>, Decision, OutcomeStatus)>,
+    now: DateTime<Utc>,
+) {
+    pending.sort_by_key(|(at, _, _)| *at);
+    let due = pending.iter().take_while(|(at, _, _)| *at <= now).count();
+    let mut st = state.write();
+    for (at, decision, status) in pending.drain(..due) {
+        let record = AuditRecord::new(
+            at,
+            Entry::Outcome(OutcomeRecord {
+                decision_id: decision.id.clone(),
+                event_id: decision.event_id.clone(),
+                fingerprint: Some(decision.fingerprint.clone()),
+                rule: decision.rule.clone(),
+                action: decision.action,
+                target: decision.target.clone(),
+                outcome: Outcome {
+                    outcome: status,
+                    ..Outcome::ok(serde_json::Value::Null)
+                },
+            }),
+        );
+        fold(&mut st, &record);
+    }
+}
