@@ -16,7 +16,8 @@
 # report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
 # (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
 # turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client. BENCH_PARTS picks
-# the parts to run ("fixture storm overload probes docker", the default, or any of them).
+# the parts to run ("fixture storm overload probes replay docker", the default, or any).
+# The replay cell: REPLAY_LOAD_SECONDS (10) of storm recorded, then replayed.
 # The probes cell: PROBES_COUNT (1000 probes at 1 s), PROBES_SECONDS (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm 
 trap cleanup EXIT
 
 # part NAME: whether this run includes the part NAME (BENCH_PARTS, default all four)
-part() { [[ " ${BENCH_PARTS:-fixture storm overload probes docker} " == *" $1 "* ]]; }
+part() { [[ " ${BENCH_PARTS:-fixture storm overload probes replay docker} " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -461,6 +462,43 @@ echo
 echo "| probes | on time | checks per probe: min / median / max (expected ${probes_seconds}) | failed checks | salve CPU (cores) |"
 echo "| --- | --- | --- | --- | --- |"
 echo "| $probed | $on_time | $low / $median / $high | ${failed:-0} | $cpu |"
+echo
+rm -rf "$dir"
+fi
+if part replay; then
+# Replay: a storm trail (REPLAY_LOAD_SECONDS of bench/storm.lua at 16 connections
+# against 10 rules), then `salve replay` of it with the same rules: events replayed a
+# second, and whether every decision came out the same.
+if $smoke; then replay_load=1; else replay_load=${REPLAY_LOAD_SECONDS:-10}; fi
+dir="$work/replay"
+make_storm_rules 10 "$dir/rules"
+{
+  printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
+  for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
+} > "$dir/salve.toml"
+port=$(free_port)
+"$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+  --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+wait_ready "http://127.0.0.1:$port/-/ready" 60
+storm_load "http://127.0.0.1:$port/api/v1/alertmanager" 16 0 "$replay_load"
+stop_salve "$pid"
+trail_mib=$(find "$dir/data" -maxdepth 1 -name 'audit.jsonl*' -printf '%s\n' | awk '{s+=$1} END {printf "%.1f", s/1048576}')
+t0=$(date +%s%N)
+set +e
+"$SALVE_BIN" replay --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" --since 1h --json > "$dir/replay.json" 2>"$dir/replay.log"
+replay_status=$?
+set -e
+replay_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+read -r replayed differences assumed < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["window"]["events"], len(d["differences"]), d["summary"]["assumed_outcomes"])' "$dir/replay.json")
+rate=$(awk -v e="$replayed" -v ms="$replay_ms" 'BEGIN {printf "%.0f", (ms>0? 1000*e/ms : 0)}')
+echo "### Replay of a storm trail"
+echo
+echo "- recorded: ${replay_load} s of \`bench/storm.lua\` at 16 connections against 10 rules (3 of them match half the alerts), durable audit on"
+echo "- replayed: \`salve replay --since 1h --json\` with the same rules and config, the whole command timed (reading the trail included)"
+echo
+echo "| trail (MiB) | events replayed | time | events/s | differences | outcomes assumed | exit |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| $trail_mib | $replayed | $replay_ms ms | $rate | $differences | $assumed | $replay_status |"
 echo
 rm -rf "$dir"
 fi

@@ -67,6 +67,14 @@ pub struct Replay {
     pub oldest_record: Option<DateTime<Utc>>,
 }
 
+/// One step of a replay, at a position of the recorded window.
+enum Step {
+    /// Apply the record as it was (a `received`, a window change).
+    Fold(usize),
+    /// Decide the request whose `received` records are these.
+    Decide(std::ops::Range<usize>),
+}
+
 /// What outcome a replayed action that the recording did not run is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assume {
@@ -162,78 +170,108 @@ pub fn replay(
     let mut summary = Summary::default();
     // Outcomes to apply once the replay reaches their time: (at, decision, status).
     let mut pending: Vec<(DateTime<Utc>, Decision, OutcomeStatus)> = Vec::new();
-    let mut events = 0;
+    // The live engine decides requests in the order it queued them, which is not always
+    // the order their `received` records reached the trail (several requests share one
+    // fsync): each request is decided where its first `evaluated` record stands, and a
+    // request no rule matched where it was received.
+    let evaluated_at: HashMap<&str, usize> = window
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.entry {
+            Entry::Evaluated { event_id, .. } => Some((event_id.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    let mut steps: Vec<(usize, u8, Step)> = Vec::new();
     let mut i = 0;
     while i < window.len() {
-        let at = window[i].at;
-        apply_due(&state, &mut pending, at);
         match &window[i].entry {
-            Entry::Received { .. } => {
-                // One request's events were received together: decide them together.
-                let mut notification: Vec<Event> = Vec::new();
-                while let Some(AuditRecord {
-                    at: same,
-                    entry: Entry::Received { event, .. },
-                }) = window.get(i)
+            Entry::Received { event, .. } => {
+                let at = window[i].at;
+                let first = i;
+                while matches!(window.get(i), Some(r) if r.at == at && matches!(r.entry, Entry::Received { .. }))
                 {
-                    if *same != at {
-                        break;
-                    }
-                    fold(&mut state.write(), &window[i]);
-                    let mut event = event.clone();
-                    event.received_at = at;
-                    notification.push(event);
+                    steps.push((i, 0, Step::Fold(i)));
                     i += 1;
                 }
-                events += notification.len();
-                let now = notification
-                    .first()
-                    .and_then(|e| decided_at.get(e.id.as_str()).copied())
-                    .unwrap_or(at);
-                let evaluation = evaluate_events(runtime, &state, &notification, now, None);
-                {
-                    let mut st = state.write();
-                    for record in &evaluation.records {
-                        if !matches!(record.entry, Entry::Decision(_)) {
-                            fold(&mut st, record);
-                        }
-                    }
-                }
-                summary.rule_errors += evaluation.rule_errors.len();
-                let mine = keyed(&evaluation.decisions);
-                for (key, d) in &mine {
-                    if let Some(reason) = d.reason {
-                        *summary
-                            .suppressed
-                            .entry(reason.as_str().to_string())
-                            .or_default() += 1;
-                    }
-                    if !d.executes() {
-                        continue;
-                    }
-                    let recorded = recorded_by_key
-                        .get(key)
-                        .filter(|r| r.executes())
-                        .and_then(|r| recorded_outcomes.get(r.id.as_str()));
-                    match recorded {
-                        Some((status, when)) => pending.push((*when, (*d).clone(), *status)),
-                        None => {
-                            summary.assumed_outcomes += 1;
-                            let status = match assume {
-                                Assume::Ok => OutcomeStatus::Ok,
-                                Assume::Failed => OutcomeStatus::Failed,
-                            };
-                            pending.push((now, (*d).clone(), status));
-                        }
-                    }
-                }
-                replayed.extend(evaluation.decisions);
+                let position = evaluated_at
+                    .get(event.id.as_str())
+                    .copied()
+                    .unwrap_or(i - 1);
+                steps.push((position, 1, Step::Decide(first..i)));
                 continue;
             }
-            Entry::Maintenance(_) => fold(&mut state.write(), &window[i]),
+            Entry::Maintenance(_) => steps.push((i, 0, Step::Fold(i))),
             _ => {}
         }
         i += 1;
+    }
+    steps.sort_by_key(|(position, order, _)| (*position, *order));
+
+    let mut events = 0;
+    for (position, _, step) in steps {
+        apply_due(&state, &mut pending, window[position].at);
+        let range = match step {
+            Step::Fold(i) => {
+                fold(&mut state.write(), &window[i]);
+                continue;
+            }
+            Step::Decide(range) => range,
+        };
+        let at = window[range.start].at;
+        let notification: Vec<Event> = window[range]
+            .iter()
+            .filter_map(|r| match &r.entry {
+                Entry::Received { event, .. } => {
+                    let mut event = event.clone();
+                    event.received_at = at;
+                    Some(event)
+                }
+                _ => None,
+            })
+            .collect();
+        events += notification.len();
+        let now = notification
+            .first()
+            .and_then(|e| decided_at.get(e.id.as_str()).copied())
+            .unwrap_or(at);
+        let evaluation = evaluate_events(runtime, &state, &notification, now, None);
+        {
+            let mut st = state.write();
+            for record in &evaluation.records {
+                if !matches!(record.entry, Entry::Decision(_)) {
+                    fold(&mut st, record);
+                }
+            }
+        }
+        summary.rule_errors += evaluation.rule_errors.len();
+        for (key, d) in &keyed(&evaluation.decisions) {
+            if let Some(reason) = d.reason {
+                *summary
+                    .suppressed
+                    .entry(reason.as_str().to_string())
+                    .or_default() += 1;
+            }
+            if !d.executes() {
+                continue;
+            }
+            let recorded = recorded_by_key
+                .get(key)
+                .filter(|r| r.executes())
+                .and_then(|r| recorded_outcomes.get(r.id.as_str()));
+            match recorded {
+                Some((status, when)) => pending.push((*when, (*d).clone(), *status)),
+                None => {
+                    summary.assumed_outcomes += 1;
+                    let status = match assume {
+                        Assume::Ok => OutcomeStatus::Ok,
+                        Assume::Failed => OutcomeStatus::Failed,
+                    };
+                    pending.push((now, (*d).clone(), status));
+                }
+            }
+        }
+        replayed.extend(evaluation.decisions);
     }
 
     let replayed_keys = keyed(&replayed);

@@ -281,3 +281,46 @@ pub(super) async fn report(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(report))
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReplayRequest {
+    /// A duration back from now (default `24h`) or an RFC 3339 time.
+    since: Option<String>,
+    until: Option<DateTime<Utc>>,
+    /// `ok` (default) or `failed`.
+    assume: Option<String>,
+}
+
+/// `salve replay` over HTTP, with the rules and config as they are loaded.
+pub(super) async fn replay(
+    State(engine): Shared,
+    body: JsonBody,
+) -> Result<Json<crate::replay::Replay>, ApiError> {
+    let request: ReplayRequest = body.parse()?;
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let now = engine.now();
+    let window = request.since.as_deref().unwrap_or("24h");
+    let since = match window.parse::<DateTime<Utc>>() {
+        Ok(at) => at,
+        Err(_) => {
+            let d = parse_duration(window).map_err(|e| bad(format!("since: {e}")))?;
+            now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+        }
+    };
+    let assume = match request.assume.as_deref().unwrap_or("ok") {
+        "ok" => crate::replay::Assume::Ok,
+        "failed" => crate::replay::Assume::Failed,
+        other => return Err(bad(format!("assume: {other:?}: use ok or failed"))),
+    };
+    let until = request.until.unwrap_or(now);
+    let runtime = engine.runtime();
+    let dir = engine.audit_dir().to_path_buf();
+    let replay = tokio::task::spawn_blocking(move || {
+        crate::replay::replay(&dir, &runtime, since, until, assume)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(replay))
+}

@@ -54,6 +54,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/rules", get(handlers::list_rules))
         .route("/api/v1/audit", get(handlers::read_audit))
         .route("/api/v1/report", get(handlers::report))
+        .route("/api/v1/replay", post(handlers::replay))
         .route(
             "/api/v1/maintenance",
             get(handlers::list_windows)

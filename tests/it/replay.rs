@@ -164,3 +164,107 @@ fn replay_with_the_recorded_rules_changes_nothing_and_with_new_ones_lists_exactl
         "the tickets were never run"
     );
 }
+
+#[test]
+fn replaying_a_trail_with_its_own_rules_reproduces_every_decision_and_reason() {
+    let rule = |alertname: &str, extra: &str, command: &str| {
+        format!(
+            "const MATCH = `alertname=\"{alertname}\"`;\n{extra}\nfn plan(event) {{\n    if event.status != \"firing\" {{ return []; }}\n    [exec(\"{command}\")]\n}}\n"
+        )
+    };
+    let mut salve = Salve::builder()
+        .config(
+            "[exec.ok]\nargv = [\"true\"]\n\n[exec.bad]\nargv = [\"false\"]\n\n[policy]\nbreaker_failures = 2\nbreaker_open_for = \"1h\"\n",
+        )
+        .rule("limited", &rule("L", "const LIMIT = \"2 per 1h\";", "ok"))
+        .rule("cooled", &rule("C", "const COOLDOWN = \"1h\";", "ok"))
+        .rule("breaking", &rule("B", "", "bad"))
+        .rule("resent", &rule("ContainerDown", "", "ok"))
+        .rule("windowed", &rule("W", "", "ok"))
+        .start();
+    let received = std::cell::Cell::new(0);
+    let post = |salve: &Salve, labels: &[(&str, &str)]| {
+        let reply = salve.post_json("/api/v1/events", &native(labels));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        received.set(received.get() + 1);
+        salve.wait_settled(received.get());
+    };
+    for n in ["1", "2", "3"] {
+        post(&salve, &[("alertname", "L"), ("n", n)]);
+        post(&salve, &[("alertname", "C"), ("n", n)]);
+        post(&salve, &[("alertname", "B"), ("n", n)]);
+    }
+    // Alertmanager sending one group again: a dedup.
+    for _ in 0..2 {
+        assert_eq!(salve.post_fixture("firing-single.json").status, 200);
+        received.set(received.get() + 1);
+        salve.wait_settled(received.get());
+    }
+    let ends_at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let window = salve.post_json(
+        "/api/v1/maintenance",
+        &serde_json::json!({ "matchers": "alertname=\"W\"", "ends_at": ends_at, "created_by": "test" }),
+    );
+    assert_eq!(window.status, 201, "{:?}", window.body);
+    post(&salve, &[("alertname", "W"), ("n", "1")]);
+    let id = s(&window.body["id"]);
+    assert_eq!(
+        salve
+            .delete(&format!("/api/v1/maintenance/{id}?deleted_by=test"))
+            .status,
+        204
+    );
+    let reload = salve
+        .client()
+        .post(salve.url("/-/reload"))
+        .send()
+        .expect("reload");
+    assert_eq!(reload.status().as_u16(), 200);
+    post(&salve, &[("alertname", "W"), ("n", "2")]);
+
+    let records = salve.audit_json();
+    let reasons: std::collections::BTreeSet<String> = crate::support::of_kind(&records, "decision")
+        .iter()
+        .map(|d| s(&d["reason"]))
+        .collect();
+    for reason in [
+        "rate_limit",
+        "cooldown",
+        "circuit_open",
+        "dedup",
+        "maintenance",
+    ] {
+        assert!(
+            reasons.contains(reason),
+            "the trail has no {reason}: {reasons:?}"
+        );
+    }
+
+    let over_http = salve.post_json("/api/v1/replay", &serde_json::json!({ "since": "1h" }));
+    assert_eq!(over_http.status, 200, "{:?}", over_http.body);
+    assert_eq!(
+        over_http.body["differences"],
+        serde_json::json!([]),
+        "{:#}",
+        over_http.body
+    );
+    salve.stop();
+    let out = salve.cli(&[
+        "replay",
+        "--config",
+        "salve.toml",
+        "--rules",
+        "rules",
+        "--data-dir",
+        "data",
+        "--since",
+        "1h",
+        "--json",
+    ]);
+    let replay: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(replay["differences"], serde_json::json!([]), "{replay:#}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(replay["window"]["events"], received.get() as u64);
+    assert_eq!(replay["summary"]["assumed_outcomes"], 0);
+}
