@@ -6,7 +6,7 @@
 //! they are assumed.
 
 use crate::audit::{read_records, AuditRecord, Entry, OutcomeRecord};
-use crate::engine::{evaluate_events, fold, Runtime, ON_OUTCOME_RULE};
+use crate::engine::{evaluate_round, fold, Runtime, ON_OUTCOME_RULE};
 use crate::event::Event;
 use crate::model::{Decision, Outcome, OutcomeStatus, Verdict};
 use crate::policy::PolicyState;
@@ -208,34 +208,17 @@ pub fn replay(
     }
     steps.sort_by_key(|(position, order, _)| (*position, *order));
 
+    // Requests the engine decided at one instant were one round: decided together, as
+    // then, each in its turn.
     let mut events = 0;
-    for (position, _, step) in steps {
-        apply_due(&state, &mut pending, window[position].at);
-        let range = match step {
-            Step::Fold(i) => {
-                fold(&mut state.write(), &window[i]);
-                continue;
-            }
-            Step::Decide(range) => range,
-        };
-        let at = window[range.start].at;
-        let notification: Vec<Event> = window[range]
-            .iter()
-            .filter_map(|r| match &r.entry {
-                Entry::Received { event, .. } => {
-                    let mut event = event.clone();
-                    event.received_at = at;
-                    Some(event)
-                }
-                _ => None,
-            })
-            .collect();
-        events += notification.len();
-        let now = notification
-            .first()
-            .and_then(|e| decided_at.get(e.id.as_str()).copied())
-            .unwrap_or(at);
-        let evaluation = evaluate_events(runtime, &state, &notification, now, None);
+    let mut round: Vec<Vec<Event>> = Vec::new();
+    let mut round_now: Option<DateTime<Utc>> = None;
+    let mut decide = |round: &mut Vec<Vec<Event>>, now: DateTime<Utc>, pending: &mut Vec<_>| {
+        if round.is_empty() {
+            return;
+        }
+        let evaluation = evaluate_round(runtime, &state, round, now, None, None);
+        round.clear();
         {
             let mut st = state.write();
             for record in &evaluation.records {
@@ -272,6 +255,52 @@ pub fn replay(
             }
         }
         replayed.extend(evaluation.decisions);
+    };
+    for (position, _, step) in steps {
+        let range = match step {
+            Step::Fold(i) => {
+                // A request is recorded as received before its round: no round waits.
+                if !matches!(window[i].entry, Entry::Received { .. }) {
+                    if let Some(now) = round_now.take() {
+                        decide(&mut round, now, &mut pending);
+                    }
+                    apply_due(&state, &mut pending, window[i].at);
+                }
+                fold(&mut state.write(), &window[i]);
+                continue;
+            }
+            Step::Decide(range) => range,
+        };
+        let at = window[range.start].at;
+        let notification: Vec<Event> = window[range]
+            .iter()
+            .filter_map(|r| match &r.entry {
+                Entry::Received { event, .. } => {
+                    let mut event = event.clone();
+                    event.received_at = at;
+                    Some(event)
+                }
+                _ => None,
+            })
+            .collect();
+        events += notification.len();
+        let now = notification
+            .first()
+            .and_then(|e| decided_at.get(e.id.as_str()).copied())
+            .unwrap_or(at);
+        if round_now.is_some_and(|n| n != now) || round.len() >= 256 {
+            if let Some(previous) = round_now.take() {
+                decide(&mut round, previous, &mut pending);
+            }
+        }
+        if round.is_empty() {
+            apply_due(&state, &mut pending, window[position].at);
+        }
+        round_now = Some(now);
+        round.push(notification);
+    }
+    if let Some(now) = round_now.take() {
+        decide(&mut round, now, &mut pending);
     }
 
     let replayed_keys = keyed(&replayed);

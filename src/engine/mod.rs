@@ -13,7 +13,7 @@ mod recovery;
 mod runtime;
 
 pub use checkpoint::{replay, CHECKPOINT_FILE};
-pub use evaluate::{evaluate_events, plan, rule_terms, Evaluation};
+pub use evaluate::{evaluate_events, evaluate_round, plan, rule_terms, Evaluation};
 pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
