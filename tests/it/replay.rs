@@ -157,6 +157,30 @@ fn replay_with_the_recorded_rules_changes_nothing_and_with_new_ones_lists_exactl
         ],
         "{changed:#}"
     );
+    // A window from before the oldest record: said so, and replayed from there.
+    let out = salve.cli(&[
+        "replay",
+        "--config",
+        "salve.toml",
+        "--rules",
+        "rules-v2",
+        "--data-dir",
+        "data",
+        "--since",
+        "2000-01-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("note: the trail begins at "), "{text}");
+    assert!(
+        text.contains("removed  ")
+            && text.contains("rule=cleanup exec exec:clean: recorded execute, replayed -"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 events replayed: 3 added, 2 removed, 0 changed"),
+        "{text}"
+    );
     assert_eq!(changed["summary"]["added"], 3);
     assert_eq!(changed["summary"]["removed"], 2);
     assert_eq!(
