@@ -369,18 +369,13 @@ fn apply_due(
     for (at, decision, status) in pending.drain(..due) {
         let record = AuditRecord::new(
             at,
-            Entry::Outcome(OutcomeRecord {
-                decision_id: decision.id.clone(),
-                event_id: decision.event_id.clone(),
-                fingerprint: Some(decision.fingerprint.clone()),
-                rule: decision.rule.clone(),
-                action: decision.action,
-                target: decision.target.clone(),
-                outcome: Outcome {
+            Entry::Outcome(OutcomeRecord::of(
+                &decision,
+                Outcome {
                     outcome: status,
                     ..Outcome::ok(serde_json::Value::Null)
                 },
-            }),
+            )),
         );
         fold(&mut st, &record);
     }

@@ -75,6 +75,21 @@ pub struct OutcomeRecord {
     pub outcome: Outcome,
 }
 
+impl OutcomeRecord {
+    /// What came of `decision`, as the trail records it.
+    pub fn of(decision: &Decision, outcome: Outcome) -> OutcomeRecord {
+        OutcomeRecord {
+            decision_id: decision.id.clone(),
+            event_id: decision.event_id.clone(),
+            fingerprint: Some(decision.fingerprint.clone()),
+            rule: decision.rule.clone(),
+            action: decision.action,
+            target: decision.target.clone(),
+            outcome,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MaintenanceChange {

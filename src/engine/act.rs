@@ -177,15 +177,7 @@ impl Engine {
             .acted(decision.action.as_str(), outcome.outcome.as_str());
         let record = AuditRecord::new(
             self.now(),
-            Entry::Outcome(OutcomeRecord {
-                decision_id: decision.id.clone(),
-                event_id: decision.event_id.clone(),
-                fingerprint: Some(decision.fingerprint.clone()),
-                rule: decision.rule.clone(),
-                action: decision.action,
-                target: decision.target.clone(),
-                outcome,
-            }),
+            Entry::Outcome(OutcomeRecord::of(decision, outcome)),
         );
         let _writing = self.gate.read().await;
         // What happened counts (the breaker) even when the trail cannot take it.
