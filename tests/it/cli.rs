@@ -571,6 +571,10 @@ fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
             plan("    let s = \"x\";\n    loop { s += s; }"),
             "in a trial run (firing event): Length of string too large",
         ),
+        (
+            plan("    let a = [];\n    a.pad(20000, 0);\n    []"),
+            "bad.rhai:2:1: in a trial run (firing event): Size of array/BLOB too large",
+        ),
     ];
     for (source, expected) in cases {
         let (code, stderr, _) = check_rule(source.as_bytes());
