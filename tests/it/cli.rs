@@ -441,19 +441,28 @@ fn plan(event) {
 const FORGED: &str =
     "disk ok\n2026-12-01T03:00:00Z  INFO salve::engine: decision rule=x -> execute \u{1b}[31mred";
 
-#[test]
-fn the_log_keeps_one_line_an_event_and_no_terminal_codes_whatever_an_alert_holds() {
-    let salve = Salve::builder()
+/// What salve (started with `args`) logs while it tells the log channel about an alert
+/// whose label holds [`FORGED`].
+fn log_of_a_forged_alert(args: &[&str]) -> String {
+    let mut builder = Salve::builder()
         .config("[notify.ops]\ntype = \"log\"\n")
-        .rule("echo", ECHO)
-        .start();
+        .rule("echo", ECHO);
+    for arg in args {
+        builder = builder.arg(arg);
+    }
+    let salve = builder.start();
     let reply = salve.post_json(
         "/api/v1/events",
         &crate::support::native(&[("alertname", "ForgedLog"), ("note", FORGED)]),
     );
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     salve.wait_settled(1);
-    let logs = salve.logs();
+    salve.logs()
+}
+
+#[test]
+fn the_log_keeps_one_line_an_event_and_no_terminal_codes_whatever_an_alert_holds() {
+    let logs = log_of_a_forged_alert(&[]);
     assert!(
         !logs.contains('\u{1b}'),
         "no raw escape (and no colours off a terminal):\n{logs}"
@@ -473,19 +482,7 @@ fn the_log_keeps_one_line_an_event_and_no_terminal_codes_whatever_an_alert_holds
 
 #[test]
 fn log_format_json_writes_one_json_object_a_line() {
-    let salve = Salve::builder()
-        .config("[notify.ops]\ntype = \"log\"\n")
-        .rule("echo", ECHO)
-        .arg("--log-format")
-        .arg("json")
-        .start();
-    let reply = salve.post_json(
-        "/api/v1/events",
-        &crate::support::native(&[("alertname", "ForgedLog"), ("note", FORGED)]),
-    );
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    salve.wait_settled(1);
-    let logs = salve.logs();
+    let logs = log_of_a_forged_alert(&["--log-format", "json"]);
     let lines: Vec<&str> = logs
         .lines()
         .filter(|l| !l.starts_with("--- salve serve"))
