@@ -8,7 +8,7 @@
 use crate::audit::{read_records, AuditRecord, Entry, OutcomeRecord};
 use crate::engine::{evaluate_round, fold, Runtime, ON_OUTCOME_RULE};
 use crate::event::Event;
-use crate::model::{Decision, Outcome, OutcomeStatus, Verdict};
+use crate::model::{Action, Decision, Outcome, OutcomeStatus, Target, Verdict};
 use crate::policy::PolicyState;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
@@ -84,25 +84,26 @@ pub enum Assume {
 
 /// A decision's place in the comparison: the event, the rule, the action and target,
 /// and which of that rule's intents with that action and target it is.
-type Key = (String, String, String, String, usize);
+type Key<'a> = (&'a str, &'a str, Action, &'a Target, usize);
 
-fn keyed(decisions: &[Decision]) -> Vec<(Key, &Decision)> {
-    let mut seen: HashMap<(String, String, String, String), usize> = HashMap::new();
-    decisions
-        .iter()
-        .filter(|d| d.rule != ON_OUTCOME_RULE && !d.rule.starts_with("on_outcome/"))
-        .map(|d| {
-            let base = (
-                d.event_id.clone(),
-                d.rule.clone(),
-                d.action.to_string(),
-                d.target.to_string(),
-            );
-            let n = seen.entry(base.clone()).or_default();
-            *n += 1;
-            ((base.0, base.1, base.2, base.3, *n), d)
-        })
-        .collect()
+/// Counts the intents of each event, rule, action and target, in the order decided.
+#[derive(Default)]
+struct Keyer<'a> {
+    seen: HashMap<(&'a str, &'a str, Action, &'a Target), usize>,
+}
+
+impl<'a> Keyer<'a> {
+    /// The key of `d`, or `None` for what replay does not compare (decisions about
+    /// outcomes, which follow the assumed outcomes rather than the rules).
+    fn key(&mut self, d: &'a Decision) -> Option<Key<'a>> {
+        if d.rule == ON_OUTCOME_RULE || d.rule.starts_with("on_outcome/") {
+            return None;
+        }
+        let base = (d.event_id.as_str(), d.rule.as_str(), d.action, &d.target);
+        let n = self.seen.entry(base).or_default();
+        *n += 1;
+        Some((base.0, base.1, base.2, base.3, *n))
+    }
 }
 
 fn verdicts(d: &Decision) -> Verdicts {
@@ -115,6 +116,20 @@ fn verdicts(d: &Decision) -> Verdicts {
     }
 }
 
+/// What the recorded window holds, read in one pass: the records replay folds or
+/// decides in their place, and the recorded decisions, evaluations and outcomes it
+/// compares with and takes outcomes from.
+#[derive(Default)]
+struct Recorded {
+    /// `received` and window changes, each with its position among the window's records.
+    steps: Vec<(usize, AuditRecord)>,
+    decisions: Vec<Decision>,
+    /// When and where each event's `evaluated` record stands.
+    evaluated: HashMap<String, (usize, DateTime<Utc>)>,
+    outcomes: HashMap<String, (OutcomeStatus, DateTime<Utc>)>,
+    oldest: Option<DateTime<Utc>>,
+}
+
 /// Replays the window `since..until` of the trail in `dir` through `runtime`.
 pub fn replay(
     dir: &Path,
@@ -123,48 +138,48 @@ pub fn replay(
     until: DateTime<Utc>,
     assume: Assume,
 ) -> Result<Replay, String> {
-    let mut records: Vec<AuditRecord> = Vec::new();
-    read_records(dir, |r| records.push(r)).map_err(|e| e.to_string())?;
-    let oldest = records.first().map(|r| r.at);
-    let (before, window): (Vec<AuditRecord>, Vec<AuditRecord>) =
-        records.into_iter().partition(|r| r.at < since);
-    let window: Vec<AuditRecord> = window.into_iter().filter(|r| r.at <= until).collect();
-
-    // The state as the window began, with the settings being replayed.
+    // The state as the window began, with the settings being replayed; the window as
+    // it was recorded.
     let mut state = PolicyState::new(runtime.config.policy.clone());
-    for record in &before {
-        fold(&mut state, record);
-    }
-    drop(before);
+    let mut recorded = Recorded::default();
+    let mut position = 0;
+    read_records(dir, |r| {
+        recorded.oldest.get_or_insert(r.at);
+        if r.at < since {
+            fold(&mut state, &r);
+            return;
+        }
+        if r.at > until {
+            return;
+        }
+        position += 1;
+        let at = r.at;
+        match r.entry {
+            Entry::Received { .. } | Entry::Maintenance(_) => recorded.steps.push((position, r)),
+            Entry::Evaluated { event_id, .. } => {
+                recorded.evaluated.insert(event_id, (position, at));
+            }
+            Entry::Decision(d) => recorded.decisions.push(d),
+            Entry::Outcome(o) => {
+                recorded
+                    .outcomes
+                    .insert(o.decision_id, (o.outcome.outcome, at));
+            }
+            _ => {}
+        }
+    })
+    .map_err(|e| e.to_string())?;
     state.set_settings(runtime.config.policy.clone());
     let state = Arc::new(RwLock::new(state));
+    let window = &recorded.steps;
 
-    // What the recording decided in the window, when each event was decided, and the
-    // outcomes of its executed decisions.
-    let recorded_decisions: Vec<Decision> = window
+    let mut keyer = Keyer::default();
+    let recorded_keys: Vec<(Key, &Decision)> = recorded
+        .decisions
         .iter()
-        .filter_map(|r| match &r.entry {
-            Entry::Decision(d) => Some(d.clone()),
-            _ => None,
-        })
+        .filter_map(|d| Some((keyer.key(d)?, d)))
         .collect();
-    let decided_at: HashMap<&str, DateTime<Utc>> = window
-        .iter()
-        .filter_map(|r| match &r.entry {
-            Entry::Evaluated { event_id, .. } => Some((event_id.as_str(), r.at)),
-            _ => None,
-        })
-        .collect();
-    let recorded_outcomes: HashMap<&str, (OutcomeStatus, DateTime<Utc>)> = window
-        .iter()
-        .filter_map(|r| match &r.entry {
-            Entry::Outcome(o) => Some((o.decision_id.as_str(), (o.outcome.outcome, r.at))),
-            _ => None,
-        })
-        .collect();
-    let recorded_keys = keyed(&recorded_decisions);
-    let recorded_by_key: HashMap<&Key, &Decision> =
-        recorded_keys.iter().map(|(k, d)| (k, *d)).collect();
+    let recorded_by_key: HashMap<Key, &Decision> = recorded_keys.iter().copied().collect();
 
     let mut replayed: Vec<Decision> = Vec::new();
     let mut summary = Summary::default();
@@ -172,41 +187,36 @@ pub fn replay(
     let mut pending: Vec<(DateTime<Utc>, Decision, OutcomeStatus)> = Vec::new();
     // The live engine decides requests in the order it queued them, which is not always
     // the order their `received` records reached the trail (several requests share one
-    // fsync): each request is decided where its first `evaluated` record stands, and a
-    // request no rule matched where it was received.
-    let evaluated_at: HashMap<&str, usize> = window
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| match &r.entry {
-            Entry::Evaluated { event_id, .. } => Some((event_id.as_str(), i)),
-            _ => None,
-        })
-        .collect();
-    let mut steps: Vec<(usize, u8, Step)> = Vec::new();
+    // fsync): each request is decided where its `evaluated` record stands, at that
+    // record's time, and a request no rule matched where it was received.
+    // Steps: (position, fold before decide, what, the time outcomes are due by).
+    let mut steps: Vec<(usize, u8, Step, DateTime<Utc>)> = Vec::new();
     let mut i = 0;
     while i < window.len() {
-        match &window[i].entry {
+        let (_, record) = &window[i];
+        match &record.entry {
             Entry::Received { event, .. } => {
-                let at = window[i].at;
+                let at = record.at;
                 let first = i;
-                while matches!(window.get(i), Some(r) if r.at == at && matches!(r.entry, Entry::Received { .. }))
+                while matches!(window.get(i), Some((_, r)) if r.at == at && matches!(r.entry, Entry::Received { .. }))
                 {
-                    steps.push((i, 0, Step::Fold(i)));
+                    steps.push((window[i].0, 0, Step::Fold(i), at));
                     i += 1;
                 }
-                let position = evaluated_at
+                let (position, due) = recorded
+                    .evaluated
                     .get(event.id.as_str())
                     .copied()
-                    .unwrap_or(i - 1);
-                steps.push((position, 1, Step::Decide(first..i)));
+                    .unwrap_or((window[i - 1].0, at));
+                steps.push((position, 1, Step::Decide(first..i), due));
                 continue;
             }
-            Entry::Maintenance(_) => steps.push((i, 0, Step::Fold(i))),
+            Entry::Maintenance(_) => steps.push((window[i].0, 0, Step::Fold(i), record.at)),
             _ => {}
         }
         i += 1;
     }
-    steps.sort_by_key(|(position, order, _)| (*position, *order));
+    steps.sort_by_key(|(position, order, _, _)| (*position, *order));
 
     // Requests the engine decided at one instant were one round: decided together, as
     // then, each in its turn.
@@ -228,7 +238,13 @@ pub fn replay(
             }
         }
         summary.rule_errors += evaluation.rule_errors.len();
-        for (key, d) in &keyed(&evaluation.decisions) {
+        // An event is decided in one round, so the round's own count of its intents is
+        // the whole replay's.
+        let mut keyer = Keyer::default();
+        for d in &evaluation.decisions {
+            let Some(key) = keyer.key(d) else {
+                continue;
+            };
             if let Some(reason) = d.reason {
                 *summary
                     .suppressed
@@ -238,43 +254,44 @@ pub fn replay(
             if !d.executes() {
                 continue;
             }
-            let recorded = recorded_by_key
-                .get(key)
+            let outcome = recorded_by_key
+                .get(&key)
                 .filter(|r| r.executes())
-                .and_then(|r| recorded_outcomes.get(r.id.as_str()));
-            match recorded {
-                Some((status, when)) => pending.push((*when, (*d).clone(), *status)),
+                .and_then(|r| recorded.outcomes.get(r.id.as_str()));
+            match outcome {
+                Some((status, when)) => pending.push((*when, d.clone(), *status)),
                 None => {
                     summary.assumed_outcomes += 1;
                     let status = match assume {
                         Assume::Ok => OutcomeStatus::Ok,
                         Assume::Failed => OutcomeStatus::Failed,
                     };
-                    pending.push((now, (*d).clone(), status));
+                    pending.push((now, d.clone(), status));
                 }
             }
         }
         replayed.extend(evaluation.decisions);
     };
-    for (position, _, step) in steps {
+    for (_, _, step, due) in steps {
         let range = match step {
             Step::Fold(i) => {
+                let record = &window[i].1;
                 // A request is recorded as received before its round: no round waits.
-                if !matches!(window[i].entry, Entry::Received { .. }) {
+                if !matches!(record.entry, Entry::Received { .. }) {
                     if let Some(now) = round_now.take() {
                         decide(&mut round, now, &mut pending);
                     }
-                    apply_due(&state, &mut pending, window[i].at);
+                    apply_due(&state, &mut pending, record.at);
                 }
-                fold(&mut state.write(), &window[i]);
+                fold(&mut state.write(), record);
                 continue;
             }
             Step::Decide(range) => range,
         };
-        let at = window[range.start].at;
+        let at = window[range.start].1.at;
         let notification: Vec<Event> = window[range]
             .iter()
-            .filter_map(|r| match &r.entry {
+            .filter_map(|(_, r)| match &r.entry {
                 Entry::Received { event, .. } => {
                     let mut event = event.clone();
                     event.received_at = at;
@@ -286,15 +303,15 @@ pub fn replay(
         events += notification.len();
         let now = notification
             .first()
-            .and_then(|e| decided_at.get(e.id.as_str()).copied())
-            .unwrap_or(at);
+            .and_then(|e| recorded.evaluated.get(e.id.as_str()))
+            .map_or(at, |(_, evaluated)| *evaluated);
         if round_now.is_some_and(|n| n != now) || round.len() >= 256 {
             if let Some(previous) = round_now.take() {
                 decide(&mut round, previous, &mut pending);
             }
         }
         if round.is_empty() {
-            apply_due(&state, &mut pending, window[position].at);
+            apply_due(&state, &mut pending, due);
         }
         round_now = Some(now);
         round.push(notification);
@@ -303,9 +320,12 @@ pub fn replay(
         decide(&mut round, now, &mut pending);
     }
 
-    let replayed_keys = keyed(&replayed);
-    let replayed_by_key: HashMap<&Key, &Decision> =
-        replayed_keys.iter().map(|(k, d)| (k, *d)).collect();
+    let mut keyer = Keyer::default();
+    let replayed_keys: Vec<(Key, &Decision)> = replayed
+        .iter()
+        .filter_map(|d| Some((keyer.key(d)?, d)))
+        .collect();
+    let replayed_by_key: HashMap<Key, &Decision> = replayed_keys.iter().copied().collect();
     let mut differences = Vec::new();
     let mut push = |key: &Key, recorded: Option<&Decision>, replayed: Option<&Decision>| {
         let (r, p) = (recorded.map(verdicts), replayed.map(verdicts));
@@ -320,11 +340,11 @@ pub fn replay(
         };
         let any = recorded.or(replayed);
         differences.push(Difference {
-            event_id: key.0.clone(),
+            event_id: key.0.to_string(),
             fingerprint: any.map(|d| d.fingerprint.0.clone()).unwrap_or_default(),
-            rule: key.1.clone(),
-            action: key.2.clone(),
-            target: key.3.clone(),
+            rule: key.1.to_string(),
+            action: key.2.to_string(),
+            target: key.3.to_string(),
             recorded: r,
             replayed: p,
             kind,
@@ -353,7 +373,7 @@ pub fn replay(
         },
         differences,
         summary,
-        oldest_record: oldest.filter(|o| *o > since),
+        oldest_record: recorded.oldest.filter(|o| *o > since),
     })
 }
 

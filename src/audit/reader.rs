@@ -2,7 +2,7 @@
 
 use super::{AuditRecord, TrailPosition, CURRENT_FILE};
 use chrono::{DateTime, Utc};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -293,25 +293,73 @@ fn read_file_from(
                 source,
             })?;
     }
+    // Lines are parsed a block at a time on every core, and handed on in their order:
+    // parsing is most of what reading the trail costs, and start-up waits on it.
+    use rayon::prelude::*;
+    use std::io::Read;
+    const BLOCK: usize = 4 << 20;
+    // A small file (the trail rotates at a few MiB by default) is read in one block of
+    // its own size.
+    let left = file
+        .metadata()
+        .map(|m| m.len().saturating_sub(offset) as usize)
+        .unwrap_or(BLOCK);
+    let block_size = left.clamp(1, BLOCK) + 1;
     let mut skipped = 0;
-    for (index, line) in BufReader::with_capacity(1 << 20, file)
-        .split(b'\n')
-        .enumerate()
-    {
-        let line = line.map_err(|source| ReadError {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match AuditRecord::from_line(&line) {
-            Ok(record) => each(record),
-            Err(e) => {
-                skipped += 1;
-                tracing::warn!(file = %path.display(), line = index + 1, error = %e, "skipping unreadable audit line");
+    let mut line_number = 0;
+    let mut block: Vec<u8> = Vec::with_capacity(block_size);
+    let mut at_end = false;
+    while !at_end {
+        let start = block.len();
+        block.resize(start + block_size, 0);
+        let mut filled = start;
+        while filled < block.len() {
+            match file.read(&mut block[filled..]) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(ReadError {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
             }
         }
+        block.truncate(filled);
+        // Whole lines only; the rest waits for the next block (or is the last line).
+        let whole = if at_end {
+            block.len()
+        } else {
+            match block.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let lines: Vec<(usize, &[u8])> = block[..whole]
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .map(|(i, line)| (line_number + i + 1, line))
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        line_number += block[..whole].iter().filter(|b| **b == b'\n').count();
+        let parsed: Vec<(usize, serde_json::Result<AuditRecord>)> = lines
+            .into_par_iter()
+            .map(|(n, line)| (n, AuditRecord::from_line(line)))
+            .collect();
+        for (line, record) in parsed {
+            match record {
+                Ok(record) => each(record),
+                Err(e) => {
+                    skipped += 1;
+                    tracing::warn!(file = %path.display(), line, error = %e, "skipping unreadable audit line");
+                }
+            }
+        }
+        block.drain(..whole);
     }
     Ok(skipped)
 }

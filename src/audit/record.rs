@@ -166,7 +166,7 @@ impl AuditRecord {
 
     /// A line of the trail: its record, with a received event's arrival put back.
     pub fn from_line(line: &[u8]) -> serde_json::Result<AuditRecord> {
-        let mut record: AuditRecord = serde_json::from_slice(line)?;
+        let mut record: AuditRecord = serde_json::from_slice::<Line>(line)?.0;
         if let Entry::Received { event, .. } = &mut record.entry {
             if event.received_at == DateTime::<Utc>::UNIX_EPOCH {
                 event.received_at = record.at;
@@ -204,5 +204,104 @@ impl AuditRecord {
             Entry::Outcome(o) => Some(&o.target),
             _ => None,
         }
+    }
+}
+
+/// A line of the trail, read in one pass. salve writes `at` and `kind` first, so the
+/// kinds the trail is mostly made of are read straight into their types; the derived
+/// form (flattened and internally tagged) would first copy every line into a generic
+/// tree and read it twice. A line in another order (a hand edit) takes that form.
+struct Line(AuditRecord);
+
+impl<'de> Deserialize<'de> for Line {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Line, D::Error> {
+        d.deserialize_map(LineVisitor)
+    }
+}
+
+struct LineVisitor;
+
+#[derive(Deserialize)]
+struct ReceivedBody {
+    event: Event,
+    #[serde(default)]
+    unmatched: bool,
+}
+
+#[derive(Deserialize)]
+struct EvaluatedBody {
+    event_id: String,
+    fingerprint: Fingerprint,
+    #[serde(default)]
+    rules: Vec<String>,
+}
+
+impl<'de> serde::de::Visitor<'de> for LineVisitor {
+    type Value = Line;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an audit record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        use serde::de::value::MapAccessDeserializer;
+        use std::borrow::Cow;
+        let mut rest = serde_json::Map::new();
+        let mut at: Option<DateTime<Utc>> = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match (key.as_ref(), at) {
+                ("at", None) if rest.is_empty() => at = Some(map.next_value()?),
+                ("kind", Some(at)) if rest.is_empty() => {
+                    let kind: Cow<'de, str> = map.next_value()?;
+                    let rest = MapAccessDeserializer::new(map);
+                    let entry = match kind.as_ref() {
+                        "received" => {
+                            let body = ReceivedBody::deserialize(rest)?;
+                            Entry::Received {
+                                event: body.event,
+                                unmatched: body.unmatched,
+                            }
+                        }
+                        "decision" => Entry::Decision(Decision::deserialize(rest)?),
+                        "evaluated" => {
+                            let body = EvaluatedBody::deserialize(rest)?;
+                            Entry::Evaluated {
+                                event_id: body.event_id,
+                                fingerprint: body.fingerprint,
+                                rules: body.rules,
+                            }
+                        }
+                        _ => {
+                            let mut fields = serde_json::Map::deserialize(rest)?;
+                            fields.insert(
+                                "at".into(),
+                                serde_json::to_value(at).map_err(serde::de::Error::custom)?,
+                            );
+                            fields.insert(
+                                "kind".into(),
+                                serde_json::Value::String(kind.into_owned()),
+                            );
+                            return serde_json::from_value(serde_json::Value::Object(fields))
+                                .map(Line)
+                                .map_err(serde::de::Error::custom);
+                        }
+                    };
+                    return Ok(Line(AuditRecord { at, entry }));
+                }
+                _ => {
+                    let value: serde_json::Value = map.next_value()?;
+                    rest.insert(key.into_owned(), value);
+                }
+            }
+        }
+        if let Some(at) = at {
+            rest.insert(
+                "at".into(),
+                serde_json::to_value(at).map_err(serde::de::Error::custom)?,
+            );
+        }
+        serde_json::from_value(serde_json::Value::Object(rest))
+            .map(Line)
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -254,3 +254,36 @@ async fn retention_keeps_every_file_a_checkpoint_does_not_yet_hold() {
         "only the current file is left"
     );
 }
+
+/// One line of each kind, as salve writes them.
+const LINES: &[&str] = &[
+    r#"{"at":"2026-12-01T14:37:03.820070223Z","kind":"received","event":{"id":"01a23209-a9cc-7475-9aa9-9c7aca6f02e4","source":"alertmanager","status":"firing","labels":{"alertname":"HighLatency2","instance":"host-1:9100","job":"node"},"annotations":{"summary":"HighLatency2 on host-1:9100"},"starts_at":"2026-11-22T22:39:20.690236145Z","fingerprint":"00009e373b9b8576","generator_url":"http://prometheus.local:9090/graph?g0.expr=HighLatency2"}}"#,
+    r#"{"at":"2026-12-01T14:37:03.820024997Z","kind":"received","event":{"id":"01a23209-a9cc-7475-9aa9-9c794dcc6dab","source":"alertmanager","status":"resolved","labels":{"alertname":"CPUHigh3"},"starts_at":"2026-11-22T22:39:20.690236145Z","ends_at":"2026-11-22T23:39:20Z","fingerprint":"00009e370000c11d"},"unmatched":true}"#,
+    r#"{"at":"2026-12-01T14:37:03.820850446Z","kind":"decision","id":"01a23209-a9cf-704d-8be7-a27ac85d9518","event_id":"01a23209-a9c4-711c-96ba-c14f5d559bf6","fingerprint":"00009e373b9b854a","starts_at":"2026-11-22T22:39:20.690236145Z","status":"firing","rule":"storm0","action":"exec","target":"exec:storm-0","params":{"args":["host-1000047946:9100"]},"decision":"suppress","reason":"rate_limit","detail":"global exec budget 10 per 1m reached (10 in window)"}"#,
+    r#"{"at":"2026-12-01T14:37:03.820850446Z","kind":"evaluated","event_id":"01a23209-a9c4-711c-96ba-c14f5d559bf6","fingerprint":"00009e373b9b854a","rules":["storm0","storm1"]}"#,
+    r#"{"at":"2026-12-01T14:37:04Z","kind":"outcome","decision_id":"d1","event_id":"e1","fingerprint":"00009e373b9b854a","rule":"storm0","action":"exec","target":"exec:storm-0","outcome":"failed","duration_ms":12,"error":"exit status 3","detail":{"exit_code":3}}"#,
+    r#"{"at":"2026-12-01T14:37:05Z","kind":"rule_error","event_id":"e1","fingerprint":"00009e373b9b854a","rule":"slow","error":"cut off","reason":"cut_off"}"#,
+    r#"{"at":"2026-12-01T14:37:06Z","kind":"maintenance","op":"deleted","id":"w1","deleted_by":"alice"}"#,
+    r#"{"at":"2026-12-01T14:37:07Z","kind":"reload","ok":false,"rules":3,"error":"bad rule"}"#,
+];
+
+#[test]
+fn every_kind_of_line_reads_as_the_derived_form_reads_it_in_any_key_order() {
+    for line in LINES {
+        let mut expected: AuditRecord = serde_json::from_str(line).expect("a valid line");
+        if let Entry::Received { event, .. } = &mut expected.entry {
+            event.received_at = expected.at;
+        }
+        let read = AuditRecord::from_line(line.as_bytes()).expect("reads");
+        assert_eq!(read, expected, "{line}");
+        // A hand-edited line: the same keys in alphabetical order.
+        let value: serde_json::Value = serde_json::from_str(line).expect("json");
+        let reordered = serde_json::to_string(&value).expect("serializes");
+        assert!(!reordered.starts_with(r#"{"at":"2026-12-01T14:37:03.820070223Z","kind""#));
+        let read = AuditRecord::from_line(reordered.as_bytes()).expect("reads reordered");
+        assert_eq!(read, expected, "{reordered}");
+    }
+    // What is not a record is still an error, and says so.
+    assert!(AuditRecord::from_line(br#"{"at":"2026-12-01T14:37:07Z","kind":"nonsense"}"#).is_err());
+    assert!(AuditRecord::from_line(br#"{"kind":"reload","ok":true,"rules":1}"#).is_err());
+}
