@@ -1,6 +1,6 @@
 //! The command line: `salve serve|check|test|plan|audit`.
 
-use crate::audit::{read_records_since, AuditFilter, AuditRecord, Entry};
+use crate::audit::{AuditFilter, AuditRecord, Entry, TrailReader};
 use crate::config::Config;
 use crate::engine::{self, default_config_path, plan, replay, Runtime, ServeOptions};
 use crate::event::parse_payload;
@@ -405,7 +405,8 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             KINDS.join(", ")
         ));
     }
-    let dir = trail_dir(data_dir, config)?;
+    let loaded = trail_config(&data_dir, config)?;
+    let trail = open_trail(data_dir, loaded.as_ref())?;
     let since = since.as_deref().map(parse_since).transpose()?;
     let filter = AuditFilter {
         since,
@@ -415,11 +416,14 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
     };
     let mut records: Vec<AuditRecord> = Vec::new();
-    read_records_since(&dir, filter.since, |r| {
-        if filter.matches(&r) {
-            records.push(r);
-        }
-    })?;
+    trail
+        .reader
+        .read_since(filter.since, |r| {
+            if filter.matches(&r) {
+                records.push(r);
+            }
+        })
+        .map_err(|e| anyhow!(e))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&records)?);
     } else {
@@ -430,16 +434,45 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The data dir a one-shot command reads: `--data-dir`, else the config's.
-fn trail_dir(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = match data_dir {
-        Some(d) => d,
-        None => {
-            let config_path = default_config_path(config);
-            Config::load(config_path.as_deref())
-                .map_err(|e| anyhow!("{e}"))?
-                .data_dir
+/// The trail a one-shot command reads, and the data dir beside it.
+struct OpenTrail {
+    reader: TrailReader,
+    dir: PathBuf,
+    /// Runs the PostgreSQL connections while the command reads.
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// The trail a one-shot command reads: the files in `--data-dir`, else the config's
+/// `[store]`, else the files in the config's data_dir.
+fn open_trail(data_dir: Option<PathBuf>, config: Option<&Config>) -> anyhow::Result<OpenTrail> {
+    let loaded;
+    let config = match (&data_dir, config) {
+        (Some(_), _) => None,
+        (None, Some(config)) => Some(config),
+        (None, None) => {
+            loaded =
+                Config::load(default_config_path(None).as_deref()).map_err(|e| anyhow!("{e}"))?;
+            Some(&loaded)
         }
+    };
+    if let Some(store) = config.and_then(|c| c.store.as_ref()) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let trail = runtime
+            .block_on(crate::audit::PgTrail::open(store, None))
+            .map_err(|e| anyhow!("{e}"))?;
+        return Ok(OpenTrail {
+            reader: TrailReader::Postgres(trail, runtime.handle().clone()),
+            dir: config.map(|c| c.data_dir.clone()).unwrap_or_default(),
+            _runtime: Some(runtime),
+        });
+    }
+    let dir = match (data_dir, config) {
+        (Some(dir), _) => dir,
+        (None, Some(config)) => config.data_dir.clone(),
+        (None, None) => PathBuf::from("data"),
     };
     if !dir.is_dir() {
         return Err(anyhow!(
@@ -447,7 +480,25 @@ fn trail_dir(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Resu
             dir.display()
         ));
     }
-    Ok(dir)
+    Ok(OpenTrail {
+        reader: TrailReader::Files(dir.clone()),
+        dir,
+        _runtime: None,
+    })
+}
+
+/// The config a trail command names (`--config`), loaded only when `--data-dir` does
+/// not say where the trail is.
+fn trail_config(
+    data_dir: &Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<Option<Config>> {
+    if data_dir.is_some() {
+        return Ok(None);
+    }
+    Config::load(default_config_path(config).as_deref())
+        .map(Some)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// `--since`: an RFC 3339 time, or a duration back from now.
@@ -469,15 +520,11 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let Some(runtime) = load_or_report(args.load) else {
         return Ok(ExitCode::from(1));
     };
-    let dir = match args.data_dir {
-        Some(dir) => dir,
-        None => runtime.config.data_dir.clone(),
-    };
-    let dir = trail_dir(Some(dir), None)?;
+    let trail = open_trail(args.data_dir, Some(&runtime.config))?;
     let since = parse_since(args.since.as_deref().unwrap_or("24h"))?;
     let until = args.until.unwrap_or_else(Utc::now);
-    let replay =
-        crate::replay::replay(&dir, &runtime, since, until, assume).map_err(|e| anyhow!(e))?;
+    let replay = crate::replay::replay(&trail.reader, &runtime, since, until, assume)
+        .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&replay)?);
     } else {
@@ -520,9 +567,11 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let dir = trail_dir(args.trail.data_dir, args.trail.config)?;
+    let loaded = trail_config(&args.trail.data_dir, args.trail.config)?;
+    let trail = open_trail(args.trail.data_dir, loaded.as_ref())?;
     let since = parse_since(args.trail.since.as_deref().unwrap_or("24h"))?;
-    let report = crate::report::report(&dir, since, Utc::now()).map_err(|e| anyhow!(e))?;
+    let report = crate::report::report(&trail.reader, &trail.dir, since, Utc::now())
+        .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

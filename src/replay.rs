@@ -5,7 +5,7 @@
 //! same target was executed for the same event (so breakers follow history); otherwise
 //! they are assumed.
 
-use crate::audit::{read_records, AuditRecord, Entry, OutcomeRecord};
+use crate::audit::{AuditRecord, Entry, OutcomeRecord, TrailReader};
 use crate::engine::{evaluate_round, fold, Runtime, ON_OUTCOME_RULE};
 use crate::event::Event;
 use crate::model::{Action, Decision, Outcome, OutcomeStatus, Target, Verdict};
@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 /// One decision as the diff shows it.
@@ -130,9 +129,9 @@ struct Recorded {
     oldest: Option<DateTime<Utc>>,
 }
 
-/// Replays the window `since..until` of the trail in `dir` through `runtime`.
+/// Replays the window `since..until` of `trail` through `runtime`.
 pub fn replay(
-    dir: &Path,
+    trail: &TrailReader,
     runtime: &Runtime,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -143,7 +142,7 @@ pub fn replay(
     let mut state = PolicyState::new(runtime.config.policy.clone());
     let mut recorded = Recorded::default();
     let mut position = 0;
-    read_records(dir, |r| {
+    trail.read_since(None, |r| {
         recorded.oldest.get_or_insert(r.at);
         if r.at < since {
             fold(&mut state, &r);
@@ -167,8 +166,7 @@ pub fn replay(
             }
             _ => {}
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     state.set_settings(runtime.config.policy.clone());
     let state = Arc::new(RwLock::new(state));
     let window = &recorded.steps;

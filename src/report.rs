@@ -2,7 +2,7 @@
 //! the data dir) and how remediation did per target (from the audit trail), over a
 //! window: the figures seeds 003 and 004 name.
 
-use crate::audit::{read_records_since, Entry};
+use crate::audit::{Entry, TrailReader};
 use crate::event::{Fingerprint, Status};
 use crate::ingest::probe::{ProbeFigures, ProbeHistory};
 use crate::model::{Action, Verdict};
@@ -51,46 +51,54 @@ struct Episode {
 type EpisodeKey = (Fingerprint, DateTime<Utc>);
 
 /// The report over `since..until` of the data dir `dir`.
-pub fn report(dir: &Path, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Report, String> {
-    let probes = ProbeHistory::load(dir)?.figures(since);
+/// `probes`: the data dir, which keeps the probes' history.
+pub fn report(
+    trail: &TrailReader,
+    probes: &Path,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Report, String> {
+    let probes = ProbeHistory::load(probes)?.figures(since);
     let mut episodes: HashMap<EpisodeKey, Episode> = HashMap::new();
     let mut actions: BTreeMap<String, usize> = BTreeMap::new();
     let mut acting: HashMap<String, EpisodeKey> = HashMap::new();
-    read_records_since(dir, Some(since), |record| {
-        if record.at < since || record.at > until {
-            return;
-        }
-        match record.entry {
-            Entry::Decision(d) if d.decision == Verdict::Execute => {
-                let key = (d.fingerprint.clone(), d.starts_at);
-                let episode = episodes.entry(key.clone()).or_default();
-                if d.action == Action::Notify {
-                    episode.escalated |= episode.failed;
-                } else {
-                    let target = d.target.to_string();
-                    episode.acted_on.insert(target.clone());
-                    *actions.entry(target).or_default() += 1;
-                    acting.insert(d.id, key);
-                }
+    trail
+        .read_since(Some(since), |record| {
+            if record.at < since || record.at > until {
+                return;
             }
-            Entry::Outcome(o) if o.outcome.is_failure() => {
-                if let Some(episode) = acting.get(&o.decision_id).and_then(|k| episodes.get_mut(k))
-                {
-                    episode.failed = true;
+            match record.entry {
+                Entry::Decision(d) if d.decision == Verdict::Execute => {
+                    let key = (d.fingerprint.clone(), d.starts_at);
+                    let episode = episodes.entry(key.clone()).or_default();
+                    if d.action == Action::Notify {
+                        episode.escalated |= episode.failed;
+                    } else {
+                        let target = d.target.to_string();
+                        episode.acted_on.insert(target.clone());
+                        *actions.entry(target).or_default() += 1;
+                        acting.insert(d.id, key);
+                    }
                 }
-            }
-            Entry::Received { event, .. } if event.status == Status::Resolved => {
-                let key = (event.fingerprint.clone(), event.starts_at);
-                if let Some(episode) = episodes.get_mut(&key) {
-                    episode
-                        .resolved_at
-                        .get_or_insert(event.ends_at.unwrap_or(record.at));
+                Entry::Outcome(o) if o.outcome.is_failure() => {
+                    if let Some(episode) =
+                        acting.get(&o.decision_id).and_then(|k| episodes.get_mut(k))
+                    {
+                        episode.failed = true;
+                    }
                 }
+                Entry::Received { event, .. } if event.status == Status::Resolved => {
+                    let key = (event.fingerprint.clone(), event.starts_at);
+                    if let Some(episode) = episodes.get_mut(&key) {
+                        episode
+                            .resolved_at
+                            .get_or_insert(event.ends_at.unwrap_or(record.at));
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-    })
-    .map_err(|e| e.to_string())?;
+        })
+        .map_err(|e| e.to_string())?;
 
     let mut by_target: BTreeMap<String, Vec<(&EpisodeKey, &Episode)>> = BTreeMap::new();
     for (key, episode) in &episodes {

@@ -35,6 +35,10 @@ mod notify;
 mod overload;
 #[path = "it/policy.rs"]
 mod policy;
+#[path = "it/postgres.rs"]
+mod postgres;
+#[path = "it/postgres_support.rs"]
+mod postgres_support;
 #[path = "it/probe.rs"]
 mod probe;
 #[path = "it/replay.rs"]

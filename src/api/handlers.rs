@@ -37,7 +37,9 @@ async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Val
         IntakeError::Rejected(payload) => ApiError::from(payload),
         IntakeError::Unrecorded(_) => {
             tracing::error!(error = %e, "refusing events that cannot be recorded");
+            // Nothing of it was acknowledged: the sender keeps it and tries again.
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .retry_after(std::time::Duration::from_secs(5))
         }
         IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(retry_after)
@@ -274,11 +276,13 @@ pub(super) async fn report(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
     let until = engine.now();
     let since = until - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-    let dir = engine.audit_dir().to_path_buf();
-    let report = tokio::task::spawn_blocking(move || crate::report::report(&dir, since, until))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let trail = engine.trail_reader();
+    let dir = engine.runtime().config.data_dir.clone();
+    let report =
+        tokio::task::spawn_blocking(move || crate::report::report(&trail, &dir, since, until))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(report))
 }
 
@@ -315,9 +319,9 @@ pub(super) async fn replay(
     };
     let until = request.until.unwrap_or(now);
     let runtime = engine.runtime();
-    let dir = engine.audit_dir().to_path_buf();
+    let trail = engine.trail_reader();
     let replay = tokio::task::spawn_blocking(move || {
-        crate::replay::replay(&dir, &runtime, since, until, assume)
+        crate::replay::replay(&trail, &runtime, since, until, assume)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -16,6 +16,9 @@ pub enum AuditError {
     Io { path: PathBuf, message: String },
     #[error("audit trail is closed")]
     Closed,
+    /// The trail in PostgreSQL (`[store]`) could not take or give records.
+    #[error("audit trail in PostgreSQL: {0}")]
+    Store(String),
 }
 
 /// Counters the metrics endpoint reads.

@@ -59,6 +59,33 @@ pub struct ConfigFile {
     /// `tcp` or `exec`. Their failures are `ProbeFailed` events for the rules.
     #[serde(default)]
     pub probe: Vec<ProbeConfig>,
+    /// Keep the trail and everything the policy remembers in PostgreSQL instead of the
+    /// data dir, so that replicas share them. Absent: the JSONL trail in `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
+}
+
+/// `[store]`: the PostgreSQL that replicas share. The URL is never written here (it
+/// holds a password): it comes from a file or an environment variable, surrounding
+/// whitespace trimmed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Environment variable that holds the URL, e.g. `SALVE_POSTGRES_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url_env: Option<String>,
+    /// File that holds the URL (a mounted Secret, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url_file: Option<PathBuf>,
+    /// Connections at most. Default 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<usize>,
+    /// Connecting, or waiting for a free connection. Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    /// One statement at most, then PostgreSQL cancels it. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout: Option<String>,
 }
 
 /// Notify a channel when an action fails or a breaker opens. The message is a notify

@@ -7,7 +7,9 @@ mod file;
 mod tls;
 mod validate;
 
-pub use file::{ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig};
+pub use file::{
+    ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig, StoreConfig,
+};
 pub use validate::{default_limit, DEFAULT_LISTEN};
 
 use crate::audit::Retention;
@@ -76,6 +78,8 @@ pub struct Config {
     pub on_outcome: Vec<OnOutcome>,
     /// `[[probe]]`, validated.
     pub probes: Vec<crate::ingest::probe::ProbeSettings>,
+    /// `[store]`: the trail in PostgreSQL, shared by replicas.
+    pub store: Option<crate::audit::StoreSettings>,
 }
 
 /// Credentials the API requires. Debug never prints them.

@@ -240,8 +240,45 @@ impl Config {
             on_outcome,
             probes,
             kubernetes: KubernetesSettings::from_config(&file.kubernetes).map_err(invalid)?,
+            store: match &file.store {
+                None => None,
+                Some(store) => Some(store_settings(store).map_err(invalid)?),
+            },
         })
     }
+}
+
+/// `[store]`: exactly one source of the URL, and the URL read from it.
+fn store_settings(
+    store: &super::StoreConfig,
+) -> std::result::Result<crate::audit::StoreSettings, String> {
+    let url = match (&store.postgres_url_env, &store.postgres_url_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "store: give postgres_url_env or postgres_url_file, not both".into(),
+            )
+        }
+        (None, None) => {
+            return Err("store: postgres_url_env or postgres_url_file is required (the URL holds a password, so it is never written in salve.toml)".into())
+        }
+        (env, file) => read_secret("store.postgres_url", file.as_deref(), env.as_deref())?
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+            .ok_or("store.postgres_url: the URL is empty")?,
+    };
+    let pool_size = store.pool_size.unwrap_or(8);
+    if pool_size < 2 {
+        return Err("store.pool_size: at least 2 (one writes while another reads)".into());
+    }
+    let timeout = |key: &str, value: &Option<String>, default: u64| {
+        duration_setting(key, value, Duration::from_secs(default))
+    };
+    Ok(crate::audit::StoreSettings {
+        url: crate::model::Secret(url),
+        pool_size,
+        connect_timeout: timeout("store.connect_timeout", &store.connect_timeout, 5)?,
+        statement_timeout: timeout("store.statement_timeout", &store.statement_timeout, 10)?,
+    })
 }
 
 /// `quarantine_after = "N in DURATION"` and `quarantine_for`.

@@ -188,12 +188,16 @@ impl Engine {
 
     /// Writes a checkpoint now, then lets retention remove what no checkpoint needs.
     pub(super) async fn checkpoint(&self) {
+        // PostgreSQL keeps every record; start-up reads them all.
+        let Some(files) = self.audit.files() else {
+            return;
+        };
         let started = Instant::now();
-        let stats = self.audit.stats();
+        let stats = files.stats();
         let (position, image, bytes, rotations) = {
             // No record is between being written and being applied while this holds.
             let _quiet = self.gate.write().await;
-            let position = self.audit.position();
+            let position = files.position();
             let image = self.state.read().image();
             let bytes = stats.bytes.load(Ordering::Relaxed);
             (
@@ -210,7 +214,7 @@ impl Engine {
                 return;
             }
         };
-        let dir: PathBuf = self.audit.dir().to_path_buf();
+        let dir: PathBuf = files.dir().to_path_buf();
         let checkpoint = Checkpoint { position, image };
         let write_dir = dir.clone();
         let written = tokio::task::spawn_blocking(move || write(&write_dir, &checkpoint)).await;

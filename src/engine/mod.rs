@@ -11,6 +11,7 @@ mod on_outcome;
 mod quarantine;
 mod recovery;
 mod runtime;
+mod trail;
 
 pub use checkpoint::{replay, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, rule_terms, Evaluation};
@@ -18,9 +19,12 @@ pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Runtime};
+pub use trail::Trail;
 
 use crate::alertmanager::Matchers;
-use crate::audit::{AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange};
+use crate::audit::{
+    AuditError, AuditFilter, AuditLog, AuditRecord, Entry, MaintenanceChange, PgTrail, TrailReader,
+};
 use crate::event::{Event, Fingerprint};
 use crate::execute::Dispatcher;
 use crate::ingest::{Intake, IntakeError};
@@ -29,7 +33,7 @@ use crate::model::{MaintenanceWindow, NewMaintenanceWindow};
 use crate::policy::PolicyState;
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +52,7 @@ pub struct Engine {
     rules_dir_override: Option<PathBuf>,
     dry_run_flag: bool,
     state: Arc<RwLock<PolicyState>>,
-    audit: AuditLog,
+    audit: Trail,
     metrics: Arc<Metrics>,
     dispatcher: RwLock<Dispatcher>,
     clock: Clock,
@@ -277,17 +281,12 @@ impl Engine {
         max_bytes: usize,
         before: Option<crate::audit::TrailPosition>,
     ) -> Result<crate::audit::Page, String> {
-        let dir = self.audit.dir().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            crate::audit::newest_records(&dir, &filter, limit, max_bytes, before)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        self.audit.newest(filter, limit, max_bytes, before).await
     }
 
-    pub fn audit_dir(&self) -> &Path {
-        self.audit.dir()
+    /// The trail, to read (replay, report).
+    pub fn trail_reader(&self) -> TrailReader {
+        self.audit.reader()
     }
 
     /// Ad-hoc maintenance windows still to end.
@@ -472,6 +471,18 @@ pub struct ServeOptions {
     pub clock: Clock,
 }
 
+/// The state the trail in PostgreSQL holds: every record folded, oldest first.
+async fn fold_postgres(
+    pg: &PgTrail,
+    settings: &crate::policy::PolicySettings,
+) -> Result<PolicyState, String> {
+    let mut state = PolicyState::new(settings.clone());
+    pg.read_after(0, None, |_, record| fold(&mut state, &record))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(state)
+}
+
 /// Starts the engine: replays the audit, records what a crash left open, decides the
 /// events acknowledged but never decided, and runs the evaluation loop.
 pub async fn start(
@@ -481,17 +492,27 @@ pub async fn start(
     let config = &runtime.config;
     let metrics = Arc::new(Metrics::new());
     let observer_metrics = metrics.clone();
-    let audit = AuditLog::open(
-        &config.data_dir,
-        config.audit_max_file_bytes,
-        Some(Arc::new(move |took, n| {
-            observer_metrics.audit_synced(took, n)
-        })),
-    )
-    .map_err(|e| e.to_string())?;
+    let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
+        Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
     let config_dir = config.data_dir.clone();
     let started = Instant::now();
-    let mut state = replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
+    let (audit, mut state) = match &config.store {
+        None => {
+            let audit =
+                AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))
+                    .map_err(|e| e.to_string())?;
+            let state =
+                replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
+            (Trail::Files(audit), state)
+        }
+        Some(store) => {
+            let pg = PgTrail::open(store, Some(on_sync))
+                .await
+                .map_err(|e| e.to_string())?;
+            let state = fold_postgres(&pg, &runtime.config.policy).await?;
+            (Trail::Postgres(pg), state)
+        }
+    };
     let undecided = state.undecided_events();
     let pending = state.take_pending();
     tracing::info!(
@@ -563,6 +584,27 @@ pub async fn start(
             engine.checkpoint_if_due().await;
         }
     });
+    if let Trail::Postgres(pg) = &engine.audit {
+        let up = engine.readiness_gate("PostgreSQL ([store]) is unreachable");
+        up.store(true, Ordering::Release);
+        let pg = pg.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let reachable = pg.reachable().await;
+                let was = up.swap(reachable.is_ok(), Ordering::AcqRel);
+                match reachable {
+                    Err(e) if was => {
+                        tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
+                    }
+                    Ok(()) if !was => tracing::info!("PostgreSQL is reachable again: ready"),
+                    _ => {}
+                }
+            }
+        });
+    }
     engine.ready.store(true, Ordering::Release);
     Ok((engine, handle))
 }

@@ -3,7 +3,7 @@
 //! are reported abandoned (never run again), events never decided are decided now.
 
 use super::Engine;
-use crate::audit::{read_records, AuditRecord, Entry, MaintenanceChange};
+use crate::audit::{AuditRecord, Entry, MaintenanceChange, TrailReader};
 use crate::event::Event;
 use crate::model::{Outcome, OutcomeStatus, OutcomeTrigger};
 use crate::policy::{PendingExecution, PolicyState};
@@ -116,7 +116,7 @@ impl Engine {
         if wanted.is_empty() || !asked {
             return events;
         }
-        let read = read_records(self.audit.dir(), |record| {
+        let read = self.audit.reader().read_since(None, |record| {
             if let Entry::Received { event, .. } = record.entry {
                 if wanted.contains(event.id.as_str()) {
                     events.insert(event.id.clone(), event);
@@ -133,7 +133,19 @@ impl Engine {
     /// memory must not keep them, or a re-send would be deduped against an action that
     /// never ran. Rebuild it from what the trail does hold.
     pub(super) fn forget_unrecorded(&self) {
-        match super::checkpoint::replay(self.audit.dir(), &self.runtime().config.policy) {
+        let settings = self.runtime().config.policy.clone();
+        let state = match self.audit.reader() {
+            TrailReader::Files(dir) => {
+                super::checkpoint::replay(&dir, &settings).map_err(|e| e.to_string())
+            }
+            reader => {
+                let mut state = PolicyState::new(settings);
+                reader
+                    .read_since(None, |record| fold(&mut state, &record))
+                    .map(|()| state)
+            }
+        };
+        match state {
             Ok(state) => {
                 // Events still queued stay undecided in it, as they are in the trail.
                 *self.state.write() = state;

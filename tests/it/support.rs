@@ -420,8 +420,15 @@ impl Salve {
 
     /// `salve audit --data-dir D --json`, parsed.
     pub fn audit_json(&self) -> Vec<Value> {
-        let data = self.data_dir().display().to_string();
-        let out = self.cli(&["audit", "--data-dir", &data, "--json"]);
+        // Where salve writes: the data dir, or the PostgreSQL its `[store]` names.
+        let config = fs::read_to_string(self.config_path()).unwrap_or_default();
+        let out = if config.contains("[store]") {
+            let config = self.config_path().display().to_string();
+            self.cli(&["audit", "--config", &config, "--json"])
+        } else {
+            let data = self.data_dir().display().to_string();
+            self.cli(&["audit", "--data-dir", &data, "--json"])
+        };
         assert!(
             out.status.success(),
             "salve audit failed: {}",

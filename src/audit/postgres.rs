@@ -1,0 +1,406 @@
+//! The trail in PostgreSQL (`[store]`), for replicas that share one memory. The same
+//! records and the same protocol as the file trail: an append returns once its
+//! transaction has committed, and appends that wait together share one transaction, as
+//! the file trail's share one fsync. Records are committed one transaction at a time
+//! (a transaction-scoped advisory lock), so their sequence numbers are in commit order
+//! and a reader that has seen number N has seen everything before it.
+
+use super::{AuditError, AuditFilter, AuditRecord, AuditWriterStats, Page, TrailPosition};
+use crate::model::Secret;
+use chrono::{DateTime, Utc};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// `[store]`: where the shared trail is and how salve connects to it.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The connection URL (`postgres://user:password@host:port/db`), from a file or an
+    /// environment variable: it holds a password.
+    pub url: Secret,
+    pub pool_size: usize,
+    /// How long connecting, or waiting for a free connection, may take.
+    pub connect_timeout: Duration,
+    /// How long one statement may run before PostgreSQL cancels it.
+    pub statement_timeout: Duration,
+}
+
+/// Every writer's transactions queue on this lock, so sequence numbers follow commits.
+const WRITE_LOCK: i64 = 0x5a1e_7a11;
+/// Records per insert statement at most: one group commit may hold several.
+const MAX_ROWS: usize = 4096;
+
+struct Append {
+    at: Vec<DateTime<Utc>>,
+    kinds: Vec<&'static str>,
+    lines: Vec<String>,
+    done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+/// A handle to the PostgreSQL trail; cheap to clone.
+#[derive(Clone)]
+pub struct PgTrail {
+    pool: deadpool_postgres::Pool,
+    tx: mpsc::UnboundedSender<Append>,
+    stats: Arc<AuditWriterStats>,
+}
+
+fn store_error(what: &str, e: impl std::fmt::Display) -> AuditError {
+    AuditError::Store(format!("{what}: {e}"))
+}
+
+/// The connection settings the URL gives, with salve's timeouts added.
+fn connection_config(settings: &StoreSettings) -> Result<tokio_postgres::Config, AuditError> {
+    let mut config: tokio_postgres::Config = settings
+        .url
+        .expose()
+        .parse()
+        // The parser's message never repeats the URL, so the password stays out of it.
+        .map_err(|e| store_error("store.postgres_url is not a PostgreSQL URL", e))?;
+    config.connect_timeout(settings.connect_timeout);
+    config.application_name("salve");
+    config.options(format!(
+        "-c statement_timeout={}",
+        settings.statement_timeout.as_millis()
+    ));
+    Ok(config)
+}
+
+impl PgTrail {
+    /// Connects, creates or upgrades the tables (versioned migrations), and starts the
+    /// writer. Fails, saying why, when PostgreSQL cannot be reached.
+    pub async fn open(
+        settings: &StoreSettings,
+        on_commit: Option<Arc<dyn Fn(Duration, usize) + Send + Sync>>,
+    ) -> Result<PgTrail, AuditError> {
+        let config = connection_config(settings)?;
+        let (mut client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| store_error("cannot connect to PostgreSQL", e))?;
+        let connection = tokio::spawn(connection);
+        let report = embedded::migrations::runner()
+            .run_async(&mut client)
+            .await
+            .map_err(|e| store_error("cannot migrate the PostgreSQL schema", e))?;
+        for migration in report.applied_migrations() {
+            tracing::info!(version = migration.version(), name = %migration.name(), "PostgreSQL schema migrated");
+        }
+        drop(client);
+        let _ = connection.await;
+
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(settings.pool_size.max(2))
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| store_error("cannot make the connection pool", e))?;
+        let stats = Arc::new(AuditWriterStats::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_writer(pool.clone(), rx, stats.clone(), on_commit));
+        Ok(PgTrail { pool, tx, stats })
+    }
+
+    pub fn stats(&self) -> &AuditWriterStats {
+        &self.stats
+    }
+
+    /// Returns once the records are committed.
+    pub async fn append(&self, records: &[AuditRecord]) -> Result<(), AuditError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::with_capacity(records.len());
+        for record in records {
+            let mut line = Vec::with_capacity(512);
+            record
+                .write_line(&mut line)
+                .map_err(|e| store_error("cannot serialize record", e))?;
+            line.pop();
+            lines.push(String::from_utf8(line).map_err(|e| store_error("record", e))?);
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Append {
+                at: records.iter().map(|r| r.at).collect(),
+                kinds: records.iter().map(AuditRecord::kind).collect(),
+                lines,
+                done,
+            })
+            .map_err(|_| AuditError::Closed)?;
+        wait.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Whether PostgreSQL answers now.
+    pub async fn reachable(&self) -> Result<(), AuditError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        Ok(())
+    }
+
+    /// Calls `each` for every record after sequence number `after`, oldest first;
+    /// returns the last number read.
+    /// With `since`, records older than it are passed over.
+    pub async fn read_after(
+        &self,
+        after: i64,
+        since: Option<DateTime<Utc>>,
+        mut each: impl FnMut(i64, AuditRecord),
+    ) -> Result<i64, AuditError> {
+        const PAGE: i64 = 5000;
+        let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let statement = client
+            .prepare_cached(
+                "SELECT seq, record::text FROM salve_trail WHERE seq > $1 AND at >= $3 \
+                 ORDER BY seq LIMIT $2",
+            )
+            .await
+            .map_err(|e| store_error("cannot read the trail", e))?;
+        let mut last = after;
+        loop {
+            let rows = client
+                .query(&statement, &[&last, &PAGE, &since])
+                .await
+                .map_err(|e| store_error("cannot read the trail", e))?;
+            let n = rows.len();
+            for row in rows {
+                let seq: i64 = row.get(0);
+                let text: &str = row.get(1);
+                last = seq;
+                match AuditRecord::from_line(text.as_bytes()) {
+                    Ok(record) => each(seq, record),
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "skipping unreadable audit record in PostgreSQL")
+                    }
+                }
+            }
+            if (n as i64) < PAGE {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// The newest `limit` records `filter` selects (before `before`, a sequence number
+    /// carried in a [`TrailPosition`]'s offset), oldest first, within `max_bytes`.
+    pub async fn newest(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        max_bytes: usize,
+        before: Option<TrailPosition>,
+    ) -> Result<Page, AuditError> {
+        const CHUNK: i64 = 1000;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let since = filter.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let statement = client
+            .prepare_cached(
+                "SELECT seq, record::text FROM salve_trail \
+                 WHERE seq < $1 AND at >= $2 AND ($3::text IS NULL OR kind = $3) \
+                 ORDER BY seq DESC LIMIT $4",
+            )
+            .await
+            .map_err(|e| store_error("cannot read the trail", e))?;
+        let mut below = before.map_or(i64::MAX, |p| p.offset as i64);
+        let mut page: Vec<(i64, String)> = Vec::new();
+        let mut bytes = 0;
+        let mut cut = false;
+        'chunks: loop {
+            let rows = client
+                .query(&statement, &[&below, &since, &filter.kind, &CHUNK])
+                .await
+                .map_err(|e| store_error("cannot read the trail", e))?;
+            let n = rows.len();
+            for row in rows {
+                let seq: i64 = row.get(0);
+                let text: &str = row.get(1);
+                below = seq;
+                let Ok(record) = AuditRecord::from_line(text.as_bytes()) else {
+                    continue;
+                };
+                if !filter.matches(&record) {
+                    continue;
+                }
+                let json = serde_json::to_string(&record)
+                    .map_err(|e| store_error("cannot serialize record", e))?;
+                if page.len() >= limit || bytes + json.len() > max_bytes && !page.is_empty() {
+                    cut = true;
+                    break 'chunks;
+                }
+                bytes += json.len();
+                page.push((seq, json));
+            }
+            if (n as i64) < CHUNK {
+                break;
+            }
+        }
+        page.reverse();
+        let older = match (cut, page.first()) {
+            (true, Some((seq, _))) => Some(TrailPosition {
+                inode: 0,
+                offset: *seq as u64,
+            }),
+            _ => None,
+        };
+        Ok(Page {
+            records: page.into_iter().map(|(_, json)| json).collect(),
+            older,
+        })
+    }
+
+    /// Waits until everything sent before this call is committed.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        let sent = self.tx.send(Append {
+            at: Vec::new(),
+            kinds: Vec::new(),
+            lines: Vec::new(),
+            done,
+        });
+        if sent.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run_writer(
+    pool: deadpool_postgres::Pool,
+    mut rx: mpsc::UnboundedReceiver<Append>,
+    stats: Arc<AuditWriterStats>,
+    on_commit: Option<Arc<dyn Fn(Duration, usize) + Send + Sync>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut rows = batch[0].lines.len();
+        while rows < MAX_ROWS {
+            match rx.try_recv() {
+                Ok(next) => {
+                    rows += next.lines.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let result = if rows == 0 {
+            Ok(())
+        } else {
+            insert(&pool, &batch).await
+        };
+        match &result {
+            Ok(()) if rows > 0 => {
+                stats.records.fetch_add(rows as u64, Ordering::Relaxed);
+                let bytes: usize = batch.iter().flat_map(|a| &a.lines).map(String::len).sum();
+                stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                if let Some(observe) = &on_commit {
+                    observe(started.elapsed(), batch.len());
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "audit write to PostgreSQL failed; the requests waiting on it are refused");
+            }
+        }
+        for append in batch {
+            let _ = append.done.send(result.clone());
+        }
+    }
+}
+
+async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), AuditError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| store_error("cannot begin a transaction", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await
+        .map_err(|e| store_error("cannot take the write lock", e))?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO salve_trail (at, kind, record) \
+             SELECT at, kind, record::json FROM unnest($1::timestamptz[], $2::text[], $3::text[]) AS t(at, kind, record)",
+        )
+        .await
+        .map_err(|e| store_error("cannot prepare the insert", e))?;
+    let at: Vec<DateTime<Utc>> = batch.iter().flat_map(|a| a.at.iter().copied()).collect();
+    let kinds: Vec<&str> = batch.iter().flat_map(|a| a.kinds.iter().copied()).collect();
+    let lines: Vec<&str> = batch
+        .iter()
+        .flat_map(|a| a.lines.iter().map(String::as_str))
+        .collect();
+    tx.execute(&statement, &[&at, &kinds, &lines])
+        .await
+        .map_err(|e| store_error("cannot insert records", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| store_error("cannot commit records", e))
+}
+
+/// A trail to read, wherever it is kept: what `salve audit`, `replay` and `report` and
+/// their API forms read.
+#[derive(Clone)]
+pub enum TrailReader {
+    Files(std::path::PathBuf),
+    /// The runtime the pool's connections run on.
+    Postgres(PgTrail, tokio::runtime::Handle),
+}
+
+impl TrailReader {
+    /// Calls `each` for every record (passing over what is older than `since` where
+    /// that is cheap), oldest first. Blocking: call it off the async runtime.
+    pub fn read_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+        each: impl FnMut(AuditRecord),
+    ) -> Result<(), String> {
+        match self {
+            TrailReader::Files(dir) => super::read_records_since(dir, since, each)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            TrailReader::Postgres(trail, runtime) => {
+                let mut each = each;
+                let mut read = || runtime.block_on(trail.read_after(0, since, |_, r| each(r)));
+                // On a worker of the runtime, the thread is handed over while it waits.
+                let result = match tokio::runtime::Handle::try_current() {
+                    Ok(_) => tokio::task::block_in_place(read),
+                    Err(_) => read(),
+                };
+                result.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+}

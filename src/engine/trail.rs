@@ -1,0 +1,81 @@
+//! Where the engine records: the JSONL files in the data dir, or PostgreSQL (`[store]`).
+//! Both acknowledge only what is durable; only the files have checkpoints and
+//! retention beside them (PostgreSQL keeps every record, and start-up reads them all).
+
+use crate::audit::{
+    AuditError, AuditFilter, AuditLog, AuditRecord, AuditWriterStats, Page, PgTrail, TrailPosition,
+    TrailReader,
+};
+
+#[derive(Clone)]
+pub enum Trail {
+    Files(AuditLog),
+    Postgres(PgTrail),
+}
+
+impl Trail {
+    /// Returns once the records are durable: fsynced, or committed.
+    pub async fn append(&self, records: &[AuditRecord]) -> Result<(), AuditError> {
+        match self {
+            Trail::Files(log) => log.append(records).await,
+            Trail::Postgres(pg) => pg.append(records).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Trail::Files(log) => log.close().await,
+            Trail::Postgres(pg) => pg.close().await,
+        }
+    }
+
+    pub fn stats(&self) -> &AuditWriterStats {
+        match self {
+            Trail::Files(log) => log.stats(),
+            Trail::Postgres(pg) => pg.stats(),
+        }
+    }
+
+    /// The file trail, which checkpoints hold a position of.
+    pub fn files(&self) -> Option<&AuditLog> {
+        match self {
+            Trail::Files(log) => Some(log),
+            Trail::Postgres(_) => None,
+        }
+    }
+
+    /// The same trail, to read.
+    pub fn reader(&self) -> TrailReader {
+        match self {
+            Trail::Files(log) => TrailReader::Files(log.dir().to_path_buf()),
+            Trail::Postgres(pg) => {
+                TrailReader::Postgres(pg.clone(), tokio::runtime::Handle::current())
+            }
+        }
+    }
+
+    /// A page of the newest records `filter` selects.
+    pub async fn newest(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+        max_bytes: usize,
+        before: Option<TrailPosition>,
+    ) -> Result<Page, String> {
+        match self {
+            Trail::Files(log) => {
+                let dir = log.dir().to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    crate::audit::newest_records(&dir, &filter, limit, max_bytes, before)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
+            Trail::Postgres(pg) => pg
+                .newest(&filter, limit, max_bytes, before)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
