@@ -28,6 +28,7 @@ pub struct Metrics {
     pub state_evicted: Family<LabelPairs, Counter>,
     pub audit_files_removed: Family<LabelPairs, Counter>,
     pub backlog_events: Gauge,
+    pub leader: Gauge,
     pub backlog_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub intake_rejected: Family<LabelPairs, Counter>,
     pub rules_quarantined: Family<LabelPairs, Counter>,
@@ -109,6 +110,12 @@ impl Metrics {
             "audit_requests_per_fsync",
             "Appends that shared one fdatasync (group commit)",
             audit_requests_per_fsync.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others",
+            leader.clone(),
         );
         let reload_successful = Gauge::default();
         registry.register(
@@ -198,6 +205,7 @@ impl Metrics {
             probe_failures,
             rules_quarantined,
             backlog_events,
+            leader,
             backlog_oldest_seconds,
             intake_rejected,
             audit_files_removed,
@@ -314,6 +322,10 @@ impl Metrics {
         self.audit_files_removed
             .get_or_create(&pairs(&[("reason", reason)]))
             .inc();
+    }
+
+    pub fn leader(&self, leads: bool) {
+        self.leader.set(i64::from(leads));
     }
 
     pub fn reloaded(&self, ok: bool, rules: usize) {

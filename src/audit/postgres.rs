@@ -28,6 +28,9 @@ pub struct StoreSettings {
     pub connect_timeout: Duration,
     /// How long one statement may run before PostgreSQL cancels it.
     pub statement_timeout: Duration,
+    /// The lease: how long after the leader was last heard from another replica takes
+    /// over.
+    pub takeover_after: Duration,
 }
 
 /// Every writer's transactions queue on this lock, so sequence numbers follow commits.
@@ -38,6 +41,8 @@ const MAX_ROWS: usize = 4096;
 struct Append {
     at: Vec<DateTime<Utc>>,
     kinds: Vec<&'static str>,
+    /// The decider's epoch, on what only the decider writes.
+    epochs: Vec<Option<i64>>,
     lines: Vec<String>,
     done: oneshot::Sender<Result<(), AuditError>>,
 }
@@ -48,6 +53,13 @@ pub struct PgTrail {
     pool: deadpool_postgres::Pool,
     tx: mpsc::UnboundedSender<Append>,
     stats: Arc<AuditWriterStats>,
+    /// The epoch of the lease this replica holds; 0 when it holds none.
+    epoch: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// What only the decider writes, so what the lease fences.
+fn decided_kind(kind: &str) -> bool {
+    matches!(kind, "decision" | "outcome" | "evaluated" | "rule_error")
 }
 
 fn store_error(what: &str, e: impl std::fmt::Display) -> AuditError {
@@ -111,7 +123,12 @@ impl PgTrail {
         let stats = Arc::new(AuditWriterStats::default());
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_writer(pool.clone(), rx, stats.clone(), on_commit));
-        Ok(PgTrail { pool, tx, stats })
+        Ok(PgTrail {
+            pool,
+            tx,
+            stats,
+            epoch: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+        })
     }
 
     pub fn stats(&self) -> &AuditWriterStats {
@@ -133,15 +150,92 @@ impl PgTrail {
             lines.push(String::from_utf8(line).map_err(|e| store_error("record", e))?);
         }
         let (done, wait) = oneshot::channel();
+        let epoch = self.epoch.load(Ordering::Acquire);
         self.tx
             .send(Append {
                 at: records.iter().map(|r| r.at).collect(),
                 kinds: records.iter().map(AuditRecord::kind).collect(),
+                epochs: records
+                    .iter()
+                    .map(|r| decided_kind(r.kind()).then_some(epoch))
+                    .collect(),
                 lines,
                 done,
             })
             .map_err(|_| AuditError::Closed)?;
         wait.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Takes the lease for `duration` if it is free (never held, or expired), as
+    /// `holder`; the new epoch if so. The time is PostgreSQL's, one clock for all.
+    pub async fn take_lease(
+        &self,
+        holder: &str,
+        duration: Duration,
+    ) -> Result<Option<i64>, AuditError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let row = client
+            .query_opt(
+                "UPDATE salve_lease SET holder = $1, epoch = epoch + 1, \
+                 expires_at = clock_timestamp() + make_interval(secs => $2) \
+                 WHERE id = 1 AND expires_at <= clock_timestamp() RETURNING epoch",
+                &[&holder, &duration.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| store_error("cannot take the lease", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Extends the lease `epoch` holds by `duration` from now; false when it is no
+    /// longer held (expired, or taken by another).
+    pub async fn renew_lease(
+        &self,
+        holder: &str,
+        epoch: i64,
+        duration: Duration,
+    ) -> Result<bool, AuditError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let n = client
+            .execute(
+                "UPDATE salve_lease SET expires_at = clock_timestamp() + make_interval(secs => $3) \
+                 WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()",
+                &[&holder, &epoch, &duration.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| store_error("cannot renew the lease", e))?;
+        Ok(n == 1)
+    }
+
+    /// Gives the lease up at once (a clean stop), so another replica need not wait
+    /// for it to run out.
+    pub async fn release_lease(&self, holder: &str, epoch: i64) -> Result<(), AuditError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        client
+            .execute(
+                "UPDATE salve_lease SET expires_at = '-infinity' \
+                 WHERE id = 1 AND holder = $1 AND epoch = $2",
+                &[&holder, &epoch],
+            )
+            .await
+            .map_err(|e| store_error("cannot release the lease", e))?;
+        Ok(())
+    }
+
+    /// The epoch this replica writes decisions with (0: none; they are refused).
+    pub fn set_epoch(&self, epoch: i64) {
+        self.epoch.store(epoch, Ordering::Release);
     }
 
     /// Whether PostgreSQL answers now.
@@ -165,7 +259,7 @@ impl PgTrail {
         &self,
         after: i64,
         since: Option<DateTime<Utc>>,
-        mut each: impl FnMut(i64, AuditRecord),
+        mut each: impl FnMut(i64, Option<i64>, AuditRecord),
     ) -> Result<i64, AuditError> {
         const PAGE: i64 = 5000;
         let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
@@ -176,7 +270,7 @@ impl PgTrail {
             .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
         let statement = client
             .prepare_cached(
-                "SELECT seq, record::text FROM salve_trail WHERE seq > $1 AND at >= $3 \
+                "SELECT seq, record::text, epoch FROM salve_trail WHERE seq > $1 AND at >= $3 \
                  ORDER BY seq LIMIT $2",
             )
             .await
@@ -191,9 +285,10 @@ impl PgTrail {
             for row in rows {
                 let seq: i64 = row.get(0);
                 let text: &str = row.get(1);
+                let epoch: Option<i64> = row.get(2);
                 last = seq;
                 match AuditRecord::from_line(text.as_bytes()) {
-                    Ok(record) => each(seq, record),
+                    Ok(record) => each(seq, epoch, record),
                     Err(e) => {
                         tracing::warn!(seq, error = %e, "skipping unreadable audit record in PostgreSQL")
                     }
@@ -282,6 +377,7 @@ impl PgTrail {
         let sent = self.tx.send(Append {
             at: Vec::new(),
             kinds: Vec::new(),
+            epochs: Vec::new(),
             lines: Vec::new(),
             done,
         });
@@ -351,8 +447,9 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
         .map_err(|e| store_error("cannot take the write lock", e))?;
     let statement = tx
         .prepare_cached(
-            "INSERT INTO salve_trail (at, kind, record) \
-             SELECT at, kind, record::json FROM unnest($1::timestamptz[], $2::text[], $3::text[]) AS t(at, kind, record)",
+            "INSERT INTO salve_trail (at, kind, record, epoch) \
+             SELECT at, kind, record::json, epoch \
+             FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::bigint[]) AS t(at, kind, record, epoch)",
         )
         .await
         .map_err(|e| store_error("cannot prepare the insert", e))?;
@@ -362,7 +459,11 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
         .iter()
         .flat_map(|a| a.lines.iter().map(String::as_str))
         .collect();
-    tx.execute(&statement, &[&at, &kinds, &lines])
+    let epochs: Vec<Option<i64>> = batch
+        .iter()
+        .flat_map(|a| a.epochs.iter().copied())
+        .collect();
+    tx.execute(&statement, &[&at, &kinds, &lines, &epochs])
         .await
         .map_err(|e| store_error("cannot insert records", e))?;
     tx.commit()
@@ -393,7 +494,7 @@ impl TrailReader {
                 .map_err(|e| e.to_string()),
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
-                let mut read = || runtime.block_on(trail.read_after(0, since, |_, r| each(r)));
+                let mut read = || runtime.block_on(trail.read_after(0, since, |_, _, r| each(r)));
                 // On a worker of the runtime, the thread is handed over while it waits.
                 let result = match tokio::runtime::Handle::try_current() {
                     Ok(_) => tokio::task::block_in_place(read),

@@ -86,6 +86,10 @@ pub struct StoreConfig {
     /// One statement at most, then PostgreSQL cancels it. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_timeout: Option<String>,
+    /// How long the leader's lease lasts: after it was last renewed, another replica
+    /// takes over within this. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover_after: Option<String>,
 }
 
 /// Notify a channel when an action fails or a breaker opens. The message is a notify

@@ -278,6 +278,8 @@ fn store_settings(
         pool_size,
         connect_timeout: timeout("store.connect_timeout", &store.connect_timeout, 5)?,
         statement_timeout: timeout("store.statement_timeout", &store.statement_timeout, 10)?,
+        takeover_after: timeout("store.takeover_after", &store.takeover_after, 10)?
+            .max(Duration::from_secs(1)),
     })
 }
 

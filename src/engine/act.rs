@@ -41,7 +41,7 @@ impl Engine {
         );
         if let Err(e) = self.audit.append(&evaluation.records).await {
             tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
-            self.forget_unrecorded();
+            self.forget_unrecorded().await;
             for events in notifications {
                 let engine = self.clone();
                 self.inflight.fetch_add(1, Ordering::AcqRel);
@@ -150,6 +150,13 @@ impl Engine {
             target: decision.target.clone(),
             params: decision.params.clone(),
         };
+        if !self.lead.may_act() {
+            // Its outcome could not be recorded either; the replica that leads now
+            // reports it abandoned.
+            tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                "not starting an action: this replica lost the lead before its turn");
+            return Vec::new();
+        }
         let dispatcher = self.dispatcher.read().clone();
         let outcome = dispatcher.run(&intent, &context).await;
         if outcome.is_failure() {

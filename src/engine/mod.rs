@@ -7,6 +7,7 @@
 mod act;
 mod checkpoint;
 mod evaluate;
+mod lead;
 mod on_outcome;
 mod quarantine;
 mod recovery;
@@ -76,6 +77,8 @@ pub struct Engine {
     gate: tokio::sync::RwLock<()>,
     checkpoints: Mutex<checkpoint::Written>,
     quarantine: Mutex<quarantine::Quarantine>,
+    /// Who decides, with `[store]`.
+    lead: lead::Lead,
     /// Counts successful reloads, for what must follow one (the listener's TLS).
     reloads: tokio::sync::watch::Sender<u64>,
 }
@@ -216,6 +219,15 @@ impl Engine {
                 )
             })
             .collect();
+        if let Trail::Postgres(pg) = &self.audit {
+            // Whichever replica leads finds them in the trail and decides them.
+            pg.append(&records).await?;
+            for e in &events {
+                self.metrics.event_received(&e.source);
+            }
+            self.lead.wake.notify_one();
+            return Ok(());
+        }
         {
             let _writing = self.gate.read().await;
             self.audit.append(&records).await?;
@@ -241,16 +253,20 @@ impl Engine {
             })
             .map(|(e, _)| e)
             .collect();
-        if events.is_empty() {
-            return Ok(());
+        if !events.is_empty() {
+            self.enqueue(events);
         }
+        Ok(())
+    }
+
+    /// Hands recorded events to the worker.
+    fn enqueue(&self, events: Vec<Event>) {
         self.backlog.fetch_add(events.len(), Ordering::AcqRel);
         self.inflight.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(events).is_err() {
-            // The worker is gone (stopping): on disk, decided at the next start.
+            // The worker is gone (stopping): recorded, decided at the next start.
             self.finished_one();
         }
-        Ok(())
     }
 
     /// The rules in quarantine now, and until when.
@@ -394,6 +410,11 @@ impl Engine {
 
     /// The protocol for facts other than decisions: on disk first, then in memory.
     async fn record_then_apply(&self, record: AuditRecord) -> Result<(), AuditError> {
+        if let Trail::Postgres(pg) = &self.audit {
+            // Applied as every replica applies it: from the trail.
+            pg.append(std::slice::from_ref(&record)).await?;
+            return self.follow_once().await;
+        }
         let _writing = self.gate.read().await;
         self.audit.append(std::slice::from_ref(&record)).await?;
         fold(&mut self.state.write(), &record);
@@ -437,6 +458,7 @@ impl Engine {
             done = false;
         }
         self.audit.close().await;
+        self.give_up_lead().await;
         done
     }
 }
@@ -471,18 +493,6 @@ pub struct ServeOptions {
     pub clock: Clock,
 }
 
-/// The state the trail in PostgreSQL holds: every record folded, oldest first.
-async fn fold_postgres(
-    pg: &PgTrail,
-    settings: &crate::policy::PolicySettings,
-) -> Result<PolicyState, String> {
-    let mut state = PolicyState::new(settings.clone());
-    pg.read_after(0, None, |_, record| fold(&mut state, &record))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(state)
-}
-
 /// Starts the engine: replays the audit, records what a crash left open, decides the
 /// events acknowledged but never decided, and runs the evaluation loop.
 pub async fn start(
@@ -496,6 +506,8 @@ pub async fn start(
         Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
     let config_dir = config.data_dir.clone();
     let started = Instant::now();
+    let store = config.store.is_some();
+    let lead = lead::Lead::new(store);
     let (audit, mut state) = match &config.store {
         None => {
             let audit =
@@ -509,7 +521,10 @@ pub async fn start(
             let pg = PgTrail::open(store, Some(on_sync))
                 .await
                 .map_err(|e| e.to_string())?;
-            let state = fold_postgres(&pg, &runtime.config.policy).await?;
+            let (state, last) = lead::fold_store(&pg, &runtime.config.policy)
+                .await
+                .map_err(|e| e.to_string())?;
+            lead.set_followed(last);
             (Trail::Postgres(pg), state)
         }
     };
@@ -538,7 +553,7 @@ pub async fn start(
         dispatcher: RwLock::new(dispatcher),
         clock: options.clock,
         queue,
-        backlog: AtomicUsize::new(undecided.len()),
+        backlog: AtomicUsize::new(if store { 0 } else { undecided.len() }),
         decide_rate: std::sync::atomic::AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         inflight: AtomicUsize::new(0),
@@ -549,9 +564,21 @@ pub async fn start(
         gate: tokio::sync::RwLock::new(()),
         checkpoints: Mutex::new(checkpoint::Written::on_disk(&config_dir)),
         quarantine: Mutex::new(quarantine::Quarantine::default()),
+        lead,
         reloads: tokio::sync::watch::Sender::new(0),
     });
-    engine.recover(undecided, pending).await;
+    match &engine.runtime().config.store {
+        // The replica that takes the lease settles what the last leader left open.
+        Some(store) => {
+            engine.metrics.leader(false);
+            tokio::spawn(engine.clone().follow());
+            tokio::spawn(engine.clone().hold_lease(store.takeover_after));
+        }
+        None => {
+            engine.metrics.leader(true);
+            engine.recover(undecided, pending).await;
+        }
+    }
 
     let worker = engine.clone();
     let handle = tokio::spawn(async move {
@@ -566,7 +593,18 @@ pub async fn start(
                 }
             }
             let taken = round.len();
-            worker.process_many(round).await;
+            if worker.lead.is_leader() {
+                worker.process_many(round).await;
+            } else {
+                // The lead was lost: what is queued stays undecided in the trail, for
+                // the replica that leads now.
+                let events: usize = round.iter().map(Vec::len).sum();
+                let _ = worker
+                    .backlog
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                        Some(b.saturating_sub(events))
+                    });
+            }
             for _ in 0..taken {
                 worker.finished_one();
             }

@@ -170,7 +170,7 @@ impl Engine {
         }
         if let Err(e) = self.audit.append(&records).await {
             tracing::error!(error = %e, "cannot record outcome notifications; not sending them");
-            self.forget_unrecorded();
+            self.forget_unrecorded().await;
             return Vec::new();
         }
         notices

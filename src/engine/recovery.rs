@@ -132,7 +132,10 @@ impl Engine {
     /// Decisions are applied in memory as they are made; when they could not be written,
     /// memory must not keep them, or a re-send would be deduped against an action that
     /// never ran. Rebuild it from what the trail does hold.
-    pub(super) fn forget_unrecorded(&self) {
+    pub(super) async fn forget_unrecorded(&self) {
+        if self.runtime().config.store.is_some() {
+            return self.refold_store().await;
+        }
         let settings = self.runtime().config.policy.clone();
         let state = match self.audit.reader() {
             TrailReader::Files(dir) => {

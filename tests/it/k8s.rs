@@ -879,9 +879,13 @@ async fn without_any_cluster_configuration_kubernetes_actions_fail_and_say_why()
     );
 }
 
-/// Each YAML document as JSON, with its file name.
+/// Each YAML document of `examples/kubernetes` as JSON, with its file name.
 fn manifests() -> Vec<(String, Value)> {
-    let dir = repo_dir().join("examples/kubernetes");
+    manifests_in("examples/kubernetes")
+}
+
+fn manifests_in(folder: &str) -> Vec<(String, Value)> {
+    let dir = repo_dir().join(folder);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -1102,4 +1106,75 @@ fn the_cluster_role_grants_exactly_the_requests_salve_sends() {
         "apps/statefulsets/scale update", // scale
     ];
     assert_eq!(granted, used);
+}
+
+#[test]
+fn the_two_replica_variant_spreads_its_pods_keeps_one_through_a_drain_and_reads_the_url_from_a_secret(
+) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let documents = manifests_in("examples/kubernetes/replicas");
+    let find = |kind: &str| -> &Value {
+        documents
+            .iter()
+            .map(|(_, d)| d)
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    round_trip::<Deployment>("replicas/deployment.yaml", find("Deployment"));
+    round_trip::<PodDisruptionBudget>("replicas/pdb.yaml", find("PodDisruptionBudget"));
+    round_trip::<ConfigMap>("replicas/config.yaml", find("ConfigMap"));
+    assert_eq!(documents.len(), 3);
+
+    let deployment = &find("Deployment")["spec"];
+    assert_eq!(deployment["replicas"], 2);
+    let pod = &deployment["template"]["spec"];
+    let spread =
+        &pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        spread["labelSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "salve"
+    );
+    assert_eq!(find("PodDisruptionBudget")["spec"]["minAvailable"], 1);
+    // No volume is shared between the replicas.
+    let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+    assert!(volumes.iter().all(|v| v["persistentVolumeClaim"].is_null()));
+
+    let container = &pod["containers"][0];
+    let url = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "SALVE_POSTGRES_URL")
+        .unwrap_or_else(|| panic!("no SALVE_POSTGRES_URL in the pod"));
+    assert_eq!(url["valueFrom"]["secretKeyRef"]["name"], "salve-postgres");
+    let toml = find("ConfigMap")["data"]["salve.toml"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!toml.contains("postgres://"), "{toml}");
+    let token = tempfile::NamedTempFile::new().expect("a token file");
+    std::fs::write(token.path(), "s3cret\n").expect("write the token");
+    let toml = toml.replace(
+        "/etc/salve/token/token",
+        &token.path().display().to_string(),
+    );
+    std::env::set_var(
+        "SALVE_POSTGRES_URL",
+        " postgres://salve:pw@postgres.db.svc:5432/salve\n",
+    );
+    std::env::set_var(
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.invalid/services/T0/B0/x",
+    );
+    let config = salve::config::Config::parse(&toml, std::path::Path::new("config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = config.store.expect("[store]");
+    assert_eq!(
+        store.url.expose(),
+        "postgres://salve:pw@postgres.db.svc:5432/salve"
+    );
+    assert_eq!(store.takeover_after, std::time::Duration::from_secs(10));
 }

@@ -184,3 +184,307 @@ fn check_refuses_a_store_without_exactly_one_source_of_its_url() {
     );
     assert!(!stderr.contains("secret-password"), "{stderr}");
 }
+
+/// Replicas share PostgreSQL and a folder their command writes to, so what every
+/// replica did is counted in one place.
+const REPLICA: &str = r#"
+[store]
+postgres_url_env = "SALVE_TEST_PG_URL"
+connect_timeout = "1s"
+takeover_after = "{takeover}"
+
+[exec.mark]
+argv = ["/bin/sh", "-c", 'echo "$1" >> "{shared}/marks.txt"', "sh"]
+
+[exec.slow]
+argv = ["/bin/sh", "-c", 'echo "$1" >> "{shared}/slow.txt"; sleep 5', "sh"]
+timeout = "30s"
+"#;
+
+const SLOW: &str = r#"
+const MATCH = `alertname="Slow"`;
+fn plan(event) { [exec("slow", ["started"])] }
+"#;
+
+const DOWN: &str = r#"
+const MATCH = `alertname="ContainerDown"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    [exec("mark", [event.labels.container ?? "?"])]
+}
+"#;
+
+fn replica(pg: &Postgres, shared: &std::path::Path, takeover: &str) -> Salve {
+    Salve::builder()
+        .config(
+            &REPLICA
+                .replace("{shared}", &shared.display().to_string())
+                .replace("{takeover}", takeover),
+        )
+        .rule("down", DOWN)
+        .rule("slow", SLOW)
+        .env("SALVE_TEST_PG_URL", &pg.url())
+        .start()
+}
+
+fn leads(salve: &Salve) -> bool {
+    salve.metric("salve_leader") == Some(1.0)
+}
+
+fn marks(shared: &std::path::Path) -> Vec<String> {
+    lines(shared, "marks.txt")
+}
+
+fn lines(shared: &std::path::Path, file: &str) -> Vec<String> {
+    std::fs::read_to_string(shared.join(file))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn of_two_replicas_one_leads_both_accept_and_an_alert_sent_to_both_acts_once() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    let a = replica(&pg, shared.path(), "3s");
+    wait_until("the first replica to take the lead", || {
+        leads(&a).then_some(())
+    });
+    let b = replica(&pg, shared.path(), "3s");
+    assert_eq!(b.get("/-/ready").status, 200, "a follower accepts webhooks");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(b.metric("salve_leader"), Some(0.0));
+    assert!(leads(&a));
+
+    // The same alert to both, again and again, from both sides at once.
+    std::thread::scope(|scope| {
+        for salve in [&a, &b] {
+            scope.spawn(move || {
+                for _ in 0..5 {
+                    let reply = salve.post_fixture("firing-single.json");
+                    assert_eq!(reply.status, 200, "{:?}", reply.body);
+                }
+            });
+        }
+    });
+    let records = wait_until("all ten notifications to be decided", || {
+        let records = a.audit_json();
+        (of_kind(&records, "evaluated").len() == 10).then_some(records)
+    });
+    let decided = decisions(&records);
+    assert_eq!(
+        decided.iter().filter(|d| d.ends_with("-> execute")).count(),
+        1,
+        "{decided:#?}"
+    );
+    wait_until("the one action to run", || {
+        (marks(shared.path()) == ["web-1"]).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(marks(shared.path()), ["web-1"]);
+    // Every decision carries the leader's epoch.
+    assert_eq!(
+        pg.query("SELECT count(DISTINCT epoch) FROM salve_trail WHERE kind = 'decision'"),
+        "1"
+    );
+    assert_eq!(
+        pg.query("SELECT count(*) FROM salve_trail WHERE kind = 'received' AND epoch IS NULL"),
+        "10"
+    );
+}
+
+#[test]
+fn when_the_leader_is_killed_another_takes_over_decides_what_it_left_and_acts_once() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    let mut a = replica(&pg, shared.path(), "2s");
+    wait_until("the first replica to take the lead", || {
+        leads(&a).then_some(())
+    });
+    let b = replica(&pg, shared.path(), "2s");
+    let reply = a.post_fixture("firing-single.json");
+    assert_eq!(reply.status, 200);
+    wait_until("the action to run", || {
+        (marks(shared.path()) == ["web-1"]).then_some(())
+    });
+
+    a.kill9();
+    let killed = std::time::Instant::now();
+    // Resends keep arriving at the replica that is left, while it has no leader.
+    for _ in 0..3 {
+        let reply = b.post_fixture("firing-single.json");
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    wait_until("the second replica to take the lead", || {
+        leads(&b).then_some(())
+    });
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(5),
+        "took over after {:?} (takeover_after is 2s)",
+        killed.elapsed()
+    );
+    let records = wait_until("the resends to be decided", || {
+        let records = b.audit_json();
+        (of_kind(&records, "evaluated").len() == 4).then_some(records)
+    });
+    let decided = decisions(&records);
+    assert_eq!(
+        decided.iter().filter(|d| d.ends_with("-> execute")).count(),
+        1,
+        "{decided:#?}"
+    );
+    assert!(b.logs().contains("took the lead"));
+    // The killed leader comes back as a follower.
+    a.start();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(a.metric("salve_leader"), Some(0.0));
+    assert!(leads(&b));
+    assert_eq!(marks(shared.path()), ["web-1"]);
+}
+
+#[test]
+fn a_leader_paused_past_its_lease_is_fenced_and_acts_on_nothing_after_it_resumes() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    let a = replica(&pg, shared.path(), "2s");
+    wait_until("the first replica to take the lead", || {
+        leads(&a).then_some(())
+    });
+    let b = replica(&pg, shared.path(), "2s");
+    let pid = a.pid().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    wait_until("the second replica to take the lead", || {
+        leads(&b).then_some(())
+    });
+    // While the old leader is paused, an alert reaches the new one.
+    let reply = b.post_fixture("firing-single.json");
+    assert_eq!(reply.status, 200);
+    wait_until("the new leader to act", || {
+        (marks(shared.path()) == ["web-1"]).then_some(())
+    });
+    // An epoch that no longer holds the lease cannot write.
+    let old = pg.query("SELECT epoch - 1 FROM salve_lease");
+    let refused = std::process::Command::new("psql")
+        .args(["-tA", "-X", "-d", &pg.url(), "-c"])
+        .arg(format!(
+            "INSERT INTO salve_trail (at, kind, record, epoch) VALUES (now(), 'decision', '{{}}', {old})"
+        ))
+        .output()
+        .expect("psql");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not hold the lease"));
+
+    signal("-CONT");
+    // Back, it hears of its lost lease and gives the lead up; what it had queued or
+    // receives now is decided by the new leader only.
+    wait_until("the old leader to know it lost the lead", || {
+        (a.metric("salve_leader") == Some(0.0)).then_some(())
+    });
+    let reply = a.post_fixture("firing-single.json");
+    assert_eq!(reply.status, 200);
+    wait_until("the resend to be decided", || {
+        (of_kind(&b.audit_json(), "evaluated").len() == 2).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(marks(shared.path()), ["web-1"]);
+    assert!(a.logs().contains("lost the lead"));
+    assert!(leads(&b));
+}
+
+#[test]
+fn an_action_the_killed_leader_never_reported_is_abandoned_once_and_not_run_again() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    let mut a = replica(&pg, shared.path(), "2s");
+    wait_until("the first replica to take the lead", || {
+        leads(&a).then_some(())
+    });
+    let b = replica(&pg, shared.path(), "2s");
+    let reply = a.post_json("/api/v1/events", &native(&[("alertname", "Slow")]));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    wait_until("the slow action to start", || {
+        (lines(shared.path(), "slow.txt") == ["started"]).then_some(())
+    });
+    a.kill9();
+    wait_until("the second replica to take the lead", || {
+        leads(&b).then_some(())
+    });
+    wait_until("the action to be reported abandoned", || {
+        (!of_kind(&b.audit_json(), "outcome").is_empty()).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let records = b.audit_json();
+    let outcomes: Vec<String> = of_kind(&records, "outcome")
+        .into_iter()
+        .map(|o| s(&o["outcome"]))
+        .collect();
+    assert_eq!(outcomes, ["abandoned"], "{records:#?}");
+    assert_eq!(
+        lines(shared.path(), "slow.txt"),
+        ["started"],
+        "it ran again"
+    );
+}
+
+mod v1 {
+    refinery::embed_migrations!("migrations");
+}
+
+#[test]
+fn migrations_upgrade_a_database_the_previous_version_made_and_its_records_are_decided() {
+    let pg = Postgres::start();
+    // The schema as the previous version left it, with an event it acknowledged and
+    // never decided.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (mut client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        v1::migrations::runner()
+            .set_target(refinery::Target::Version(1))
+            .run_async(&mut client)
+            .await
+            .expect("migrate to version 1");
+    });
+    let line = r#"{"at":"2026-12-01T10:00:00Z","kind":"received","event":{"id":"from-v1","source":"alertmanager","status":"firing","labels":{"alertname":"ContainerDown","container":"web-1"},"starts_at":"2026-12-01T09:59:00Z","fingerprint":"00000000000000aa"}}"#;
+    pg.query(&format!(
+        "INSERT INTO salve_trail (at, kind, record) VALUES ('2026-12-01T10:00:00Z', 'received', '{line}')"
+    ));
+    assert_eq!(
+        pg.query("SELECT max(version) FROM refinery_schema_history"),
+        "1"
+    );
+
+    let shared = tempfile::tempdir().expect("shared folder");
+    let salve = replica(&pg, shared.path(), "2s");
+    assert_eq!(
+        pg.query("SELECT max(version) FROM refinery_schema_history"),
+        "2"
+    );
+    wait_until(
+        "the event from before the upgrade to be decided and acted on",
+        || (marks(shared.path()) == ["web-1"]).then_some(()),
+    );
+    let records = salve.audit_json();
+    assert_eq!(decisions(&records), ["down: exec exec:mark -> execute"]);
+    // Run again on an up-to-date schema, nothing changes.
+    drop(salve);
+    let again = replica(&pg, shared.path(), "2s");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM refinery_schema_history"),
+        "2"
+    );
+    assert!(again.logs().contains("salve is serving"));
+}

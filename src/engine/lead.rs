@@ -1,0 +1,263 @@
+//! Who decides, with `[store]`: every replica accepts webhooks and writes what it
+//! receives; one replica, the holder of the lease in PostgreSQL, decides and acts.
+//!
+//! The lease is a row with an expiry, not an advisory lock: a lock lives as long as its
+//! connection, and a paused (SIGSTOP) or cut-off process keeps its connection open, so
+//! nobody could take over. A row with an expiry in PostgreSQL's own clock is taken over
+//! once it runs out, whatever the old holder is doing; the epoch it carries fences the
+//! old holder's late writes (`migrations/V2__lease.sql`), and the holder itself stops
+//! starting actions before the lease can have run out by its own clock.
+//!
+//! Every replica folds what the others write by following the trail in `seq` order;
+//! the leader also queues the events it finds there, whichever replica received them.
+
+use super::recovery::fold;
+use super::{Engine, Trail};
+use crate::audit::{AuditError, Entry, PgTrail};
+use crate::event::Event;
+use crate::policy::PolicyState;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a follower looks for what the others wrote, at most.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+pub(super) struct Lead {
+    /// A replica with the file trail is its own leader, always.
+    leader: AtomicBool,
+    /// Until when this replica may start an action, by its own clock.
+    valid_until: parking_lot::Mutex<Option<Instant>>,
+    /// The last trail record folded.
+    followed: AtomicI64,
+    /// Epochs this replica held: what it wrote under them is in its state already.
+    own_epochs: parking_lot::Mutex<Vec<i64>>,
+    /// One follower pass at a time, and none while the lead changes hands.
+    following: tokio::sync::Mutex<()>,
+    pub(super) wake: tokio::sync::Notify,
+    /// This replica's name in the lease.
+    holder: String,
+}
+
+impl Lead {
+    pub(super) fn new(store: bool) -> Lead {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        Lead {
+            leader: AtomicBool::new(!store),
+            valid_until: parking_lot::Mutex::new(None),
+            followed: AtomicI64::new(0),
+            own_epochs: parking_lot::Mutex::new(Vec::new()),
+            following: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+            holder: format!("{host}/{}/{}", std::process::id(), uuid::Uuid::now_v7()),
+        }
+    }
+
+    pub(super) fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Whether an action may start now: this replica leads, and its lease cannot have
+    /// run out yet.
+    pub(super) fn may_act(&self) -> bool {
+        self.is_leader()
+            && self
+                .valid_until
+                .lock()
+                .is_none_or(|until| Instant::now() < until)
+    }
+
+    pub(super) fn set_followed(&self, seq: i64) {
+        self.followed.store(seq, Ordering::Release);
+    }
+}
+
+/// The state every record of the store holds, and the last record's number.
+pub(super) async fn fold_store(
+    pg: &PgTrail,
+    settings: &crate::policy::PolicySettings,
+) -> Result<(PolicyState, i64), AuditError> {
+    let mut state = PolicyState::new(settings.clone());
+    let last = pg
+        .read_after(0, None, |_, _, record| fold(&mut state, &record))
+        .await?;
+    Ok((state, last))
+}
+
+impl Engine {
+    fn store(&self) -> Option<&PgTrail> {
+        match &self.audit {
+            Trail::Postgres(pg) => Some(pg),
+            Trail::Files(_) => None,
+        }
+    }
+
+    /// Folds what was written since the last pass; the leader queues the events in it
+    /// (one notification per request, as they came in).
+    pub(super) async fn follow_once(&self) -> Result<(), AuditError> {
+        let Some(pg) = self.store() else {
+            return Ok(());
+        };
+        let _one = self.lead.following.lock().await;
+        let own = self.lead.own_epochs.lock().clone();
+        let leader = self.lead.is_leader();
+        let mut notifications: Vec<Vec<Event>> = Vec::new();
+        let after = self.lead.followed.load(Ordering::Acquire);
+        let last = pg
+            .read_after(after, None, |_, epoch, record| {
+                if epoch.is_some_and(|e| own.contains(&e)) {
+                    return;
+                }
+                fold(&mut self.state.write(), &record);
+                if let (
+                    true,
+                    Entry::Received {
+                        event,
+                        unmatched: false,
+                    },
+                ) = (leader, record.entry)
+                {
+                    match notifications.last_mut() {
+                        Some(n) if n[0].received_at == event.received_at => n.push(event),
+                        _ => notifications.push(vec![event]),
+                    }
+                }
+            })
+            .await?;
+        self.lead.followed.store(last, Ordering::Release);
+        for events in notifications {
+            self.enqueue(events);
+        }
+        Ok(())
+    }
+
+    /// Follows the trail while the engine lives.
+    pub(super) async fn follow(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(FOLLOW_EVERY, self.lead.wake.notified()).await;
+            if let Err(e) = self.follow_once().await {
+                tracing::debug!(error = %e, "cannot follow the trail now");
+            }
+        }
+    }
+
+    /// Takes the lease when it is free, renews it while held, and gives the lead up
+    /// when it cannot be renewed in time.
+    pub(super) async fn hold_lease(self: Arc<Self>, takeover_after: Duration) {
+        let Some(pg) = self.store().cloned() else {
+            return;
+        };
+        let every = takeover_after / 4;
+        // Starting actions stops a tenth of the lease before it can run out.
+        let safe = takeover_after.mul_f64(0.9);
+        loop {
+            let asked = Instant::now();
+            if self.lead.is_leader() {
+                let epoch = self.lead.own_epochs.lock().last().copied().unwrap_or(0);
+                match pg
+                    .renew_lease(&self.lead.holder, epoch, takeover_after)
+                    .await
+                {
+                    Ok(true) => *self.lead.valid_until.lock() = Some(asked + safe),
+                    Ok(false) => self.step_down("the lease ran out and was taken, or expired"),
+                    Err(e) if !self.lead.may_act() => {
+                        self.step_down(&format!("the lease could not be renewed in time: {e}"))
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the lease; trying again"),
+                }
+            } else if !self.stopping.load(Ordering::Acquire) {
+                match pg.take_lease(&self.lead.holder, takeover_after).await {
+                    Ok(Some(epoch)) => self.take_lead(&pg, epoch, asked + safe).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "cannot ask for the lease now"),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    async fn take_lead(self: &Arc<Self>, pg: &PgTrail, epoch: i64, valid_until: Instant) {
+        let (undecided, pending) = {
+            let _one = self.lead.following.lock().await;
+            pg.set_epoch(epoch);
+            self.lead.own_epochs.lock().push(epoch);
+            *self.lead.valid_until.lock() = Some(valid_until);
+            // Everything the last leader wrote, then what it left undone.
+            let after = self.lead.followed.load(Ordering::Acquire);
+            let own: Vec<i64> = self.lead.own_epochs.lock().clone();
+            let read = pg
+                .read_after(after, None, |_, e, record| {
+                    if !e.is_some_and(|e| own.contains(&e)) {
+                        fold(&mut self.state.write(), &record);
+                    }
+                })
+                .await;
+            match read {
+                Ok(last) => self.lead.followed.store(last, Ordering::Release),
+                Err(e) => {
+                    tracing::warn!(error = %e, "took the lease but cannot read the trail; giving it up");
+                    pg.set_epoch(0);
+                    return;
+                }
+            }
+            let mut state = self.state.write();
+            let undecided = state.undecided_events();
+            let pending = state.take_pending();
+            self.lead.leader.store(true, Ordering::Release);
+            (undecided, pending)
+        };
+        self.metrics.leader(true);
+        tracing::info!(
+            epoch,
+            undecided = undecided.len(),
+            abandoned = pending.len(),
+            holder = %self.lead.holder,
+            "took the lead: this replica decides and acts"
+        );
+        self.backlog.fetch_add(undecided.len(), Ordering::AcqRel);
+        self.recover(undecided, pending).await;
+    }
+
+    /// At a clean stop, once nothing is left running: the lease goes at once.
+    pub(super) async fn give_up_lead(&self) {
+        let Some(pg) = self.store() else {
+            return;
+        };
+        if !self.lead.is_leader() {
+            return;
+        }
+        let epoch = self.lead.own_epochs.lock().last().copied().unwrap_or(0);
+        self.step_down("stopping");
+        if let Err(e) = pg.release_lease(&self.lead.holder, epoch).await {
+            tracing::warn!(error = %e, "cannot give the lease up; another replica takes over once it runs out");
+        }
+    }
+
+    fn step_down(&self, why: &str) {
+        if let Some(pg) = self.store() {
+            pg.set_epoch(0);
+        }
+        self.lead.leader.store(false, Ordering::Release);
+        *self.lead.valid_until.lock() = None;
+        self.metrics.leader(false);
+        tracing::warn!(why, holder = %self.lead.holder, "lost the lead: this replica no longer decides or acts");
+    }
+
+    /// The state rebuilt from every record of the store (what a failed write leaves
+    /// memory unsure of).
+    pub(super) async fn refold_store(&self) {
+        let Some(pg) = self.store() else {
+            return;
+        };
+        let _one = self.lead.following.lock().await;
+        match fold_store(pg, &self.runtime().config.policy).await {
+            Ok((state, last)) => {
+                *self.state.write() = state;
+                self.lead.followed.store(last, Ordering::Release);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot re-read the trail either"),
+        }
+    }
+}
