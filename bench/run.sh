@@ -16,8 +16,11 @@
 # report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
 # (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
 # turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client. BENCH_PARTS picks
-# the parts to run ("fixture storm overload probes replay docker", the default, or any).
+# the parts to run ("fixture storm overload probes replay store docker", the default, or any).
 # The replay cell: REPLAY_LOAD_SECONDS (10) of storm recorded, then replayed.
+# The store cell: STORE_SECONDS (10) of storm at 16 connections across two replicas on
+# one PostgreSQL (Debian's postgresql; started here in its own data dir), beside one
+# salve on its file trail at 16 connections, in the same run.
 # The probes cell: PROBES_COUNT (1000 probes at 1 s), PROBES_SECONDS (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -499,6 +502,84 @@ echo
 echo "| trail (MiB) | events replayed | time | events/s | differences | outcomes assumed | exit |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 echo "| $trail_mib | $replayed | $replay_ms ms | $rate | $differences | $assumed | $replay_status |"
+echo
+rm -rf "$dir"
+fi
+if part store; then
+# [store]: two replicas on one PostgreSQL (fsync and synchronous_commit on, as
+# shipped), bench/storm.lua at 8 connections on each (16 in all, every alert distinct
+# across both), 10 rules; beside it, one salve on its file trail at 16 connections.
+if $smoke; then store_seconds=1; else store_seconds=${STORE_SECONDS:-10}; fi
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$pg_bin/postgres" ] || { echo "bench: PostgreSQL is missing (apt-get install postgresql)" >&2; exit 1; }
+dir="$work/store"; mkdir -p "$dir/pg"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# The postgres user must reach its data dir through the run's folder.
+[ "$(id -u)" = 0 ] && { chmod 711 "$work"; chown -R postgres:postgres "$dir/pg"; }
+pg_port=$(free_port)
+as_pg "$pg_bin/initdb" -D "$dir/pg/data" -U salve -A trust --no-sync >/dev/null
+as_pg "$pg_bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w \
+  -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1" start >/dev/null
+pg_stop() { as_pg "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
+make_storm_rules 10 "$dir/rules"
+for r in a b; do
+  mkdir -p "$dir/$r"
+  {
+    printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
+    printf '\n[store]\npostgres_url_env = "SALVE_BENCH_PG_URL"\npool_size = 8\n'
+    for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
+  } > "$dir/$r/salve.toml"
+done
+export SALVE_BENCH_PG_URL="postgres://salve@127.0.0.1:$pg_port/postgres"
+port_a=$(free_port); port_b=$(free_port)
+"$SALVE_BIN" serve --config "$dir/a/salve.toml" --rules "$dir/rules" --data-dir "$dir/a/data" \
+  --listen "127.0.0.1:$port_a" 2>"$dir/a/log" & pid_a=$!; pids+=($pid_a)
+wait_ready "http://127.0.0.1:$port_a/-/ready" 60
+"$SALVE_BIN" serve --config "$dir/b/salve.toml" --rules "$dir/rules" --data-dir "$dir/b/data" \
+  --listen "127.0.0.1:$port_b" 2>"$dir/b/log" & pid_b=$!; pids+=($pid_b)
+wait_ready "http://127.0.0.1:$port_b/-/ready" 60
+STORM_OFFSET=0 STORM_ALERTS=1 wrk -t 1 -c 8 -d "${store_seconds}s" --timeout 10s --latency \
+  -s bench/storm.lua "http://127.0.0.1:$port_a/api/v1/alertmanager" > "$dir/wrk-a" &
+wrk_a=$!
+STORM_OFFSET=500000000000 STORM_ALERTS=1 wrk -t 1 -c 8 -d "${store_seconds}s" --timeout 10s --latency \
+  -s bench/storm.lua "http://127.0.0.1:$port_b/api/v1/alertmanager" > "$dir/wrk-b"
+wait "$wrk_a"
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1=="99%" {print $2}' "$1"; }
+non2xx() { local n; n=$(awk '/Non-2xx/ {print $NF}' "$1"); echo "${n:-0}"; }
+store_rps=$(awk -v a="$(rps "$dir/wrk-a")" -v b="$(rps "$dir/wrk-b")" 'BEGIN {printf "%.0f", a+b}')
+# The leader keeps deciding after the load: how long until every event is evaluated.
+t0=$(date +%s%N)
+deadline=$(( $(date +%s) + 120 ))
+received=$(as_pg "$pg_bin/psql" -tA -X -h 127.0.0.1 -p "$pg_port" -U salve -d postgres -c "SELECT count(*) FROM salve_trail WHERE kind = 'received' AND NOT coalesce((record->>'unmatched')::bool, false)")
+until [ "$(as_pg "$pg_bin/psql" -tA -X -h 127.0.0.1 -p "$pg_port" -U salve -d postgres -c "SELECT count(*) FROM salve_trail WHERE kind = 'evaluated'")" -ge "$received" ] || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
+drain_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+leader=$(curl -s "http://127.0.0.1:$port_a/metrics" | awk '$1=="salve_leader" {print $2}')
+stop_salve "$pid_b"; stop_salve "$pid_a"
+pg_stop
+# The same load on one salve with its file trail, for the ratio.
+mkdir -p "$dir/files"
+{
+  printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
+  for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
+} > "$dir/files/salve.toml"
+port=$(free_port)
+"$SALVE_BIN" serve --config "$dir/files/salve.toml" --rules "$dir/rules" --data-dir "$dir/files/data" \
+  --listen "127.0.0.1:$port" 2>"$dir/files/log" & pid=$!; pids+=($pid)
+wait_ready "http://127.0.0.1:$port/-/ready" 60
+STORM_OFFSET=0 STORM_ALERTS=1 wrk -t 2 -c 16 -d "${store_seconds}s" --timeout 10s --latency \
+  -s bench/storm.lua "http://127.0.0.1:$port/api/v1/alertmanager" > "$dir/wrk-files"
+stop_salve "$pid"
+files_rps=$(rps "$dir/wrk-files")
+echo "### Replicas on PostgreSQL ([store])"
+echo
+echo "- load: ${store_seconds} s of \`bench/storm.lua\` (one distinct alert per request) at 8 connections on each of two replicas, 16 in all; 10 rules, 3 of them match half the alerts; PostgreSQL $(basename "$(dirname "$pg_bin")") on this machine with fsync and synchronous_commit on"
+echo "- alerts/s: acknowledged, that is committed in PostgreSQL; the file trail: the same load on one salve, fdatasync per group commit"
+echo
+echo "| trail | alerts/s acknowledged | p99 (replica a / b) | non-2xx | leader (replica a) | events left to decide when the load stopped, decided in |"
+echo "| --- | --- | --- | --- | --- | --- |"
+echo "| PostgreSQL, 2 replicas | $store_rps | $(p99 "$dir/wrk-a") / $(p99 "$dir/wrk-b") | $(( $(non2xx "$dir/wrk-a") + $(non2xx "$dir/wrk-b") )) | ${leader:-?} | ${drain_ms} ms |"
+echo "| files, 1 salve | $files_rps | $(p99 "$dir/wrk-files") | $(non2xx "$dir/wrk-files") | 1 | - |"
 echo
 rm -rf "$dir"
 fi

@@ -254,11 +254,13 @@ impl PgTrail {
 
     /// Calls `each` for every record after sequence number `after`, oldest first;
     /// returns the last number read.
-    /// With `since`, records older than it are passed over.
+    /// With `since`, records older than it are passed over; so are records written
+    /// under the epochs `skip` (what this replica wrote as leader, and holds already).
     pub async fn read_after(
         &self,
         after: i64,
         since: Option<DateTime<Utc>>,
+        skip: &[i64],
         mut each: impl FnMut(i64, Option<i64>, AuditRecord),
     ) -> Result<i64, AuditError> {
         const PAGE: i64 = 5000;
@@ -270,23 +272,26 @@ impl PgTrail {
             .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
         let statement = client
             .prepare_cached(
-                "SELECT seq, record::text, epoch FROM salve_trail WHERE seq > $1 AND at >= $3 \
-                 ORDER BY seq LIMIT $2",
+                "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END, epoch \
+                 FROM salve_trail WHERE seq > $1 AND at >= $3 ORDER BY seq LIMIT $2",
             )
             .await
             .map_err(|e| store_error("cannot read the trail", e))?;
         let mut last = after;
         loop {
             let rows = client
-                .query(&statement, &[&last, &PAGE, &since])
+                .query(&statement, &[&last, &PAGE, &since, &skip])
                 .await
                 .map_err(|e| store_error("cannot read the trail", e))?;
             let n = rows.len();
             for row in rows {
                 let seq: i64 = row.get(0);
-                let text: &str = row.get(1);
+                let text: Option<&str> = row.get(1);
                 let epoch: Option<i64> = row.get(2);
                 last = seq;
+                let Some(text) = text else {
+                    continue;
+                };
                 match AuditRecord::from_line(text.as_bytes()) {
                     Ok(record) => each(seq, epoch, record),
                     Err(e) => {
@@ -434,22 +439,18 @@ async fn run_writer(
 }
 
 async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), AuditError> {
-    let mut client = pool
+    let client = pool
         .get()
         .await
         .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| store_error("cannot begin a transaction", e))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        .await
-        .map_err(|e| store_error("cannot take the write lock", e))?;
-    let statement = tx
+    // One statement, one round trip, its own transaction: the lock (taken before any
+    // row gets its number, and held to the commit) puts numbers in commit order.
+    let statement = client
         .prepare_cached(
-            "INSERT INTO salve_trail (at, kind, record, epoch) \
-             SELECT at, kind, record::json, epoch \
-             FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::bigint[]) AS t(at, kind, record, epoch)",
+            "WITH turn AS (SELECT pg_advisory_xact_lock($5)) \
+             INSERT INTO salve_trail (at, kind, record, epoch) \
+             SELECT at, kind, record::json, epoch FROM turn, \
+             unnest($1::timestamptz[], $2::text[], $3::text[], $4::bigint[]) AS t(at, kind, record, epoch)",
         )
         .await
         .map_err(|e| store_error("cannot prepare the insert", e))?;
@@ -463,12 +464,11 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
         .iter()
         .flat_map(|a| a.epochs.iter().copied())
         .collect();
-    tx.execute(&statement, &[&at, &kinds, &lines, &epochs])
+    client
+        .execute(&statement, &[&at, &kinds, &lines, &epochs, &WRITE_LOCK])
         .await
         .map_err(|e| store_error("cannot insert records", e))?;
-    tx.commit()
-        .await
-        .map_err(|e| store_error("cannot commit records", e))
+    Ok(())
 }
 
 /// A trail to read, wherever it is kept: what `salve audit`, `replay` and `report` and
@@ -494,7 +494,8 @@ impl TrailReader {
                 .map_err(|e| e.to_string()),
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
-                let mut read = || runtime.block_on(trail.read_after(0, since, |_, _, r| each(r)));
+                let mut read =
+                    || runtime.block_on(trail.read_after(0, since, &[], |_, _, r| each(r)));
                 // On a worker of the runtime, the thread is handed over while it waits.
                 let result = match tokio::runtime::Handle::try_current() {
                     Ok(_) => tokio::task::block_in_place(read),

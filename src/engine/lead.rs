@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// How often a follower looks for what the others wrote, at most.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+/// How often it looks at most, however often it is woken.
+const FOLLOW_AT_MOST: Duration = Duration::from_millis(10);
 
 pub(super) struct Lead {
     /// A replica with the file trail is its own leader, always.
@@ -81,7 +83,7 @@ pub(super) async fn fold_store(
 ) -> Result<(PolicyState, i64), AuditError> {
     let mut state = PolicyState::new(settings.clone());
     let last = pg
-        .read_after(0, None, |_, _, record| fold(&mut state, &record))
+        .read_after(0, None, &[], |_, _, record| fold(&mut state, &record))
         .await?;
     Ok((state, last))
 }
@@ -106,10 +108,7 @@ impl Engine {
         let mut notifications: Vec<Vec<Event>> = Vec::new();
         let after = self.lead.followed.load(Ordering::Acquire);
         let last = pg
-            .read_after(after, None, |_, epoch, record| {
-                if epoch.is_some_and(|e| own.contains(&e)) {
-                    return;
-                }
+            .read_after(after, None, &own, |_, _, record| {
                 fold(&mut self.state.write(), &record);
                 if let (
                     true,
@@ -140,6 +139,8 @@ impl Engine {
             if let Err(e) = self.follow_once().await {
                 tracing::debug!(error = %e, "cannot follow the trail now");
             }
+            // Under a flood each pass takes what came meanwhile, not one request each.
+            tokio::time::sleep(FOLLOW_AT_MOST).await;
         }
     }
 
@@ -188,10 +189,8 @@ impl Engine {
             let after = self.lead.followed.load(Ordering::Acquire);
             let own: Vec<i64> = self.lead.own_epochs.lock().clone();
             let read = pg
-                .read_after(after, None, |_, e, record| {
-                    if !e.is_some_and(|e| own.contains(&e)) {
-                        fold(&mut self.state.write(), &record);
-                    }
+                .read_after(after, None, &own, |_, _, record| {
+                    fold(&mut self.state.write(), &record)
                 })
                 .await;
             match read {

@@ -115,44 +115,80 @@ fn the_trail_and_the_limits_live_in_postgresql_across_restarts() {
 }
 
 #[test]
-fn postgresql_down_is_a_503_with_retry_after_and_nothing_acknowledged_is_lost() {
+fn postgresql_down_under_load_is_a_503_with_retry_after_and_nothing_acknowledged_is_lost() {
     let pg = Postgres::start();
     let salve = salve_on(&pg);
-    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
-    let (status, _, ids) = post(&salve, &[("alertname", "Before"), ("n", "1")]);
-    assert_eq!(status, 200);
-    acknowledged.extend(ids);
-
-    pg.halt();
-    let (status, retry_after, ids) = post(&salve, &[("alertname", "During"), ("n", "2")]);
-    assert_eq!(
-        status, 503,
-        "an event PostgreSQL did not commit was acknowledged"
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (acknowledged, refused) = std::thread::scope(|scope| {
+        // Four senders post without pause while PostgreSQL goes away and comes back.
+        let senders: Vec<_> = (0..4)
+            .map(|sender| {
+                let (salve, stop) = (&salve, &stop);
+                scope.spawn(move || {
+                    let mut acknowledged = Vec::new();
+                    let mut refused = 0;
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        n += 1;
+                        let name = format!("s{sender}-{n}");
+                        let (status, retry_after, ids) =
+                            post(salve, &[("alertname", "Load"), ("n", &name)]);
+                        match status {
+                            200 => acknowledged.extend(ids),
+                            503 => {
+                                assert!(ids.is_empty());
+                                let seconds: u64 = retry_after
+                                    .expect("a Retry-After header")
+                                    .parse()
+                                    .expect("whole seconds");
+                                assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+                                refused += 1;
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                            }
+                            other => panic!("answered {other}"),
+                        }
+                    }
+                    (acknowledged, refused)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        pg.halt();
+        wait_until("/-/ready to say PostgreSQL is unreachable", || {
+            let ready = salve.get("/-/ready");
+            (ready.status == 503 && s(&ready.body).contains("PostgreSQL")).then_some(())
+        });
+        pg.resume();
+        wait_until("/-/ready once PostgreSQL is back", || {
+            (salve.get("/-/ready").status == 200).then_some(())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let mut acknowledged: BTreeSet<String> = BTreeSet::new();
+        let mut refused = 0;
+        for sender in senders {
+            let (ids, r) = sender.join().expect("a sender");
+            acknowledged.extend(ids);
+            refused += r;
+        }
+        (acknowledged, refused)
+    });
+    assert!(refused > 0, "nothing was refused while PostgreSQL was down");
+    assert!(
+        acknowledged.len() > 20,
+        "{} acknowledged",
+        acknowledged.len()
     );
-    assert!(ids.is_empty());
-    let seconds: u64 = retry_after
-        .expect("a Retry-After header")
-        .parse()
-        .expect("whole seconds");
-    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
-    wait_until("/-/ready to say PostgreSQL is unreachable", || {
-        let ready = salve.get("/-/ready");
-        (ready.status == 503 && s(&ready.body).contains("PostgreSQL")).then_some(())
-    });
-
-    pg.resume();
-    wait_until("/-/ready once PostgreSQL is back", || {
-        (salve.get("/-/ready").status == 200).then_some(())
-    });
-    let (status, _, ids) = post(&salve, &[("alertname", "After"), ("n", "3")]);
-    assert_eq!(status, 200);
-    acknowledged.extend(ids);
 
     let received: BTreeSet<String> = of_kind(&salve.audit_json(), "received")
         .into_iter()
         .map(|r| s(&r["event"]["id"]))
         .collect();
-    assert_eq!(received, acknowledged);
+    // A commit cut off by the crash may have landed without its answer (the sender saw
+    // an error and sends it again, and dedup takes the resend); what was answered 200
+    // is there without exception.
+    let lost: Vec<&String> = acknowledged.difference(&received).collect();
+    assert!(lost.is_empty(), "acknowledged but not recorded: {lost:?}");
     assert!(salve.logs().contains("PostgreSQL is unreachable"));
 }
 
@@ -244,7 +280,7 @@ fn lines(shared: &std::path::Path, file: &str) -> Vec<String> {
 }
 
 #[test]
-fn of_two_replicas_one_leads_both_accept_and_an_alert_sent_to_both_acts_once() {
+fn of_three_replicas_one_leads_all_accept_and_an_alert_sent_to_all_acts_once() {
     let pg = Postgres::start();
     let shared = tempfile::tempdir().expect("shared folder");
     let a = replica(&pg, shared.path(), "3s");
@@ -252,14 +288,22 @@ fn of_two_replicas_one_leads_both_accept_and_an_alert_sent_to_both_acts_once() {
         leads(&a).then_some(())
     });
     let b = replica(&pg, shared.path(), "3s");
-    assert_eq!(b.get("/-/ready").status, 200, "a follower accepts webhooks");
+    let c = replica(&pg, shared.path(), "3s");
+    for follower in [&b, &c] {
+        assert_eq!(
+            follower.get("/-/ready").status,
+            200,
+            "a follower accepts webhooks"
+        );
+    }
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert_eq!(b.metric("salve_leader"), Some(0.0));
+    assert_eq!(c.metric("salve_leader"), Some(0.0));
     assert!(leads(&a));
 
-    // The same alert to both, again and again, from both sides at once.
+    // The same alert to every replica, again and again, from all sides at once.
     std::thread::scope(|scope| {
-        for salve in [&a, &b] {
+        for salve in [&a, &b, &c] {
             scope.spawn(move || {
                 for _ in 0..5 {
                     let reply = salve.post_fixture("firing-single.json");
@@ -268,9 +312,9 @@ fn of_two_replicas_one_leads_both_accept_and_an_alert_sent_to_both_acts_once() {
             });
         }
     });
-    let records = wait_until("all ten notifications to be decided", || {
-        let records = a.audit_json();
-        (of_kind(&records, "evaluated").len() == 10).then_some(records)
+    let records = wait_until("all fifteen notifications to be decided", || {
+        let records = c.audit_json();
+        (of_kind(&records, "evaluated").len() == 15).then_some(records)
     });
     let decided = decisions(&records);
     assert_eq!(
@@ -283,14 +327,14 @@ fn of_two_replicas_one_leads_both_accept_and_an_alert_sent_to_both_acts_once() {
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(marks(shared.path()), ["web-1"]);
-    // Every decision carries the leader's epoch.
+    // Every decision carries the leader's epoch; what was received carries none.
     assert_eq!(
         pg.query("SELECT count(DISTINCT epoch) FROM salve_trail WHERE kind = 'decision'"),
         "1"
     );
     assert_eq!(
         pg.query("SELECT count(*) FROM salve_trail WHERE kind = 'received' AND epoch IS NULL"),
-        "10"
+        "15"
     );
 }
 
