@@ -173,11 +173,7 @@ impl PgTrail {
         holder: &str,
         duration: Duration,
     ) -> Result<Option<i64>, AuditError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         let row = client
             .query_opt(
                 "UPDATE salve_lease SET holder = $1, epoch = epoch + 1, \
@@ -198,11 +194,7 @@ impl PgTrail {
         epoch: i64,
         duration: Duration,
     ) -> Result<bool, AuditError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         let n = client
             .execute(
                 "UPDATE salve_lease SET expires_at = clock_timestamp() + make_interval(secs => $3) \
@@ -217,11 +209,7 @@ impl PgTrail {
     /// Gives the lease up at once (a clean stop), so another replica need not wait
     /// for it to run out.
     pub async fn release_lease(&self, holder: &str, epoch: i64) -> Result<(), AuditError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         client
             .execute(
                 "UPDATE salve_lease SET expires_at = '-infinity' \
@@ -240,11 +228,7 @@ impl PgTrail {
 
     /// Whether PostgreSQL answers now.
     pub async fn reachable(&self) -> Result<(), AuditError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         client
             .simple_query("SELECT 1")
             .await
@@ -265,11 +249,7 @@ impl PgTrail {
     ) -> Result<i64, AuditError> {
         const PAGE: i64 = 5000;
         let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         let statement = client
             .prepare_cached(
                 "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END, epoch \
@@ -315,11 +295,7 @@ impl PgTrail {
         before: Option<TrailPosition>,
     ) -> Result<Page, AuditError> {
         const CHUNK: i64 = 1000;
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+        let client = connection(&self.pool).await?;
         let since = filter.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let statement = client
             .prepare_cached(
@@ -392,6 +368,15 @@ impl PgTrail {
     }
 }
 
+/// A connection of the pool, or why there is none.
+async fn connection(
+    pool: &deadpool_postgres::Pool,
+) -> Result<deadpool_postgres::Object, AuditError> {
+    pool.get()
+        .await
+        .map_err(|e| store_error("PostgreSQL is unreachable", e))
+}
+
 async fn run_writer(
     pool: deadpool_postgres::Pool,
     mut rx: mpsc::UnboundedReceiver<Append>,
@@ -439,10 +424,7 @@ async fn run_writer(
 }
 
 async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), AuditError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+    let client = connection(pool).await?;
     // One statement, one round trip, its own transaction: the lock (taken before any
     // row gets its number, and held to the commit) puts numbers in commit order.
     let statement = client

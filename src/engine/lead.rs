@@ -150,17 +150,17 @@ impl Engine {
         let Some(pg) = self.store().cloned() else {
             return;
         };
+        // A follower asks every quarter of takeover_after and the lease lasts three
+        // quarters, so a dead leader is replaced within takeover_after.
         let every = takeover_after / 4;
+        let lease = every * 3;
         // Starting actions stops a tenth of the lease before it can run out.
-        let safe = takeover_after.mul_f64(0.9);
+        let safe = lease.mul_f64(0.9);
         loop {
             let asked = Instant::now();
             if self.lead.is_leader() {
                 let epoch = self.lead.own_epochs.lock().last().copied().unwrap_or(0);
-                match pg
-                    .renew_lease(&self.lead.holder, epoch, takeover_after)
-                    .await
-                {
+                match pg.renew_lease(&self.lead.holder, epoch, lease).await {
                     Ok(true) => *self.lead.valid_until.lock() = Some(asked + safe),
                     Ok(false) => self.step_down("the lease ran out and was taken, or expired"),
                     Err(e) if !self.lead.may_act() => {
@@ -169,7 +169,7 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %e, "cannot renew the lease; trying again"),
                 }
             } else if !self.stopping.load(Ordering::Acquire) {
-                match pg.take_lease(&self.lead.holder, takeover_after).await {
+                match pg.take_lease(&self.lead.holder, lease).await {
                     Ok(Some(epoch)) => self.take_lead(&pg, epoch, asked + safe).await,
                     Ok(None) => {}
                     Err(e) => tracing::debug!(error = %e, "cannot ask for the lease now"),
