@@ -169,6 +169,16 @@ fi
 storm_alerts=${STORM_ALERTS:-1}
 true_bin=$(command -v true)
 
+# storm_config FILE [TOML]: the config the storm rules need (their three commands, the
+# ops channel, no Docker), with TOML (printf escapes) added.
+storm_config() {
+  {
+    printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
+    [ -n "${2:-}" ] && printf "\n$2"
+    for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
+  } > "$1"
+}
+
 # make_storm_rules N DIR: N rules; N-3 never match (as make_rules), 3 match job="node"
 # (half the storm's requests) and each asks to run its own named command.
 make_storm_rules() {
@@ -475,10 +485,7 @@ if part replay; then
 if $smoke; then replay_load=1; else replay_load=${REPLAY_LOAD_SECONDS:-10}; fi
 dir="$work/replay"
 make_storm_rules 10 "$dir/rules"
-{
-  printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
-  for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
-} > "$dir/salve.toml"
+storm_config "$dir/salve.toml"
 port=$(free_port)
 "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
   --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
@@ -524,11 +531,7 @@ pg_stop() { as_pg "$pg_bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 
 make_storm_rules 10 "$dir/rules"
 for r in a b; do
   mkdir -p "$dir/$r"
-  {
-    printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
-    printf '\n[store]\npostgres_url_env = "SALVE_BENCH_PG_URL"\npool_size = 8\n'
-    for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
-  } > "$dir/$r/salve.toml"
+  storm_config "$dir/$r/salve.toml" '[store]\npostgres_url_env = "SALVE_BENCH_PG_URL"\npool_size = 8\n'
 done
 export SALVE_BENCH_PG_URL="postgres://salve@127.0.0.1:$pg_port/postgres"
 port_a=$(free_port); port_b=$(free_port)
@@ -559,10 +562,7 @@ stop_salve "$pid_b"; stop_salve "$pid_a"
 pg_stop
 # The same load on one salve with its file trail, for the ratio.
 mkdir -p "$dir/files"
-{
-  printf '[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n'
-  for i in 0 1 2; do printf '\n[exec.storm-%s]\nargv = ["%s"]\ntimeout = "5s"\n' "$i" "$true_bin"; done
-} > "$dir/files/salve.toml"
+storm_config "$dir/files/salve.toml"
 port=$(free_port)
 "$SALVE_BIN" serve --config "$dir/files/salve.toml" --rules "$dir/rules" --data-dir "$dir/files/data" \
   --listen "127.0.0.1:$port" 2>"$dir/files/log" & pid=$!; pids+=($pid)

@@ -183,7 +183,9 @@ impl PgTrail {
             )
             .await
             .map_err(|e| store_error("cannot take the lease", e))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| store_error("cannot read the lease", e))
     }
 
     /// Extends the lease `epoch` holds by `duration` from now; false when it is no
@@ -245,14 +247,14 @@ impl PgTrail {
         after: i64,
         since: Option<DateTime<Utc>>,
         skip: &[i64],
-        mut each: impl FnMut(i64, Option<i64>, AuditRecord),
+        mut each: impl FnMut(AuditRecord),
     ) -> Result<i64, AuditError> {
         const PAGE: i64 = 5000;
         let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let client = connection(&self.pool).await?;
         let statement = client
             .prepare_cached(
-                "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END, epoch \
+                "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END \
                  FROM salve_trail WHERE seq > $1 AND at >= $3 ORDER BY seq LIMIT $2",
             )
             .await
@@ -265,15 +267,15 @@ impl PgTrail {
                 .map_err(|e| store_error("cannot read the trail", e))?;
             let n = rows.len();
             for row in rows {
-                let seq: i64 = row.get(0);
-                let text: Option<&str> = row.get(1);
-                let epoch: Option<i64> = row.get(2);
+                let column = |e| store_error("unexpected trail row", e);
+                let seq: i64 = row.try_get(0).map_err(column)?;
+                let text: Option<&str> = row.try_get(1).map_err(column)?;
                 last = seq;
                 let Some(text) = text else {
                     continue;
                 };
                 match AuditRecord::from_line(text.as_bytes()) {
-                    Ok(record) => each(seq, epoch, record),
+                    Ok(record) => each(record),
                     Err(e) => {
                         tracing::warn!(seq, error = %e, "skipping unreadable audit record in PostgreSQL")
                     }
@@ -316,8 +318,9 @@ impl PgTrail {
                 .map_err(|e| store_error("cannot read the trail", e))?;
             let n = rows.len();
             for row in rows {
-                let seq: i64 = row.get(0);
-                let text: &str = row.get(1);
+                let column = |e| store_error("unexpected trail row", e);
+                let seq: i64 = row.try_get(0).map_err(column)?;
+                let text: &str = row.try_get(1).map_err(column)?;
                 below = seq;
                 let Ok(record) = AuditRecord::from_line(text.as_bytes()) else {
                     continue;
@@ -476,8 +479,7 @@ impl TrailReader {
                 .map_err(|e| e.to_string()),
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
-                let mut read =
-                    || runtime.block_on(trail.read_after(0, since, &[], |_, _, r| each(r)));
+                let mut read = || runtime.block_on(trail.read_after(0, since, &[], &mut each));
                 // On a worker of the runtime, the thread is handed over while it waits.
                 let result = match tokio::runtime::Handle::try_current() {
                     Ok(_) => tokio::task::block_in_place(read),

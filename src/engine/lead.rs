@@ -83,7 +83,7 @@ pub(super) async fn fold_store(
 ) -> Result<(PolicyState, i64), AuditError> {
     let mut state = PolicyState::new(settings.clone());
     let last = pg
-        .read_after(0, None, &[], |_, _, record| fold(&mut state, &record))
+        .read_after(0, None, &[], |record| fold(&mut state, &record))
         .await?;
     Ok((state, last))
 }
@@ -108,7 +108,7 @@ impl Engine {
         let mut notifications: Vec<Vec<Event>> = Vec::new();
         let after = self.lead.followed.load(Ordering::Acquire);
         let last = pg
-            .read_after(after, None, &own, |_, _, record| {
+            .read_after(after, None, &own, |record| {
                 fold(&mut self.state.write(), &record);
                 if let (
                     true,
@@ -189,7 +189,7 @@ impl Engine {
             let after = self.lead.followed.load(Ordering::Acquire);
             let own: Vec<i64> = self.lead.own_epochs.lock().clone();
             let read = pg
-                .read_after(after, None, &own, |_, _, record| {
+                .read_after(after, None, &own, |record| {
                     fold(&mut self.state.write(), &record)
                 })
                 .await;
