@@ -267,18 +267,10 @@ impl PgTrail {
                 .map_err(|e| store_error("cannot read the trail", e))?;
             let n = rows.len();
             for row in rows {
-                let column = |e| store_error("unexpected trail row", e);
-                let seq: i64 = row.try_get(0).map_err(column)?;
-                let text: Option<&str> = row.try_get(1).map_err(column)?;
+                let (seq, record) = trail_row(&row)?;
                 last = seq;
-                let Some(text) = text else {
-                    continue;
-                };
-                match AuditRecord::from_line(text.as_bytes()) {
-                    Ok(record) => each(record),
-                    Err(e) => {
-                        tracing::warn!(seq, error = %e, "skipping unreadable audit record in PostgreSQL")
-                    }
+                if let Some(record) = record {
+                    each(record);
                 }
             }
             if (n as i64) < PAGE {
@@ -318,11 +310,9 @@ impl PgTrail {
                 .map_err(|e| store_error("cannot read the trail", e))?;
             let n = rows.len();
             for row in rows {
-                let column = |e| store_error("unexpected trail row", e);
-                let seq: i64 = row.try_get(0).map_err(column)?;
-                let text: &str = row.try_get(1).map_err(column)?;
+                let (seq, record) = trail_row(&row)?;
                 below = seq;
-                let Ok(record) = AuditRecord::from_line(text.as_bytes()) else {
+                let Some(record) = record else {
                     continue;
                 };
                 if !filter.matches(&record) {
@@ -369,6 +359,22 @@ impl PgTrail {
             let _ = wait.await;
         }
     }
+}
+
+/// A row of `seq, record::text`: its number, and its record unless SQL passed over it
+/// (NULL) or it cannot be read (warned about, and skipped as the file trail skips a line).
+fn trail_row(row: &tokio_postgres::Row) -> Result<(i64, Option<AuditRecord>), AuditError> {
+    let column = |e| store_error("unexpected trail row", e);
+    let seq: i64 = row.try_get(0).map_err(column)?;
+    let text: Option<&str> = row.try_get(1).map_err(column)?;
+    let record = text.and_then(|text| match AuditRecord::from_line(text.as_bytes()) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(seq, error = %e, "skipping unreadable audit record in PostgreSQL");
+            None
+        }
+    });
+    Ok((seq, record))
 }
 
 /// A connection of the pool, or why there is none.

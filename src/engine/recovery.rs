@@ -3,7 +3,7 @@
 //! are reported abandoned (never run again), events never decided are decided now.
 
 use super::Engine;
-use crate::audit::{AuditRecord, Entry, MaintenanceChange, TrailReader};
+use crate::audit::{AuditRecord, Entry, MaintenanceChange};
 use crate::event::Event;
 use crate::model::{Outcome, OutcomeStatus, OutcomeTrigger};
 use crate::policy::{PendingExecution, PolicyState};
@@ -133,22 +133,10 @@ impl Engine {
     /// memory must not keep them, or a re-send would be deduped against an action that
     /// never ran. Rebuild it from what the trail does hold.
     pub(super) async fn forget_unrecorded(&self) {
-        if self.runtime().config.store.is_some() {
+        let Some(files) = self.audit.files() else {
             return self.refold_store().await;
-        }
-        let settings = self.runtime().config.policy.clone();
-        let state = match self.audit.reader() {
-            TrailReader::Files(dir) => {
-                super::checkpoint::replay(&dir, &settings).map_err(|e| e.to_string())
-            }
-            reader => {
-                let mut state = PolicyState::new(settings);
-                reader
-                    .read_since(None, |record| fold(&mut state, &record))
-                    .map(|()| state)
-            }
         };
-        match state {
+        match super::checkpoint::replay(files.dir(), &self.runtime().config.policy) {
             Ok(state) => {
                 // Events still queued stay undecided in it, as they are in the trail.
                 *self.state.write() = state;
