@@ -24,6 +24,9 @@ pub struct FiringSet {
     by_alertname: HashMap<Spur, HashMap<u64, FiringAlert>>,
     len: usize,
     strings_after_rebuild: usize,
+    /// Alerts that left since the strings were last rebuilt: only their strings can be
+    /// dead.
+    left_since_rebuild: usize,
 }
 
 impl Default for FiringSet {
@@ -33,6 +36,7 @@ impl Default for FiringSet {
             by_alertname: HashMap::new(),
             len: 0,
             strings_after_rebuild: 0,
+            left_since_rebuild: 0,
         }
     }
 }
@@ -121,6 +125,7 @@ impl FiringSet {
         if let Some(group) = self.by_alertname.get_mut(&name) {
             if group.remove(&key).is_some() {
                 self.len -= 1;
+                self.left_since_rebuild += 1;
             }
             if group.is_empty() {
                 self.by_alertname.remove(&name);
@@ -166,15 +171,18 @@ impl FiringSet {
 
     /// Drops alerts not seen since `cutoff`; then, while more than `bound` remain, the
     /// ones seen least recently. Returns how many the bound evicted. Interned strings
-    /// are rebuilt from what is left once they have doubled since the last rebuild, so
-    /// memory follows what is firing, not what ever fired, at a cost amortized over
-    /// the inserts that doubled them.
+    /// are rebuilt from what is left once they have doubled since the last rebuild and
+    /// more alerts have left since then than are left, so memory follows what is
+    /// firing, not what ever fired, at a cost amortized over the alerts that left (a
+    /// storm that only adds alerts is never rebuilt).
     pub fn prune(&mut self, cutoff: DateTime<Utc>, bound: usize) -> usize {
         for group in self.by_alertname.values_mut() {
             group.retain(|_, alert| alert.last_seen >= cutoff);
         }
         self.by_alertname.retain(|_, group| !group.is_empty());
-        self.len = self.by_alertname.values().map(HashMap::len).sum();
+        let len = self.by_alertname.values().map(HashMap::len).sum();
+        self.left_since_rebuild += self.len - len;
+        self.len = len;
         let mut evicted = 0;
         if self.len > bound {
             // Down to 90% of the bound, so the next eviction is a tenth of it away.
@@ -190,7 +198,9 @@ impl FiringSet {
                 self.remove(name, key);
             }
         }
-        if self.strings.len() > 2 * self.strings_after_rebuild.max(1024) {
+        if self.strings.len() > 2 * self.strings_after_rebuild.max(1024)
+            && self.left_since_rebuild > self.len
+        {
             let alerts: Vec<FiringEntry> = self.alerts().collect();
             let mut rebuilt = FiringSet::default();
             for (key, labels, starts_at, last_seen) in &alerts {

@@ -360,3 +360,31 @@ fn replaying_the_records_rebuilds_the_same_verdicts() {
         assert_eq!(again.reason, Some(Reason::Dedup));
     }
 }
+
+#[test]
+fn the_firing_set_keeps_the_strings_of_what_is_firing_not_of_what_ever_fired() {
+    let t0 = at("2026-12-01T00:00:00Z");
+    let mut set = super::firing::FiringSet::default();
+    // Waves of distinct alerts that fire and resolve, as a storm comes and goes.
+    for wave in 0..8 {
+        let events: Vec<Event> = (0..5_000)
+            .map(|i| event("NodeDown", &format!("host-{wave}-{i}"), t0))
+            .collect();
+        for e in &events {
+            set.observe(e);
+        }
+        for e in &events {
+            set.observe(&Event {
+                status: Status::Resolved,
+                ..e.clone()
+            });
+        }
+        set.prune(t0 - Duration::days(1), usize::MAX);
+        assert_eq!(set.len(), 0);
+    }
+    assert!(
+        set.strings() < 6_000,
+        "{} strings kept for nothing firing after 40,000 alerts came and went",
+        set.strings()
+    );
+}

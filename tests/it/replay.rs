@@ -273,6 +273,20 @@ fn replaying_a_trail_with_its_own_rules_reproduces_every_decision_and_reason() {
         "{:#}",
         over_http.body
     );
+    // The state before the window is what the trail held before it, wherever the window
+    // begins: between an event and what was decided about it, or before its outcome.
+    let starts: std::collections::BTreeSet<String> = records.iter().map(|r| s(&r["at"])).collect();
+    assert!(starts.len() > 30, "{} records", starts.len());
+    for since in &starts {
+        let cut = salve.post_json("/api/v1/replay", &serde_json::json!({ "since": since }));
+        assert_eq!(cut.status, 200, "{:?}", cut.body);
+        assert_eq!(
+            cut.body["differences"],
+            serde_json::json!([]),
+            "the window from {since}: {:#}",
+            cut.body
+        );
+    }
     salve.stop();
     let out = salve.cli(&[
         "replay",
