@@ -21,9 +21,13 @@ const MAGIC: &[u8; 8] = b"SALVECKP";
 /// Bumped whenever the image changes shape; an older or newer one is not read.
 const VERSION: u32 = 1;
 /// A checkpoint is written once this much trail has been written since the last, at
-/// each rotation, and after a minute with anything new.
+/// each rotation, and after a minute with anything new; but never before the trail has
+/// grown by `TRAIL_PER_IMAGE` times the last checkpoint's size, so that writing
+/// checkpoints costs a fraction of writing the trail however large the state (a storm's
+/// firing set), and start-up after a crash reads at most that much trail after one.
 const EVERY_BYTES: u64 = 16 << 20;
 const EVERY: Duration = Duration::from_secs(60);
+const TRAIL_PER_IMAGE: u64 = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
@@ -64,8 +68,8 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
 }
 
 /// Writes the checkpoint next to the trail: a temporary file, fsynced, renamed over the
-/// current one (which becomes the previous one), and the folder fsynced.
-fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
+/// current one (which becomes the previous one), and the folder fsynced. Returns its size.
+fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, String> {
     let bytes = encode(checkpoint)?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
     let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
@@ -81,7 +85,7 @@ fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }
-    Ok(())
+    Ok(bytes.len() as u64)
 }
 
 fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, String>> {
@@ -154,6 +158,8 @@ pub(super) struct Written {
     pub bytes_at: u64,
     pub rotations_at: u64,
     pub at: Option<Instant>,
+    /// The size of the newest.
+    pub image_bytes: u64,
 }
 
 impl Written {
@@ -171,6 +177,13 @@ impl Written {
     }
 }
 
+/// Whether a checkpoint is due, `written` bytes of trail and `since` the last one of
+/// `image_bytes` (none yet: `None`).
+fn due(written: u64, rotated: bool, since: Option<Duration>, image_bytes: u64) -> bool {
+    let a_minute_on = written > 0 && since.is_none_or(|since| since >= EVERY);
+    a_minute_on || ((rotated || written >= EVERY_BYTES) && written >= TRAIL_PER_IMAGE * image_bytes)
+}
+
 impl Engine {
     /// Writes a checkpoint when enough has happened since the last one.
     pub(super) async fn checkpoint_if_due(&self) {
@@ -178,9 +191,12 @@ impl Engine {
         let bytes = stats.bytes.load(Ordering::Relaxed);
         let rotations = stats.rotations.load(Ordering::Relaxed);
         let last = *self.checkpoints.lock();
-        let due = rotations != last.rotations_at
-            || bytes.saturating_sub(last.bytes_at) >= EVERY_BYTES
-            || (bytes != last.bytes_at && last.at.is_none_or(|at| at.elapsed() >= EVERY));
+        let due = due(
+            bytes.saturating_sub(last.bytes_at),
+            rotations != last.rotations_at,
+            last.at.map(|at| at.elapsed()),
+            last.image_bytes,
+        );
         if due {
             self.checkpoint().await;
         }
@@ -218,8 +234,8 @@ impl Engine {
         let checkpoint = Checkpoint { position, image };
         let write_dir = dir.clone();
         let written = tokio::task::spawn_blocking(move || write(&write_dir, &checkpoint)).await;
-        match written {
-            Ok(Ok(())) => {}
+        let image_bytes = match written {
+            Ok(Ok(size)) => size,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot write a checkpoint; the trail is kept whole");
                 return;
@@ -228,13 +244,14 @@ impl Engine {
                 tracing::error!(error = %e, "cannot write a checkpoint; the trail is kept whole");
                 return;
             }
-        }
+        };
         let held = {
             let mut last = self.checkpoints.lock();
             last.previous = last.newest.replace(position);
             last.bytes_at = bytes;
             last.rotations_at = rotations;
             last.at = Some(Instant::now());
+            last.image_bytes = image_bytes;
             last.previous.unwrap_or(position)
         };
         tracing::debug!(
@@ -254,5 +271,28 @@ impl Engine {
             }
             self.metrics.audit_file_removed(why.as_str());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_costs_a_fraction_of_the_trail_written_since_the_last() {
+        let second = Some(Duration::from_secs(1));
+        const MIB: u64 = 1 << 20;
+        // A small state: every rotation, every 16 MiB.
+        assert!(due(MIB, true, second, 4096));
+        assert!(due(16 * MIB, false, second, 4096));
+        assert!(!due(15 * MIB, false, second, 4096));
+        // A storm's state of 13 MiB waits for 16 times that much trail, rotations or not.
+        assert!(!due(64 * MIB, true, second, 13 * MIB));
+        assert!(!due(207 * MIB, false, second, 13 * MIB));
+        assert!(due(208 * MIB, false, second, 13 * MIB));
+        // A minute with anything new, whatever the size; nothing new, nothing to write.
+        assert!(due(1, false, Some(EVERY), 13 * MIB));
+        assert!(!due(0, false, Some(EVERY), 0));
+        assert!(due(1, false, None, 0));
     }
 }

@@ -254,7 +254,7 @@ pub fn parse_alertmanager(
 ) -> Result<Vec<Event>, PayloadError> {
     // The hot path: straight into the typed payload, without a document-wide value first.
     let mut de = serde_json::Deserializer::from_slice(body);
-    let payload: AlertmanagerPayload = typed(&mut de)?;
+    let payload: AlertmanagerPayload = typed(body, &mut de)?;
     de.end().map_err(syntax)?;
     Ok(payload.into_events(received_at))
 }
@@ -268,16 +268,26 @@ fn syntax(e: serde_json::Error) -> PayloadError {
 }
 
 /// Deserializes `T` from the body, a syntax error with its line and column, a shape
-/// error with its path.
+/// error with its path. Tracking the path costs at every value, so it is only found
+/// once there is an error, by reading the body again.
 fn typed<'de, T: serde::Deserialize<'de>>(
+    body: &'de [u8],
     de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
 ) -> Result<T, PayloadError> {
-    serde_path_to_error::deserialize(de).map_err(|err| match err.inner().classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            syntax(err.into_inner())
-        }
-        _ => PayloadError::shape(err),
-    })
+    let plain = match T::deserialize(&mut *de) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let mut again = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut again) {
+        Err(err) => Err(match err.inner().classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                syntax(err.into_inner())
+            }
+            _ => PayloadError::shape(err),
+        }),
+        Ok(_) => Err(syntax(plain)),
+    }
 }
 
 fn parse_alertmanager_value(

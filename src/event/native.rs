@@ -72,9 +72,9 @@ pub(super) fn parse_native_body(
         .is_some_and(|b| *b == b'[');
     let mut de = serde_json::Deserializer::from_slice(body);
     let natives: Vec<NativeEvent> = if array {
-        super::typed(&mut de)?
+        super::typed(body, &mut de)?
     } else {
-        vec![super::typed(&mut de)?]
+        vec![super::typed(body, &mut de)?]
     };
     de.end().map_err(super::syntax)?;
     into_events(natives, array, received_at)
