@@ -192,7 +192,7 @@ for i in range(n - 3):
         f'const MATCH = `alertname="Generated{i}", severity="critical"`;\nfn plan(event) {{ [notify("ops", "x")] }}\n')
 for i in range(3):
     open(os.path.join(d, f"storm{i}.rhai"), "w").write(
-        'const MATCH = `job="node"`;\n'
+        'const MATCH = `job="node", instance=~".+"`;\n'
         f'fn plan(event) {{ if event.status != "firing" {{ return []; }} [exec("storm-{i}", [event.labels.instance])] }}\n')
 PY
 }
@@ -263,16 +263,26 @@ echo "- each salve cell: a fresh process and data dir, durable audit on, $storm_
 echo "  $(( storm_slices * storm_seconds )) s storm, then SIGTERM and a start on the full trail; the bare endpoint gets one ${storm_seconds}s run of the same script"
 echo
 
-declare -A sbare
-echo "### Storm: bare axum endpoint (parses the JSON)"
+declare -A sbare sdurable
+# The durable ceiling: the bare endpoint that also appends each body to a file and answers
+# once an fdatasync covers it (group commit), as any receiver that acknowledges only what
+# is on disk must; with C connections in flight at most C bodies share one fdatasync.
+durable_port=$(free_port)
+"$BARE_BIN" "127.0.0.1:$durable_port" --durable "$work/durable.log" & durable_pid=$!; pids+=($durable_pid)
+for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/127.0.0.1/$durable_port") 2>/dev/null && break; sleep 0.01; done
+echo "### Storm: bare axum endpoint (parses the JSON), and the same acknowledging after an fdatasync"
 echo
-echo "| connections | requests/s | alerts/s | p50 | p99 |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| connections | endpoint | requests/s | alerts/s | p50 | p99 |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for c in $storm_conns; do
   storm_load "http://127.0.0.1:$bare_port/api/v1/alertmanager" "$c" 0 "$storm_seconds"
   sbare[$c]=$(awk -v r="$s_rps" -v a="$storm_alerts" 'BEGIN {printf "%.0f", r*a}')
-  echo "| $c | $s_rps | ${sbare[$c]} | $s_p50 | $s_p99 |"
+  echo "| $c | bare | $s_rps | ${sbare[$c]} | $s_p50 | $s_p99 |"
+  storm_load "http://127.0.0.1:$durable_port/api/v1/alertmanager" "$c" 0 "$storm_seconds"
+  sdurable[$c]=$(awk -v r="$s_rps" -v a="$storm_alerts" 'BEGIN {printf "%.0f", r*a}')
+  echo "| $c | bare, durable | $s_rps | ${sdurable[$c]} | $s_p50 | $s_p99 |"
 done
+kill "$durable_pid" 2>/dev/null || true; rm -f "$work/durable.log"
 echo
 
 slice_rows=() summary_rows=() memory_rows=() restart_rows=()
@@ -314,9 +324,10 @@ for n in $storm_rules; do
     rss_end=$(kib "$pid" VmRSS); hwm=$(kib "$pid" VmHWM)
     mean=$(awk -v s="$rps_sum" -v k="$storm_slices" 'BEGIN {printf "%.0f", s/k}')
     pct=$(awk -v r="$mean" -v b="${sbare[$c]}" 'BEGIN {printf "%.0f%%", (b>0? 100*r/b : 0)}')
+    pct_durable=$(awk -v r="$mean" -v b="${sdurable[$c]}" 'BEGIN {printf "%.0f%%", (b>0? 100*r/b : 0)}')
     flat_rps=$(awk -v a="$alerts_rps" -v b="$first_rps" 'BEGIN {printf "%.2f", (b>0? a/b : 0)}')
     flat_p99=$(awk -v a="$(ms "$s_p99")" -v b="$(ms "$first_p99")" 'BEGIN {printf "%.2f", (b>0? a/b : 0)}')
-    summary_rows+=("| $c | $n | $mean | $pct | $first_rps → $alerts_rps | $flat_rps | $first_p99 → $s_p99 | $flat_p99 | $decided | $executed | $non2xx | $errors |")
+    summary_rows+=("| $c | $n | $mean | $pct | $pct_durable | $first_rps → $alerts_rps | $flat_rps | $first_p99 → $s_p99 | $flat_p99 | $decided | $executed | $non2xx | $errors |")
 
     per_alert=$(awk -v e="$rss_end" -v w="$rss_warm" -v a="$(( sent - sent_warm ))" 'BEGIN {printf "%.0f", (a>0? 1024*(e-w)/a : 0)}')
     audit_bytes=$(find "$dir/data" -maxdepth 1 -name 'audit.jsonl*' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
@@ -352,8 +363,8 @@ done
 
 echo "### Storm: salve, durable audit on, $(( storm_slices * storm_seconds )) s"
 echo
-echo "| connections | rules | alerts/s (mean of slices) | % of bare | alerts/s first → last slice | last / first | p99 first → last slice | last / first | intents decided | executed | non-2xx | socket errors |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| connections | rules | alerts/s (mean of slices) | % of bare | % of bare, durable | alerts/s first → last slice | last / first | p99 first → last slice | last / first | intents decided | executed | non-2xx | socket errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${summary_rows[@]}"
 echo
 echo "### Storm: each ${storm_seconds} s slice"
