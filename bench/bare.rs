@@ -35,8 +35,8 @@ async fn receive(
             std::hint::black_box(&value);
             if let Some(queue) = &disk.0 {
                 let (done, written) = oneshot::channel();
-                let durable = queue.send((body, done)).is_ok()
-                    && matches!(written.await, Ok(Ok(())));
+                let durable =
+                    queue.send((body, done)).is_ok() && matches!(written.await, Ok(Ok(())));
                 if !durable {
                     return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
                 }
@@ -72,7 +72,10 @@ fn write_durably(mut file: std::fs::File, queue: mpsc::Receiver<Append>) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:9099".to_string());
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9099".to_string());
     let disk = match (args.get(2).map(String::as_str), args.get(3)) {
         (Some("--durable"), Some(path)) => {
             let file = std::fs::OpenOptions::new()
@@ -84,11 +87,7 @@ async fn main() -> std::io::Result<()> {
             Disk(Some(queue))
         }
         (None, _) => Disk(None),
-        _ => {
-            return Err(std::io::Error::other(
-                "usage: bare [ADDR] [--durable FILE]",
-            ))
-        }
+        _ => return Err(std::io::Error::other("usage: bare [ADDR] [--durable FILE]")),
     };
     let app = Router::new()
         .route("/api/v1/alertmanager", post(receive))
