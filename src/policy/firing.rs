@@ -1,43 +1,41 @@
 //! The alerts firing now, behind a rule's `firing(...)`. Compact, because a storm puts
 //! hundreds of thousands in it: label names and values are stored once and shared
-//! (interned), alerts are keyed by a hash of their fingerprint, and they are grouped by
-//! alertname so that `firing('alertname="X", ...')` looks only at alerts named X.
+//! (interned, and freed with the last alert that holds them), alerts are keyed by a
+//! hash of their fingerprint, and they are grouped by alertname so that
+//! `firing('alertname="X", ...')` looks only at alerts named X.
 
+use super::strings::Strings;
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
 use chrono::{DateTime, Utc};
-use lasso::{Rodeo, Spur};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 #[derive(Debug, Clone)]
 struct FiringAlert {
     starts_at: DateTime<Utc>,
     last_seen: DateTime<Utc>,
-    labels: Box<[(Spur, Spur)]>,
+    labels: Box<[(u32, u32)]>,
 }
 
-#[derive(Debug, Clone)]
+/// Each alert holds its label names and values in `strings`, each group its alertname.
+#[derive(Debug, Clone, Default)]
 pub struct FiringSet {
-    strings: Rodeo,
+    strings: Strings,
     /// Alerts by the interned value of their `alertname` (an alert without one is
     /// under the empty string).
-    by_alertname: HashMap<Spur, HashMap<u64, FiringAlert>>,
+    by_alertname: HashMap<u32, HashMap<u64, FiringAlert>>,
     len: usize,
-    strings_after_rebuild: usize,
-    /// Alerts that left since the strings were last rebuilt: only their strings can be
-    /// dead.
-    left_since_rebuild: usize,
+    /// Every alert (name, key) in the order it was last seen as of its entry, oldest
+    /// first, so that the bound and the ttl touch only what they remove. An alert seen
+    /// since its entry is moved to the back when its entry comes up; the entry of one
+    /// that left is dropped then.
+    order: VecDeque<(DateTime<Utc>, u32, u64)>,
 }
 
-impl Default for FiringSet {
-    fn default() -> FiringSet {
-        FiringSet {
-            strings: Rodeo::new(),
-            by_alertname: HashMap::new(),
-            len: 0,
-            strings_after_rebuild: 0,
-            left_since_rebuild: 0,
-        }
+fn release_labels(strings: &mut Strings, alert: &FiringAlert) {
+    for (name, value) in alert.labels.iter() {
+        strings.release(*name);
+        strings.release(*value);
     }
 }
 
@@ -48,9 +46,6 @@ pub struct FiringImage {
     alerts: Vec<(u64, i64, i64, u32)>,
     labels: Vec<u32>,
 }
-
-/// An alert as the checkpoint and tests see it: fingerprint key, labels, start, last seen.
-pub type FiringEntry = (u64, Labels, DateTime<Utc>, DateTime<Utc>);
 
 /// A fingerprint as a number: Alertmanager's are 16 hex digits; any other text is hashed.
 pub fn fingerprint_key(fingerprint: &Fingerprint) -> u64 {
@@ -75,8 +70,9 @@ impl FiringSet {
         self.strings.len()
     }
 
-    /// A firing event enters (or refreshes) the set; a resolved one leaves it.
-    pub fn observe(&mut self, event: &Event) {
+    /// A firing event enters (or refreshes) the set; a resolved one leaves it. Past
+    /// `bound` alerts, the one seen least recently goes; returns how many went.
+    pub fn observe(&mut self, event: &Event, bound: usize) -> usize {
         let key = fingerprint_key(&event.fingerprint);
         match event.status {
             Status::Firing => {
@@ -89,6 +85,31 @@ impl FiringSet {
                 }
             }
         }
+        let mut evicted = 0;
+        while self.len > bound && self.evict_oldest() {
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Removes the alert seen least recently, if there is one.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((at, name, key)) = self.order.pop_front() {
+            let last_seen = self
+                .by_alertname
+                .get(&name)
+                .and_then(|group| group.get(&key))
+                .map(|a| a.last_seen);
+            match last_seen {
+                None => {}
+                Some(seen) if seen > at => self.order.push_back((seen, name, key)),
+                Some(_) => {
+                    self.remove(name, key);
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     fn insert_labels(
@@ -99,8 +120,16 @@ impl FiringSet {
         last_seen: DateTime<Utc>,
     ) {
         let name = labels.get("alertname").map_or("", String::as_str);
-        let name = self.strings.get_or_intern(name);
-        let group = self.by_alertname.entry(name).or_default();
+        let name = self.group_of(name);
+        let FiringSet {
+            strings,
+            by_alertname,
+            len,
+            order,
+        } = self;
+        let Some(group) = by_alertname.get_mut(&name) else {
+            return;
+        };
         if let Some(alert) = group.get_mut(&key) {
             alert.starts_at = starts_at;
             alert.last_seen = alert.last_seen.max(last_seen);
@@ -108,7 +137,7 @@ impl FiringSet {
         }
         let labels = labels
             .iter()
-            .map(|(k, v)| (self.strings.get_or_intern(k), self.strings.get_or_intern(v)))
+            .map(|(k, v)| (strings.hold(k), strings.hold(v)))
             .collect();
         group.insert(
             key,
@@ -118,17 +147,32 @@ impl FiringSet {
                 labels,
             },
         );
-        self.len += 1;
+        *len += 1;
+        order.push_back((last_seen, name, key));
     }
 
-    fn remove(&mut self, name: Spur, key: u64) {
+    /// The number of the group of alerts named `name`, made (holding the name) if
+    /// there is none.
+    fn group_of(&mut self, name: &str) -> u32 {
+        match self.strings.get(name) {
+            Some(n) if self.by_alertname.contains_key(&n) => n,
+            _ => {
+                let n = self.strings.hold(name);
+                self.by_alertname.insert(n, HashMap::new());
+                n
+            }
+        }
+    }
+
+    fn remove(&mut self, name: u32, key: u64) {
         if let Some(group) = self.by_alertname.get_mut(&name) {
-            if group.remove(&key).is_some() {
+            if let Some(alert) = group.remove(&key) {
                 self.len -= 1;
-                self.left_since_rebuild += 1;
+                release_labels(&mut self.strings, &alert);
             }
             if group.is_empty() {
                 self.by_alertname.remove(&name);
+                self.strings.release(name);
             }
         }
     }
@@ -153,7 +197,7 @@ impl FiringSet {
                         .labels
                         .iter()
                         .find(|(k, _)| *k == name)
-                        .map(|(_, v)| self.strings.resolve(v))
+                        .map(|(_, v)| self.strings.resolve(*v))
                 })
         };
         match matchers.required_value("alertname") {
@@ -170,54 +214,60 @@ impl FiringSet {
     }
 
     /// Drops alerts not seen since `cutoff`; then, while more than `bound` remain, the
-    /// ones seen least recently. Returns how many the bound evicted. Interned strings
-    /// are rebuilt from what is left once they have doubled since the last rebuild and
-    /// more alerts have left since then than are left, so memory follows what is
-    /// firing, not what ever fired, at a cost amortized over the alerts that left (a
-    /// storm that only adds alerts is never rebuilt).
+    /// ones seen least recently. Returns how many the bound evicted. Both take entries
+    /// off the front of `order` only, so their cost is what they remove.
     pub fn prune(&mut self, cutoff: DateTime<Utc>, bound: usize) -> usize {
-        for group in self.by_alertname.values_mut() {
-            group.retain(|_, alert| alert.last_seen >= cutoff);
-        }
-        self.by_alertname.retain(|_, group| !group.is_empty());
-        let len = self.by_alertname.values().map(HashMap::len).sum();
-        self.left_since_rebuild += self.len - len;
-        self.len = len;
-        let mut evicted = 0;
-        if self.len > bound {
-            // Down to 90% of the bound, so the next eviction is a tenth of it away.
-            let keep = bound - bound / 10;
-            let mut ages: Vec<(DateTime<Utc>, Spur, u64)> = self
+        while let Some(&(at, name, key)) = self.order.front() {
+            if at >= cutoff {
+                break;
+            }
+            self.order.pop_front();
+            let last_seen = self
                 .by_alertname
-                .iter()
-                .flat_map(|(name, group)| group.iter().map(|(key, a)| (a.last_seen, *name, *key)))
-                .collect();
-            evicted = self.len - keep;
-            ages.select_nth_unstable(evicted);
-            for (_, name, key) in ages.drain(..evicted) {
-                self.remove(name, key);
+                .get(&name)
+                .and_then(|group| group.get(&key))
+                .map(|a| a.last_seen);
+            match last_seen {
+                None => {}
+                Some(seen) if seen >= cutoff => self.order.push_back((seen, name, key)),
+                Some(_) => self.remove(name, key),
             }
         }
-        if self.strings.len() > 2 * self.strings_after_rebuild.max(1024)
-            && self.left_since_rebuild > self.len
-        {
-            let alerts: Vec<FiringEntry> = self.alerts().collect();
-            let mut rebuilt = FiringSet::default();
-            for (key, labels, starts_at, last_seen) in &alerts {
-                rebuilt.insert_labels(*key, labels, *starts_at, *last_seen);
-            }
-            rebuilt.strings_after_rebuild = rebuilt.strings.len();
-            *self = rebuilt;
+        let mut evicted = 0;
+        while self.len > bound && self.evict_oldest() {
+            evicted += 1;
+        }
+        // Entries of alerts that were resolved wait for their turn to be dropped; once
+        // they outnumber the alerts, the order is made again, at a cost paid by them.
+        if self.order.len() > 2 * self.len + 1024 {
+            self.reorder();
         }
         evicted
+    }
+
+    /// `order` made again from the alerts: one entry each, by last seen.
+    fn reorder(&mut self) {
+        let mut order: Vec<(DateTime<Utc>, u32, u64)> = self
+            .by_alertname
+            .iter()
+            .flat_map(|(name, group)| group.iter().map(|(key, a)| (a.last_seen, *name, *key)))
+            .collect();
+        order.sort_unstable();
+        self.order = order.into();
     }
 
     /// The set as a checkpoint stores it: every string once, and per alert its key,
     /// start and last seen (ns) and its label count; the labels, as pairs of string
     /// numbers, one after another in `labels`.
     pub fn image(&self) -> FiringImage {
-        use lasso::Key;
-        let strings = self.strings.strings().map(str::to_string).collect();
+        // Numbers freed and taken again leave holes; the image numbers strings densely.
+        let mut dense = vec![u32::MAX; self.strings.numbers_end()];
+        let mut strings = Vec::with_capacity(self.strings.len());
+        for (n, text) in self.strings.iter() {
+            dense[n as usize] = strings.len() as u32;
+            strings.push(text.to_string());
+        }
+        let dense = |n: &u32| dense.get(*n as usize).copied().unwrap_or(u32::MAX);
         let mut alerts = Vec::with_capacity(self.len);
         let mut labels = Vec::with_capacity(self.len * 8);
         for group in self.by_alertname.values() {
@@ -229,8 +279,8 @@ impl FiringSet {
                     alert.labels.len() as u32,
                 ));
                 for (name, value) in alert.labels.iter() {
-                    labels.push(name.into_usize() as u32);
-                    labels.push(value.into_usize() as u32);
+                    labels.push(dense(name));
+                    labels.push(dense(value));
                 }
             }
         }
@@ -244,63 +294,50 @@ impl FiringSet {
     /// The set a checkpoint stored.
     pub fn from_image(image: FiringImage) -> Result<FiringSet, String> {
         let mut set = FiringSet::default();
-        let ids: Vec<Spur> = image
-            .strings
-            .iter()
-            .map(|s| set.strings.get_or_intern(s))
-            .collect();
+        // A hold on each string while the alerts take theirs, given up at the end.
+        let ids: Vec<u32> = image.strings.iter().map(|s| set.strings.hold(s)).collect();
         let id = |n: u32| {
             ids.get(n as usize)
                 .copied()
                 .ok_or("a label number past the strings")
         };
-        let alertname = set.strings.get_or_intern("alertname");
-        let empty = set.strings.get_or_intern("");
+        let alertname = set.strings.get("alertname");
         let mut at = 0usize;
         for (key, starts_at, last_seen, count) in image.alerts {
             let end = at + 2 * count as usize;
             let pairs = image.labels.get(at..end).ok_or("labels cut short")?;
             at = end;
-            let labels: Box<[(Spur, Spur)]> = pairs
+            let labels: Box<[(u32, u32)]> = pairs
                 .chunks_exact(2)
                 .map(|p| Ok((id(p[0])?, id(p[1])?)))
                 .collect::<Result<_, &str>>()?;
+            for (name, value) in labels.iter() {
+                set.strings.hold_again(*name);
+                set.strings.hold_again(*value);
+            }
             let name = labels
                 .iter()
-                .find(|(k, _)| *k == alertname)
-                .map_or(empty, |(_, v)| *v);
-            let fresh = set.by_alertname.entry(name).or_default().insert(
-                key,
-                FiringAlert {
-                    starts_at: DateTime::from_timestamp_nanos(starts_at),
-                    last_seen: DateTime::from_timestamp_nanos(last_seen),
-                    labels,
-                },
-            );
-            if fresh.is_none() {
-                set.len += 1;
+                .find(|(k, _)| Some(*k) == alertname)
+                .map_or(String::new(), |(_, v)| set.strings.resolve(*v).to_string());
+            let name = set.group_of(&name);
+            let alert = FiringAlert {
+                starts_at: DateTime::from_timestamp_nanos(starts_at),
+                last_seen: DateTime::from_timestamp_nanos(last_seen),
+                labels,
+            };
+            let replaced = set
+                .by_alertname
+                .get_mut(&name)
+                .and_then(|group| group.insert(key, alert));
+            match replaced {
+                Some(old) => release_labels(&mut set.strings, &old),
+                None => set.len += 1,
             }
         }
-        set.strings_after_rebuild = set.strings.len();
+        for n in ids {
+            set.strings.release(n);
+        }
+        set.reorder();
         Ok(set)
-    }
-
-    /// Every alert, for checkpoints and pruning.
-    pub fn alerts(&self) -> impl Iterator<Item = FiringEntry> + '_ {
-        self.by_alertname.values().flat_map(move |group| {
-            group.iter().map(move |(key, alert)| {
-                let labels = alert
-                    .labels
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            self.strings.resolve(k).to_string(),
-                            self.strings.resolve(v).to_string(),
-                        )
-                    })
-                    .collect();
-                (*key, labels, alert.starts_at, alert.last_seen)
-            })
-        })
     }
 }

@@ -5,6 +5,7 @@ mod firing;
 mod history;
 mod image;
 mod state;
+mod strings;
 
 pub use history::SharedHistory;
 pub use image::{ImageError, StateImage};

@@ -197,7 +197,8 @@ impl PolicyState {
 
     /// Keeps the set of firing alerts that `firing()` asks about.
     pub fn observe_event(&mut self, event: &Event) {
-        self.firing.observe(event);
+        let evicted = self.firing.observe(event, self.settings.max_firing_alerts);
+        self.evicted.firing += evicted as u64;
     }
 
     /// When the oldest event still waiting to be decided was received.

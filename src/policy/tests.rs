@@ -371,13 +371,16 @@ fn the_firing_set_keeps_the_strings_of_what_is_firing_not_of_what_ever_fired() {
             .map(|i| event("NodeDown", &format!("host-{wave}-{i}"), t0))
             .collect();
         for e in &events {
-            set.observe(e);
+            set.observe(e, usize::MAX);
         }
         for e in &events {
-            set.observe(&Event {
-                status: Status::Resolved,
-                ..e.clone()
-            });
+            set.observe(
+                &Event {
+                    status: Status::Resolved,
+                    ..e.clone()
+                },
+                usize::MAX,
+            );
         }
         set.prune(t0 - Duration::days(1), usize::MAX);
         assert_eq!(set.len(), 0);
@@ -387,4 +390,29 @@ fn the_firing_set_keeps_the_strings_of_what_is_firing_not_of_what_ever_fired() {
         "{} strings kept for nothing firing after 40,000 alerts came and went",
         set.strings()
     );
+}
+
+#[test]
+fn past_its_bound_the_firing_set_forgets_the_alert_seen_least_recently() {
+    let t0 = at("2026-12-01T00:00:00Z");
+    let mut set = super::firing::FiringSet::default();
+    let seen = |instance: &str, minutes: i64| Event {
+        received_at: t0 + Duration::minutes(minutes),
+        ..event("NodeDown", instance, t0)
+    };
+    for (i, instance) in ["a", "b", "c"].into_iter().enumerate() {
+        assert_eq!(set.observe(&seen(instance, i as i64), 3), 0);
+    }
+    // "a" is heard of again: "b" is now the one seen least recently.
+    assert_eq!(set.observe(&seen("a", 3), 3), 0);
+    assert_eq!(set.observe(&seen("d", 4), 3), 1);
+    let firing = |instance: &str| set.since(&seen(instance, 0).fingerprint).is_some();
+    assert_eq!(
+        [firing("a"), firing("b"), firing("c"), firing("d")],
+        [true, false, true, true]
+    );
+    // The ttl takes what was not heard of since the cutoff, and nothing else.
+    set.prune(t0 + Duration::minutes(3), usize::MAX);
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.strings(), 5, "alertname, NodeDown, instance, a and d");
 }
