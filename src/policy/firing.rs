@@ -92,15 +92,17 @@ impl FiringSet {
         evicted
     }
 
+    fn last_seen(&self, name: u32, key: u64) -> Option<DateTime<Utc>> {
+        self.by_alertname
+            .get(&name)
+            .and_then(|group| group.get(&key))
+            .map(|a| a.last_seen)
+    }
+
     /// Removes the alert seen least recently, if there is one.
     fn evict_oldest(&mut self) -> bool {
         while let Some((at, name, key)) = self.order.pop_front() {
-            let last_seen = self
-                .by_alertname
-                .get(&name)
-                .and_then(|group| group.get(&key))
-                .map(|a| a.last_seen);
-            match last_seen {
+            match self.last_seen(name, key) {
                 None => {}
                 Some(seen) if seen > at => self.order.push_back((seen, name, key)),
                 Some(_) => {
@@ -222,12 +224,7 @@ impl FiringSet {
                 break;
             }
             self.order.pop_front();
-            let last_seen = self
-                .by_alertname
-                .get(&name)
-                .and_then(|group| group.get(&key))
-                .map(|a| a.last_seen);
-            match last_seen {
+            match self.last_seen(name, key) {
                 None => {}
                 Some(seen) if seen >= cutoff => self.order.push_back((seen, name, key)),
                 Some(_) => self.remove(name, key),
