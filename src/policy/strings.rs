@@ -38,11 +38,9 @@ impl Strings {
     }
 
     pub fn get(&self, s: &str) -> Option<u32> {
-        let stored = &self.stored;
+        // Only numbers in use are in the table: a released one leaves it.
         self.numbers
-            .find(hash(s), |n| {
-                text(stored, *n) == s && stored[*n as usize].is_some()
-            })
+            .find(hash(s), |n| text(&self.stored, *n) == s)
             .copied()
     }
 

@@ -172,6 +172,11 @@ impl<'r> Replayer<'r> {
         }
     }
 
+    /// The request numbered `number`, while it is held.
+    fn held(&self, number: usize) -> Option<&Request> {
+        self.requests.get(number.checked_sub(self.front)?)
+    }
+
     fn request(&mut self, number: usize) -> Option<&mut Request> {
         self.requests.get_mut(number.checked_sub(self.front)?)
     }
@@ -179,10 +184,7 @@ impl<'r> Replayer<'r> {
     fn seen(&self, event_id: &str) -> Seen {
         match self.events.get(&id_hash(event_id)) {
             None => Seen::Before,
-            Some(&number) => match number
-                .checked_sub(self.front)
-                .and_then(|i| self.requests.get(i))
-            {
+            Some(&number) => match self.held(number) {
                 Some(request) if !request.decided => Seen::Waiting(number),
                 _ => Seen::Decided,
             },
@@ -340,12 +342,7 @@ impl<'r> Replayer<'r> {
         request.placed = true;
         let position = request.evaluated.map_or(request.last, |(p, _)| p);
         self.step(position, 1, StepKind::Decide { request: number });
-        while self
-            .unplaced
-            .checked_sub(self.front)
-            .and_then(|i| self.requests.get(i))
-            .is_some_and(|r| r.placed)
-        {
+        while self.held(self.unplaced).is_some_and(|r| r.placed) {
             self.unplaced += 1;
         }
     }
@@ -362,11 +359,7 @@ impl<'r> Replayer<'r> {
                 return;
             };
             if !end {
-                let frontier = self
-                    .unplaced
-                    .checked_sub(self.front)
-                    .and_then(|i| self.requests.get(i))
-                    .map(|r| r.first);
+                let frontier = self.held(self.unplaced).map(|r| r.first);
                 if frontier.is_some_and(|f| (next.position, next.then) >= (f, 1)) {
                     return;
                 }
@@ -410,7 +403,7 @@ impl<'r> Replayer<'r> {
     }
 
     fn request_now(&self, number: usize) -> Option<DateTime<Utc>> {
-        let request = self.requests.get(number.checked_sub(self.front)?)?;
+        let request = self.held(number)?;
         Some(request.evaluated.map_or(request.at, |(_, at)| at))
     }
 
