@@ -29,20 +29,24 @@ const EVERY_BYTES: u64 = 16 << 20;
 const EVERY: Duration = Duration::from_secs(60);
 const TRAIL_PER_IMAGE: u64 = 16;
 
+/// Written from a snapshot's image, read back as a [`StateImage`].
 #[derive(Debug, Serialize, Deserialize)]
-struct Checkpoint {
+struct Checkpoint<I = StateImage> {
     position: TrailPosition,
-    image: StateImage,
+    image: I,
 }
 
-fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, String> {
-    let body = postcard::to_stdvec(checkpoint).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::with_capacity(body.len() + 52);
+/// The header (magic, version, body length, body checksum), then the body.
+fn encode<I: Serialize>(checkpoint: &Checkpoint<I>) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::with_capacity(1 << 20);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&Sha256::digest(&body));
-    bytes.extend_from_slice(&body);
+    bytes.resize(52, 0);
+    let mut bytes = postcard::to_extend(checkpoint, bytes).map_err(|e| e.to_string())?;
+    let body_len = (bytes.len() - 52) as u64;
+    let digest = Sha256::digest(&bytes[52..]);
+    bytes[12..20].copy_from_slice(&body_len.to_le_bytes());
+    bytes[20..52].copy_from_slice(&digest);
     Ok(bytes)
 }
 
@@ -69,7 +73,7 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
 
 /// Writes the checkpoint next to the trail: a temporary file, fsynced, renamed over the
 /// current one (which becomes the previous one), and the folder fsynced. Returns its size.
-fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, String> {
+fn write<I: Serialize>(dir: &Path, checkpoint: &Checkpoint<I>) -> Result<u64, String> {
     let bytes = encode(checkpoint)?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
     let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
@@ -210,34 +214,36 @@ impl Engine {
         };
         let started = Instant::now();
         let stats = files.stats();
-        let (position, image, bytes, rotations) = {
-            // No record is between being written and being applied while this holds.
+        let (position, snapshot, bytes, rotations, paused) = {
+            // No record is between being written and being applied while this holds;
+            // the snapshot shares the state's large sets, so this is microseconds.
             let _quiet = self.gate.write().await;
+            let quiet_at = Instant::now();
             let position = files.position();
-            let image = self.state.read().image();
+            let snapshot = self.state.read().snapshot();
             let bytes = stats.bytes.load(Ordering::Relaxed);
             (
                 position,
-                image,
+                snapshot,
                 bytes,
                 stats.rotations.load(Ordering::Relaxed),
+                quiet_at.elapsed(),
             )
         };
-        let image = match image {
-            Ok(image) => image,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot make a checkpoint");
-                return;
-            }
-        };
         let dir: PathBuf = files.dir().to_path_buf();
-        let checkpoint = Checkpoint { position, image };
         let write_dir = dir.clone();
-        let written = tokio::task::spawn_blocking(move || write(&write_dir, &checkpoint)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            let image = snapshot
+                .image()
+                .map_err(|e| ("cannot make a checkpoint", e.to_string()))?;
+            write(&write_dir, &Checkpoint { position, image })
+                .map_err(|e| ("cannot write a checkpoint; the trail is kept whole", e))
+        })
+        .await;
         let image_bytes = match written {
             Ok(Ok(size)) => size,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot write a checkpoint; the trail is kept whole");
+            Ok(Err((what, e))) => {
+                tracing::error!(error = %e, "{what}");
                 return;
             }
             Err(e) => {
@@ -256,6 +262,8 @@ impl Engine {
         };
         tracing::debug!(
             took_ms = started.elapsed().as_millis() as u64,
+            paused_us = paused.as_micros() as u64,
+            bytes = image_bytes,
             "checkpoint written"
         );
         let retention = self.runtime().config.audit_retention;

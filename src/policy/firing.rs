@@ -4,7 +4,8 @@
 //! hash of their fingerprint, and they are grouped by alertname so that
 //! `firing('alertname="X", ...')` looks only at alerts named X.
 
-use super::strings::Strings;
+use super::shards::{shard_of, Shards};
+use super::strings::{DenseNumbers, Strings};
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
 use chrono::{DateTime, Utc};
@@ -17,13 +18,16 @@ struct FiringAlert {
     labels: Box<[(u32, u32)]>,
 }
 
+/// Alerts by the interned value of their `alertname` (an alert without one is under
+/// the empty string), then by key.
+type Groups = HashMap<u32, HashMap<u64, FiringAlert>>;
+
 /// Each alert holds its label names and values in `strings`, each group its alertname.
 #[derive(Debug, Clone, Default)]
 pub struct FiringSet {
     strings: Strings,
-    /// Alerts by the interned value of their `alertname` (an alert without one is
-    /// under the empty string).
-    by_alertname: HashMap<u32, HashMap<u64, FiringAlert>>,
+    /// In shards by key, so that a checkpoint can share them (see `shards`).
+    alerts: Shards<Groups>,
     len: usize,
     /// Every alert (name, key) in the order it was last seen as of its entry, oldest
     /// first, so that the bound and the ttl touch only what they remove. An alert seen
@@ -39,7 +43,15 @@ fn release_labels(strings: &mut Strings, alert: &FiringAlert) {
     }
 }
 
-/// The firing set in a checkpoint (see [`FiringSet::image`]).
+/// The firing set as it was, sharing what has not changed since (see `shards`).
+#[derive(Debug, Clone)]
+pub struct FiringSnapshot {
+    strings: Strings,
+    alerts: Shards<Groups>,
+    len: usize,
+}
+
+/// The firing set in a checkpoint (see [`FiringSnapshot::image`]).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct FiringImage {
     strings: Vec<String>,
@@ -93,7 +105,8 @@ impl FiringSet {
     }
 
     fn last_seen(&self, name: u32, key: u64) -> Option<DateTime<Utc>> {
-        self.by_alertname
+        self.alerts
+            .get(shard_of(key))
             .get(&name)
             .and_then(|group| group.get(&key))
             .map(|a| a.last_seen)
@@ -122,14 +135,14 @@ impl FiringSet {
         last_seen: DateTime<Utc>,
     ) {
         let name = labels.get("alertname").map_or("", String::as_str);
-        let name = self.group_of(name);
+        let name = self.group_of(name, key);
         let FiringSet {
             strings,
-            by_alertname,
+            alerts,
             len,
             order,
         } = self;
-        let Some(group) = by_alertname.get_mut(&name) else {
+        let Some(group) = alerts.get_mut(shard_of(key)).get_mut(&name) else {
             return;
         };
         if let Some(alert) = group.get_mut(&key) {
@@ -153,27 +166,33 @@ impl FiringSet {
         order.push_back((last_seen, name, key));
     }
 
-    /// The number of the group of alerts named `name`, made (holding the name) if
-    /// there is none.
-    fn group_of(&mut self, name: &str) -> u32 {
+    /// The number of the group of alerts named `name` in the shard of `key`, made
+    /// (holding the name) if there is none.
+    fn group_of(&mut self, name: &str, key: u64) -> u32 {
+        let shard = shard_of(key);
         match self.strings.get(name) {
-            Some(n) if self.by_alertname.contains_key(&n) => n,
+            Some(n) if self.alerts.get(shard).contains_key(&n) => n,
             _ => {
                 let n = self.strings.hold(name);
-                self.by_alertname.insert(n, HashMap::new());
+                self.alerts.get_mut(shard).insert(n, HashMap::new());
                 n
             }
         }
     }
 
     fn remove(&mut self, name: u32, key: u64) {
-        if let Some(group) = self.by_alertname.get_mut(&name) {
+        let shard = shard_of(key);
+        if !self.alerts.get(shard).contains_key(&name) {
+            return;
+        }
+        let groups = self.alerts.get_mut(shard);
+        if let Some(group) = groups.get_mut(&name) {
             if let Some(alert) = group.remove(&key) {
                 self.len -= 1;
                 release_labels(&mut self.strings, &alert);
             }
             if group.is_empty() {
-                self.by_alertname.remove(&name);
+                groups.remove(&name);
                 self.strings.release(name);
             }
         }
@@ -182,7 +201,8 @@ impl FiringSet {
     /// When the alert with this fingerprint began firing, if it is firing.
     pub fn since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
         let key = fingerprint_key(fingerprint);
-        self.by_alertname
+        self.alerts
+            .get(shard_of(key))
             .values()
             .find_map(|group| group.get(&key))
             .map(|a| a.starts_at)
@@ -203,15 +223,17 @@ impl FiringSet {
                 })
         };
         match matchers.required_value("alertname") {
-            Some(alertname) => self
-                .strings
-                .get(alertname)
-                .and_then(|name| self.by_alertname.get(&name))
-                .is_some_and(|group| group.values().any(matches)),
+            Some(alertname) => self.strings.get(alertname).is_some_and(|name| {
+                self.alerts.iter().any(|(_, groups)| {
+                    groups
+                        .get(&name)
+                        .is_some_and(|group| group.values().any(matches))
+                })
+            }),
             None => self
-                .by_alertname
-                .values()
-                .any(|group| group.values().any(matches)),
+                .alerts
+                .iter()
+                .any(|(_, groups)| groups.values().any(|group| group.values().any(matches))),
         }
     }
 
@@ -245,46 +267,22 @@ impl FiringSet {
     /// `order` made again from the alerts: one entry each, by last seen.
     fn reorder(&mut self) {
         let mut order: Vec<(DateTime<Utc>, u32, u64)> = self
-            .by_alertname
+            .alerts
             .iter()
+            .flat_map(|(_, groups)| groups.iter())
             .flat_map(|(name, group)| group.iter().map(|(key, a)| (a.last_seen, *name, *key)))
             .collect();
         order.sort_unstable();
         self.order = order.into();
     }
 
-    /// The set as a checkpoint stores it: every string once, and per alert its key,
-    /// start and last seen (ns) and its label count; the labels, as pairs of string
-    /// numbers, one after another in `labels`.
-    pub fn image(&self) -> FiringImage {
-        // Numbers freed and taken again leave holes; the image numbers strings densely.
-        let mut dense = vec![u32::MAX; self.strings.numbers_end()];
-        let mut strings = Vec::with_capacity(self.strings.len());
-        for (n, text) in self.strings.iter() {
-            dense[n as usize] = strings.len() as u32;
-            strings.push(text.to_string());
-        }
-        let dense = |n: &u32| dense.get(*n as usize).copied().unwrap_or(u32::MAX);
-        let mut alerts = Vec::with_capacity(self.len);
-        let mut labels = Vec::with_capacity(self.len * 8);
-        for group in self.by_alertname.values() {
-            for (key, alert) in group {
-                alerts.push((
-                    *key,
-                    alert.starts_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
-                    alert.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX),
-                    alert.labels.len() as u32,
-                ));
-                for (name, value) in alert.labels.iter() {
-                    labels.push(dense(name));
-                    labels.push(dense(value));
-                }
-            }
-        }
-        FiringImage {
-            strings,
-            alerts,
-            labels,
+    /// The set as it is now, for a checkpoint to take its image of at leisure: the
+    /// shards are shared, not copied.
+    pub fn snapshot(&self) -> FiringSnapshot {
+        FiringSnapshot {
+            strings: self.strings.clone(),
+            alerts: self.alerts.clone(),
+            len: self.len,
         }
     }
 
@@ -316,14 +314,15 @@ impl FiringSet {
                 .iter()
                 .find(|(k, _)| Some(*k) == alertname)
                 .map_or(String::new(), |(_, v)| set.strings.resolve(*v).to_string());
-            let name = set.group_of(&name);
+            let name = set.group_of(&name, key);
             let alert = FiringAlert {
                 starts_at: DateTime::from_timestamp_nanos(starts_at),
                 last_seen: DateTime::from_timestamp_nanos(last_seen),
                 labels,
             };
             let replaced = set
-                .by_alertname
+                .alerts
+                .get_mut(shard_of(key))
                 .get_mut(&name)
                 .and_then(|group| group.insert(key, alert));
             match replaced {
@@ -336,5 +335,76 @@ impl FiringSet {
         }
         set.reorder();
         Ok(set)
+    }
+}
+
+impl FiringSnapshot {
+    /// The set as a checkpoint stores it: every string once, and per alert its key,
+    /// start and last seen (ns) and its label count; the labels, as pairs of string
+    /// numbers, one after another in `labels`.
+    pub fn image(&self) -> FiringImageOf<'_> {
+        // Numbers freed and taken again leave holes; the image numbers strings densely.
+        let (strings, dense) = self.strings.dense();
+        let label_numbers = self.alerts().map(|(_, a)| 2 * a.labels.len()).sum();
+        FiringImageOf {
+            snapshot: self,
+            strings,
+            dense,
+            label_numbers,
+        }
+    }
+
+    fn alerts(&self) -> impl Iterator<Item = (&u64, &FiringAlert)> + '_ {
+        self.alerts
+            .iter()
+            .flat_map(|(_, groups)| groups.values().flatten())
+    }
+}
+
+/// A snapshot's firing set, written as the [`FiringImage`] it is read back as.
+pub struct FiringImageOf<'a> {
+    snapshot: &'a FiringSnapshot,
+    strings: Vec<&'a str>,
+    dense: DenseNumbers,
+    label_numbers: usize,
+}
+
+impl serde::Serialize for FiringImageOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Alerts<'a>(&'a FiringSnapshot);
+        impl serde::Serialize for Alerts<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len))?;
+                for (key, alert) in self.0.alerts() {
+                    seq.serialize_element(&(
+                        *key,
+                        alert.starts_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                        alert.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                        alert.labels.len() as u32,
+                    ))?;
+                }
+                seq.end()
+            }
+        }
+        struct Labels<'a>(&'a FiringImageOf<'a>);
+        impl serde::Serialize for Labels<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let of = self.0;
+                let mut seq = serializer.serialize_seq(Some(of.label_numbers))?;
+                for (_, alert) in of.snapshot.alerts() {
+                    for (name, value) in alert.labels.iter() {
+                        seq.serialize_element(&of.dense.of(*name))?;
+                        seq.serialize_element(&of.dense.of(*value))?;
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut image = serializer.serialize_struct("FiringImage", 3)?;
+        image.serialize_field("strings", &self.strings)?;
+        image.serialize_field("alerts", &Alerts(self.snapshot))?;
+        image.serialize_field("labels", &Labels(self))?;
+        image.end()
     }
 }

@@ -2,14 +2,21 @@
 //! for times and hashes, and JSON text for the few values that carry free-form JSON
 //! (pending decisions, undecided events). Restoring an image and replaying the trail
 //! after it gives the state that replaying the whole trail gives.
+//!
+//! A checkpoint takes a [`StateSnapshot`] under the state's lock (its large sets are
+//! shared, see `shards`) and writes the image from it outside the lock, straight into
+//! the checkpoint's bytes.
 
-use super::firing::FiringSet;
-use super::state::{Breaker, Execution, PendingExecution, PolicyState};
+use super::firing::{FiringImage, FiringImageOf, FiringSet, FiringSnapshot};
+use super::shards::ShardedMap;
+use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
 use super::PolicySettings;
+use crate::event::Event;
 use crate::model::{Action, MaintenanceWindow, Target};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What an image cannot be turned back into a state for.
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +26,17 @@ pub struct ImageError(String);
 /// An execution: its order, time (ns), action and rule.
 type ExecutionImage = (u64, i64, Action, String);
 
+/// As read back. A snapshot writes its large sets (`D`, `F`) straight from itself
+/// ([`StateSnapshot::image`]), in the same shape, without a copy of them first.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct StateImage {
-    dedup: Vec<(u128, i64)>,
+pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
+    dedup: D,
     executions_recorded: u64,
     by_target: Vec<(Target, Vec<ExecutionImage>)>,
     by_rule: Vec<(String, Vec<(i64, Target)>)>,
     by_action: Vec<(Action, Vec<i64>)>,
     breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
-    firing: super::firing::FiringImage,
+    firing: F,
     windows: Vec<String>,
     pending: Vec<(String, i64)>,
     undecided: Vec<String>,
@@ -50,10 +59,63 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ImageError
     serde_json::from_str(text).map_err(|e| ImageError(e.to_string()))
 }
 
+/// The dedup episodes written as the `Vec<(u128, i64)>` they are read back as.
+pub struct DedupImageOf<'a>(&'a ShardedMap<u128, DateTime<Utc>>);
+
+impl Serialize for DedupImageOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (key, seen) in self.0.iter() {
+            seq.serialize_element(&(*key, ns(*seen)))?;
+        }
+        seq.end()
+    }
+}
+
+/// The image a snapshot writes.
+pub type SnapshotImage<'a> = StateImage<DedupImageOf<'a>, FiringImageOf<'a>>;
+
 impl PolicyState {
-    pub fn image(&self) -> Result<StateImage, ImageError> {
+    /// The state as it is now, taken in microseconds whatever its size: the large sets
+    /// are shared, not copied (see `shards`), so a checkpoint holds the lock only for
+    /// this and makes its image outside it.
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
+            dedup: self.dedup.clone(),
+            executions_recorded: self.executions_recorded,
+            by_target: self.by_target.clone(),
+            by_rule: self.by_rule.clone(),
+            by_action: self.by_action.clone(),
+            breakers: self.breakers.clone(),
+            firing: self.firing.snapshot(),
+            windows: self.windows.values().cloned().collect(),
+            pending: self.pending.values().cloned().collect(),
+            undecided: self.undecided.values().cloned().collect(),
+            evicted: self.evicted,
+        }
+    }
+}
+
+/// The state at one point, for a checkpoint (see [`PolicyState::snapshot`]).
+pub struct StateSnapshot {
+    dedup: ShardedMap<u128, DateTime<Utc>>,
+    executions_recorded: u64,
+    by_target: HashMap<Target, VecDeque<Execution>>,
+    by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
+    by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
+    breakers: HashMap<(Action, Target), Breaker>,
+    firing: FiringSnapshot,
+    windows: Vec<MaintenanceWindow>,
+    pending: Vec<PendingExecution>,
+    undecided: Vec<Arc<Event>>,
+    evicted: Evictions,
+}
+
+impl StateSnapshot {
+    pub fn image(&self) -> Result<SnapshotImage<'_>, ImageError> {
         Ok(StateImage {
-            dedup: self.dedup.iter().map(|(k, t)| (*k, ns(*t))).collect(),
+            dedup: DedupImageOf(&self.dedup),
             executions_recorded: self.executions_recorded,
             by_target: self
                 .by_target
@@ -93,21 +155,23 @@ impl PolicyState {
                 })
                 .collect(),
             firing: self.firing.image(),
-            windows: self.windows.values().map(json).collect::<Result<_, _>>()?,
+            windows: self.windows.iter().map(json).collect::<Result<_, _>>()?,
             pending: self
                 .pending
-                .values()
+                .iter()
                 .map(|p| Ok((json(&p.decision)?, ns(p.at))))
                 .collect::<Result<_, ImageError>>()?,
             undecided: self
                 .undecided
-                .values()
-                .map(json)
+                .iter()
+                .map(|e| json(&**e))
                 .collect::<Result<_, _>>()?,
             evicted: (self.evicted.dedup, self.evicted.firing),
         })
     }
+}
 
+impl PolicyState {
     pub fn from_image(
         image: StateImage,
         settings: PolicySettings,

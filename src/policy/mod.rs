@@ -4,11 +4,12 @@
 mod firing;
 mod history;
 mod image;
+mod shards;
 mod state;
 mod strings;
 
 pub use history::SharedHistory;
-pub use image::{ImageError, StateImage};
+pub use image::{ImageError, StateImage, StateSnapshot};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
 };

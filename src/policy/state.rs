@@ -2,6 +2,7 @@
 //! windows) so that replaying the audit trail rebuilds it exactly.
 
 use super::firing::FiringSet;
+use super::shards::ShardedMap;
 use crate::alertmanager::{Matchers, TimeInterval};
 use crate::event::{Event, Fingerprint, Status};
 use crate::model::{
@@ -10,6 +11,7 @@ use crate::model::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The parts of the config the policy applies (`config` builds them from `salve.toml`).
@@ -95,7 +97,7 @@ pub struct PendingExecution {
 pub struct PolicyState {
     pub(super) settings: PolicySettings,
     /// Dedup episodes and when each was last seen.
-    pub(super) dedup: HashMap<u128, DateTime<Utc>>,
+    pub(super) dedup: ShardedMap<u128, DateTime<Utc>>,
     /// Sizes after the last prune, so a set that doubles is pruned before its time.
     pub(super) pruned_at: Option<DateTime<Utc>>,
     pub(super) dedup_after_prune: usize,
@@ -112,7 +114,7 @@ pub struct PolicyState {
     /// Execute decisions with no outcome yet.
     pub(super) pending: HashMap<String, PendingExecution>,
     /// Events received but not yet fully evaluated, by arrival.
-    pub(super) undecided: BTreeMap<u64, Event>,
+    pub(super) undecided: BTreeMap<u64, Arc<Event>>,
     pub(super) undecided_index: HashMap<String, u64>,
     pub(super) received: u64,
 }
@@ -177,7 +179,7 @@ impl PolicyState {
     pub(super) fn record_undecided(&mut self, event: Event) {
         self.received += 1;
         self.undecided_index.insert(event.id.clone(), self.received);
-        self.undecided.insert(self.received, event);
+        self.undecided.insert(self.received, Arc::new(event));
     }
 
     /// Every rule matching the event has been decided.
@@ -208,13 +210,16 @@ impl PolicyState {
 
     /// The events acknowledged but not yet evaluated, in arrival order.
     pub fn undecided_events(&self) -> Vec<Event> {
-        self.undecided.values().cloned().collect()
+        self.undecided.values().map(|e| Event::clone(e)).collect()
     }
 
     /// Takes out the events acknowledged but never evaluated (after a crash).
     pub fn take_undecided(&mut self) -> Vec<Event> {
         self.undecided_index.clear();
-        std::mem::take(&mut self.undecided).into_values().collect()
+        std::mem::take(&mut self.undecided)
+            .into_values()
+            .map(Arc::unwrap_or_clone)
+            .collect()
     }
 
     /// Takes out execute decisions that never got an outcome (after a crash).

@@ -416,3 +416,50 @@ fn past_its_bound_the_firing_set_forgets_the_alert_seen_least_recently() {
     assert_eq!(set.len(), 2);
     assert_eq!(set.strings(), 5, "alertname, NodeDown, instance, a and d");
 }
+
+#[test]
+fn a_checkpoint_snapshot_is_the_state_as_it_was_while_the_state_goes_on() {
+    let set = rules(PLAIN);
+    let rule = &set.rules()[0];
+    let t0 = at("2026-12-01T00:00:00Z");
+    let mut state = PolicyState::new(settings(""));
+    let events: Vec<Event> = (0..3_000)
+        .map(|i| event("NodeDown", &format!("host-{i}"), t0))
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        state.record_received(e);
+        if i % 10 == 0 {
+            decide(&mut state, rule, e, &restart(&format!("web-{i}")), t0);
+        }
+    }
+    let encoded = |snapshot: &super::StateSnapshot| {
+        postcard::to_stdvec(&snapshot.image().expect("image")).expect("encodes")
+    };
+    let before = encoded(&state.snapshot());
+    let snapshot = state.snapshot();
+    let sizes = state.sizes();
+    assert_eq!((sizes.firing, sizes.undecided), (3_000, 3_000));
+    assert!(sizes.dedup > 0 && sizes.executions > 0);
+    // The state goes on: alerts resolve and new ones fire, episodes are decided, and
+    // a prune past every ttl forgets the rest.
+    for e in events.iter().take(1_000) {
+        state.observe_event(&Event {
+            status: Status::Resolved,
+            ..e.clone()
+        });
+    }
+    for i in 0..1_000 {
+        let e = event("DiskFull", &format!("db-{i}"), t0);
+        state.record_received(&e);
+        decide(&mut state, rule, &e, &restart(&format!("db-{i}")), t0);
+    }
+    state.prune(t0 + Duration::days(30));
+    assert_eq!(state.sizes().firing, 0);
+    let taken = encoded(&snapshot);
+    assert!(before == taken, "the snapshot changed with the state");
+    // And it restores to the state it was taken of.
+    let restored =
+        PolicyState::from_image(postcard::from_bytes(&taken).expect("decodes"), settings(""))
+            .expect("restores");
+    assert_eq!(restored.sizes(), sizes);
+}
