@@ -10,12 +10,25 @@ use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A time as nanoseconds since the epoch: 8 bytes where a `DateTime` takes 12, in a
+/// set that holds hundreds of thousands of them. Times past what that holds (years
+/// before 1677 or after 2262) are held at its ends.
+fn ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
 
 #[derive(Debug, Clone)]
 struct FiringAlert {
-    starts_at: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
-    labels: Box<[(u32, u32)]>,
+    starts_at: i64,
+    last_seen: i64,
+    /// Shared, so that copying a shard for a snapshot copies no labels.
+    labels: Arc<[(u32, u32)]>,
 }
 
 /// Alerts by the interned value of their `alertname` (an alert without one is under
@@ -33,7 +46,7 @@ pub struct FiringSet {
     /// first, so that the bound and the ttl touch only what they remove. An alert seen
     /// since its entry is moved to the back when its entry comes up; the entry of one
     /// that left is dropped then.
-    order: VecDeque<(DateTime<Utc>, u32, u64)>,
+    order: VecDeque<(i64, u32, u64)>,
 }
 
 fn release_labels(strings: &mut Strings, alert: &FiringAlert) {
@@ -104,7 +117,7 @@ impl FiringSet {
         evicted
     }
 
-    fn last_seen(&self, name: u32, key: u64) -> Option<DateTime<Utc>> {
+    fn last_seen(&self, name: u32, key: u64) -> Option<i64> {
         self.alerts
             .get(shard_of(key))
             .get(&name)
@@ -134,6 +147,7 @@ impl FiringSet {
         starts_at: DateTime<Utc>,
         last_seen: DateTime<Utc>,
     ) {
+        let (starts_at, last_seen) = (ns(starts_at), ns(last_seen));
         let name = labels.get("alertname").map_or("", String::as_str);
         let name = self.group_of(name, key);
         let FiringSet {
@@ -205,12 +219,13 @@ impl FiringSet {
             .get(shard_of(key))
             .values()
             .find_map(|group| group.get(&key))
-            .map(|a| a.starts_at)
+            .map(|a| DateTime::from_timestamp_nanos(a.starts_at))
     }
 
     /// Whether an alert matching `matchers` was seen since `cutoff`. An `alertname`
     /// equality narrows the search to that name's alerts.
     pub fn any(&self, matchers: &Matchers, cutoff: DateTime<Utc>) -> bool {
+        let cutoff = ns(cutoff);
         let matches = |alert: &FiringAlert| {
             alert.last_seen >= cutoff
                 && matchers.matches_lookup(|name| {
@@ -241,6 +256,7 @@ impl FiringSet {
     /// ones seen least recently. Returns how many the bound evicted. Both take entries
     /// off the front of `order` only, so their cost is what they remove.
     pub fn prune(&mut self, cutoff: DateTime<Utc>, bound: usize) -> usize {
+        let cutoff = ns(cutoff);
         while let Some(&(at, name, key)) = self.order.front() {
             if at >= cutoff {
                 break;
@@ -266,7 +282,7 @@ impl FiringSet {
 
     /// `order` made again from the alerts: one entry each, by last seen.
     fn reorder(&mut self) {
-        let mut order: Vec<(DateTime<Utc>, u32, u64)> = self
+        let mut order: Vec<(i64, u32, u64)> = self
             .alerts
             .iter()
             .flat_map(|(_, groups)| groups.iter())
@@ -302,7 +318,7 @@ impl FiringSet {
             let end = at + 2 * count as usize;
             let pairs = image.labels.get(at..end).ok_or("labels cut short")?;
             at = end;
-            let labels: Box<[(u32, u32)]> = pairs
+            let labels: Arc<[(u32, u32)]> = pairs
                 .chunks_exact(2)
                 .map(|p| Ok((id(p[0])?, id(p[1])?)))
                 .collect::<Result<_, &str>>()?;
@@ -316,8 +332,8 @@ impl FiringSet {
                 .map_or(String::new(), |(_, v)| set.strings.resolve(*v).to_string());
             let name = set.group_of(&name, key);
             let alert = FiringAlert {
-                starts_at: DateTime::from_timestamp_nanos(starts_at),
-                last_seen: DateTime::from_timestamp_nanos(last_seen),
+                starts_at,
+                last_seen,
                 labels,
             };
             let replaced = set
@@ -379,8 +395,8 @@ impl serde::Serialize for FiringImageOf<'_> {
                 for (key, alert) in self.0.alerts() {
                     seq.serialize_element(&(
                         *key,
-                        alert.starts_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
-                        alert.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                        alert.starts_at,
+                        alert.last_seen,
                         alert.labels.len() as u32,
                     ))?;
                 }

@@ -6,6 +6,7 @@
 use super::shards::{shard_of, Shards};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 /// Each string copied when its shard is: a storm's round holds and releases strings
 /// in shards all over, so each is small.
@@ -26,8 +27,9 @@ pub(super) struct Strings {
 struct Shard {
     /// The indexes of the stored strings, found by the string's hash.
     numbers: HashTable<u32>,
-    /// By index: the string and how many hold it; `None` while the index is free.
-    stored: Vec<Option<(Box<str>, u32)>>,
+    /// By index: the string (shared, so that copying a shard for a snapshot copies no
+    /// text) and how many hold it; `None` while the index is free.
+    stored: Vec<Option<(Arc<str>, u32)>>,
     free: Vec<u32>,
 }
 
@@ -35,7 +37,7 @@ fn hash(s: &str) -> u64 {
     rustc_hash::FxBuildHasher.hash_one(s)
 }
 
-fn text(stored: &[Option<(Box<str>, u32)>], index: u32) -> &str {
+fn text(stored: &[Option<(Arc<str>, u32)>], index: u32) -> &str {
     match stored.get(index as usize) {
         Some(Some((text, _))) => text,
         _ => "",
@@ -112,7 +114,7 @@ impl Strings {
             }
             return join(number, index);
         }
-        let entry = Some((Box::from(s), 1));
+        let entry = Some((Arc::from(s), 1));
         let index = match shard.free.pop() {
             Some(index) => {
                 shard.stored[index as usize] = entry;
