@@ -4,6 +4,7 @@
 //! hash of their fingerprint, and they are grouped by alertname so that
 //! `firing('alertname="X", ...')` looks only at alerts named X.
 
+use super::image::ns;
 use super::shards::{shard_of, Shards};
 use super::strings::{DenseNumbers, Strings};
 use crate::alertmanager::Matchers;
@@ -12,17 +13,8 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// A time as nanoseconds since the epoch: 8 bytes where a `DateTime` takes 12, in a
-/// set that holds hundreds of thousands of them. Times past what that holds (years
-/// before 1677 or after 2262) are held at its ends.
-fn ns(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
-}
-
+/// Times as [`ns`]: 8 bytes where a `DateTime` takes 12, in a set that holds
+/// hundreds of thousands of them.
 #[derive(Debug, Clone)]
 struct FiringAlert {
     starts_at: i64,
@@ -196,7 +188,9 @@ impl FiringSet {
 
     fn remove(&mut self, name: u32, key: u64) {
         let shard = shard_of(key);
-        if !self.alerts.get(shard).contains_key(&name) {
+        // A shard a snapshot shares is copied only for an alert that is in it.
+        let held = self.alerts.get(shard).get(&name);
+        if !held.is_some_and(|group| group.contains_key(&key)) {
             return;
         }
         let groups = self.alerts.get_mut(shard);

@@ -43,8 +43,14 @@ pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
     evicted: (u64, u64),
 }
 
-fn ns(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+/// A time as nanoseconds since the epoch; times past what that holds (years before
+/// 1677 or after 2262) are held at its ends.
+pub(super) fn ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 fn at(n: i64) -> DateTime<Utc> {
