@@ -504,18 +504,24 @@ pub async fn start(
     let observer_metrics = metrics.clone();
     let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
         Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
-    let config_dir = config.data_dir.clone();
     let started = Instant::now();
     let store = config.store.is_some();
     let lead = lead::Lead::new(store);
-    let (audit, mut state) = match &config.store {
+    let (audit, mut state, written) = match &config.store {
         None => {
             let audit =
                 AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))
                     .map_err(|e| e.to_string())?;
+            // The checkpoints' positions are read on the other core while this one
+            // restores the state from the newest.
+            let dir = config.data_dir.clone();
+            let positions = std::thread::spawn(move || checkpoint::Written::on_disk(&dir));
             let state =
                 replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
-            (Trail::Files(audit), state)
+            let written = positions
+                .join()
+                .map_err(|_| "cannot read the checkpoints' positions".to_string())?;
+            (Trail::Files(audit), state, written)
         }
         Some(store) => {
             let pg = PgTrail::open(store, Some(on_sync))
@@ -525,7 +531,7 @@ pub async fn start(
                 .await
                 .map_err(|e| e.to_string())?;
             lead.set_followed(last);
-            (Trail::Postgres(pg), state)
+            (Trail::Postgres(pg), state, checkpoint::Written::default())
         }
     };
     let undecided = state.undecided_events();
@@ -562,7 +568,7 @@ pub async fn start(
         docker: RwLock::new(None),
         gates: Mutex::new(Vec::new()),
         gate: tokio::sync::RwLock::new(()),
-        checkpoints: Mutex::new(checkpoint::Written::on_disk(&config_dir)),
+        checkpoints: Mutex::new(written),
         quarantine: Mutex::new(quarantine::Quarantine::default()),
         lead,
         reloads: tokio::sync::watch::Sender::new(0),

@@ -10,22 +10,49 @@ use super::strings::{DenseNumbers, Strings};
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-/// Times as [`ns`]: 8 bytes where a `DateTime` takes 12, in a set that holds
-/// hundreds of thousands of them.
+/// 24 bytes, of which a storm holds hundreds of thousands: the time as [`ns`] (8 bytes
+/// where a `DateTime` takes 12).
 #[derive(Debug, Clone)]
 struct FiringAlert {
-    starts_at: i64,
     last_seen: i64,
-    /// Shared, so that copying a shard for a snapshot copies no labels.
-    labels: Arc<[(u32, u32)]>,
+    labels: Held,
+}
+
+/// When an alert began firing (ns) and its labels as pairs of string numbers, in one
+/// allocation shared by the snapshots that hold it (a shard copied for one copies no
+/// labels). The start rides in what rounding the labels to jemalloc's size classes
+/// leaves free, rather than in the alert's map entry.
+#[derive(Debug, Clone)]
+struct Held(Arc<[u64]>);
+
+impl Held {
+    fn new(starts_at: i64, pairs: impl ExactSizeIterator<Item = (u32, u32)>) -> Held {
+        let pairs = pairs.map(|(name, value)| (u64::from(name) << 32) | u64::from(value));
+        Held(std::iter::once(starts_at as u64).chain(pairs).collect())
+    }
+
+    fn starts_at(&self) -> i64 {
+        self.0.first().map_or(0, |n| *n as i64)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len().saturating_sub(1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0.iter().skip(1).map(|p| ((p >> 32) as u32, *p as u32))
+    }
 }
 
 /// Alerts by the interned value of their `alertname` (an alert without one is under
-/// the empty string), then by key.
-type Groups = HashMap<u32, HashMap<u64, FiringAlert>>;
+/// the empty string), then by key. By key in a B-tree, not a hash map: as alerts come
+/// and go a hash map's deleted slots make it double and stay at half its capacity, 2.6
+/// entries of room per alert; B-tree nodes stay about 70% full (measured by
+/// `bench/firing_memory.rs`).
+type Groups = HashMap<u32, BTreeMap<u64, FiringAlert>>;
 
 /// Each alert holds its label names and values in `strings`, each group its alertname.
 #[derive(Debug, Clone, Default)]
@@ -38,13 +65,28 @@ pub struct FiringSet {
     /// first, so that the bound and the ttl touch only what they remove. An alert seen
     /// since its entry is moved to the back when its entry comes up; the entry of one
     /// that left is dropped then.
-    order: VecDeque<(i64, u32, u64)>,
+    order: VecDeque<Seen>,
+}
+
+/// An entry of the order: the alert and the second (since the epoch) it was last seen
+/// in as of the entry, 16 bytes where a time in ns made it 24. Whole seconds are all
+/// the bound and the ttl need; compared with a last seen in whole seconds too, so an
+/// entry moved back is due the next time it comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    second: u32,
+    name: u32,
+    key: u64,
+}
+
+fn second(ns: i64) -> u32 {
+    ns.div_euclid(1_000_000_000).clamp(0, u32::MAX as i64) as u32
 }
 
 fn release_labels(strings: &mut Strings, alert: &FiringAlert) {
     for (name, value) in alert.labels.iter() {
-        strings.release(*name);
-        strings.release(*value);
+        strings.release(name);
+        strings.release(value);
     }
 }
 
@@ -59,7 +101,7 @@ pub struct FiringSnapshot {
 /// The firing set in a checkpoint (see [`FiringSnapshot::image`]).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct FiringImage {
-    strings: Vec<String>,
+    strings: Texts,
     alerts: Vec<(u64, i64, i64, u32)>,
     labels: Vec<u32>,
 }
@@ -119,10 +161,14 @@ impl FiringSet {
 
     /// Removes the alert seen least recently, if there is one.
     fn evict_oldest(&mut self) -> bool {
-        while let Some((at, name, key)) = self.order.pop_front() {
-            match self.last_seen(name, key) {
+        while let Some(entry) = self.order.pop_front() {
+            let Seen { name, key, .. } = entry;
+            match self.last_seen(name, key).map(second) {
                 None => {}
-                Some(seen) if seen > at => self.order.push_back((seen, name, key)),
+                Some(seen) if seen > entry.second => self.order.push_back(Seen {
+                    second: seen,
+                    ..entry
+                }),
                 Some(_) => {
                     self.remove(name, key);
                     return true;
@@ -152,24 +198,27 @@ impl FiringSet {
             return;
         };
         if let Some(alert) = group.get_mut(&key) {
-            alert.starts_at = starts_at;
+            if alert.labels.starts_at() != starts_at {
+                alert.labels = Held::new(
+                    starts_at,
+                    alert.labels.iter().collect::<Vec<_>>().into_iter(),
+                );
+            }
             alert.last_seen = alert.last_seen.max(last_seen);
             return;
         }
-        let labels = labels
+        let pairs: Vec<(u32, u32)> = labels
             .iter()
             .map(|(k, v)| (strings.hold(k), strings.hold(v)))
             .collect();
-        group.insert(
-            key,
-            FiringAlert {
-                starts_at,
-                last_seen,
-                labels,
-            },
-        );
+        let labels = Held::new(starts_at, pairs.into_iter());
+        group.insert(key, FiringAlert { last_seen, labels });
         *len += 1;
-        order.push_back((last_seen, name, key));
+        order.push_back(Seen {
+            second: second(last_seen),
+            name,
+            key,
+        });
     }
 
     /// The number of the group of alerts named `name` in the shard of `key`, made
@@ -180,7 +229,7 @@ impl FiringSet {
             Some(n) if self.alerts.get(shard).contains_key(&n) => n,
             _ => {
                 let n = self.strings.hold(name);
-                self.alerts.get_mut(shard).insert(n, HashMap::new());
+                self.alerts.get_mut(shard).insert(n, BTreeMap::new());
                 n
             }
         }
@@ -213,7 +262,7 @@ impl FiringSet {
             .get(shard_of(key))
             .values()
             .find_map(|group| group.get(&key))
-            .map(|a| DateTime::from_timestamp_nanos(a.starts_at))
+            .map(|a| DateTime::from_timestamp_nanos(a.labels.starts_at()))
     }
 
     /// Whether an alert matching `matchers` was seen since `cutoff`. An `alertname`
@@ -228,7 +277,7 @@ impl FiringSet {
                         .labels
                         .iter()
                         .find(|(k, _)| *k == name)
-                        .map(|(_, v)| self.strings.resolve(*v))
+                        .map(|(_, v)| self.strings.resolve(v))
                 })
         };
         match matchers.required_value("alertname") {
@@ -251,14 +300,19 @@ impl FiringSet {
     /// off the front of `order` only, so their cost is what they remove.
     pub fn prune(&mut self, cutoff: DateTime<Utc>, bound: usize) -> usize {
         let cutoff = ns(cutoff);
-        while let Some(&(at, name, key)) = self.order.front() {
-            if at >= cutoff {
+        // An entry of the cutoff's own second waits for the next prune.
+        while let Some(&entry) = self.order.front() {
+            if entry.second >= second(cutoff) {
                 break;
             }
             self.order.pop_front();
+            let Seen { name, key, .. } = entry;
             match self.last_seen(name, key) {
                 None => {}
-                Some(seen) if seen >= cutoff => self.order.push_back((seen, name, key)),
+                Some(seen) if seen >= cutoff => self.order.push_back(Seen {
+                    second: second(seen),
+                    ..entry
+                }),
                 Some(_) => self.remove(name, key),
             }
         }
@@ -276,11 +330,17 @@ impl FiringSet {
 
     /// `order` made again from the alerts: one entry each, by last seen.
     fn reorder(&mut self) {
-        let mut order: Vec<(i64, u32, u64)> = self
+        let mut order: Vec<Seen> = self
             .alerts
             .iter()
             .flat_map(|(_, groups)| groups.iter())
-            .flat_map(|(name, group)| group.iter().map(|(key, a)| (a.last_seen, *name, *key)))
+            .flat_map(|(name, group)| {
+                group.iter().map(|(key, a)| Seen {
+                    second: second(a.last_seen),
+                    name: *name,
+                    key: *key,
+                })
+            })
             .collect();
         order.sort_unstable();
         self.order = order.into();
@@ -296,55 +356,125 @@ impl FiringSet {
         }
     }
 
-    /// The set a checkpoint stored.
+    /// The set a checkpoint stored. Each string is stored once and then held as many
+    /// times as the alerts (and groups) hold it, counted on the way, rather than one
+    /// hold at a time in shards all over: this is most of the work of a start.
     pub fn from_image(image: FiringImage) -> Result<FiringSet, String> {
         let mut set = FiringSet::default();
-        // A hold on each string while the alerts take theirs, given up at the end.
-        let ids: Vec<u32> = image.strings.iter().map(|s| set.strings.hold(s)).collect();
-        let id = |n: u32| {
-            ids.get(n as usize)
-                .copied()
-                .ok_or("a label number past the strings")
-        };
-        let alertname = set.strings.get("alertname");
+        let texts = &image.strings;
+        let ids: Vec<u32> = texts.iter().map(|s| set.strings.hold(s)).collect();
+        if image.labels.iter().any(|n| *n as usize >= ids.len()) {
+            return Err("a label number past the strings".into());
+        }
+        let mut holds = vec![0u32; ids.len()];
+        let alertname = texts.iter().position(|s| s == "alertname");
         let mut at = 0usize;
         for (key, starts_at, last_seen, count) in image.alerts {
             let end = at + 2 * count as usize;
             let pairs = image.labels.get(at..end).ok_or("labels cut short")?;
             at = end;
-            let labels: Arc<[(u32, u32)]> = pairs
-                .chunks_exact(2)
-                .map(|p| Ok((id(p[0])?, id(p[1])?)))
-                .collect::<Result<_, &str>>()?;
-            for (name, value) in labels.iter() {
-                set.strings.hold_again(*name);
-                set.strings.hold_again(*value);
+            for n in pairs {
+                holds[*n as usize] += 1;
             }
-            let name = labels
-                .iter()
-                .find(|(k, _)| Some(*k) == alertname)
-                .map_or(String::new(), |(_, v)| set.strings.resolve(*v).to_string());
-            let name = set.group_of(&name, key);
-            let alert = FiringAlert {
+            let labels = Held::new(
                 starts_at,
-                last_seen,
-                labels,
+                pairs
+                    .chunks_exact(2)
+                    .map(|p| (ids[p[0] as usize], ids[p[1] as usize])),
+            );
+            let named = pairs
+                .chunks_exact(2)
+                .find(|p| Some(p[0] as usize) == alertname)
+                .map(|p| p[1] as usize);
+            let shard = shard_of(key);
+            let name = match named {
+                Some(n) => {
+                    if !set.alerts.get(shard).contains_key(&ids[n]) {
+                        set.alerts.get_mut(shard).insert(ids[n], BTreeMap::new());
+                        holds[n] += 1;
+                    }
+                    ids[n]
+                }
+                None => set.group_of("", key),
             };
-            let replaced = set
-                .alerts
-                .get_mut(shard_of(key))
-                .get_mut(&name)
-                .and_then(|group| group.insert(key, alert));
-            match replaced {
-                Some(old) => release_labels(&mut set.strings, &old),
-                None => set.len += 1,
+            let alert = FiringAlert { last_seen, labels };
+            let group = set.alerts.get_mut(shard).entry(name).or_default();
+            if group.insert(key, alert).is_some() {
+                return Err("an alert stored twice".into());
             }
+            set.len += 1;
         }
-        for n in ids {
+        // The hold each string was stored with is given up: one no alert holds goes.
+        for (n, more) in ids.into_iter().zip(holds) {
+            set.strings.hold_more(n, more);
             set.strings.release(n);
         }
         set.reorder();
         Ok(set)
+    }
+}
+
+/// Strings as a checkpoint reads them: one text and where each ends, written and read
+/// as the list of strings it is, without an allocation per string.
+#[derive(Debug, Default)]
+struct Texts {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Texts {
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| self.text.get(start..end).unwrap_or(""))
+    }
+}
+
+impl serde::Serialize for Texts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Texts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Seq;
+        struct Append<'a>(&'a mut String);
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = Texts;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Texts, A::Error> {
+                let mut texts = Texts::default();
+                texts.ends.reserve(seq.size_hint().unwrap_or(0));
+                while seq.next_element_seed(Append(&mut texts.text))?.is_some() {
+                    texts.ends.push(texts.text.len());
+                }
+                Ok(texts)
+            }
+        }
+        impl<'de> serde::de::DeserializeSeed<'de> for Append<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Append<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+                self.0.push_str(s);
+                Ok(())
+            }
+        }
+        deserializer.deserialize_seq(Seq)
     }
 }
 
@@ -389,7 +519,7 @@ impl serde::Serialize for FiringImageOf<'_> {
                 for (key, alert) in self.0.alerts() {
                     seq.serialize_element(&(
                         *key,
-                        alert.starts_at,
+                        alert.labels.starts_at(),
                         alert.last_seen,
                         alert.labels.len() as u32,
                     ))?;
@@ -404,8 +534,8 @@ impl serde::Serialize for FiringImageOf<'_> {
                 let mut seq = serializer.serialize_seq(Some(of.label_numbers))?;
                 for (_, alert) in of.snapshot.alerts() {
                     for (name, value) in alert.labels.iter() {
-                        seq.serialize_element(&of.dense.of(*name))?;
-                        seq.serialize_element(&of.dense.of(*value))?;
+                        seq.serialize_element(&of.dense.of(name))?;
+                        seq.serialize_element(&of.dense.of(value))?;
                     }
                 }
                 seq.end()

@@ -393,6 +393,58 @@ fn the_firing_set_keeps_the_strings_of_what_is_firing_not_of_what_ever_fired() {
 }
 
 #[test]
+fn a_firing_set_restored_from_its_image_answers_as_before_and_lets_go_of_every_string() {
+    use crate::alertmanager::Matchers;
+    let t0 = at("2026-12-01T00:00:00Z");
+    let mut set = super::firing::FiringSet::default();
+    let mut events: Vec<Event> = (0..2_000)
+        .map(|i| event(["NodeDown", "DiskFull"][i % 2], &format!("host-{i}"), t0))
+        .collect();
+    // An alert without an alertname is kept too (a probe's or a hand-made one).
+    let mut unnamed = event("x", "bare-host", t0);
+    unnamed.labels.remove("alertname");
+    unnamed.fingerprint = Fingerprint::of_labels(&unnamed.labels);
+    events.push(unnamed);
+    for e in &events {
+        set.observe(e, usize::MAX);
+    }
+    let bytes = postcard::to_stdvec(&set.snapshot().image()).expect("encodes");
+    let image = postcard::from_bytes(&bytes).expect("decodes");
+    let mut restored = super::firing::FiringSet::from_image(image).expect("restores");
+    assert_eq!(
+        (restored.len(), restored.strings()),
+        (set.len(), set.strings())
+    );
+    let any = |set: &super::firing::FiringSet, m: &str| {
+        set.any(&Matchers::parse(m).expect("matchers"), t0)
+    };
+    for m in [
+        r#"alertname="DiskFull", instance="host-1""#,
+        r#"alertname="NodeDown", instance="host-1""#,
+        r#"instance="bare-host""#,
+    ] {
+        assert_eq!(any(&restored, m), any(&set, m), "{m}");
+    }
+    assert!(any(&restored, r#"instance="bare-host""#));
+    // Each string is held as often as the alerts and groups hold it: as they resolve,
+    // the two let go of the same strings, and of all of them at the end.
+    for (i, e) in events.iter().enumerate() {
+        let resolved = Event {
+            status: Status::Resolved,
+            ..e.clone()
+        };
+        set.observe(&resolved, usize::MAX);
+        restored.observe(&resolved, usize::MAX);
+        if i % 97 == 0 {
+            assert_eq!(restored.strings(), set.strings(), "after {i} resolved");
+            let m = r#"alertname="NodeDown", instance="host-1998""#;
+            assert_eq!(any(&restored, m), any(&set, m), "after {i} resolved");
+        }
+    }
+    assert_eq!((restored.len(), restored.strings()), (0, 0));
+}
+
+#[test]
 fn past_its_bound_the_firing_set_forgets_the_alert_seen_least_recently() {
     let t0 = at("2026-12-01T00:00:00Z");
     let mut set = super::firing::FiringSet::default();
