@@ -451,7 +451,11 @@ impl<'de> serde::Deserialize<'de> for Texts {
                 mut seq: A,
             ) -> Result<Texts, A::Error> {
                 let mut texts = Texts::default();
-                texts.ends.reserve(seq.size_hint().unwrap_or(0));
+                // As serde's own lists do: a length read from a file is not trusted
+                // with an allocation of its size.
+                texts
+                    .ends
+                    .reserve(seq.size_hint().unwrap_or(0).min(1 << 16));
                 while seq.next_element_seed(Append(&mut texts.text))?.is_some() {
                     texts.ends.push(texts.text.len());
                 }
