@@ -29,9 +29,14 @@ struct FiringAlert {
 struct Held(Arc<[u64]>);
 
 impl Held {
-    fn new(starts_at: i64, pairs: impl ExactSizeIterator<Item = (u32, u32)>) -> Held {
+    fn new(starts_at: i64, pairs: impl Iterator<Item = (u32, u32)>) -> Held {
         let pairs = pairs.map(|(name, value)| (u64::from(name) << 32) | u64::from(value));
         Held(std::iter::once(starts_at as u64).chain(pairs).collect())
+    }
+
+    /// The same labels with another start.
+    fn starting(&self, starts_at: i64) -> Held {
+        Held::new(starts_at, self.iter())
     }
 
     fn starts_at(&self) -> i64 {
@@ -199,19 +204,15 @@ impl FiringSet {
         };
         if let Some(alert) = group.get_mut(&key) {
             if alert.labels.starts_at() != starts_at {
-                alert.labels = Held::new(
-                    starts_at,
-                    alert.labels.iter().collect::<Vec<_>>().into_iter(),
-                );
+                alert.labels = alert.labels.starting(starts_at);
             }
             alert.last_seen = alert.last_seen.max(last_seen);
             return;
         }
-        let pairs: Vec<(u32, u32)> = labels
+        let pairs = labels
             .iter()
-            .map(|(k, v)| (strings.hold(k), strings.hold(v)))
-            .collect();
-        let labels = Held::new(starts_at, pairs.into_iter());
+            .map(|(k, v)| (strings.hold(k), strings.hold(v)));
+        let labels = Held::new(starts_at, pairs);
         group.insert(key, FiringAlert { last_seen, labels });
         *len += 1;
         order.push_back(Seen {
