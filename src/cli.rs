@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,8 +110,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The window's start: a duration back from now (default 24h) or an RFC 3339 time.
-    #[arg(long)]
-    pub since: Option<String>,
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
     /// The window's end, an RFC 3339 time (default: now).
     #[arg(long)]
     pub until: Option<DateTime<Utc>>,
@@ -132,8 +133,8 @@ pub struct TrailArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Only what is newer than this: a duration (1h, 30m) or an RFC 3339 time.
-    #[arg(long)]
-    pub since: Option<String>,
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Args)]
@@ -407,7 +408,6 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     let loaded = trail_config(&data_dir, config)?;
     let trail = open_trail(data_dir, loaded.as_ref())?;
-    let since = since.as_deref().map(parse_since).transpose()?;
     let filter = AuditFilter {
         since,
         rule,
@@ -501,14 +501,20 @@ fn trail_config(
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// `--since`: an RFC 3339 time, or a duration back from now.
-fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
+/// `--since`: an RFC 3339 time, or a duration back from now. A usage error (exit 2,
+/// said by clap with the flag's name) when it is neither.
+fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     match text.parse::<DateTime<Utc>>() {
         Ok(at) => Ok(at),
         Err(_) => parse_duration(text)
-            .map(|d| Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
-            .map_err(|e| anyhow!("--since: {e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
+            .map(|d| crate::model::earlier(Utc::now(), d))
+            .map_err(|e| format!("{e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
     }
+}
+
+/// The start of a window that defaults to the last day.
+fn since_or_a_day(since: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    since.unwrap_or_else(|| crate::model::earlier(Utc::now(), Duration::from_secs(24 * 3600)))
 }
 
 fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -521,7 +527,7 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let trail = open_trail(args.data_dir, Some(&runtime.config))?;
-    let since = parse_since(args.since.as_deref().unwrap_or("24h"))?;
+    let since = since_or_a_day(args.since);
     let until = args.until.unwrap_or_else(Utc::now);
     let replay = crate::replay::replay(&trail.reader, &runtime, since, until, assume)
         .map_err(|e| anyhow!(e))?;
@@ -569,7 +575,7 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let loaded = trail_config(&args.trail.data_dir, args.trail.config)?;
     let trail = open_trail(args.trail.data_dir, loaded.as_ref())?;
-    let since = parse_since(args.trail.since.as_deref().unwrap_or("24h"))?;
+    let since = since_or_a_day(args.trail.since);
     let report = crate::report::report(&trail.reader, &trail.dir, since, Utc::now())
         .map_err(|e| anyhow!(e))?;
     if args.json {

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub audit_files_removed: Family<LabelPairs, Counter>,
     pub backlog_events: Gauge,
     pub leader: Gauge,
+    pub task_up: Family<LabelPairs, Gauge>,
     pub backlog_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub intake_rejected: Family<LabelPairs, Counter>,
     pub rules_quarantined: Family<LabelPairs, Counter>,
@@ -116,6 +117,12 @@ impl Metrics {
             "leader",
             "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others",
             leader.clone(),
+        );
+        let task_up = Family::<LabelPairs, Gauge>::default();
+        registry.register(
+            "task_up",
+            "1 while a task salve cannot work without runs (decide; with [store] lease and follow), 0 once it has ended: salve then refuses events and exits",
+            task_up.clone(),
         );
         let reload_successful = Gauge::default();
         registry.register(
@@ -206,6 +213,7 @@ impl Metrics {
             rules_quarantined,
             backlog_events,
             leader,
+            task_up,
             backlog_oldest_seconds,
             intake_rejected,
             audit_files_removed,
@@ -326,6 +334,12 @@ impl Metrics {
 
     pub fn leader(&self, leads: bool) {
         self.leader.set(i64::from(leads));
+    }
+
+    pub fn task_up(&self, task: &str, up: bool) {
+        self.task_up
+            .get_or_create(&pairs(&[("task", task)]))
+            .set(i64::from(up));
     }
 
     pub fn reloaded(&self, ok: bool, rules: usize) {

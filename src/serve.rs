@@ -19,7 +19,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let (engine, _worker) = engine::start(runtime, options)
+    let engine = engine::start(runtime, options)
         .await
         .map_err(|e| anyhow!(e))?;
     start_docker(&engine);
@@ -47,7 +47,14 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     let app = crate::api::app(engine.clone());
     let stopping = engine.clone();
     let stop = async move {
-        shutdown_signal().await;
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stopping.task_died() => {
+                // Long enough for a readiness probe or a scrape to see why; every event
+                // offered meanwhile is refused (503), so none is acknowledged and lost.
+                tokio::time::sleep(DEATH_LINGER).await;
+            }
+        }
         // Before the listener closes: requests still in flight are answered 503.
         stopping.begin_stop();
     };
@@ -61,6 +68,13 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     }
     if let Some(recorder) = &probing {
         recorder.save();
+    }
+    if let Some((task, why)) = engine.dead_task() {
+        // No checkpoint: the state may be half way through a round. What is on disk is
+        // decided at the next start.
+        engine.close_trail().await;
+        tracing::error!(task = task.as_str(), why = %why, "exiting: the {} task has ended", task.as_str());
+        return Ok(ExitCode::from(70));
     }
     let grace = engine.runtime().config.shutdown_grace;
     tracing::info!(
@@ -76,6 +90,10 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     tracing::info!("audit flushed; bye");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long salve keeps answering (not ready, refusing events) after a task it cannot
+/// work without has ended, before it exits.
+const DEATH_LINGER: Duration = Duration::from_secs(5);
 
 /// Connects to Docker in the background: registers the executor and follows the
 /// engine's events. Without `[docker]` settings an absent engine only disables

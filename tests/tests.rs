@@ -27,6 +27,8 @@ mod exec;
 mod http_input;
 #[path = "it/k8s.rs"]
 mod k8s;
+#[path = "it/loud_failures.rs"]
+mod loud_failures;
 #[path = "it/maintenance.rs"]
 mod maintenance;
 #[path = "it/notify.rs"]

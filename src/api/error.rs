@@ -66,7 +66,8 @@ impl From<PayloadError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
                     .with_detail(json!({ "field": path }))
             }
-            PayloadError::TooLarge { index, label, .. } => {
+            PayloadError::TooLarge { index, label, .. }
+            | PayloadError::InvalidLabels { index, label, .. } => {
                 let mut detail = json!({ "alert": index });
                 if let Some(label) = label {
                     detail["label"] = json!(label);

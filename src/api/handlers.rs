@@ -35,9 +35,9 @@ async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Val
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     accepted.map_err(|e| match e {
         IntakeError::Rejected(payload) => ApiError::from(payload),
-        IntakeError::Unrecorded(_) => {
-            tracing::error!(error = %e, "refusing events that cannot be recorded");
-            // Nothing of it was acknowledged: the sender keeps it and tries again.
+        // Nothing of it was acknowledged: the sender keeps it and tries again. (The
+        // engine logs an unrecorded write, at most once a second.)
+        IntakeError::Unrecorded(_) | IntakeError::Failed { .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
                 .retry_after(std::time::Duration::from_secs(5))
         }
@@ -153,7 +153,7 @@ pub(super) async fn read_audit(
         Some(s) => {
             let d = parse_duration(s)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
-            Some(engine.now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+            Some(crate::model::earlier(engine.now(), d))
         }
     };
     let filter = AuditFilter {
@@ -275,7 +275,7 @@ pub(super) async fn report(
     let d = parse_duration(window)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
     let until = engine.now();
-    let since = until - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let since = crate::model::earlier(until, d);
     let trail = engine.trail_reader();
     let dir = engine.runtime().config.data_dir.clone();
     let report =
@@ -309,7 +309,7 @@ pub(super) async fn replay(
         Ok(at) => at,
         Err(_) => {
             let d = parse_duration(window).map_err(|e| bad(format!("since: {e}")))?;
-            now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            crate::model::earlier(now, d)
         }
     };
     let assume = match request.assume.as_deref().unwrap_or("ok") {

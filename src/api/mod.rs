@@ -67,7 +67,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
             state.clone(),
             auth::require_auth,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(protected)
         .route("/-/healthy", get(|| async { "salve is healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -78,7 +78,12 @@ pub fn app(engine: Arc<Engine>) -> Router {
             state.clone(),
             count_rejections,
         ))
-        .with_state(state)
+        .with_state(state);
+    // Outside the routes: a layer on them would run inside each path's method router,
+    // before it adds `Allow` to its 405.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(explain_method_not_allowed))
 }
 
 async fn count_rejections(State(state): State<ApiState>, request: Request, next: Next) -> Response {
@@ -96,6 +101,41 @@ async fn count_rejections(State(state): State<ApiState>, request: Request, next:
             .request_rejected(&path, status.as_u16());
     }
     response
+}
+
+/// axum answers a method a path does not take with an empty 405 and `Allow`; salve
+/// says the same in its one error shape.
+async fn explain_method_not_allowed(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let methods: Vec<&str> = allow
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    let mut answer = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{path} does not take {method}; it takes {}",
+            methods.join(", ")
+        ),
+    )
+    .with_detail(serde_json::json!({ "allow": methods }))
+    .into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        answer.headers_mut().insert(header::ALLOW, value);
+    }
+    answer
 }
 
 async fn ready(State(engine): State<Arc<Engine>>) -> Response {

@@ -13,7 +13,7 @@ pub use reader::{
     ReadError,
 };
 pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
-pub use retention::{apply_retention, Removed, Retention};
+pub use retention::{apply_retention, trimmed, Removed, Retention, TRIMMED_MARK};
 pub use writer::{AuditError, AuditLog, AuditWriterStats, TrailPosition};
 
 pub const CURRENT_FILE: &str = "audit.jsonl";

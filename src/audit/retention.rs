@@ -32,6 +32,15 @@ impl Removed {
     }
 }
 
+/// Present once retention has removed a file: from then on the trail alone does not
+/// hold everything the state was folded from, and only a checkpoint does.
+pub const TRIMMED_MARK: &str = "audit.trimmed";
+
+/// Whether retention has removed any of the trail's files.
+pub fn trimmed(dir: &Path) -> bool {
+    dir.join(TRIMMED_MARK).exists()
+}
+
 /// Removes the rotated files that `retention` lets go and that lie wholly before
 /// `held` (what the oldest kept checkpoint holds). Returns what it removed.
 pub fn apply_retention(
@@ -72,6 +81,14 @@ pub fn apply_retention(
         } else {
             continue;
         };
+        if !trimmed(dir) {
+            // Written before the first removal, so that a start which cannot read its
+            // checkpoints knows the trail alone no longer says everything.
+            if let Err(e) = std::fs::write(dir.join(TRIMMED_MARK), b"") {
+                tracing::warn!(error = %e, "cannot mark the trail as trimmed; keeping its files");
+                return removed;
+            }
+        }
         match std::fs::remove_file(path) {
             Ok(()) => removed.push((path.clone(), why)),
             Err(e) => {

@@ -93,7 +93,16 @@ async fn rotation_keeps_the_configured_number_of_files_and_replays_in_order() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]);
+    // The mark says the trail alone no longer holds everything (see `trimmed`).
+    assert_eq!(
+        names,
+        vec![
+            "audit.jsonl",
+            "audit.jsonl.1",
+            "audit.jsonl.2",
+            "audit.trimmed"
+        ]
+    );
     let seen = read_all(dir.path());
     assert!(!seen.is_empty());
     assert!(
@@ -237,6 +246,10 @@ async fn retention_keeps_every_file_a_checkpoint_does_not_yet_hold() {
     };
     let removed = super::apply_retention(dir.path(), none_kept, held);
     assert!(removed.is_empty(), "removed {removed:?}");
+    assert!(
+        !super::trimmed(dir.path()),
+        "nothing removed, nothing marked"
+    );
     assert_eq!(
         read_all(dir.path()),
         (0..12).collect::<Vec<_>>(),
@@ -245,6 +258,7 @@ async fn retention_keeps_every_file_a_checkpoint_does_not_yet_hold() {
     // Once a checkpoint holds everything, the rotated files may go.
     let removed = super::apply_retention(dir.path(), none_kept, log.position());
     assert!(!removed.is_empty());
+    assert!(super::trimmed(dir.path()));
     assert!(removed.iter().all(|(_, why)| *why == super::Removed::Age));
     let mut current = Vec::new();
     read_records_of(&dir.path().join(CURRENT_FILE), &mut current);

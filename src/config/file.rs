@@ -201,9 +201,15 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Wall-clock budget of one `plan()` call. Default `40ms`.
+    /// Wall-clock backstop of one `plan()` call, wide enough that a busy machine never
+    /// reaches it: rules are judged by `rule_max_operations`. Default `1s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_timeout: Option<String>,
+    /// Rhai operations one `plan()` call may spend before it is cut off (and, cut off
+    /// again and again, quarantined). The same rule on the same event spends the same
+    /// whatever the machine's load. Default 1000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_max_operations: Option<u64>,
     /// Most events acknowledged but not yet decided. Past it the webhook endpoints
     /// answer 503 with `Retry-After` at once and record nothing, and `/-/ready` is 503.
     /// Default 20000.

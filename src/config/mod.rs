@@ -67,7 +67,8 @@ pub struct Config {
     /// HTTPS on the listener (`[api] tls_cert_file`, `tls_key_file`, `client_ca_file`),
     /// its files read when the config is loaded, so a bad one fails `check` and reload.
     pub tls: Option<ListenerTls>,
-    pub rule_timeout: Duration,
+    /// What one `plan()` may spend (`[engine] rule_max_operations`, `rule_timeout`).
+    pub rule_budget: crate::rules::RuleBudget,
     pub max_backlog: usize,
     pub max_intents: usize,
     pub shutdown_grace: Duration,

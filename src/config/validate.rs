@@ -11,6 +11,7 @@ use crate::execute::{DockerSettings, ExecCommand, KubernetesSettings, NotifyChan
 use crate::ingest::probe::{ProbeCommand, ProbeSettings};
 use crate::model::{duration_setting, read_secret, Action, RateLimit};
 use crate::policy::PolicySettings;
+use crate::rules::RuleBudget;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -230,11 +231,22 @@ impl Config {
                 &file.engine.shutdown_grace,
                 Duration::from_secs(20),
             )?,
-            rule_timeout: duration(
-                "engine.rule_timeout",
-                &file.engine.rule_timeout,
-                Duration::from_millis(40),
-            )?,
+            rule_budget: RuleBudget {
+                operations: match file.engine.rule_max_operations {
+                    Some(0) => {
+                        return Err(invalid(
+                            "engine.rule_max_operations: must be at least 1".to_string(),
+                        ))
+                    }
+                    Some(n) => n,
+                    None => RuleBudget::DEFAULT_OPERATIONS,
+                },
+                backstop: duration(
+                    "engine.rule_timeout",
+                    &file.engine.rule_timeout,
+                    RuleBudget::DEFAULT_BACKSTOP,
+                )?,
+            },
             docker: DockerSettings::from_config(&file.docker).map_err(invalid)?,
             notify,
             on_outcome,

@@ -39,7 +39,7 @@ impl Engine {
             Some(&self.metrics),
             Some(quarantining),
         );
-        if let Err(e) = self.audit.append(&evaluation.records).await {
+        if let Err(e) = self.write_records(&evaluation.records).await {
             tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
             self.forget_unrecorded().await;
             for events in notifications {
@@ -188,7 +188,7 @@ impl Engine {
         );
         let _writing = self.gate.read().await;
         // What happened counts (the breaker) even when the trail cannot take it.
-        if let Err(e) = self.audit.append(std::slice::from_ref(&record)).await {
+        if let Err(e) = self.write_records(std::slice::from_ref(&record)).await {
             tracing::error!(error = %e, "cannot record an outcome");
         }
         fold(&mut self.state.write(), &record);

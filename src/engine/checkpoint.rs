@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 pub const CHECKPOINT_FILE: &str = "state.checkpoint";
 const PREVIOUS_FILE: &str = "state.checkpoint.1";
 const MAGIC: &[u8; 8] = b"SALVECKP";
-/// Bumped whenever the image changes shape; an older or newer one is not read.
+/// Bumped whenever the image changes shape. Every older version keeps a reader in
+/// [`decode`] that turns it into today's state, so an upgrade keeps what the limits,
+/// breakers, windows and dedup need; a newer one is refused (see [`RecoveryError`]).
+/// Whatever the version, the body's first field is the trail position.
 const VERSION: u32 = 1;
 /// A checkpoint is written once this much trail has been written since the last, at
 /// each rotation, and after a minute with anything new; but never before the trail has
@@ -52,19 +55,29 @@ fn encode<I: Serialize>(checkpoint: &Checkpoint<I>, size_hint: usize) -> Result<
     Ok(bytes)
 }
 
+/// A checkpoint of any version this salve reads, as today's.
 fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
-    postcard::from_bytes(verified_body(bytes)?).map_err(|e| e.to_string())
+    let body = verified_body(bytes)?;
+    match version_of(bytes) {
+        1 => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        version => Err(format!(
+            "written by a salve whose checkpoint format is version {version}; this one reads versions 1 to {VERSION}"
+        )),
+    }
 }
 
-/// The body of a checkpoint whose header and checksum hold.
+fn version_of(bytes: &[u8]) -> u32 {
+    match bytes.get(8..12) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// The body of a checkpoint whose header and checksum hold, of whatever version.
 fn verified_body(bytes: &[u8]) -> Result<&[u8], String> {
     let header = bytes.get(..52).ok_or("shorter than its header")?;
     if &header[..8] != MAGIC {
         return Err("not a salve checkpoint".into());
-    }
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != VERSION {
-        return Err(format!("version {version}, this salve reads {VERSION}"));
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&header[12..20]);
@@ -119,19 +132,39 @@ fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, String>> {
     }
 }
 
+/// Why the state could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// No checkpoint could be used and retention has removed trail files: the trail
+    /// alone would forget spent limits, open breakers, windows and dedup, so salve
+    /// does not start on it.
+    #[error(
+        "cannot restore salve's state from {}: {}; and retention has removed older trail files, \
+         so the trail alone would forget spent limits, open breakers, maintenance windows and \
+         dedup. Start the salve that wrote the checkpoint, or, to start with that memory lost, \
+         move {CHECKPOINT_FILE} and {PREVIOUS_FILE} out of the data dir",
+        dir.display(),
+        problems.join("; ")
+    )]
+    Forgotten { dir: PathBuf, problems: Vec<String> },
+}
+
 /// The state as the trail in `dir` says: the newest good checkpoint and the records
 /// after it, else the previous checkpoint and the records after that, else every
-/// record (with a warning, when a checkpoint was there but could not be used).
-pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, ReadError> {
-    let mut tried = false;
+/// record (with a warning, when a checkpoint was there but could not be used, unless
+/// retention has trimmed the trail: then an error).
+pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, RecoveryError> {
+    let mut problems = Vec::new();
     for name in [CHECKPOINT_FILE, PREVIOUS_FILE] {
         let path = dir.join(name);
         let checkpoint = match read_checkpoint(&path) {
             None => continue,
             Some(Ok(checkpoint)) => checkpoint,
             Some(Err(e)) => {
-                tracing::warn!(file = %path.display(), error = %e, "checkpoint is damaged; not using it");
-                tried = true;
+                tracing::warn!(file = %path.display(), error = %e, "checkpoint cannot be read; not using it");
+                problems.push(format!("{}: {e}", path.display()));
                 continue;
             }
         };
@@ -139,7 +172,7 @@ pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, Read
             Ok(state) => state,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "checkpoint cannot be restored; not using it");
-                tried = true;
+                problems.push(format!("{}: {e}", path.display()));
                 continue;
             }
         };
@@ -150,11 +183,20 @@ pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, Read
             }
             None => {
                 tracing::warn!(file = %path.display(), "checkpoint points into a trail file that is not there; not using it");
-                tried = true;
+                problems.push(format!(
+                    "{}: points into a trail file that is not there",
+                    path.display()
+                ));
             }
         }
     }
-    if tried {
+    if !problems.is_empty() && crate::audit::trimmed(dir) {
+        return Err(RecoveryError::Forgotten {
+            dir: dir.to_path_buf(),
+            problems,
+        });
+    }
+    if !problems.is_empty() {
         tracing::warn!("replaying the whole audit trail instead of a checkpoint");
     }
     let mut state = PolicyState::new(settings.clone());

@@ -7,19 +7,23 @@
 mod act;
 mod checkpoint;
 mod evaluate;
+mod health;
 mod lead;
 mod on_outcome;
 mod quarantine;
 mod recovery;
 mod runtime;
+mod start;
 mod trail;
 
 pub use checkpoint::{replay, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, rule_terms, Evaluation};
+pub use health::Task;
 pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Runtime};
+pub use start::{start, ServeOptions};
 pub use trail::Trail;
 
 use crate::alertmanager::Matchers;
@@ -81,6 +85,10 @@ pub struct Engine {
     lead: lead::Lead,
     /// Counts successful reloads, for what must follow one (the listener's TLS).
     reloads: tokio::sync::watch::Sender<u64>,
+    /// A task that ended, a trail that cannot be written: what must not go unnoticed.
+    health: health::Health,
+    /// Set when a task salve cannot work without has ended: `serve` then exits.
+    death: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a maintenance window change was refused.
@@ -123,21 +131,24 @@ impl Engine {
     }
 
     /// Why `/-/ready` says no, if it does.
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if let Some(why) = self.health.not_ready_reason() {
+            return Some(why);
+        }
         if !self.ready.load(Ordering::Acquire) {
-            return Some("replaying the audit trail");
+            return Some("replaying the audit trail".into());
         }
         if self.stopping.load(Ordering::Acquire) {
-            return Some("stopping");
+            return Some("stopping".into());
         }
         if self.backlog.load(Ordering::Acquire) >= self.runtime().config.max_backlog {
-            return Some("the backlog of events to decide is at engine.max_backlog");
+            return Some("the backlog of events to decide is at engine.max_backlog".into());
         }
         self.gates
             .lock()
             .iter()
             .find(|(_, up)| !up.load(Ordering::Acquire))
-            .map(|(why, _)| *why)
+            .map(|(why, _)| why.to_string())
     }
 
     /// What is worth saying while ready: a setup that runs but probably is not what
@@ -177,7 +188,11 @@ impl Engine {
     /// Refuses, recording nothing, what cannot be taken now: salve is stopping, or the
     /// backlog would pass `max_backlog`.
     fn admit(&self, events: usize) -> Result<(), IntakeError> {
-        let refused = if self.stopping.load(Ordering::Acquire) {
+        let refused = if let Some((task, why)) = self.health.dead() {
+            IntakeError::Failed {
+                why: format!("the {} task has ended: {why}", task.as_str()),
+            }
+        } else if self.stopping.load(Ordering::Acquire) {
             IntakeError::Stopping {
                 retry_after: Duration::from_secs(5),
             }
@@ -230,7 +245,7 @@ impl Engine {
         }
         {
             let _writing = self.gate.read().await;
-            self.audit.append(&records).await?;
+            self.write_records(&records).await?;
             let mut state = self.state.write();
             for record in &records {
                 fold(&mut state, record);
@@ -416,7 +431,7 @@ impl Engine {
             return self.follow_once().await;
         }
         let _writing = self.gate.read().await;
-        self.audit.append(std::slice::from_ref(&record)).await?;
+        self.write_records(std::slice::from_ref(&record)).await?;
         fold(&mut self.state.write(), &record);
         Ok(())
     }
@@ -468,13 +483,14 @@ impl Engine {
 impl Intake for Engine {
     async fn accept(&self, events: Vec<Event>) -> Result<(), IntakeError> {
         if let Err(e) = self.runtime().config.event_limits.check(&events) {
-            self.metrics.intake_rejected("too_large");
+            self.metrics.intake_rejected(e.reason());
             return Err(e.into());
         }
         self.admit(events.len())?;
-        Engine::accept(self, events)
-            .await
-            .map_err(|e| IntakeError::Unrecorded(e.to_string()))
+        Engine::accept(self, events).await.map_err(|e| {
+            self.metrics.intake_rejected("unrecorded");
+            IntakeError::Unrecorded(e.to_string())
+        })
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -484,171 +500,4 @@ impl Intake for Engine {
     fn firing_since(&self, fingerprint: &Fingerprint) -> Option<DateTime<Utc>> {
         Engine::firing_since(self, fingerprint)
     }
-}
-
-pub struct ServeOptions {
-    pub config_path: Option<PathBuf>,
-    pub rules_dir: Option<PathBuf>,
-    pub dry_run: bool,
-    pub clock: Clock,
-}
-
-/// Starts the engine: replays the audit, records what a crash left open, decides the
-/// events acknowledged but never decided, and runs the evaluation loop.
-pub async fn start(
-    runtime: Runtime,
-    options: ServeOptions,
-) -> Result<(Arc<Engine>, tokio::task::JoinHandle<()>), String> {
-    let config = &runtime.config;
-    let metrics = Arc::new(Metrics::new());
-    let observer_metrics = metrics.clone();
-    let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
-        Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
-    let started = Instant::now();
-    let store = config.store.is_some();
-    let lead = lead::Lead::new(store);
-    let (audit, mut state, written) = match &config.store {
-        None => {
-            let audit =
-                AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))
-                    .map_err(|e| e.to_string())?;
-            // The checkpoints' positions are read on the other core while this one
-            // restores the state from the newest.
-            let dir = config.data_dir.clone();
-            let positions = std::thread::spawn(move || checkpoint::Written::on_disk(&dir));
-            let state =
-                replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
-            let written = positions
-                .join()
-                .map_err(|_| "cannot read the checkpoints' positions".to_string())?;
-            (Trail::Files(audit), state, written)
-        }
-        Some(store) => {
-            let pg = PgTrail::open(store, Some(on_sync))
-                .await
-                .map_err(|e| e.to_string())?;
-            let (state, last) = lead::fold_store(&pg, &runtime.config.policy)
-                .await
-                .map_err(|e| e.to_string())?;
-            lead.set_followed(last);
-            (Trail::Postgres(pg), state, checkpoint::Written::default())
-        }
-    };
-    let undecided = state.undecided_events();
-    let pending = state.take_pending();
-    tracing::info!(
-        took_ms = started.elapsed().as_millis() as u64,
-        undecided = undecided.len(),
-        interrupted = pending.len(),
-        "audit trail replayed"
-    );
-    metrics.reloaded(true, runtime.rules.len());
-    runtime::log_warnings(&runtime);
-    let dispatcher = runtime::build_dispatcher(config, None);
-    // A burst beyond one round's worth waits at the HTTP door (its events are already
-    // on disk), not in memory: the queue holds what the next round drains.
-    let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
-    let engine = Arc::new(Engine {
-        runtime: RwLock::new(Arc::new(runtime)),
-        config_path: options.config_path,
-        rules_dir_override: options.rules_dir,
-        dry_run_flag: options.dry_run,
-        state: Arc::new(RwLock::new(state)),
-        audit,
-        metrics,
-        dispatcher: RwLock::new(dispatcher),
-        clock: options.clock,
-        queue,
-        backlog: AtomicUsize::new(if store { 0 } else { undecided.len() }),
-        decide_rate: std::sync::atomic::AtomicU64::new(0),
-        stopping: AtomicBool::new(false),
-        inflight: AtomicUsize::new(0),
-        idle: Notify::new(),
-        ready: AtomicBool::new(false),
-        docker: RwLock::new(None),
-        gates: Mutex::new(Vec::new()),
-        gate: tokio::sync::RwLock::new(()),
-        checkpoints: Mutex::new(written),
-        quarantine: Mutex::new(quarantine::Quarantine::default()),
-        lead,
-        reloads: tokio::sync::watch::Sender::new(0),
-    });
-    match &engine.runtime().config.store {
-        // The replica that takes the lease settles what the last leader left open.
-        Some(store) => {
-            engine.metrics.leader(false);
-            tokio::spawn(engine.clone().follow());
-            tokio::spawn(engine.clone().hold_lease(store.takeover_after));
-        }
-        None => {
-            engine.metrics.leader(true);
-            engine.recover(undecided, pending).await;
-        }
-    }
-
-    let worker = engine.clone();
-    let handle = tokio::spawn(async move {
-        // Take whatever has queued up (bounded), decide it, record it in one append.
-        const MAX_ROUND: usize = 256;
-        while let Some(first) = rx.recv().await {
-            let mut round = vec![first];
-            while round.len() < MAX_ROUND {
-                match rx.try_recv() {
-                    Ok(events) => round.push(events),
-                    Err(_) => break,
-                }
-            }
-            let taken = round.len();
-            if worker.lead.is_leader() {
-                worker.process_many(round).await;
-            } else {
-                // The lead was lost: what is queued stays undecided in the trail, for
-                // the replica that leads now.
-                let events: usize = round.iter().map(Vec::len).sum();
-                let _ = worker
-                    .backlog
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                        Some(b.saturating_sub(events))
-                    });
-            }
-            for _ in 0..taken {
-                worker.finished_one();
-            }
-        }
-    });
-    let checkpointer = Arc::downgrade(&engine);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(engine) = checkpointer.upgrade() else {
-                return;
-            };
-            engine.checkpoint_if_due().await;
-        }
-    });
-    if let Trail::Postgres(pg) = &engine.audit {
-        let up = engine.readiness_gate("PostgreSQL ([store]) is unreachable");
-        up.store(true, Ordering::Release);
-        let pg = pg.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let reachable = pg.reachable().await;
-                let was = up.swap(reachable.is_ok(), Ordering::AcqRel);
-                match reachable {
-                    Err(e) if was => {
-                        tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
-                    }
-                    Ok(()) if !was => tracing::info!("PostgreSQL is reachable again: ready"),
-                    _ => {}
-                }
-            }
-        });
-    }
-    engine.ready.store(true, Ordering::Release);
-    Ok((engine, handle))
 }

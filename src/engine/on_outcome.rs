@@ -168,7 +168,7 @@ impl Engine {
                 notices.push((decision, context));
             }
         }
-        if let Err(e) = self.audit.append(&records).await {
+        if let Err(e) = self.write_records(&records).await {
             tracing::error!(error = %e, "cannot record outcome notifications; not sending them");
             self.forget_unrecorded().await;
             return Vec::new();

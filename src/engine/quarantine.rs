@@ -2,6 +2,7 @@
 //! for a while, so it cannot spend every round's budget again and again. Released after
 //! the cool-off or by a reload.
 
+use crate::model::{earlier, later};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,10 +19,6 @@ pub struct QuarantineSettings {
 pub struct Quarantine {
     cut_offs: HashMap<String, VecDeque<DateTime<Utc>>>,
     until: HashMap<String, DateTime<Utc>>,
-}
-
-fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    at + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Quarantine {
@@ -48,7 +45,7 @@ impl Quarantine {
     ) -> Option<DateTime<Utc>> {
         let times = self.cut_offs.entry(rule.to_string()).or_default();
         times.push_back(now);
-        let window_start = now - chrono::Duration::from_std(settings.within).unwrap_or_default();
+        let window_start = earlier(now, settings.within);
         while times.front().is_some_and(|t| *t < window_start) {
             times.pop_front();
         }

@@ -4,7 +4,7 @@ use super::Engine;
 use crate::audit::{AuditRecord, Entry};
 use crate::config::{Config, ConfigError};
 use crate::execute::{
-    Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor,
+    Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor, TargetLocks,
 };
 use crate::rules::{Defined, RuleError, RuleSet};
 use std::collections::HashSet;
@@ -48,7 +48,7 @@ impl Runtime {
         }
         config.policy.dry_run |= dry_run;
         let intervals: HashSet<String> = config.policy.time_intervals.keys().cloned().collect();
-        let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_timeout)
+        let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_budget)
             .map_err(LoadError::Rules)?;
         let channels: HashSet<&str> = config.notify.keys().map(String::as_str).collect();
         let commands: HashSet<&str> = config.exec.keys().map(String::as_str).collect();
@@ -71,8 +71,12 @@ pub fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
     })
 }
 
-pub(super) fn build_dispatcher(config: &Config, docker: Option<&bollard::Docker>) -> Dispatcher {
-    let mut dispatcher = Dispatcher::new();
+pub(super) fn build_dispatcher(
+    config: &Config,
+    docker: Option<&bollard::Docker>,
+    locks: &TargetLocks,
+) -> Dispatcher {
+    let mut dispatcher = Dispatcher::new(locks.clone());
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
     dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone())));
     dispatcher.register(Arc::new(KubernetesExecutor::new(config.kubernetes.clone())));
@@ -118,7 +122,9 @@ impl Engine {
                 let count = runtime.rules.len();
                 log_warnings(&runtime);
                 let docker = self.docker.read().clone();
-                *self.dispatcher.write() = build_dispatcher(&runtime.config, docker.as_ref());
+                let locks = self.dispatcher.read().target_locks().clone();
+                *self.dispatcher.write() =
+                    build_dispatcher(&runtime.config, docker.as_ref(), &locks);
                 self.state
                     .write()
                     .set_settings(runtime.config.policy.clone());
@@ -150,7 +156,7 @@ impl Engine {
         error: Option<String>,
     ) {
         let record = AuditRecord::new(now, Entry::Reload { ok, rules, error });
-        if let Err(e) = self.audit.append(&[record]).await {
+        if let Err(e) = self.write_records(&[record]).await {
             tracing::error!(error = %e, "cannot record the reload");
         }
     }
@@ -158,7 +164,8 @@ impl Engine {
     /// Docker became reachable: its executor is registered, now and after reloads.
     pub fn use_docker(&self, docker: bollard::Docker) {
         let config = self.runtime().config.clone();
-        *self.dispatcher.write() = build_dispatcher(&config, Some(&docker));
+        let locks = self.dispatcher.read().target_locks().clone();
+        *self.dispatcher.write() = build_dispatcher(&config, Some(&docker), &locks);
         *self.docker.write() = Some(docker);
     }
 }

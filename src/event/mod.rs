@@ -137,6 +137,48 @@ pub enum PayloadError {
         label: Option<String>,
         message: String,
     },
+    /// Labels no Alertmanager sends: none at all, an empty name, or a name holding a
+    /// control character (which would forge lines in logs and messages).
+    #[error("{message}")]
+    InvalidLabels {
+        index: usize,
+        label: Option<String>,
+        message: String,
+    },
+}
+
+impl PayloadError {
+    /// The reason a refusal is counted under in `salve_intake_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PayloadError::Syntax { .. } | PayloadError::Shape { .. } => "malformed",
+            PayloadError::TooLarge { .. } => "too_large",
+            PayloadError::InvalidLabels { .. } => "invalid_labels",
+        }
+    }
+}
+
+/// What is wrong with an alert's label names, if anything. UTF-8 names are fine:
+/// Prometheus 3 and Alertmanager 0.27 allow them.
+fn label_fault(event: &Event) -> Option<(Option<&str>, String)> {
+    if event.labels.is_empty() && event.source == "alertmanager" {
+        return Some((
+            None,
+            "has no labels; Alertmanager never sends such an alert".into(),
+        ));
+    }
+    event.labels.keys().find_map(|name| {
+        if name.is_empty() {
+            Some((Some(name.as_str()), "has a label with an empty name".into()))
+        } else if name.chars().any(char::is_control) {
+            Some((
+                Some(name.as_str()),
+                format!("label name {name:?} holds a control character"),
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// What one alert may carry (`[api]`): enough for any real alert, little enough that a
@@ -159,9 +201,17 @@ impl Default for EventLimits {
 }
 
 impl EventLimits {
-    /// The first alert past a bound, by its index in the payload and the label at fault.
+    /// The first alert past a bound or with labels no sender should send, by its index
+    /// in the payload and the label at fault.
     pub fn check(&self, events: &[Event]) -> Result<(), PayloadError> {
         for (index, event) in events.iter().enumerate() {
+            if let Some((label, message)) = label_fault(event) {
+                return Err(PayloadError::InvalidLabels {
+                    index,
+                    label: label.map(str::to_string),
+                    message: format!("alert {index}: {message}"),
+                });
+            }
             let too_large = |label: Option<&str>, message: String| PayloadError::TooLarge {
                 index,
                 label: label.map(str::to_string),

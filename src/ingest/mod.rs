@@ -30,16 +30,21 @@ pub enum IntakeError {
     /// salve is stopping; another replica or the next start takes them.
     #[error("salve is stopping; try again later")]
     Stopping { retry_after: std::time::Duration },
+    /// A task salve cannot work without has ended; salve is about to exit, and its
+    /// supervisor to start it again.
+    #[error("salve cannot decide events now ({why}); it is exiting to be restarted")]
+    Failed { why: String },
 }
 
 impl IntakeError {
     /// The reason in `salve_intake_rejected_total{reason}`.
     pub fn reason(&self) -> &'static str {
         match self {
-            IntakeError::Rejected(_) => "too_large",
+            IntakeError::Rejected(payload) => payload.reason(),
             IntakeError::Unrecorded(_) => "unrecorded",
             IntakeError::Overloaded { .. } => "backlog",
             IntakeError::Stopping { .. } => "stopping",
+            IntakeError::Failed { .. } => "failed",
         }
     }
 }

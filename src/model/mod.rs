@@ -20,5 +20,5 @@ pub use history::History;
 pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report};
-pub use rate::{duration_setting, format_duration, parse_duration, RateLimit};
+pub use rate::{duration_setting, earlier, format_duration, later, parse_duration, RateLimit};
 pub use secret::{read_secret, Secret};

@@ -1,7 +1,14 @@
 //! Durations and rates written by people ("15m", "3 per 15m per target"), parsed once.
 
+use chrono::{DateTime, Utc};
 use std::fmt;
 use std::time::Duration;
+
+/// The longest duration salve takes anywhere (rules, config, API, CLI): 100 years.
+/// Far past any window an operator means, and far enough inside chrono's range that
+/// no time within it, moved by it, overflows.
+/// (A year is 365.25 days, as "100y" is read.)
+pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -11,11 +18,36 @@ pub struct ParseError {
 
 /// Parses "30s", "15m", "1h30m", "50ms".
 pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
-    humantime::parse_duration(input.trim()).map_err(|e| ParseError {
+    let duration = humantime::parse_duration(input.trim()).map_err(|e| ParseError {
         message: format!(
             "invalid duration {input:?}: {e} (write it like \"30s\", \"15m\" or \"1h\")"
         ),
-    })
+    })?;
+    if duration > MAX_DURATION {
+        return Err(ParseError {
+            message: format!(
+                "invalid duration {input:?}: longer than 100y, the longest salve takes"
+            ),
+        });
+    }
+    Ok(duration)
+}
+
+/// `at` moved back by `by`, or the earliest time there is: a window reaching back past
+/// it covers everything, and no duration can make the arithmetic panic.
+pub fn earlier(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_sub_signed(by))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `at` moved on by `by`, or the latest time there is.
+pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A duration setting of the config: `default` when absent, else parsed, an error
@@ -121,5 +153,26 @@ mod tests {
         );
         assert!(RateLimit::parse("3 per 0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn durations_past_a_century_are_refused_and_time_arithmetic_saturates() {
+        assert_eq!(
+            RateLimit::parse("1 per 300000y").map_err(|e| e.message),
+            Err("invalid rate \"1 per 300000y\": invalid duration \"300000y\": longer than 100y, the longest salve takes".into())
+        );
+        assert_eq!(parse_duration("100y"), Ok(MAX_DURATION));
+        assert!(parse_duration("101y").is_err());
+        let now = Utc::now();
+        assert_eq!(earlier(now, Duration::MAX), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            earlier(DateTime::<Utc>::MIN_UTC, Duration::from_secs(1)),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(
+            later(now, Duration::from_secs(60)),
+            now + chrono::Duration::seconds(60)
+        );
     }
 }

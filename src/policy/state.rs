@@ -147,7 +147,7 @@ pub struct BatchScope {
 }
 
 fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
-    now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX)
+    crate::model::earlier(now, window)
 }
 
 impl PolicyState {
@@ -326,9 +326,9 @@ impl PolicyState {
     /// set has doubled since, or passed its bound: each prune is one pass, paid for by
     /// the inserts since the last one.
     pub fn maybe_prune(&mut self, now: DateTime<Utc>) {
-        let due = self.pruned_at.is_none_or(|at| {
-            now - at >= chrono::Duration::from_std(PRUNE_EVERY).unwrap_or_default()
-        });
+        let due = self
+            .pruned_at
+            .is_none_or(|at| crate::model::later(at, PRUNE_EVERY) <= now);
         let grown = self.dedup.len() > 2 * self.dedup_after_prune.max(1024)
             || self.firing.len() > 2 * self.firing_after_prune.max(1024)
             || self.dedup.len() > self.settings.max_dedup_entries
@@ -637,9 +637,7 @@ impl PolicyState {
         if let Some(b) = self.breakers.get(&(intent.action, intent.target.clone())) {
             if b.consecutive_failures >= settings.breaker_failures {
                 if let Some(opened) = b.opened_at {
-                    let reopens = opened
-                        + chrono::Duration::from_std(settings.breaker_open_for)
-                            .unwrap_or(chrono::Duration::MAX);
+                    let reopens = crate::model::later(opened, settings.breaker_open_for);
                     if now < reopens {
                         return suppress(
                             Reason::CircuitOpen,

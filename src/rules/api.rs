@@ -31,7 +31,7 @@ pub(super) fn built_at_run_time(text: &str) -> bool {
 
 const TIMEOUT_MARK: &str = "salve: rule time budget exceeded";
 
-pub(super) fn build_engine() -> Engine {
+pub(super) fn build_engine(max_operations: u64) -> Engine {
     let mut engine = Engine::new();
     // Rules are pure: no `import` (it would read files), no `eval`, output only to our log.
     engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
@@ -42,7 +42,7 @@ pub(super) fn build_engine() -> Engine {
     engine.set_max_string_size(64 * 1024);
     engine.set_max_array_size(10_000);
     engine.set_max_map_size(10_000);
-    engine.set_max_operations(50_000_000);
+    engine.set_max_operations(max_operations.max(1));
     engine.set_max_variables(1_000);
     engine.on_print(|text| tracing::info!(target: "salve::rule", "{text}"));
     engine.on_debug(

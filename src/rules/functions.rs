@@ -463,11 +463,8 @@ mod questions {
             .parse()
             .map_err(|e: String| error(format!("recent: {e}")))?;
         let window = parse_duration(&window).map_err(|e| error(format!("recent: {e}")))?;
-        let window =
-            chrono::Duration::from_std(window).map_err(|e| error(format!("recent: {e}")))?;
-        Ok(eval
-            .history
-            .recent(&target, action, eval.now - window, eval.now) as i64)
+        let since = crate::model::earlier(eval.now, window);
+        Ok(eval.history.recent(&target, action, since, eval.now) as i64)
     }
 
     /// Whether an alert matching these Alertmanager matchers is firing.

@@ -48,6 +48,44 @@ pub struct Rule {
     ast: AST,
 }
 
+/// What one `plan()` may spend. Operations judge the rule: the same rule on the same
+/// event spends the same whatever else the machine does, so only a rule that loops or
+/// does far too much is cut off (and, again and again, quarantined). Wall-clock time is
+/// a backstop, wide enough that a busy machine never reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleBudget {
+    /// Rhai operations (`[engine] rule_max_operations`).
+    pub operations: u64,
+    /// Wall-clock time (`[engine] rule_timeout`).
+    pub backstop: Duration,
+}
+
+impl RuleBudget {
+    /// About 30 ms of one core on this kind of machine for a plain loop in a release
+    /// build; a rule that reads labels and returns a few intents spends hundreds.
+    pub const DEFAULT_OPERATIONS: u64 = 1_000_000;
+    pub const DEFAULT_BACKSTOP: Duration = Duration::from_secs(1);
+}
+
+impl Default for RuleBudget {
+    fn default() -> RuleBudget {
+        RuleBudget {
+            operations: RuleBudget::DEFAULT_OPERATIONS,
+            backstop: RuleBudget::DEFAULT_BACKSTOP,
+        }
+    }
+}
+
+/// A wall-clock backstop with the default operations budget.
+impl From<Duration> for RuleBudget {
+    fn from(backstop: Duration) -> RuleBudget {
+        RuleBudget {
+            backstop,
+            ..RuleBudget::default()
+        }
+    }
+}
+
 /// All rules of a folder, indexed by their equality matchers.
 pub struct RuleSet {
     engine: Arc<Engine>,
@@ -71,7 +109,7 @@ impl RuleSet {
     pub fn load_dir(
         dir: &Path,
         known_intervals: &HashSet<String>,
-        timeout: Duration,
+        budget: impl Into<RuleBudget>,
     ) -> Result<RuleSet, Vec<RuleError>> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
@@ -103,7 +141,7 @@ impl RuleSet {
                 Err(e) => errors.push(RuleError::io(&path, &e)),
             }
         }
-        match RuleSet::from_sources(sources, known_intervals, timeout) {
+        match RuleSet::from_sources(sources, known_intervals, budget) {
             Ok(set) if errors.is_empty() => Ok(set),
             Ok(_) => Err(errors),
             Err(mut more) => {
@@ -116,9 +154,13 @@ impl RuleSet {
     pub fn from_sources(
         sources: Vec<(PathBuf, String)>,
         known_intervals: &HashSet<String>,
-        timeout: Duration,
+        budget: impl Into<RuleBudget>,
     ) -> Result<RuleSet, Vec<RuleError>> {
-        let engine = Arc::new(api::build_engine());
+        let RuleBudget {
+            operations,
+            backstop: timeout,
+        } = budget.into();
+        let engine = Arc::new(api::build_engine(operations));
         let mut rules = Vec::with_capacity(sources.len());
         let mut errors = Vec::new();
         for (path, text) in sources {
@@ -156,8 +198,8 @@ impl RuleSet {
 
     pub fn empty() -> RuleSet {
         RuleSet {
-            engine: Arc::new(api::build_engine()),
-            timeout: Duration::from_millis(40),
+            engine: Arc::new(api::build_engine(RuleBudget::DEFAULT_OPERATIONS)),
+            timeout: RuleBudget::DEFAULT_BACKSTOP,
             rules: Vec::new(),
             by_label: HashMap::new(),
             unindexed: Vec::new(),

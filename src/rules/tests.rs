@@ -179,8 +179,11 @@ fn an_endless_loop_is_cut_off_and_says_so() {
     )])
     .expect("loads");
     let err = run(&set, "spin", &event(&[("alertname", "Down")])).expect_err("cut off");
+    // Cut off by the operations budget, which judges the rule alone (no longer by the
+    // wall clock, which a busy machine reaches first).
     assert!(
-        err.message.contains("cut off after 40ms"),
+        err.message
+            .contains("plan() was cut off: too many operations"),
         "{}",
         err.message
     );

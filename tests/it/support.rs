@@ -505,6 +505,28 @@ impl Salve {
         }
     }
 
+    /// Leaves `key` out of the environment of the next start.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
+    /// Waits (bounded) for salve to exit by itself, and says how it did.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("salve is running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for salve") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("salve serve did not exit by itself:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("salve is running").id()
@@ -632,4 +654,49 @@ pub fn native(labels: &[(&str, &str)]) -> Value {
         .map(|(k, v)| (k.to_string(), Value::from(*v)))
         .collect();
     serde_json::json!({ "labels": labels })
+}
+
+/// A small tmpfs mounted over a folder (as root), unmounted on drop: a disk that fills.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("run mount (util-linux)");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs on {} (the disk-full tests need root): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Fills what is left with one file, which `free` removes.
+    pub fn fill(&self) {
+        let filler = self.path.join("filler");
+        let mut file = File::create(&filler).expect("create the filler");
+        for size in [64 * 1024, 4096, 1] {
+            let block = vec![0u8; size];
+            while std::io::Write::write_all(&mut file, &block).is_ok() {}
+        }
+        let _ = file.sync_all();
+    }
+
+    pub fn free(&self) {
+        fs::remove_file(self.path.join("filler")).expect("remove the filler");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

@@ -1,0 +1,186 @@
+//! `salve serve`'s engine started: the state read back (checkpoint and trail, or the
+//! store), what a stop left open settled, and the tasks that run for the engine's life
+//! (deciding, checkpoints, and with `[store]` the lease and following the others).
+
+use super::*;
+
+/// A fault for the test of a dead worker: `SALVE_INJECT_PANIC=decide` makes the decide
+/// task panic at its first round. Debug builds only; a release build ignores it.
+fn injected_panic() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("SALVE_INJECT_PANIC").is_some_and(|v| v == "decide")
+}
+
+pub struct ServeOptions {
+    pub config_path: Option<PathBuf>,
+    pub rules_dir: Option<PathBuf>,
+    pub dry_run: bool,
+    pub clock: Clock,
+}
+
+/// Starts the engine: replays the audit, records what a crash left open, decides the
+/// events acknowledged but never decided, and runs the evaluation loop.
+pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine>, String> {
+    let config = &runtime.config;
+    let metrics = Arc::new(Metrics::new());
+    let observer_metrics = metrics.clone();
+    let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
+        Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
+    let started = Instant::now();
+    let store = config.store.is_some();
+    let lead = lead::Lead::new(store);
+    let (audit, mut state, written) = match &config.store {
+        None => {
+            let audit =
+                AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))
+                    .map_err(|e| e.to_string())?;
+            // The checkpoints' positions are read on the other core while this one
+            // restores the state from the newest.
+            let dir = config.data_dir.clone();
+            let positions = std::thread::spawn(move || checkpoint::Written::on_disk(&dir));
+            let state =
+                replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
+            let written = positions
+                .join()
+                .map_err(|_| "cannot read the checkpoints' positions".to_string())?;
+            (Trail::Files(audit), state, written)
+        }
+        Some(store) => {
+            let pg = PgTrail::open(store, Some(on_sync))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (state, last) = lead::fold_store(&pg, &runtime.config.policy)
+                .await
+                .map_err(|e| e.to_string())?;
+            lead.set_followed(last);
+            (Trail::Postgres(pg), state, checkpoint::Written::default())
+        }
+    };
+    let undecided = state.undecided_events();
+    let pending = state.take_pending();
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        undecided = undecided.len(),
+        interrupted = pending.len(),
+        "audit trail replayed"
+    );
+    metrics.reloaded(true, runtime.rules.len());
+    runtime::log_warnings(&runtime);
+    let dispatcher = runtime::build_dispatcher(config, None, &Default::default());
+    // A burst beyond one round's worth waits at the HTTP door (its events are already
+    // on disk), not in memory: the queue holds what the next round drains.
+    let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    let engine = Arc::new(Engine {
+        runtime: RwLock::new(Arc::new(runtime)),
+        config_path: options.config_path,
+        rules_dir_override: options.rules_dir,
+        dry_run_flag: options.dry_run,
+        state: Arc::new(RwLock::new(state)),
+        audit,
+        metrics,
+        dispatcher: RwLock::new(dispatcher),
+        clock: options.clock,
+        queue,
+        backlog: AtomicUsize::new(if store { 0 } else { undecided.len() }),
+        decide_rate: std::sync::atomic::AtomicU64::new(0),
+        stopping: AtomicBool::new(false),
+        inflight: AtomicUsize::new(0),
+        idle: Notify::new(),
+        ready: AtomicBool::new(false),
+        docker: RwLock::new(None),
+        gates: Mutex::new(Vec::new()),
+        gate: tokio::sync::RwLock::new(()),
+        checkpoints: Mutex::new(written),
+        quarantine: Mutex::new(quarantine::Quarantine::default()),
+        lead,
+        reloads: tokio::sync::watch::Sender::new(0),
+        health: health::Health::default(),
+        death: tokio::sync::watch::Sender::new(false),
+    });
+    match &engine.runtime().config.store {
+        // The replica that takes the lease settles what the last leader left open.
+        Some(store) => {
+            engine.metrics.leader(false);
+            engine.supervise(Task::Follow, tokio::spawn(engine.clone().follow()));
+            engine.supervise(
+                Task::Lease,
+                tokio::spawn(engine.clone().hold_lease(store.takeover_after)),
+            );
+        }
+        None => {
+            engine.metrics.leader(true);
+            engine.recover(undecided, pending).await;
+        }
+    }
+
+    let worker = engine.clone();
+    let inject_panic = injected_panic();
+    let handle = tokio::spawn(async move {
+        // Take whatever has queued up (bounded), decide it, record it in one append.
+        const MAX_ROUND: usize = 256;
+        while let Some(first) = rx.recv().await {
+            let mut round = vec![first];
+            while round.len() < MAX_ROUND {
+                match rx.try_recv() {
+                    Ok(events) => round.push(events),
+                    Err(_) => break,
+                }
+            }
+            let taken = round.len();
+            if inject_panic {
+                panic!("injected by SALVE_INJECT_PANIC=decide");
+            }
+            if worker.lead.is_leader() {
+                worker.process_many(round).await;
+            } else {
+                // The lead was lost: what is queued stays undecided in the trail, for
+                // the replica that leads now.
+                let events: usize = round.iter().map(Vec::len).sum();
+                let _ = worker
+                    .backlog
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                        Some(b.saturating_sub(events))
+                    });
+            }
+            for _ in 0..taken {
+                worker.finished_one();
+            }
+        }
+    });
+    engine.supervise(Task::Decide, handle);
+    let checkpointer = Arc::downgrade(&engine);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(engine) = checkpointer.upgrade() else {
+                return;
+            };
+            engine.retry_trail().await;
+            engine.checkpoint_if_due().await;
+        }
+    });
+    if let Trail::Postgres(pg) = &engine.audit {
+        let up = engine.readiness_gate("PostgreSQL ([store]) is unreachable");
+        up.store(true, Ordering::Release);
+        let pg = pg.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let reachable = pg.reachable().await;
+                let was = up.swap(reachable.is_ok(), Ordering::AcqRel);
+                match reachable {
+                    Err(e) if was => {
+                        tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
+                    }
+                    Ok(()) if !was => tracing::info!("PostgreSQL is reachable again: ready"),
+                    _ => {}
+                }
+            }
+        });
+    }
+    engine.ready.store(true, Ordering::Release);
+    Ok(engine)
+}
