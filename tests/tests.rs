@@ -31,6 +31,8 @@ mod k8s;
 mod maintenance;
 #[path = "it/notify.rs"]
 mod notify;
+#[path = "it/notify_escaping.rs"]
+mod notify_escaping;
 #[path = "it/notify_support.rs"]
 mod notify_support;
 #[path = "it/overload.rs"]
