@@ -33,6 +33,10 @@ mod loud_failures;
 mod maintenance;
 #[path = "it/notify.rs"]
 mod notify;
+#[path = "it/notify_escaping.rs"]
+mod notify_escaping;
+#[path = "it/notify_support.rs"]
+mod notify_support;
 #[path = "it/overload.rs"]
 mod overload;
 #[path = "it/policy.rs"]

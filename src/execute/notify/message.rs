@@ -319,9 +319,14 @@ impl<'a> Facts<'a> {
     /// description, what salve did, and buttons to the source and the runbook. `text`
     /// stays as the notification's fallback. `given` is the rule's (or channel's) text;
     /// without it the blocks carry the facts and `text` is the default.
+    ///
+    /// Every text is escaped whole, the template's own words with the values rendered
+    /// into it: by the time a rule's text arrives, `"down: " + label` cannot be told from
+    /// a literal, so no part of it may become a mention or a link. Only the markup salve
+    /// adds around the escaped texts (`*Status*`) is read as mrkdwn.
     pub fn slack(&self, given: Option<&str>, text: &str) -> Value {
         let Some(event) = self.event() else {
-            return json!({ "text": text });
+            return json!({ "text": escape(text) });
         };
         let mut blocks = Vec::new();
         let title = match self.report() {
@@ -351,7 +356,7 @@ impl<'a> Facts<'a> {
             "text": { "type": "plain_text", "text": cut(&title, 150), "emoji": true },
         }));
         let lead = match given {
-            Some(given) => given.to_string(),
+            Some(given) => escape(given),
             None => match self.report_line() {
                 Some(line) => escape(&line),
                 None => escape(
@@ -363,7 +368,7 @@ impl<'a> Facts<'a> {
         };
         blocks.push(json!({
             "type": "section",
-            "text": { "type": "mrkdwn", "text": cut(&lead, 3000) },
+            "text": { "type": "mrkdwn", "text": cut_mrkdwn(&lead, 3000) },
         }));
         let mut fields = vec![field("Status", event.status.as_str())];
         if let Some(severity) = self.label("severity") {
@@ -388,7 +393,7 @@ impl<'a> Facts<'a> {
         if !about.is_empty() {
             blocks.push(json!({
                 "type": "section",
-                "text": { "type": "mrkdwn", "text": cut(&about.join("\n"), 3000) },
+                "text": { "type": "mrkdwn", "text": cut_mrkdwn(&about.join("\n"), 3000) },
             }));
         }
         let did: Vec<String> = match self.report() {
@@ -417,7 +422,7 @@ impl<'a> Facts<'a> {
             };
             blocks.push(json!({
                 "type": "context",
-                "elements": [{ "type": "mrkdwn", "text": cut(&line, 3000) }],
+                "elements": [{ "type": "mrkdwn", "text": cut_mrkdwn(&line, 3000) }],
             }));
         }
         let buttons: Vec<Value> = self
@@ -435,7 +440,7 @@ impl<'a> Facts<'a> {
         if !buttons.is_empty() {
             blocks.push(json!({ "type": "actions", "elements": buttons }));
         }
-        json!({ "text": text, "blocks": blocks })
+        json!({ "text": escape(text), "blocks": blocks })
     }
 }
 
@@ -451,18 +456,21 @@ fn describe_decision(d: &Decision) -> String {
 }
 
 fn field(name: &str, value: &str) -> Value {
-    json!({ "type": "mrkdwn", "text": cut(&format!("*{}*\n{}", escape(name), escape(value)), 2000) })
+    json!({ "type": "mrkdwn", "text": cut_mrkdwn(&format!("*{}*\n{}", escape(name), escape(value)), 2000) })
 }
 
 fn is_link(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
 
-fn one_line(text: &str) -> String {
+/// `text` on one line: runs of whitespace, newlines included, become one space.
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Slack's mrkdwn reads `<`, `>` and `&` as markup: values from alerts are escaped.
+/// Slack's mrkdwn reads `<`, `>` and `&` as markup (`<!channel>`, `<URL|text>`): these
+/// three are all Slack lets a sender escape
+/// (<https://api.slack.com/reference/surfaces/formatting#escaping>).
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -477,4 +485,33 @@ fn cut(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
+}
+
+/// [`cut`] for escaped mrkdwn: an entity the cut falls into goes whole, so the end
+/// never reads `&am…`. Every `&` in escaped text starts an entity.
+fn cut_mrkdwn(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut kept: String = text.chars().take(max - 1).collect();
+    if let Some(amp) = kept.rfind('&').filter(|&amp| !kept[amp..].contains(';')) {
+        kept.truncate(amp);
+    }
+    kept.push('…');
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_in_mrkdwn_never_leaves_half_an_entity() {
+        let text = escape("a & b");
+        assert_eq!(text, "a &amp; b");
+        assert_eq!(cut_mrkdwn(&text, 9), "a &amp; b");
+        assert_eq!(cut_mrkdwn(&text, 8), "a &amp;…");
+        assert_eq!(cut_mrkdwn(&text, 6), "a …");
+        assert_eq!(cut(&text, 6), "a &am…");
+    }
 }

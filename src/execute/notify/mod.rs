@@ -221,11 +221,7 @@ impl NotifyExecutor {
             template::render(text, &variables).map_err(|e| format!("{key}: {e}"))
         };
         let given_subject = param(intent, "subject").or(channel.subject.as_deref());
-        let subject = given_subject
-            .map(|s| render("subject", s))
-            .transpose()?
-            // A subject is one line; a template's newlines would break the header.
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
+        let subject = given_subject.map(|s| render("subject", s)).transpose()?;
         let given = param(intent, "text")
             .or(channel.text.as_deref())
             .map(|t| render("text", t))
@@ -241,7 +237,10 @@ impl NotifyExecutor {
         let subject = match channel.kind {
             NotifyKind::Email { .. } => Some(subject.unwrap_or_else(|| facts.default_subject())),
             _ => subject,
-        };
+        }
+        // A subject is one line, whoever wrote it: a newline from a template or from a
+        // label in the default would reach the header (lettre encodes it, readers show it).
+        .map(|s| message::one_line(&s));
         Ok(Prepared {
             subject,
             text,
