@@ -15,6 +15,8 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     let rules = runtime.rules.len();
     let dry_run = runtime.config.policy.dry_run;
     let data_dir = runtime.config.data_dir.clone();
+    // Before anything in the folder is read; held until the process ends.
+    let _data_dir_lock = crate::audit::DataDirLock::take(&data_dir)?;
     let tls = runtime.config.tls.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

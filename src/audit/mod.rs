@@ -1,12 +1,14 @@
 //! The audit trail: JSONL, fsynced, rotated by size; or, for replicas, PostgreSQL
 //! (`[store]`). Also salve's memory across restarts.
 
+mod lock;
 mod postgres;
 mod reader;
 mod record;
 mod retention;
 mod writer;
 
+pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use postgres::{PgTrail, StoreSettings, TrailReader};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,

@@ -173,10 +173,19 @@ fn a_missing_label_is_a_clear_rule_error() {
 
 #[test]
 fn an_endless_loop_is_cut_off_and_says_so() {
-    let set = load(&[(
-        "spin",
-        "const MATCH = `alertname=\"Down\"`;\nfn plan(event) { loop { } }",
-    )])
+    // A budget of operations a loop spends long before the backstop, however slow
+    // the build or busy the machine.
+    let set = RuleSet::from_sources(
+        vec![(
+            PathBuf::from("rules/spin.rhai"),
+            "const MATCH = `alertname=\"Down\"`;\nfn plan(event) { loop { } }".to_string(),
+        )],
+        &HashSet::new(),
+        super::RuleBudget {
+            operations: 100_000,
+            backstop: Duration::from_secs(30),
+        },
+    )
     .expect("loads");
     let err = run(&set, "spin", &event(&[("alertname", "Down")])).expect_err("cut off");
     // Cut off by the operations budget, which judges the rule alone (no longer by the

@@ -556,3 +556,34 @@ fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why(
         salve.logs()
     );
 }
+
+/// A second `salve serve` on a data folder one already serves from is refused, naming
+/// the holder; reading the trail meanwhile still works.
+#[test]
+fn a_second_serve_on_the_same_data_dir_is_refused_naming_the_first() {
+    let mut salve = Salve::builder()
+        .rule(
+            "quiet",
+            "const MATCH = `alertname=\"Q\"`;\nfn plan(event) { [] }\n",
+        )
+        .start();
+    assert_eq!(
+        salve
+            .post_json("/api/v1/events", &native(&[("alertname", "Q")]))
+            .status,
+        200
+    );
+    let out = serve_expecting_exit(&salve);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another salve (pid {}) is serving from data (it holds salve.lock)",
+            salve.pid()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(of_kind(&salve.audit_json(), "received").len(), 1);
+    salve.stop();
+    salve.start();
+}
