@@ -36,6 +36,9 @@ pub struct Metrics {
     pub probe_up: Family<LabelPairs, Gauge>,
     pub probe_duration_seconds: Family<LabelPairs, Histogram, fn() -> Histogram>,
     pub probe_failures: Family<LabelPairs, Counter>,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
+    pub connections_timed_out: Family<LabelPairs, Counter>,
 }
 
 fn probe_histogram() -> Histogram {
@@ -205,8 +208,29 @@ impl Metrics {
             "Failed checks, by probe and class (timeout, refused, dns, tls, status, body, slow, reset, exec_failed)",
             probe_failures.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now (at most api.max_connections)",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "HTTP connections closed as soon as accepted, api.max_connections being open",
+            connections_refused.clone(),
+        );
+        let connections_timed_out = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "connections_timed_out",
+            "HTTP connections closed for a slow or idle client, by timeout: tls_handshake, header_read, idle",
+            connections_timed_out.clone(),
+        );
         Metrics {
             registry,
+            connections_open,
+            connections_refused,
+            connections_timed_out,
             probe_up,
             probe_duration_seconds,
             probe_failures,
@@ -307,6 +331,21 @@ impl Metrics {
                 .get_or_create(&pairs(&[("probe", probe), ("class", class)]))
                 .inc();
         }
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn connections(&self, change: i64) {
+        self.connections_open.inc_by(change);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub fn connection_timed_out(&self, timeout: &str) {
+        self.connections_timed_out
+            .get_or_create(&pairs(&[("timeout", timeout)]))
+            .inc();
     }
 
     pub fn rule_quarantined(&self, rule: &str) {

@@ -1,5 +1,8 @@
 //! `salve serve` set up: the engine, the sources it listens to (the admin API's
 //! webhooks, the Docker engine's events), SIGHUP reloads, and an orderly stop.
+//! `connections` is the listener: its connection cap and its timeouts.
+
+mod connections;
 
 use crate::engine::{self, Engine, Runtime, ServeOptions};
 use crate::execute::connect_docker;
@@ -60,14 +63,10 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         // Before the listener closes: requests still in flight are answered 503.
         stopping.begin_stop();
     };
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await?
-        }
-        Some(tls) => serve_tls(&engine, listener, app, tls, stop).await?,
-    }
+    let tls = tls.map(|tls| reload_tls(&engine, tls));
+    let limits = engine.runtime().config.connections;
+    warn_if_files_run_short(limits.max_connections);
+    connections::serve(listener, app, tls, limits, engine.metrics_handle(), stop).await;
     if let Some(recorder) = &probing {
         recorder.save();
     }
@@ -138,24 +137,17 @@ fn start_docker(engine: &Arc<Engine>) {
     });
 }
 
-/// HTTPS: the same app behind rustls; every successful reload (SIGHUP, `/-/reload`)
-/// puts the certificates it read in place for the connections that follow.
-async fn serve_tls(
-    engine: &Arc<Engine>,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: crate::config::ListenerTls,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server);
+/// The certificates TLS connections are served with: every successful reload (SIGHUP,
+/// `/-/reload`) puts the ones it read in place for the connections that follow.
+fn reload_tls(engine: &Arc<Engine>, tls: crate::config::ListenerTls) -> connections::TlsConfig {
+    let (current, config) = tokio::sync::watch::channel(tls.server);
     let mut reloads = engine.watch_reloads();
     let reloaded = engine.clone();
-    let current = rustls_config.clone();
     tokio::spawn(async move {
         while reloads.changed().await.is_ok() {
             match reloaded.runtime().config.tls.as_ref() {
                 Some(tls) => {
-                    current.reload_from_config(tls.server.clone());
+                    current.send_replace(tls.server.clone());
                     tracing::info!(cert = %tls.files.cert.display(), "TLS certificates reloaded");
                 }
                 None => tracing::warn!(
@@ -164,17 +156,37 @@ async fn serve_tls(
             }
         }
     });
-    let handle = axum_server::Handle::new();
-    let closing = handle.clone();
-    tokio::spawn(async move {
-        stop.await;
-        closing.graceful_shutdown(None);
-    });
-    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, rustls_config)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await?;
-    Ok(())
+    config
+}
+
+/// Past its open-files limit salve can no longer accept, open the trail or reach Docker:
+/// say so at the start when `api.max_connections` leaves too little for the rest.
+fn warn_if_files_run_short(max_connections: usize) {
+    // What salve holds besides connections: trail and checkpoint files, the Docker
+    // socket, HTTP clients, a PostgreSQL pool, probes, commands' pipes.
+    const OTHER_FILES: u64 = 128;
+    let Some(limit) = open_files_limit() else {
+        return;
+    };
+    if max_connections as u64 + OTHER_FILES > limit {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = limit,
+            "api.max_connections leaves fewer than {OTHER_FILES} of the open-files limit \
+             to the trail, Docker and the rest: lower it or raise LimitNOFILE / ulimit -n"
+        );
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (no unsafe `getrlimit`).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn shutdown_signal() {

@@ -51,5 +51,7 @@ mod probe;
 mod replay;
 #[path = "it/rules.rs"]
 mod rules;
+#[path = "it/slow_clients.rs"]
+mod slow_clients;
 #[path = "it/storm.rs"]
 mod storm;

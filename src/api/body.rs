@@ -1,13 +1,24 @@
-//! The one way a JSON body comes in: media type, size (413 past `api.max_body_bytes`),
+//! The one way a JSON body comes in: media type, size (413 past `api.max_body_bytes`,
+//! at once when `Content-Length` says so), time (408 past `api.body_read_timeout`),
 //! UTF-8, and parse errors with their line, column or field, for every endpoint alike.
 
 use super::ApiError;
 use crate::event::parse_json;
+use crate::model::format_duration;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::time::Duration;
+
+/// How much body a request may have and how long it may take to arrive; the router
+/// puts it on every request (`api::app`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub read_timeout: Duration,
+}
 
 /// A request body checked to be JSON text; parsing is the endpoint's (Alertmanager
 /// payloads and native events have parsers of their own).
@@ -37,7 +48,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 format!("expected Content-Type: application/json, got {content_type:?}"),
             ));
         }
-        let body = Bytes::from_request(request, state).await?;
+        let body = read_body(request, state).await?;
         if let Err(e) = std::str::from_utf8(&body) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -47,6 +58,38 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         Ok(JsonBody(body))
     }
+}
+
+/// The body within [`BodyLimits`]: a client that announces more than it may send is
+/// answered at once rather than waited for, and one that stops sending is answered 408
+/// (hyper then closes the connection, as the rest of the body was never read).
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limits = request.extensions().get::<BodyLimits>().copied();
+    let Some(limits) = limits else {
+        return Ok(Bytes::from_request(request, state).await?);
+    };
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(limits.read_timeout, Bytes::from_request(request, state)).await {
+        Ok(body) => Ok(body?),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} (api.body_read_timeout)",
+                format_duration(limits.read_timeout)
+            ),
+        )),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, super::error::BODY_TOO_LARGE)
 }
 
 impl JsonBody {

@@ -78,11 +78,14 @@ impl From<PayloadError> for ApiError {
     }
 }
 
+pub(super) const BODY_TOO_LARGE: &str =
+    "request body is larger than the configured limit (api.max_body_bytes)";
+
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> ApiError {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body is larger than the configured limit (api.max_body_bytes)".to_string()
+            BODY_TOO_LARGE.to_string()
         } else {
             rejection.body_text()
         };

@@ -8,7 +8,7 @@ mod body;
 mod error;
 mod handlers;
 
-pub use body::JsonBody;
+pub use body::{BodyLimits, JsonBody};
 pub use error::ApiError;
 
 use crate::engine::Engine;
@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use std::sync::Arc;
 
 /// What handlers are given: the engine's methods, and the same engine as a source.
@@ -42,7 +42,13 @@ impl FromRef<ApiState> for Arc<Engine> {
 
 /// The whole API as a router, so tests can drive it without a socket.
 pub fn app(engine: Arc<Engine>) -> Router {
-    let max_body = engine.runtime().config.max_body_bytes;
+    let runtime = engine.runtime();
+    let config = &runtime.config;
+    let max_body = config.max_body_bytes;
+    let body_limits = BodyLimits {
+        max_bytes: max_body,
+        read_timeout: config.connections.body_read_timeout,
+    };
     let state = ApiState {
         intake: engine.clone(),
         engine,
@@ -74,6 +80,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(body_limits))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_rejections,

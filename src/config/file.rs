@@ -160,6 +160,26 @@ pub struct ApiConfig {
     /// Largest accepted request body in bytes. Default 1 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
+    /// How long a client may take to send a request's headers: from the connection's
+    /// start (the TLS handshake included) or from the first byte of a request on a kept-alive
+    /// connection. Past it the connection is closed without an answer. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
+    /// How long a client may take to send a request's body, once its headers are in.
+    /// Past it the request is answered 408 and the connection closed. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout: Option<String>,
+    /// How long a kept-alive connection may wait for its next request, or a client
+    /// leave its answer unread, before the connection is closed. Default `75s`, longer
+    /// than Prometheus' 1m scrape interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Most connections open at once. Past it a new connection is closed as soon as it
+    /// is accepted (counted in `salve_connections_refused_total`), never queued. Default
+    /// 512: half of the usual 1024 open-files limit, the rest left for the trail, Docker,
+    /// Kubernetes, PostgreSQL and notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Most labels one alert may have; a payload with more is refused (422). Default 128.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_labels: Option<usize>,

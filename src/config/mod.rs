@@ -62,6 +62,9 @@ pub struct Config {
     pub audit_max_file_bytes: u64,
     pub audit_retention: Retention,
     pub max_body_bytes: usize,
+    /// How long clients may be slow or idle, and how many may be connected (`[api]`).
+    /// Read when salve starts: a reload does not change the listener.
+    pub connections: ConnectionLimits,
     pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,
     /// HTTPS on the listener (`[api] tls_cert_file`, `tls_key_file`, `client_ca_file`),
@@ -81,6 +84,16 @@ pub struct Config {
     pub probes: Vec<crate::ingest::probe::ProbeSettings>,
     /// `[store]`: the trail in PostgreSQL, shared by replicas.
     pub store: Option<crate::audit::StoreSettings>,
+}
+
+/// What the listener allows a client before it closes the door: see `[api]`
+/// `header_read_timeout`, `body_read_timeout`, `idle_timeout` and `max_connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 /// Credentials the API requires. Debug never prints them.

@@ -2,7 +2,10 @@
 //! its key, so `salve check` and a refused reload say exactly what is wrong.
 
 use super::file::ApiConfig;
-use super::{ApiAuth, Config, ConfigError, ConfigFile, ListenerTls, OnOutcome, Result, TlsFiles};
+use super::{
+    ApiAuth, Config, ConfigError, ConfigFile, ConnectionLimits, ListenerTls, OnOutcome, Result,
+    TlsFiles,
+};
 use crate::alertmanager::TimeInterval;
 use crate::audit::Retention;
 use crate::engine::QuarantineSettings;
@@ -207,6 +210,7 @@ impl Config {
                 )?,
             },
             max_body_bytes: file.api.max_body_bytes.unwrap_or(1 << 20),
+            connections: connection_limits(&file.api).map_err(invalid)?,
             event_limits: {
                 let defaults = EventLimits::default();
                 EventLimits {
@@ -323,6 +327,30 @@ fn quarantine_settings(
         after,
         within,
         cool_off,
+    })
+}
+
+/// `[api]`'s bounds on slow and idle clients. The defaults: headers come in one packet
+/// from Alertmanager, Prometheus and the kubelet, so 10s is a congested network's worth;
+/// 30s reads a 1 MiB body at 35 kB/s; 75s keeps a connection Prometheus scrapes every
+/// minute; 512 connections leave half of systemd's 1024 open files to the rest of salve.
+fn connection_limits(api: &ApiConfig) -> std::result::Result<ConnectionLimits, String> {
+    let timeout = |key: &str, value: &Option<String>, default: u64| {
+        let d = duration_setting(key, value, Duration::from_secs(default))?;
+        if d.is_zero() {
+            return Err(format!("{key}: must be longer than 0s"));
+        }
+        Ok(d)
+    };
+    let max_connections = api.max_connections.unwrap_or(512);
+    if max_connections == 0 {
+        return Err("api.max_connections: must be at least 1".into());
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: timeout("api.header_read_timeout", &api.header_read_timeout, 10)?,
+        body_read_timeout: timeout("api.body_read_timeout", &api.body_read_timeout, 30)?,
+        idle_timeout: timeout("api.idle_timeout", &api.idle_timeout, 75)?,
+        max_connections,
     })
 }
 

@@ -70,6 +70,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     dry_run: bool,
+    open_files: Option<u32>,
 }
 
 impl Builder {
@@ -90,6 +91,12 @@ impl Builder {
     /// An environment variable for every salve process of this test.
     pub fn env(mut self, key: &str, value: &str) -> Builder {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts salve under `ulimit -n LIMIT` (systemd's default soft limit is 1024).
+    pub fn open_files_limit(mut self, limit: u32) -> Builder {
+        self.open_files = Some(limit);
         self
     }
 
@@ -132,6 +139,7 @@ impl Builder {
             env: self.env,
             args: self.args,
             dry_run: self.dry_run,
+            open_files: self.open_files,
             scheme: "http",
             client: reqwest::blocking::Client::builder()
                 .timeout(PATIENCE)
@@ -157,6 +165,7 @@ pub struct Salve {
     env: Vec<(String, String)>,
     args: Vec<String>,
     dry_run: bool,
+    open_files: Option<u32>,
     client: reqwest::blocking::Client,
     scheme: &'static str,
 }
@@ -212,7 +221,16 @@ impl Salve {
             self.starts += 1;
             let log_path = self.log_path(self.starts);
             let log = File::create(&log_path).expect("create the log file");
-            let mut cmd = Command::new(bin());
+            let mut cmd = match self.open_files {
+                None => Command::new(bin()),
+                Some(limit) => {
+                    let mut sh = Command::new("sh");
+                    sh.arg("-c")
+                        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                        .arg(bin());
+                    sh
+                }
+            };
             cmd.arg("serve")
                 .arg("--config")
                 .arg(self.config_path())
