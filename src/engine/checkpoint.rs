@@ -55,14 +55,21 @@ fn encode<I: Serialize>(checkpoint: &Checkpoint<I>, size_hint: usize) -> Result<
     Ok(bytes)
 }
 
+/// Why a checkpoint on disk cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("{0}")]
+    Damaged(String),
+    #[error("written by a salve whose checkpoint format is version {0}; this one reads versions 1 to {VERSION}")]
+    OtherFormat(u32),
+}
+
 /// A checkpoint of any version this salve reads, as today's.
-fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
-    let body = verified_body(bytes)?;
+fn decode(bytes: &[u8]) -> Result<Checkpoint, Unreadable> {
+    let body = verified_body(bytes).map_err(Unreadable::Damaged)?;
     match version_of(bytes) {
-        1 => postcard::from_bytes(body).map_err(|e| e.to_string()),
-        version => Err(format!(
-            "written by a salve whose checkpoint format is version {version}; this one reads versions 1 to {VERSION}"
-        )),
+        1 => postcard::from_bytes(body).map_err(|e| Unreadable::Damaged(e.to_string())),
+        version => Err(Unreadable::OtherFormat(version)),
     }
 }
 
@@ -124,11 +131,11 @@ fn write<I: Serialize>(
     Ok(bytes.len() as u64)
 }
 
-fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, String>> {
+fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, Unreadable>> {
     match std::fs::read(path) {
         Ok(bytes) => Some(decode(&bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => Some(Err(e.to_string())),
+        Err(e) => Some(Err(Unreadable::Damaged(e.to_string()))),
     }
 }
 
@@ -163,7 +170,14 @@ pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, Reco
             None => continue,
             Some(Ok(checkpoint)) => checkpoint,
             Some(Err(e)) => {
-                tracing::warn!(file = %path.display(), error = %e, "checkpoint cannot be read; not using it");
+                match &e {
+                    Unreadable::Damaged(_) => {
+                        tracing::warn!(file = %path.display(), error = %e, "checkpoint is damaged; not using it")
+                    }
+                    Unreadable::OtherFormat(_) => {
+                        tracing::warn!(file = %path.display(), error = %e, "checkpoint is of a format this salve does not read; not using it")
+                    }
+                }
                 problems.push(format!("{}: {e}", path.display()));
                 continue;
             }

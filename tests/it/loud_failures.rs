@@ -430,8 +430,11 @@ fn plan(event) { let i = 0; loop { i += 1; } }
 /// loops is still quarantined after `quarantine_after` cut-offs.
 #[test]
 fn a_hard_working_rule_on_a_busy_machine_is_never_quarantined_and_a_looping_one_still_is() {
+    // The tests' debug build runs a rule some 30 times slower than a release build, so
+    // the wall-clock backstop is scaled alike (1s -> 30s); the operations budget, which
+    // is what this test is about, is the default.
     let salve = Salve::builder()
-        .config("[exec.mark]\nargv = [\"true\"]\n")
+        .config("[engine]\nrule_timeout = \"30s\"\n\n[exec.mark]\nargv = [\"true\"]\n")
         .rule(
             "working",
             &WORKING.replace("WORK", &WORK_ITERATIONS.to_string()),
