@@ -1,12 +1,14 @@
 //! The audit trail: JSONL, fsynced, rotated by size; or, for replicas, PostgreSQL
 //! (`[store]`). Also salve's memory across restarts.
 
+mod pg_error;
 mod postgres;
 mod reader;
 mod record;
 mod retention;
 mod writer;
 
+pub use pg_error::pg_error_text;
 pub use postgres::{PgTrail, StoreSettings, TrailReader};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,

@@ -72,6 +72,8 @@ pub struct Engine {
     docker: RwLock<Option<bollard::Docker>>,
     /// What else must be up for `/-/ready` (a source's stream), with why it is not.
     gates: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+    /// Why PostgreSQL (`[store]`) did not answer at the last check; None while it does.
+    store_down: Mutex<Option<String>>,
     /// Held (shared) by every section that writes records and applies them, and
     /// (exclusively) by a checkpoint, which so sees no record half way between.
     gate: tokio::sync::RwLock<()>,
@@ -123,21 +125,24 @@ impl Engine {
     }
 
     /// Why `/-/ready` says no, if it does.
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
+    pub fn not_ready_reason(&self) -> Option<String> {
         if !self.ready.load(Ordering::Acquire) {
-            return Some("replaying the audit trail");
+            return Some("replaying the audit trail".into());
         }
         if self.stopping.load(Ordering::Acquire) {
-            return Some("stopping");
+            return Some("stopping".into());
         }
         if self.backlog.load(Ordering::Acquire) >= self.runtime().config.max_backlog {
-            return Some("the backlog of events to decide is at engine.max_backlog");
+            return Some("the backlog of events to decide is at engine.max_backlog".into());
+        }
+        if let Some(e) = self.store_down.lock().as_ref() {
+            return Some(format!("PostgreSQL ([store]) is unreachable: {e}"));
         }
         self.gates
             .lock()
             .iter()
             .find(|(_, up)| !up.load(Ordering::Acquire))
-            .map(|(why, _)| *why)
+            .map(|(why, _)| why.to_string())
     }
 
     /// What is worth saying while ready: a setup that runs but probably is not what
@@ -567,6 +572,7 @@ pub async fn start(
         ready: AtomicBool::new(false),
         docker: RwLock::new(None),
         gates: Mutex::new(Vec::new()),
+        store_down: Mutex::new(None),
         gate: tokio::sync::RwLock::new(()),
         checkpoints: Mutex::new(written),
         quarantine: Mutex::new(quarantine::Quarantine::default()),
@@ -629,23 +635,26 @@ pub async fn start(
         }
     });
     if let Trail::Postgres(pg) = &engine.audit {
-        let up = engine.readiness_gate("PostgreSQL ([store]) is unreachable");
-        up.store(true, Ordering::Release);
         let pg = pg.clone();
+        let watched = Arc::downgrade(&engine);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                let Some(engine) = watched.upgrade() else {
+                    return;
+                };
                 let reachable = pg.reachable().await;
-                let was = up.swap(reachable.is_ok(), Ordering::AcqRel);
-                match reachable {
-                    Err(e) if was => {
+                let mut down = engine.store_down.lock();
+                match (&reachable, down.is_some()) {
+                    (Err(e), false) => {
                         tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
                     }
-                    Ok(()) if !was => tracing::info!("PostgreSQL is reachable again: ready"),
+                    (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
                     _ => {}
                 }
+                *down = reachable.err();
             }
         });
     }
