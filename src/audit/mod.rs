@@ -2,6 +2,7 @@
 //! (`[store]`). Also salve's memory across restarts.
 
 mod lock;
+mod pg_error;
 mod postgres;
 mod reader;
 mod record;
@@ -9,6 +10,7 @@ mod retention;
 mod writer;
 
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
+pub use pg_error::pg_error_text;
 pub use postgres::{PgTrail, StoreSettings, TrailReader};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,

@@ -5,6 +5,7 @@
 //! (a transaction-scoped advisory lock), so their sequence numbers are in commit order
 //! and a reader that has seen number N has seen everything before it.
 
+use super::pg_error::pg_error_text;
 use super::{AuditError, AuditFilter, AuditRecord, AuditWriterStats, Page, TrailPosition};
 use crate::model::Secret;
 use chrono::{DateTime, Utc};
@@ -35,6 +36,10 @@ pub struct StoreSettings {
 
 /// Every writer's transactions queue on this lock, so sequence numbers follow commits.
 const WRITE_LOCK: i64 = 0x5a1e_7a11;
+/// Held (session-level) around the migrations, so replicas started at once on an empty
+/// database run them one after the other: the first creates the tables, the others
+/// find them made. The README documents the key.
+const MIGRATION_LOCK: i64 = 0x5a1e_0000;
 /// Records per insert statement at most: one group commit may hold several.
 const MAX_ROWS: usize = 4096;
 
@@ -62,8 +67,16 @@ fn decided_kind(kind: &str) -> bool {
     matches!(kind, "decision" | "outcome" | "evaluated" | "rule_error")
 }
 
-fn store_error(what: &str, e: impl std::fmt::Display) -> AuditError {
-    AuditError::Store(format!("{what}: {e}"))
+fn store_error(what: &str, e: &(dyn std::error::Error + 'static)) -> AuditError {
+    AuditError::Store(format!("{what}: {}", pg_error_text(e, None)))
+}
+
+/// A statement's error, the statement named when the server refused it.
+fn sql_error<'a>(
+    what: &'a str,
+    sql: &'a str,
+) -> impl FnOnce(tokio_postgres::Error) -> AuditError + 'a {
+    move |e| AuditError::Store(format!("{what}: {}", pg_error_text(&e, Some(sql))))
 }
 
 /// The connection settings the URL gives, with salve's timeouts added.
@@ -73,7 +86,7 @@ fn connection_config(settings: &StoreSettings) -> Result<tokio_postgres::Config,
         .expose()
         .parse()
         // The parser's message never repeats the URL, so the password stays out of it.
-        .map_err(|e| store_error("store.postgres_url is not a PostgreSQL URL", e))?;
+        .map_err(|e| store_error("store.postgres_url is not a PostgreSQL URL", &e))?;
     config.connect_timeout(settings.connect_timeout);
     config.application_name("salve");
     config.options(format!(
@@ -94,15 +107,9 @@ impl PgTrail {
         let (mut client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| store_error("cannot connect to PostgreSQL", e))?;
+            .map_err(|e| store_error("cannot connect to PostgreSQL", &e))?;
         let connection = tokio::spawn(connection);
-        let report = embedded::migrations::runner()
-            .run_async(&mut client)
-            .await
-            .map_err(|e| store_error("cannot migrate the PostgreSQL schema", e))?;
-        for migration in report.applied_migrations() {
-            tracing::info!(version = migration.version(), name = %migration.name(), "PostgreSQL schema migrated");
-        }
+        migrate(&mut client).await?;
         drop(client);
         let _ = connection.await;
 
@@ -119,7 +126,7 @@ impl PgTrail {
             .create_timeout(Some(settings.connect_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| store_error("cannot make the connection pool", e))?;
+            .map_err(|e| store_error("cannot make the connection pool", &e))?;
         let stats = Arc::new(AuditWriterStats::default());
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_writer(pool.clone(), rx, stats.clone(), on_commit));
@@ -145,9 +152,9 @@ impl PgTrail {
             let mut line = Vec::with_capacity(512);
             record
                 .write_line(&mut line)
-                .map_err(|e| store_error("cannot serialize record", e))?;
+                .map_err(|e| store_error("cannot serialize record", &e))?;
             line.pop();
-            lines.push(String::from_utf8(line).map_err(|e| store_error("record", e))?);
+            lines.push(String::from_utf8(line).map_err(|e| store_error("record", &e))?);
         }
         let (done, wait) = oneshot::channel();
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -174,18 +181,16 @@ impl PgTrail {
         duration: Duration,
     ) -> Result<Option<i64>, AuditError> {
         let client = connection(&self.pool).await?;
+        const TAKE: &str = "UPDATE salve_lease SET holder = $1, epoch = epoch + 1, \
+             expires_at = clock_timestamp() + make_interval(secs => $2) \
+             WHERE id = 1 AND expires_at <= clock_timestamp() RETURNING epoch";
         let row = client
-            .query_opt(
-                "UPDATE salve_lease SET holder = $1, epoch = epoch + 1, \
-                 expires_at = clock_timestamp() + make_interval(secs => $2) \
-                 WHERE id = 1 AND expires_at <= clock_timestamp() RETURNING epoch",
-                &[&holder, &duration.as_secs_f64()],
-            )
+            .query_opt(TAKE, &[&holder, &duration.as_secs_f64()])
             .await
-            .map_err(|e| store_error("cannot take the lease", e))?;
+            .map_err(sql_error("cannot take the lease", TAKE))?;
         row.map(|r| r.try_get(0))
             .transpose()
-            .map_err(|e| store_error("cannot read the lease", e))
+            .map_err(|e| store_error("cannot read the lease", &e))
     }
 
     /// Extends the lease `epoch` holds by `duration` from now; false when it is no
@@ -197,14 +202,13 @@ impl PgTrail {
         duration: Duration,
     ) -> Result<bool, AuditError> {
         let client = connection(&self.pool).await?;
+        const RENEW: &str = "UPDATE salve_lease \
+             SET expires_at = clock_timestamp() + make_interval(secs => $3) \
+             WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()";
         let n = client
-            .execute(
-                "UPDATE salve_lease SET expires_at = clock_timestamp() + make_interval(secs => $3) \
-                 WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()",
-                &[&holder, &epoch, &duration.as_secs_f64()],
-            )
+            .execute(RENEW, &[&holder, &epoch, &duration.as_secs_f64()])
             .await
-            .map_err(|e| store_error("cannot renew the lease", e))?;
+            .map_err(sql_error("cannot renew the lease", RENEW))?;
         Ok(n == 1)
     }
 
@@ -212,14 +216,12 @@ impl PgTrail {
     /// for it to run out.
     pub async fn release_lease(&self, holder: &str, epoch: i64) -> Result<(), AuditError> {
         let client = connection(&self.pool).await?;
+        const RELEASE: &str = "UPDATE salve_lease SET expires_at = '-infinity' \
+             WHERE id = 1 AND holder = $1 AND epoch = $2";
         client
-            .execute(
-                "UPDATE salve_lease SET expires_at = '-infinity' \
-                 WHERE id = 1 AND holder = $1 AND epoch = $2",
-                &[&holder, &epoch],
-            )
+            .execute(RELEASE, &[&holder, &epoch])
             .await
-            .map_err(|e| store_error("cannot release the lease", e))?;
+            .map_err(sql_error("cannot release the lease", RELEASE))?;
         Ok(())
     }
 
@@ -228,13 +230,13 @@ impl PgTrail {
         self.epoch.store(epoch, Ordering::Release);
     }
 
-    /// Whether PostgreSQL answers now.
-    pub async fn reachable(&self) -> Result<(), AuditError> {
-        let client = connection(&self.pool).await?;
+    /// Whether PostgreSQL answers now; why not, as a person reads it.
+    pub async fn reachable(&self) -> Result<(), String> {
+        let client = self.pool.get().await.map_err(|e| pg_error_text(&e, None))?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|e| store_error("PostgreSQL is unreachable", e))?;
+            .map_err(|e| pg_error_text(&e, Some("SELECT 1")))?;
         Ok(())
     }
 
@@ -252,19 +254,18 @@ impl PgTrail {
         const PAGE: i64 = 5000;
         let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let client = connection(&self.pool).await?;
+        const READ: &str = "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END \
+             FROM salve_trail WHERE seq > $1 AND at >= $3 ORDER BY seq LIMIT $2";
         let statement = client
-            .prepare_cached(
-                "SELECT seq, CASE WHEN epoch = ANY($4) THEN NULL ELSE record::text END \
-                 FROM salve_trail WHERE seq > $1 AND at >= $3 ORDER BY seq LIMIT $2",
-            )
+            .prepare_cached(READ)
             .await
-            .map_err(|e| store_error("cannot read the trail", e))?;
+            .map_err(sql_error("cannot read the trail", READ))?;
         let mut last = after;
         loop {
             let rows = client
                 .query(&statement, &[&last, &PAGE, &since, &skip])
                 .await
-                .map_err(|e| store_error("cannot read the trail", e))?;
+                .map_err(sql_error("cannot read the trail", READ))?;
             let n = rows.len();
             for row in rows {
                 let (seq, record) = trail_row(&row)?;
@@ -291,14 +292,13 @@ impl PgTrail {
         const CHUNK: i64 = 1000;
         let client = connection(&self.pool).await?;
         let since = filter.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        const NEWEST: &str = "SELECT seq, record::text FROM salve_trail \
+             WHERE seq < $1 AND at >= $2 AND ($3::text IS NULL OR kind = $3) \
+             ORDER BY seq DESC LIMIT $4";
         let statement = client
-            .prepare_cached(
-                "SELECT seq, record::text FROM salve_trail \
-                 WHERE seq < $1 AND at >= $2 AND ($3::text IS NULL OR kind = $3) \
-                 ORDER BY seq DESC LIMIT $4",
-            )
+            .prepare_cached(NEWEST)
             .await
-            .map_err(|e| store_error("cannot read the trail", e))?;
+            .map_err(sql_error("cannot read the trail", NEWEST))?;
         let mut below = before.map_or(i64::MAX, |p| p.offset as i64);
         let mut page: Vec<(i64, String)> = Vec::new();
         let mut bytes = 0;
@@ -307,7 +307,7 @@ impl PgTrail {
             let rows = client
                 .query(&statement, &[&below, &since, &filter.kind, &CHUNK])
                 .await
-                .map_err(|e| store_error("cannot read the trail", e))?;
+                .map_err(sql_error("cannot read the trail", NEWEST))?;
             let n = rows.len();
             for row in rows {
                 let (seq, record) = trail_row(&row)?;
@@ -319,7 +319,7 @@ impl PgTrail {
                     continue;
                 }
                 let json = serde_json::to_string(&record)
-                    .map_err(|e| store_error("cannot serialize record", e))?;
+                    .map_err(|e| store_error("cannot serialize record", &e))?;
                 if page.len() >= limit || bytes + json.len() > max_bytes && !page.is_empty() {
                     cut = true;
                     break 'chunks;
@@ -361,10 +361,34 @@ impl PgTrail {
     }
 }
 
+/// Runs the migrations under [`MIGRATION_LOCK`], held by this connection's session and
+/// released after (a replica that dies holding it loses its connection, and the lock
+/// with it). The wait for the lock is bounded by the statement timeout.
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), AuditError> {
+    const LOCK: &str = "SELECT pg_advisory_lock($1)";
+    const UNLOCK: &str = "SELECT pg_advisory_unlock($1)";
+    client
+        .execute(LOCK, &[&MIGRATION_LOCK])
+        .await
+        .map_err(sql_error("cannot take the migration lock", LOCK))?;
+    let migrated = embedded::migrations::runner()
+        .run_async(client)
+        .await
+        .map_err(|e| store_error("cannot migrate the PostgreSQL schema", &e));
+    let unlocked = client
+        .execute(UNLOCK, &[&MIGRATION_LOCK])
+        .await
+        .map_err(sql_error("cannot release the migration lock", UNLOCK));
+    for migration in migrated?.applied_migrations() {
+        tracing::info!(version = migration.version(), name = %migration.name(), "PostgreSQL schema migrated");
+    }
+    unlocked.map(|_| ())
+}
+
 /// A row of `seq, record::text`: its number, and its record unless SQL passed over it
 /// (NULL) or it cannot be read (warned about, and skipped as the file trail skips a line).
 fn trail_row(row: &tokio_postgres::Row) -> Result<(i64, Option<AuditRecord>), AuditError> {
-    let column = |e| store_error("unexpected trail row", e);
+    let column = |e: tokio_postgres::Error| store_error("unexpected trail row", &e);
     let seq: i64 = row.try_get(0).map_err(column)?;
     let text: Option<&str> = row.try_get(1).map_err(column)?;
     let record = text.and_then(|text| match AuditRecord::from_line(text.as_bytes()) {
@@ -383,7 +407,7 @@ async fn connection(
 ) -> Result<deadpool_postgres::Object, AuditError> {
     pool.get()
         .await
-        .map_err(|e| store_error("PostgreSQL is unreachable", e))
+        .map_err(|e| store_error("PostgreSQL is unreachable", &e))
 }
 
 async fn run_writer(
@@ -436,15 +460,14 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
     let client = connection(pool).await?;
     // One statement, one round trip, its own transaction: the lock (taken before any
     // row gets its number, and held to the commit) puts numbers in commit order.
+    const INSERT: &str = "WITH turn AS (SELECT pg_advisory_xact_lock($5)) \
+         INSERT INTO salve_trail (at, kind, record, epoch) \
+         SELECT at, kind, record::json, epoch FROM turn, \
+         unnest($1::timestamptz[], $2::text[], $3::text[], $4::bigint[]) AS t(at, kind, record, epoch)";
     let statement = client
-        .prepare_cached(
-            "WITH turn AS (SELECT pg_advisory_xact_lock($5)) \
-             INSERT INTO salve_trail (at, kind, record, epoch) \
-             SELECT at, kind, record::json, epoch FROM turn, \
-             unnest($1::timestamptz[], $2::text[], $3::text[], $4::bigint[]) AS t(at, kind, record, epoch)",
-        )
+        .prepare_cached(INSERT)
         .await
-        .map_err(|e| store_error("cannot prepare the insert", e))?;
+        .map_err(sql_error("cannot prepare the insert", INSERT))?;
     let at: Vec<DateTime<Utc>> = batch.iter().flat_map(|a| a.at.iter().copied()).collect();
     let kinds: Vec<&str> = batch.iter().flat_map(|a| a.kinds.iter().copied()).collect();
     let lines: Vec<&str> = batch
@@ -458,7 +481,7 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
     client
         .execute(&statement, &[&at, &kinds, &lines, &epochs, &WRITE_LOCK])
         .await
-        .map_err(|e| store_error("cannot insert records", e))?;
+        .map_err(sql_error("cannot insert records", INSERT))?;
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub struct Engine {
     docker: RwLock<Option<bollard::Docker>>,
     /// What else must be up for `/-/ready` (a source's stream), with why it is not.
     gates: Mutex<Vec<(&'static str, Arc<AtomicBool>)>>,
+    /// Why PostgreSQL (`[store]`) did not answer at the last check; None while it does.
+    store_down: Mutex<Option<String>>,
     /// Held (shared) by every section that writes records and applies them, and
     /// (exclusively) by a checkpoint, which so sees no record half way between.
     gate: tokio::sync::RwLock<()>,
@@ -143,6 +145,9 @@ impl Engine {
         }
         if self.backlog.load(Ordering::Acquire) >= self.runtime().config.max_backlog {
             return Some("the backlog of events to decide is at engine.max_backlog".into());
+        }
+        if let Some(e) = self.store_down.lock().as_ref() {
+            return Some(format!("PostgreSQL ([store]) is unreachable: {e}"));
         }
         self.gates
             .lock()

@@ -88,6 +88,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         ready: AtomicBool::new(false),
         docker: RwLock::new(None),
         gates: Mutex::new(Vec::new()),
+        store_down: Mutex::new(None),
         gate: tokio::sync::RwLock::new(()),
         checkpoints: Mutex::new(written),
         quarantine: Mutex::new(quarantine::Quarantine::default()),
@@ -161,23 +162,26 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         }
     });
     if let Trail::Postgres(pg) = &engine.audit {
-        let up = engine.readiness_gate("PostgreSQL ([store]) is unreachable");
-        up.store(true, Ordering::Release);
         let pg = pg.clone();
+        let watched = Arc::downgrade(&engine);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                let Some(engine) = watched.upgrade() else {
+                    return;
+                };
                 let reachable = pg.reachable().await;
-                let was = up.swap(reachable.is_ok(), Ordering::AcqRel);
-                match reachable {
-                    Err(e) if was => {
+                let mut down = engine.store_down.lock();
+                match (&reachable, down.is_some()) {
+                    (Err(e), false) => {
                         tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
                     }
-                    Ok(()) if !was => tracing::info!("PostgreSQL is reachable again: ready"),
+                    (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
                     _ => {}
                 }
+                *down = reachable.err();
             }
         });
     }

@@ -525,3 +525,76 @@ fn migrations_upgrade_a_database_the_previous_version_made_and_its_records_are_d
     );
     assert!(again.logs().contains("salve is serving"));
 }
+
+#[test]
+fn replicas_started_at_the_same_instant_on_an_empty_database_all_become_ready() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    // One start at once rarely races; three rounds on fresh databases make a race in
+    // the migrations all but certain to show.
+    for round in 0..3 {
+        let database = format!("race{round}");
+        let url = pg.fresh_database(&database);
+        let mut replicas: Vec<Salve> = (0..3)
+            .map(|_| {
+                Salve::builder()
+                    .config(
+                        &REPLICA
+                            .replace("{shared}", &shared.path().display().to_string())
+                            .replace("{takeover}", "3s"),
+                    )
+                    .rule("down", DOWN)
+                    .env("SALVE_TEST_PG_URL", &url)
+                    .write()
+            })
+            .collect();
+        let at_once = std::sync::Barrier::new(replicas.len());
+        std::thread::scope(|scope| {
+            for salve in &mut replicas {
+                let at_once = &at_once;
+                scope.spawn(move || {
+                    at_once.wait();
+                    // Panics with the replica's log if it exits before it is ready.
+                    salve.start();
+                });
+            }
+        });
+        for salve in &replicas {
+            assert_eq!(salve.get("/-/ready").status, 200, "{}", salve.logs());
+        }
+        // Each migration ran once.
+        assert_eq!(
+            pg.query_in(&database, "SELECT count(*) FROM refinery_schema_history"),
+            "2"
+        );
+    }
+}
+
+#[test]
+fn a_migration_postgresql_refuses_is_reported_with_the_servers_message_and_sqlstate() {
+    let pg = Postgres::start();
+    // A table of salve's name that salve did not make (another tool's, an old test's).
+    pg.query("CREATE TABLE salve_trail (id int)");
+    let shared = tempfile::tempdir().expect("shared folder");
+    let salve = Salve::builder()
+        .config(
+            &REPLICA
+                .replace("{shared}", &shared.path().display().to_string())
+                .replace("{takeover}", "3s"),
+        )
+        .env("SALVE_TEST_PG_URL", &pg.url())
+        .write();
+    let expected = "salve: audit trail in PostgreSQL: cannot migrate the PostgreSQL schema: \
+        error applying migration V1__trail: relation \"salve_trail\" already exists \
+        (SQLSTATE 42P07)";
+    // The server exits with it; the CLI, which opens the store too, says the same.
+    for args in [
+        &["serve", "--config", "salve.toml", "--listen", "127.0.0.1:0"][..],
+        &["audit", "--config", "salve.toml"][..],
+    ] {
+        let out = salve.cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().last(), Some(expected), "{stderr}");
+    }
+}

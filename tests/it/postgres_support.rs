@@ -80,7 +80,18 @@ impl Postgres {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://salve@127.0.0.1:{}/postgres", self.port)
+        self.url_of("postgres")
+    }
+
+    /// The URL of `database` on this server.
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://salve@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new empty database on this server (cheaper than another server); its URL.
+    pub fn fresh_database(&self, name: &str) -> String {
+        self.query(&format!("CREATE DATABASE {name}"));
+        self.url_of(name)
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Output {
@@ -150,8 +161,13 @@ impl Postgres {
 
     /// `psql -tA -c SQL`: the rows, one a line.
     pub fn query(&self, sql: &str) -> String {
+        self.query_in("postgres", sql)
+    }
+
+    /// `psql -tA -c SQL` in `database`.
+    pub fn query_in(&self, database: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-tA", "-X", "-d", &self.url(), "-c", sql])
+            .args(["-tA", "-X", "-d", &self.url_of(database), "-c", sql])
             .output()
             .expect("run psql");
         assert!(
