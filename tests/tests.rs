@@ -15,6 +15,8 @@ mod certs;
 mod cli;
 #[path = "it/docker.rs"]
 mod docker;
+#[path = "it/docker_events.rs"]
+mod docker_events;
 #[path = "it/docker_support.rs"]
 mod docker_support;
 #[path = "it/durability.rs"]

@@ -1,7 +1,7 @@
 //! The Docker engine's own events: health changes, deaths and OOM kills become events
 //! that go through the same rules, policy and audit as an alert.
 
-use super::Intake;
+use super::{Intake, IntakeError};
 use crate::event::{Event, Fingerprint, Labels, Status};
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -25,6 +25,11 @@ const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 /// to this far back: a container that crashed meanwhile is still started again, but
 /// salve does not act on what happened long ago.
 const MAX_REPLAY: Duration = Duration::from_secs(10 * 60);
+
+/// A refused event is offered again after this, doubling up to [`HOLD_BACKOFF_MAX`],
+/// unless the refusal says when (`retry_after`).
+const HOLD_BACKOFF: Duration = Duration::from_millis(250);
+const HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Settings of the events source, from `[docker]`.
 #[derive(Debug, Clone, Default)]
@@ -191,12 +196,20 @@ fn label_filters(settings: &DockerEventsSettings) -> Vec<String> {
     settings.label.iter().cloned().collect()
 }
 
+/// Why the scan for containers already unhealthy did not report them.
+enum Scan {
+    /// The engine did not answer.
+    Engine(String),
+    /// salve did not take them, for now.
+    Refused(IntakeError),
+}
+
 /// Containers already unhealthy: what went bad while salve was not listening.
 async fn scan_unhealthy(
     docker: &Docker,
     intake: &dyn Intake,
     settings: &DockerEventsSettings,
-) -> Result<usize, String> {
+) -> Result<usize, Scan> {
     let mut filters: HashMap<String, Vec<String>> =
         HashMap::from([("health".to_string(), vec!["unhealthy".to_string()])]);
     let labels = label_filters(settings);
@@ -211,7 +224,7 @@ async fn scan_unhealthy(
     let containers = docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| crate::model::error_chain(&e))?;
+        .map_err(|e| Scan::Engine(crate::model::error_chain(&e)))?;
     let now = intake.now();
     let mut events = Vec::new();
     for c in containers {
@@ -247,13 +260,73 @@ async fn scan_unhealthy(
     }
     let count = events.len();
     if count > 0 {
-        intake.accept(events).await.map_err(|e| e.to_string())?;
+        match intake.accept(events).await {
+            Ok(()) => {}
+            Err(e @ IntakeError::Rejected(_)) => {
+                tracing::error!(error = %e, "containers already unhealthy are past the bounds of [api]; they are not recorded");
+            }
+            Err(e) => return Err(Scan::Refused(e)),
+        }
     }
     Ok(count)
 }
 
+/// Where a connection starts reading the engine's events: just after the last event
+/// handled, or [`MAX_REPLAY`] back at the first (what happened while salve was not
+/// running, which the trail's identities sort out); never further back than that.
+/// `stopped_at`: when the last connection stopped being read.
+fn read_from(
+    handled_until: Option<DateTime<Utc>>,
+    stopped_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let oldest = now - chrono::Duration::from_std(MAX_REPLAY).unwrap_or_default();
+    let Some(handled) = handled_until else {
+        return oldest;
+    };
+    if stopped_at.is_some_and(|stopped| stopped < oldest) {
+        tracing::warn!(from = %handled, to = %oldest, "the Docker events of a gap longer than 10 minutes are not read again; containers still unhealthy are found by the scan");
+    }
+    (handled + chrono::Duration::nanoseconds(1)).max(oldest)
+}
+
+fn events_options(settings: &DockerEventsSettings, since: DateTime<Utc>) -> EventsOptions {
+    let mut filters: HashMap<String, Vec<String>> = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        (
+            "event".to_string(),
+            ["health_status", "die", "oom", "kill", "stop"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+    ]);
+    let labels = label_filters(settings);
+    if !labels.is_empty() {
+        filters.insert("label".into(), labels);
+    }
+    EventsOptions {
+        // To the nanosecond: whole seconds would replay a health change of the same
+        // second that the scan reports too, and act on it twice.
+        since: Some(format!(
+            "{}.{:09}",
+            since.timestamp(),
+            since.timestamp_subsec_nanos()
+        )),
+        filters: Some(filters),
+        ..Default::default()
+    }
+}
+
 /// Follows the engine's event stream for as long as salve runs, reconnecting with
 /// back-off. `up` is false while the stream is down, and `/-/ready` says so.
+///
+/// Nothing heard is dropped while salve refuses it for now (a full disk, a full
+/// backlog, a stop): the refused event is held, the only one held, and offered again
+/// until recorded; what came after it is read again from the engine, which keeps its
+/// recent events, from just after it. The first connection reads [`MAX_REPLAY`] back,
+/// so what happened while salve was stopped is found too; an event the trail holds
+/// already is passed over, so the rules see each once.
 pub async fn run(
     docker: Docker,
     intake: Arc<dyn Intake>,
@@ -262,43 +335,12 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(500);
     let mut stops = StopRequests::default();
-    // The last event this source has taken, for resuming after a broken stream.
-    let mut seen_until: Option<DateTime<Utc>> = None;
+    // The engine's time of the last event handed over or passed over.
+    let mut handled_until: Option<DateTime<Utc>> = None;
+    let mut stopped_at: Option<DateTime<Utc>> = None;
     loop {
-        let opened_at = intake.now();
-        let oldest = opened_at - chrono::Duration::from_std(MAX_REPLAY).unwrap_or_default();
-        // The first connection starts now; a later one where the last left off.
-        let since = match seen_until {
-            Some(seen) => (seen + chrono::Duration::nanoseconds(1)).max(oldest),
-            None => opened_at,
-        };
-        seen_until.get_or_insert(opened_at);
-        let mut filters: HashMap<String, Vec<String>> = HashMap::from([
-            ("type".to_string(), vec!["container".to_string()]),
-            (
-                "event".to_string(),
-                ["health_status", "die", "oom", "kill", "stop"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            ),
-        ]);
-        let labels = label_filters(&settings);
-        if !labels.is_empty() {
-            filters.insert("label".into(), labels);
-        }
-        let options = EventsOptions {
-            // To the nanosecond: whole seconds would replay a health change of the same
-            // second that the scan below reports too, and act on it twice.
-            since: Some(format!(
-                "{}.{:09}",
-                since.timestamp(),
-                since.timestamp_subsec_nanos()
-            )),
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let mut stream = docker.events(Some(options));
+        let since = read_from(handled_until, stopped_at, intake.now());
+        let mut stream = docker.events(Some(events_options(&settings, since)));
         let scanned_at = intake.now();
         match scan_unhealthy(&docker, intake.as_ref(), &settings).await {
             Ok(n) => {
@@ -306,7 +348,14 @@ pub async fn run(
                 backoff = Duration::from_millis(500);
                 tracing::info!(already_unhealthy = n, "following Docker events");
             }
-            Err(e) => {
+            Err(Scan::Refused(e)) => {
+                let wait = retry_delay(&e, backoff);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot record the containers already unhealthy; trying again");
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            Err(Scan::Engine(e)) => {
                 up.store(false, Ordering::Release);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
                 tokio::time::sleep(backoff).await;
@@ -314,34 +363,21 @@ pub async fn run(
                 continue;
             }
         }
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(msg) => {
-                    let at = event_time(&msg);
-                    seen_until = Some(seen_until.map_or(at, |seen| seen.max(at)));
-                    // The scan reported health as it is now; a health change replayed
-                    // from the gap would open a second episode of the same problem.
-                    let health = msg
-                        .action
-                        .as_deref()
-                        .is_some_and(|a| a.starts_with("health_status"));
-                    if health && at < scanned_at {
-                        continue;
-                    }
-                    if let Some(event) = event_from_docker(&msg, &mut stops, intake.now()) {
-                        tracing::info!(container = event.labels.get("container").map(String::as_str).unwrap_or(""),
-                            alert = event.labels.get("alertname").map(String::as_str).unwrap_or(""),
-                            status = %event.status, "Docker event");
-                        if let Err(e) = intake.accept(vec![event]).await {
-                            tracing::error!(error = %e, "cannot record a Docker event");
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %crate::model::error_chain(&e), "Docker event stream broke");
-                    break;
-                }
-            }
+        let follow = Follow {
+            intake: intake.as_ref(),
+            stops: &mut stops,
+            handled_until: &mut handled_until,
+            scanned_at,
+        };
+        let refused = follow.run(&mut stream).await;
+        stopped_at = Some(intake.now());
+        if let Some((event, refused)) = refused {
+            // The engine keeps what follows; reading it again later costs no memory here.
+            drop(stream);
+            hold(intake.as_ref(), &event, refused).await;
+            let at = event_at(&event);
+            handled_until = Some(handled_until.map_or(at, |t| t.max(at)));
+            continue;
         }
         up.store(false, Ordering::Release);
         tracing::warn!(
@@ -350,6 +386,122 @@ pub async fn run(
         );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The engine's time of an event: when it began firing, or when it resolved.
+fn event_at(event: &Event) -> DateTime<Utc> {
+    event.ends_at.unwrap_or(event.starts_at)
+}
+
+/// Whether the trail holds this event already, or a later one of the same alert: a
+/// container's death or health change is identified by its alert's fingerprint
+/// (alert, container) and the engine's time of it.
+fn already_recorded(intake: &dyn Intake, event: &Event) -> bool {
+    event.status == Status::Firing
+        && intake
+            .firing_since(&event.fingerprint)
+            .is_some_and(|since| since >= event.starts_at)
+}
+
+/// How long to wait before offering a refused event again: what the refusal says, or
+/// the back-off.
+fn retry_delay(refused: &IntakeError, backoff: Duration) -> Duration {
+    match refused {
+        IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after } => {
+            *retry_after
+        }
+        _ => backoff,
+    }
+}
+
+/// A refused event, offered again until it is recorded (or, never to be recorded, is
+/// past `[api]`'s bounds).
+async fn hold(intake: &dyn Intake, event: &Event, refused: IntakeError) {
+    let container = event.labels.get("container").map_or("", String::as_str);
+    tracing::warn!(error = %refused, container, "cannot record a Docker event; holding it and trying again until it is");
+    let mut backoff = HOLD_BACKOFF;
+    let mut refused = refused;
+    for tries in 2u64.. {
+        tokio::time::sleep(retry_delay(&refused, backoff)).await;
+        backoff = (backoff * 2).min(HOLD_BACKOFF_MAX);
+        // An append whose answer was lost (PostgreSQL gone mid-commit) may hold it.
+        if already_recorded(intake, event) {
+            tracing::info!(
+                container,
+                tries,
+                "the held Docker event was recorded after all"
+            );
+            return;
+        }
+        match intake.accept(vec![event.clone()]).await {
+            Ok(()) => {
+                tracing::info!(container, tries, "recorded the held Docker event");
+                return;
+            }
+            Err(e @ IntakeError::Rejected(_)) => {
+                tracing::error!(error = %e, container, "a Docker event is past the bounds of [api]; it is not recorded");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, container, tries, "still cannot record the held Docker event");
+                refused = e;
+            }
+        }
+    }
+}
+
+/// One connection's reading of the stream.
+struct Follow<'a> {
+    intake: &'a dyn Intake,
+    stops: &'a mut StopRequests,
+    handled_until: &'a mut Option<DateTime<Utc>>,
+    /// When the scan reported health as it is.
+    scanned_at: DateTime<Utc>,
+}
+
+impl Follow<'_> {
+    /// Hands over each event in order until the stream ends (None) or an event is
+    /// refused for now (that event, and why).
+    async fn run(
+        self,
+        stream: &mut (impl futures_util::Stream<Item = Result<EventMessage, bollard::errors::Error>>
+                  + Unpin),
+    ) -> Option<(Event, IntakeError)> {
+        while let Some(item) = stream.next().await {
+            let msg = match item {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!(error = %crate::model::error_chain(&e), "Docker event stream broke");
+                    return None;
+                }
+            };
+            let at = event_time(&msg);
+            // The scan reported health as it is now; a health change replayed from the
+            // gap would open a second episode of the same problem.
+            let health = msg
+                .action
+                .as_deref()
+                .is_some_and(|a| a.starts_with("health_status"));
+            let event = (!health || at >= self.scanned_at)
+                .then(|| event_from_docker(&msg, self.stops, self.intake.now()))
+                .flatten()
+                .filter(|event| !already_recorded(self.intake, event));
+            if let Some(event) = event {
+                tracing::info!(container = event.labels.get("container").map(String::as_str).unwrap_or(""),
+                    alert = event.labels.get("alertname").map(String::as_str).unwrap_or(""),
+                    status = %event.status, "Docker event");
+                match self.intake.accept(vec![event.clone()]).await {
+                    Ok(()) => {}
+                    Err(e @ IntakeError::Rejected(_)) => {
+                        tracing::error!(error = %e, "a Docker event is past the bounds of [api]; it is not recorded");
+                    }
+                    Err(e) => return Some((event, e)),
+                }
+            }
+            *self.handled_until = Some(self.handled_until.map_or(at, |t| t.max(at)));
+        }
+        None
     }
 }
 

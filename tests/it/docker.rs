@@ -4,9 +4,10 @@
 //! salve only follows containers with that label.
 
 use crate::docker_support::{
-    break_health, docker, docker_ok, health, inspect, ms_between, shipped_rule, test_image,
-    wait_following, wait_for, wait_health, Scope, CRASHES_ONCE, DOCKER_PATIENCE, FILE_HEALTHCHECK,
-    HEALTHY, HEALTHY_AFTER_RESTART, HEALTHY_ONCE,
+    break_health, container_target, decided_on, docker, docker_ok, evaluated, executed, health,
+    inspect, ms_between, outcome_of, received, shipped_rule, test_image, wait_following, wait_for,
+    wait_health, Scope, CRASHES_ONCE, DOCKER_PATIENCE, FILE_HEALTHCHECK, HEALTHY,
+    HEALTHY_AFTER_RESTART, HEALTHY_ONCE,
 };
 use crate::support::{decisions, describe, native, of_kind, s, Salve};
 use salve::execute::{connect_docker, DockerExecutor, Executor};
@@ -14,32 +15,6 @@ use salve::model::{Action, Intent, Target};
 use salve::model::{Outcome, OutcomeStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// Received records of `alertname` about `container`, in order.
-fn received<'a>(records: &'a [Value], alertname: &str, container: &str) -> Vec<&'a Value> {
-    of_kind(records, "received")
-        .into_iter()
-        .filter(|r| {
-            r["event"]["labels"]["alertname"] == alertname
-                && r["event"]["labels"]["container"] == container
-        })
-        .collect()
-}
-
-/// Decision records on `target` (`docker:container/NAME`, `notify:oncall`, ...).
-fn decided_on<'a>(records: &'a [Value], target: &str) -> Vec<&'a Value> {
-    of_kind(records, "decision")
-        .into_iter()
-        .filter(|d| d["target"] == target)
-        .collect()
-}
-
-fn executed<'a>(records: &'a [Value], action: &str, target: &str) -> Vec<&'a Value> {
-    decided_on(records, target)
-        .into_iter()
-        .filter(|d| d["action"] == action && d["decision"] == "execute")
-        .collect()
-}
 
 /// The trail's decisions a line each, for a failure message a person can read.
 fn decision_lines(records: &[Value]) -> String {
@@ -58,24 +33,6 @@ fn decision_lines(records: &[Value]) -> String {
             )
         })
         .collect()
-}
-
-fn outcome_of<'a>(records: &'a [Value], decision: &Value) -> Option<&'a Value> {
-    of_kind(records, "outcome")
-        .into_iter()
-        .find(|o| o["decision_id"] == decision["id"])
-}
-
-/// Decided: evaluated by the rules it matched, or recorded as matching none.
-fn evaluated(records: &[Value], event: &Value) -> bool {
-    event["unmatched"] == true
-        || of_kind(records, "evaluated")
-            .iter()
-            .any(|e| e["event_id"] == event["event"]["id"])
-}
-
-fn container_target(name: &str) -> String {
-    format!("docker:container/{name}")
 }
 
 // ---------------------------------------------------------------------------------
@@ -610,7 +567,15 @@ fn by_default_salve_acts_only_on_containers_labelled_salve_enable_true() {
         );
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
-    let records = salve.wait_settled(3);
+    // Not a count of events: at start salve reads the engine's last 10 minutes, which
+    // may hold other opted-in containers' deaths (an earlier run of this test).
+    let records = salve.wait_for_audit("both pokes acted on", |r| {
+        [&batch, &web].iter().all(|name| {
+            executed(r, "restart", &container_target(name))
+                .first()
+                .is_some_and(|d| outcome_of(r, d).is_some())
+        })
+    });
     let outcome = |name: &str| -> Value {
         let decision = executed(&records, "restart", &container_target(name));
         assert_eq!(decision.len(), 1, "{:#?}", decisions(&records));

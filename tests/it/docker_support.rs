@@ -2,7 +2,7 @@
 //! host's static busybox (nothing is pulled), containers named and labelled per test,
 //! and guards that remove everything a test made, even when it panics.
 
-use crate::support::Salve;
+use crate::support::{of_kind, Salve};
 use serde_json::Value;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -387,4 +387,48 @@ pub fn edited(text: &str, from: &str, to: &str) -> String {
         "expected {from:?} in the rule:\n{text}"
     );
     text.replace(from, to)
+}
+
+/// Received records of `alertname` about `container`, in order.
+pub fn received<'a>(records: &'a [Value], alertname: &str, container: &str) -> Vec<&'a Value> {
+    of_kind(records, "received")
+        .into_iter()
+        .filter(|r| {
+            r["event"]["labels"]["alertname"] == alertname
+                && r["event"]["labels"]["container"] == container
+        })
+        .collect()
+}
+
+/// Decision records on `target` (`docker:container/NAME`, `notify:oncall`, ...).
+pub fn decided_on<'a>(records: &'a [Value], target: &str) -> Vec<&'a Value> {
+    of_kind(records, "decision")
+        .into_iter()
+        .filter(|d| d["target"] == target)
+        .collect()
+}
+
+pub fn executed<'a>(records: &'a [Value], action: &str, target: &str) -> Vec<&'a Value> {
+    decided_on(records, target)
+        .into_iter()
+        .filter(|d| d["action"] == action && d["decision"] == "execute")
+        .collect()
+}
+
+pub fn outcome_of<'a>(records: &'a [Value], decision: &Value) -> Option<&'a Value> {
+    of_kind(records, "outcome")
+        .into_iter()
+        .find(|o| o["decision_id"] == decision["id"])
+}
+
+/// Decided: evaluated by the rules it matched, or recorded as matching none.
+pub fn evaluated(records: &[Value], event: &Value) -> bool {
+    event["unmatched"] == true
+        || of_kind(records, "evaluated")
+            .iter()
+            .any(|e| e["event_id"] == event["event"]["id"])
+}
+
+pub fn container_target(name: &str) -> String {
+    format!("docker:container/{name}")
 }
