@@ -146,6 +146,7 @@ pub(super) fn run_plan(
 
 /// A failed `plan()` as the rule's error, at its position.
 pub(super) fn plan_error(rule: &Rule, timeout: Duration, err: EvalAltResult) -> RuleError {
+    let err = innermost(err);
     let pos = err.position();
     let cut_off = matches!(
         err,
@@ -167,6 +168,9 @@ pub(super) fn plan_error(rule: &Rule, timeout: Duration, err: EvalAltResult) -> 
         }
         // The rule API's own errors say what is wrong; "Runtime error: " adds nothing.
         EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorFunctionNotFound(signature, _) => {
+            super::checks::not_found(&rule.ast, &signature)
+        }
         other => other.to_string(),
     };
     if pos.is_none() {
@@ -175,6 +179,22 @@ pub(super) fn plan_error(rule: &Rule, timeout: Duration, err: EvalAltResult) -> 
         return RuleError::at_offset(&rule.path, rule.source(), at, message).cut_off(cut_off);
     }
     RuleError::at(&rule.path, rule.source(), pos, message).cut_off(cut_off)
+}
+
+/// The error a closure or function raised, where it raised it: Rhai wraps it in "in
+/// closure call" at the call, or at no position at all when a native function (`map`,
+/// `filter`) made the call.
+fn innermost(err: EvalAltResult) -> EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, pos) => {
+            let mut inner = innermost(*inner);
+            if inner.position().is_none() {
+                inner.set_position(pos);
+            }
+            inner
+        }
+        other => other,
+    }
 }
 
 fn intents_from(value: Dynamic) -> Result<Vec<Intent>, String> {

@@ -1,14 +1,16 @@
 //! What `salve check` (and every load) finds in a rule before any alert arrives: the
 //! mistakes Rhai would only report when the line runs (a misspelt function, a wrong
-//! number of arguments, a duration that does not parse, an `import`), and, in
-//! `check`, a trial run of `plan()` on events built from the rule's `MATCH`.
+//! number of arguments, a duration that does not parse, an `import`), in every call
+//! whatever its form, and, in `check`, a trial run of `plan()` on events built from the
+//! rule's `MATCH`. A call the run cannot find is told in the same words as the check's.
 
+use super::calls::{self, Call};
 use super::{api, EvalContext, Rule, RuleError, RuleSet};
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::model::{parse_duration, Action, History, Target};
+use crate::model::{Action, History, Target};
 use chrono::{DateTime, Utc};
-use rhai::{ASTNode, Engine, EvalAltResult, Expr, Position, Stmt, AST};
+use rhai::{ASTNode, EvalAltResult, Expr, FnPtr, Position, Stmt, AST};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -26,84 +28,162 @@ const KEYWORDS: [&str; 9] = [
     "is_def_fn",
 ];
 
-/// Every function a rule can call: name → the numbers of arguments it takes.
-fn registered(engine: &Engine) -> &'static HashMap<String, BTreeSet<usize>> {
-    static FUNCTIONS: OnceLock<HashMap<String, BTreeSet<usize>>> = OnceLock::new();
-    FUNCTIONS.get_or_init(|| {
-        let mut functions: HashMap<String, BTreeSet<usize>> = HashMap::new();
-        let metadata: serde_json::Value = engine
+/// One way to call a function: how many arguments, and their names and types when Rhai
+/// knows them.
+struct Overload {
+    arity: usize,
+    params: Vec<String>,
+}
+
+/// Every function of the engine by name, from Rhai's metadata.
+fn signatures() -> &'static HashMap<String, Vec<Overload>> {
+    static SIGNATURES: OnceLock<HashMap<String, Vec<Overload>>> = OnceLock::new();
+    SIGNATURES.get_or_init(|| {
+        let metadata: serde_json::Value = api::build_engine()
             .gen_fn_metadata_to_json(true)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
+        let mut found: HashMap<String, Vec<Overload>> = HashMap::new();
         for f in metadata["functions"].as_array().into_iter().flatten() {
-            if let (Some(name), Some(n)) = (f["name"].as_str(), f["numParams"].as_u64()) {
-                functions
-                    .entry(name.to_string())
-                    .or_default()
-                    .insert(n as usize);
-            }
+            let (Some(name), Some(arity)) = (f["name"].as_str(), f["numParams"].as_u64()) else {
+                continue;
+            };
+            let params = f["params"].as_array().into_iter().flatten().map(|p| {
+                let ty = readable_type(p["type"].as_str().unwrap_or("?"));
+                match p["name"].as_str() {
+                    Some(n) => format!("{n}: {ty}"),
+                    None => ty.to_string(),
+                }
+            });
+            found.entry(name.to_string()).or_default().push(Overload {
+                arity: arity as usize,
+                params: params.collect(),
+            });
         }
-        functions
+        found
     })
 }
 
-/// The first mistake a rule makes that the syntax tree shows: `import`, a function that
-/// does not exist or is given a wrong number of arguments, a literal duration that does
-/// not parse.
-pub(super) fn static_error(
-    engine: &Engine,
-    ast: &AST,
-    path: &Path,
-    source: &str,
-) -> Option<RuleError> {
-    let mut known: HashMap<String, BTreeSet<usize>> = registered(engine).clone();
+/// A parameter's type as rules know it.
+fn readable_type(rust: &str) -> &str {
+    match rust.rsplit("::").next().unwrap_or(rust) {
+        "ImmutableString" | "&str" | "String" | "&mut ImmutableString" | "&mut String" => "string",
+        "Dynamic" => "any",
+        "INT" => "i64",
+        "Array" | "&mut Array" => "array",
+        "Map" | "&mut Map" => "map",
+        other => other.trim_start_matches("&mut "),
+    }
+}
+
+/// Every function a rule can call: name → the numbers of arguments it takes.
+fn registered() -> &'static HashMap<String, BTreeSet<usize>> {
+    static ARITIES: OnceLock<HashMap<String, BTreeSet<usize>>> = OnceLock::new();
+    ARITIES.get_or_init(|| {
+        signatures()
+            .iter()
+            .map(|(name, ways)| (name.clone(), ways.iter().map(|w| w.arity).collect()))
+            .collect()
+    })
+}
+
+/// The functions a rule can call, its own included.
+fn known(ast: &AST) -> HashMap<String, BTreeSet<usize>> {
+    let mut known = registered().clone();
     for f in ast.iter_functions() {
         known
             .entry(f.name.to_string())
             .or_default()
             .insert(f.params.len());
     }
+    known
+}
+
+/// The first mistake a rule makes that the syntax tree shows: `import`, a function that
+/// does not exist or is given a wrong number of arguments, a literal argument the
+/// function will refuse (a duration that does not parse, an unknown time zone). Every
+/// call is checked, in whatever form the rule writes it (see `calls`).
+pub(super) fn static_error(ast: &AST, path: &Path, source: &str) -> Option<RuleError> {
+    let known = known(ast);
     let mut found: Option<RuleError> = None;
-    let mut fail = |pos: Position, message: String| {
-        found.get_or_insert_with(|| RuleError::at(path, source, pos, message));
-    };
-    ast.walk(&mut |nodes: &[ASTNode]| {
-        match nodes.last() {
-            Some(ASTNode::Stmt(Stmt::Import(_, pos))) => fail(
+    calls::walk(ast, &mut |nodes: &[ASTNode]| {
+        let mistake = match nodes.last() {
+            Some(ASTNode::Stmt(Stmt::Import(_, pos))) => Some((
                 *pos,
                 "import is disabled: a rule is one file, and reads nothing but its event".into(),
-            ),
-            Some(ASTNode::Expr(Expr::FnCall(call, pos))) if !call.is_qualified() => {
-                if let Some(message) = call_mistake(&known, &call.name, call.args.len()) {
-                    fail(*pos, message);
-                }
-                if call.name == "recent" {
-                    if let Some(Expr::StringConstant(text, at)) = call.args.get(2) {
-                        if let Err(e) = parse_duration(text) {
-                            fail(*at, format!("recent: {e}"));
-                        }
-                    }
-                }
-            }
-            Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
-                // The value before the dot is the first argument.
-                if let Some(message) = call_mistake(&known, &call.name, call.args.len() + 1) {
-                    fail(*pos, message);
-                }
-                if call.name == "after" {
-                    if let Some(Expr::StringConstant(text, at)) = call.args.first() {
-                        if let Err(e) = super::functions::delay(text) {
-                            fail(*at, e);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        true
+            )),
+            // Rhai turns `Fn("notfy")` into a constant; `call` looks the name up when
+            // the line runs.
+            Some(ASTNode::Expr(Expr::DynamicConstant(value, pos))) => value
+                .read_lock::<FnPtr>()
+                .filter(|f| !known.contains_key(f.fn_name()))
+                .map(|f| (*pos, unknown_function(&known, f.fn_name(), ""))),
+            _ => calls::call_of(nodes).and_then(|call| call_error(&known, &call)),
+        };
+        found = mistake.map(|(pos, m)| RuleError::at(path, source, pos, m));
+        found.is_none()
     });
     found
+}
+
+/// What is wrong with one call, and where.
+fn call_error(
+    known: &HashMap<String, BTreeSet<usize>>,
+    call: &Call<'_>,
+) -> Option<(Position, String)> {
+    if let Some(message) = call_mistake(known, call.name, call.arity()) {
+        return Some((call.pos, message));
+    }
+    (0..call.arity()).find_map(|i| {
+        let (text, pos) = call.literal(i)?;
+        super::functions::literal_mistake(call.name, i, text).map(|m| (pos, m))
+    })
+}
+
+/// Rhai's `Function not found: restrat (Target)` in salve's words: `unknown function
+/// restrat(Target); did you mean restart?`, or, when the function exists but not for
+/// these types, what it takes.
+pub(super) fn not_found(ast: &AST, signature: &str) -> String {
+    let (name, args) = match signature.split_once(" (") {
+        Some((name, rest)) => (name.trim(), format!("({rest}")),
+        None => (signature.trim(), String::new()),
+    };
+    let args = args.replace("&str | ImmutableString | String", "string");
+    let known = known(ast);
+    if !known.contains_key(name) {
+        return unknown_function(&known, name, &args);
+    }
+    let registered = signatures().get(name).into_iter().flatten().map(|w| {
+        if w.params.len() == w.arity {
+            format!("({})", w.params.join(", "))
+        } else {
+            format!("{} argument(s)", w.arity)
+        }
+    });
+    let own = ast
+        .iter_functions()
+        .filter(|f| f.name == name)
+        .map(|f| format!("({})", f.params.join(", ")));
+    let mut ways: Vec<String> = registered.chain(own).collect();
+    ways.sort();
+    ways.dedup();
+    let shown = ways.len().min(4);
+    let more = match ways.len() - shown {
+        0 => String::new(),
+        n => format!(" (or {n} more)"),
+    };
+    format!(
+        "{name} does not take {args}: it takes {}{more}",
+        ways[..shown].join(" or ")
+    )
+}
+
+fn unknown_function(known: &HashMap<String, BTreeSet<usize>>, name: &str, args: &str) -> String {
+    let hint = closest(name, known.keys().map(String::as_str))
+        .map(|n| format!("; did you mean {n}?"))
+        .unwrap_or_default();
+    format!("unknown function {name}{args}{hint}")
 }
 
 fn call_mistake(
@@ -116,12 +196,7 @@ fn call_mistake(
         return None;
     }
     match known.get(name) {
-        None => {
-            let hint = closest(name, known.keys().map(String::as_str))
-                .map(|n| format!("; did you mean {n}?"))
-                .unwrap_or_default();
-            Some(format!("unknown function {name}{hint}"))
-        }
+        None => Some(unknown_function(known, name, "")),
         Some(counts) if !counts.contains(&args) => {
             let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
             Some(format!(
@@ -164,7 +239,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub(super) fn names_read(ast: &AST) -> HashMap<(&'static str, String), (Position, bool)> {
     // (first position, every read defaulted, compared with () somewhere)
     let mut read: HashMap<(&'static str, String), (Position, bool, bool)> = HashMap::new();
-    ast.walk(&mut |nodes: &[ASTNode]| {
+    calls::walk(ast, &mut |nodes: &[ASTNode]| {
         let Some(ASTNode::Expr(Expr::Dot(dot, _, _))) = nodes.last() else {
             return true;
         };

@@ -62,6 +62,41 @@ pub(super) fn delay(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Where `recent()`'s window `text` starts, counted back from `now`, as the function and
+/// `salve check` judge it: a window that reaches past the calendar is an error, not a
+/// panic.
+pub(super) fn window_start(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let d = parse_duration(text).map_err(|e| format!("recent: {e}"))?;
+    // parse_duration refuses more than 100y, and `earlier` saturates besides.
+    Ok(crate::model::earlier(now, d))
+}
+
+fn matchers(text: &str) -> Result<Matchers, String> {
+    Matchers::parse(text).map_err(|e| format!("firing: {e}"))
+}
+
+fn zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse()
+        .map_err(|_| format!("now: unknown time zone {text:?}"))
+}
+
+/// What is wrong with `text` written as argument `index` (0 first) of `function`, judged
+/// as the function will judge it when the line runs, so that `salve check` says it
+/// before an alert does.
+pub(super) fn literal_mistake(function: &str, index: usize, text: &str) -> Option<String> {
+    match (function, index) {
+        ("recent", 1) => text.parse::<Action>().err().map(|e| format!("recent: {e}")),
+        ("recent", 2) => window_start(text, chrono::Utc::now()).err(),
+        ("after", 1) => delay(text).err(),
+        ("firing", 0) => matchers(text).err(),
+        ("now", 0) => zone(text).err(),
+        _ => None,
+    }
+}
+
 fn error(message: String) -> Box<EvalAltResult> {
     message.into()
 }
@@ -462,8 +497,7 @@ mod questions {
         let action: Action = action
             .parse()
             .map_err(|e: String| error(format!("recent: {e}")))?;
-        let window = parse_duration(&window).map_err(|e| error(format!("recent: {e}")))?;
-        let since = crate::model::earlier(eval.now, window);
+        let since = super::window_start(&window, eval.now).map_err(error)?;
         Ok(eval.history.recent(&target, action, since, eval.now) as i64)
     }
 
@@ -471,7 +505,7 @@ mod questions {
     #[rhai_fn(return_raw)]
     pub fn firing(ctx: NativeCallContext, matchers: ImmutableString) -> Fallible<bool> {
         let eval = context(&ctx)?;
-        let matchers = Matchers::parse(&matchers).map_err(|e| error(format!("firing: {e}")))?;
+        let matchers = super::matchers(&matchers).map_err(error)?;
         Ok(eval.history.firing(&matchers, eval.now))
     }
 
@@ -480,9 +514,7 @@ mod questions {
     #[rhai_fn(name = "now", return_raw)]
     pub fn now_in(ctx: NativeCallContext, tz: ImmutableString) -> Fallible<Map> {
         let eval = context(&ctx)?;
-        let zone: chrono_tz::Tz = tz
-            .parse()
-            .map_err(|_| error(format!("now: unknown time zone {tz:?}")))?;
+        let zone = super::zone(&tz).map_err(error)?;
         Ok(time_map(eval.now.with_timezone(&zone)))
     }
 

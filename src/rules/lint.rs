@@ -1,21 +1,22 @@
 //! Warnings for rules that load but probably do not do what their author meant. They
 //! never stop a rule from loading: `salve check` prints them, `serve` logs them.
 
+use super::calls;
 use super::functions::acting_names;
 use super::RuleError;
 use rhai::{ASTNode, Expr, AST};
 use std::path::Path;
 
 pub(super) fn warnings(ast: &AST, path: &Path, source: &str) -> Vec<RuleError> {
+    // A rule that only tells people may well want to speak on recovery too.
     let mut acts = false;
+    calls::each_call(ast, &mut |call| {
+        acts |= acting_names().iter().any(|n| n == call.name);
+        !acts
+    });
     let mut reads_status = false;
-    ast.walk(&mut |nodes: &[ASTNode]| {
+    calls::walk(ast, &mut |nodes: &[ASTNode]| {
         match nodes.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, _))) => {
-                // A rule that only tells people may well want to speak on recovery too.
-                acts |=
-                    !call.is_qualified() && acting_names().iter().any(|n| n == call.name.as_str());
-            }
             Some(ASTNode::Expr(Expr::Property(property, _))) => {
                 reads_status |= property.2 == "status";
             }
@@ -25,7 +26,7 @@ pub(super) fn warnings(ast: &AST, path: &Path, source: &str) -> Vec<RuleError> {
             }
             _ => {}
         }
-        true
+        !reads_status
     });
     let mut found = Vec::new();
     if acts && !reads_status {

@@ -1,6 +1,9 @@
 //! Rules: `.rhai` files that turn an event into intents. Pure; the engine acts.
 
 mod api;
+mod calls;
+#[cfg(test)]
+mod calls_tests;
 mod checks;
 mod error;
 mod functions;
@@ -310,7 +313,7 @@ fn compile_rule(
 
     api::run_top_level(engine, timeout, &ast)
         .map_err(|e| RuleError::at(path, &source, e.position(), e.to_string()))?;
-    if let Some(error) = checks::static_error(engine, &ast, path, &source) {
+    if let Some(error) = checks::static_error(&ast, path, &source) {
         return Err(error);
     }
     let templates = templates::check(&ast, path, &source)?;

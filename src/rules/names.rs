@@ -3,9 +3,9 @@
 //! `file:line:col` error at `salve check`, not a failed action in the middle of an
 //! incident. Only names written in the rule as literals can be checked this way.
 
+use super::calls;
 use super::functions::telling_names;
 use super::{RuleError, RuleSet};
-use rhai::{ASTNode, Expr};
 use std::collections::HashSet;
 
 /// What the config defines that rules may name.
@@ -19,14 +19,8 @@ impl RuleSet {
     pub fn undefined_names(&self, defined: &Defined<'_>) -> Vec<RuleError> {
         let mut errors = Vec::new();
         for rule in self.rules() {
-            rule.ast.walk(&mut |nodes: &[ASTNode]| {
-                let Some(ASTNode::Expr(Expr::FnCall(call, _))) = nodes.last() else {
-                    return true;
-                };
-                if call.is_qualified() {
-                    return true;
-                }
-                let function = call.name.as_str();
+            calls::each_call(&rule.ast, &mut |call| {
+                let function = call.name;
                 let (what, known) = if function == "exec" {
                     ("command", defined.commands)
                 } else if telling_names().iter().any(|n| n == function) {
@@ -34,7 +28,7 @@ impl RuleSet {
                 } else {
                     return true;
                 };
-                if let Some(Expr::StringConstant(name, pos)) = call.args.first() {
+                if let Some((name, pos)) = call.literal(0) {
                     if !known.contains(name.as_str()) {
                         let mut names: Vec<&&str> = known.iter().collect();
                         names.sort();
@@ -42,7 +36,7 @@ impl RuleSet {
                         errors.push(RuleError::at(
                             &rule.path,
                             rule.source(),
-                            *pos,
+                            pos,
                             format!(
                                 "{function} names {what} {name:?}, which the config does not define \
                                  (no [{section}.{name}]; defined: {names:?})"

@@ -8,6 +8,7 @@
 //! + event.labels.x`, `` `${x}` ``) is sent as it is: values from an alert are data, and
 //! a label holding `{{` must not turn into template code or break the message.
 
+use super::calls;
 use super::functions::telling_names;
 use super::RuleError;
 use rhai::{ASTNode, Expr, ImmutableString, AST};
@@ -23,33 +24,29 @@ pub(super) fn check(
 ) -> Result<Option<Arc<[ImmutableString]>>, RuleError> {
     let mut first: Option<RuleError> = None;
     let mut literals: Vec<ImmutableString> = Vec::new();
-    ast.walk(&mut |nodes: &[ASTNode]| {
-        match nodes.last() {
-            Some(ASTNode::Expr(Expr::StringConstant(text, _)))
-                if crate::template::has_template_syntax(text) && !literals.contains(text) =>
-            {
+    calls::walk(ast, &mut |nodes: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::StringConstant(text, _))) = nodes.last() {
+            if crate::template::has_template_syntax(text) && !literals.contains(text) {
                 literals.push(text.clone());
             }
-            Some(ASTNode::Expr(Expr::FnCall(call, _)))
-                if !call.is_qualified()
-                    && telling_names().iter().any(|n| n == call.name.as_str()) =>
-            {
-                // The first argument names the channel; the rest are subject and text.
-                for arg in call.args.iter().skip(1) {
-                    if let Expr::StringConstant(text, pos) = arg {
-                        if let Err(e) = crate::template::check(text) {
-                            first = Some(RuleError::at(
-                                path,
-                                source,
-                                *pos,
-                                format!("{}: {e}", call.name),
-                            ));
-                            return false;
-                        }
-                    }
-                }
+        }
+        let Some(call) = calls::call_of(nodes) else {
+            return true;
+        };
+        if !telling_names().iter().any(|n| n == call.name) {
+            return true;
+        }
+        // The first argument names the channel; the rest are subject and text.
+        for (text, pos) in (1..call.arity()).filter_map(|i| call.literal(i)) {
+            if let Err(e) = crate::template::check(text) {
+                first = Some(RuleError::at(
+                    path,
+                    source,
+                    pos,
+                    format!("{}: {e}", call.name),
+                ));
+                return false;
             }
-            _ => {}
         }
         true
     });

@@ -22,7 +22,7 @@ impl History for NoHistory {
     }
 }
 
-fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
+pub(super) fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
     let intervals: HashSet<String> = ["weekly-maintenance".to_string()].into_iter().collect();
     let sources = files
         .iter()
@@ -36,7 +36,7 @@ fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
     RuleSet::from_sources(sources, &intervals, Duration::from_millis(40))
 }
 
-fn load_err(text: &str) -> String {
+pub(super) fn load_err(text: &str) -> String {
     match load(&[("bad", text)]) {
         Ok(_) => panic!("rule should not load"),
         Err(errors) => errors

@@ -593,6 +593,44 @@ fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
 }
 
 #[test]
+fn check_sees_every_call_however_the_rule_writes_it() {
+    let plan = |body: &str| {
+        format!("{HEADER}fn plan(event) {{\n    if event.status != \"firing\" {{ return []; }}\n    let c = docker_container(event.labels.container);\n{body}\n}}\n")
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            plan("    if recent(c, \"restart\", \"15m\") < 3 { restart(c) } else { notfy(\"oncall\", \"gave up\") }"),
+            "bad.rhai:5:62: unknown function notfy; did you mean notify?",
+        ),
+        (
+            plan("    if recent(c, \"restart\", \"15m\") < 3 { restart(c) } else { notify(\"oncall\", \"gave up\") }"),
+            "bad.rhai:5:69: notify names channel \"oncall\", which the config does not define",
+        ),
+        (
+            plan("    if recent(c, \"restart\", \"300000y\") < 3 { restart(c) } else { [] }"),
+            "bad.rhai:5:29: recent: ",
+        ),
+        (
+            plan("    let name = \"res\" + \"trat\";\n    call(Fn(name), c)"),
+            "bad.rhai:6:5: in a trial run (firing event): unknown function restrat(Target); did you mean restart?",
+        ),
+    ];
+    for (source, expected) in cases {
+        let (code, stderr, _) = check_rule(source.as_bytes());
+        assert_eq!(code, Some(1), "{source}\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{source}\nexpected {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.contains("^"), "a caret under the line:\n{stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Function not found"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn check_warns_about_a_match_for_every_alert_and_a_label_it_does_not_pin() {
     let (code, stderr, file) = check_rule(
         b"const MATCH = `alertname=~\".*\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [notify(\"ops\", event.labels.host), notify(\"ops\", event.labels.team ?? \"-\")]\n}\n",
