@@ -39,7 +39,7 @@ struct Overload {
 fn signatures() -> &'static HashMap<String, Vec<Overload>> {
     static SIGNATURES: OnceLock<HashMap<String, Vec<Overload>>> = OnceLock::new();
     SIGNATURES.get_or_init(|| {
-        let metadata: serde_json::Value = api::build_engine()
+        let metadata: serde_json::Value = api::build_engine(super::RuleBudget::DEFAULT_OPERATIONS)
             .gen_fn_metadata_to_json(true)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())

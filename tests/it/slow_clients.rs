@@ -205,8 +205,10 @@ fn two_thousand_slowloris_connections_under_1024_open_files_leave_a_real_client_
             .filter(|(i, took)| i % 2 == every && *took >= 100)
             .count()
     };
+    // Two webhooks of 25 may also lose the two cores to the other tests of a parallel
+    // run for a moment; none may wait as a queued connection would (seconds).
     assert!(
-        slow(1) == 0 && slow(0) as u64 <= disk_stalls,
+        slow(1) == 0 && slow(0) as u64 <= disk_stalls + 2 && slowest < Duration::from_secs(1),
         "a request of the real client took {slowest:?} during the flood (webhooks even, \
          /-/ready odd; {disk_stalls} trail fsyncs over 73 ms): {took_all:?}\n{}",
         salve.logs()
