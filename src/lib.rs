@@ -8,6 +8,8 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod execute;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;

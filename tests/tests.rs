@@ -25,6 +25,8 @@ mod durability;
 mod e2e;
 #[path = "it/exec.rs"]
 mod exec;
+#[path = "it/fuzz_smoke.rs"]
+mod fuzz_smoke;
 #[path = "it/http_input.rs"]
 mod http_input;
 #[path = "it/k8s.rs"]

@@ -23,6 +23,8 @@ const MAGIC: &[u8; 8] = b"SALVECKP";
 /// breakers, windows and dedup need; a newer one is refused (see [`RecoveryError`]).
 /// Whatever the version, the body's first field is the trail position.
 const VERSION: u32 = 1;
+/// Magic (8 bytes), version (4), body length (8), SHA-256 of the body (32).
+const HEADER: usize = 52;
 /// A checkpoint is written once this much trail has been written since the last, at
 /// each rotation, and after a minute with anything new; but never before the trail has
 /// grown by `TRAIL_PER_IMAGE` times the last checkpoint's size, so that writing
@@ -46,12 +48,9 @@ fn encode<I: Serialize>(checkpoint: &Checkpoint<I>, size_hint: usize) -> Result<
     let mut bytes = Vec::with_capacity(size_hint.max(1 << 20));
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.resize(52, 0);
+    bytes.resize(HEADER, 0);
     let mut bytes = postcard::to_extend(checkpoint, bytes).map_err(|e| e.to_string())?;
-    let body_len = (bytes.len() - 52) as u64;
-    let digest = Sha256::digest(&bytes[52..]);
-    bytes[12..20].copy_from_slice(&body_len.to_le_bytes());
-    bytes[20..52].copy_from_slice(&digest);
+    seal(&mut bytes);
     Ok(bytes)
 }
 
@@ -62,6 +61,55 @@ enum Unreadable {
     Damaged(String),
     #[error("written by a salve whose checkpoint format is version {0}; this one reads versions 1 to {VERSION}")]
     OtherFormat(u32),
+}
+
+/// Fills in the header's body length and checksum of a buffer that holds a header
+/// (`HEADER` bytes, magic and version set) and then the body.
+fn seal(bytes: &mut [u8]) {
+    let body_len = (bytes.len() - HEADER) as u64;
+    let digest = Sha256::digest(&bytes[HEADER..]);
+    bytes[12..20].copy_from_slice(&body_len.to_le_bytes());
+    bytes[20..HEADER].copy_from_slice(&digest);
+}
+
+/// `body` with a header of this version around it, checksum and all: for the fuzzer
+/// (`crate::fuzzing`), which could never guess a SHA-256 and so would otherwise never
+/// reach the body's decoder.
+#[doc(hidden)]
+pub fn frame_checkpoint_body(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER + body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.resize(HEADER, 0);
+    bytes.extend_from_slice(body);
+    seal(&mut bytes);
+    bytes
+}
+
+/// The checkpoint of `state` as `write` would put it on disk: for the fuzzer's seeds
+/// and its round trip (`crate::fuzzing`).
+#[doc(hidden)]
+pub fn checkpoint_bytes(state: &PolicyState, position: TrailPosition) -> Result<Vec<u8>, String> {
+    let snapshot = state.snapshot();
+    let image = snapshot.image().map_err(|e| e.to_string())?;
+    encode(&Checkpoint { position, image }, 0)
+}
+
+/// Reads the bytes of a checkpoint file back into a state, as start-up does before it
+/// folds the trail after it; then writes the state as a checkpoint again, which must
+/// read back too (a checkpoint salve writes but cannot read is a start refused later).
+/// For the fuzzer (`crate::fuzzing`): start-up itself goes through [`replay`].
+#[doc(hidden)]
+pub fn restore_checkpoint(bytes: &[u8], settings: &PolicySettings) -> Result<PolicyState, String> {
+    let checkpoint = decode(bytes).map_err(|e| e.to_string())?;
+    let state =
+        PolicyState::from_image(checkpoint.image, settings.clone()).map_err(|e| e.to_string())?;
+    let again = checkpoint_bytes(&state, checkpoint.position)?;
+    let reread =
+        decode(&again).map_err(|e| format!("a re-written checkpoint does not read: {e}"))?;
+    PolicyState::from_image(reread.image, settings.clone())
+        .map_err(|e| format!("a re-written checkpoint does not restore: {e}"))?;
+    Ok(state)
 }
 
 /// A checkpoint of any version this salve reads, as today's.
@@ -82,17 +130,17 @@ fn version_of(bytes: &[u8]) -> u32 {
 
 /// The body of a checkpoint whose header and checksum hold, of whatever version.
 fn verified_body(bytes: &[u8]) -> Result<&[u8], String> {
-    let header = bytes.get(..52).ok_or("shorter than its header")?;
+    let header = bytes.get(..HEADER).ok_or("shorter than its header")?;
     if &header[..8] != MAGIC {
         return Err("not a salve checkpoint".into());
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&header[12..20]);
-    let body = bytes.get(52..).ok_or("no body")?;
+    let body = bytes.get(HEADER..).ok_or("no body")?;
     if body.len() as u64 != u64::from_le_bytes(len) {
         return Err("cut short".into());
     }
-    if Sha256::digest(body).as_slice() != &header[20..52] {
+    if Sha256::digest(body).as_slice() != &header[20..HEADER] {
         return Err("checksum mismatch".into());
     }
     Ok(body)

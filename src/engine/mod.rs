@@ -16,6 +16,8 @@ mod runtime;
 mod start;
 mod trail;
 
+#[doc(hidden)]
+pub use checkpoint::{checkpoint_bytes, frame_checkpoint_body, restore_checkpoint};
 pub use checkpoint::{replay, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, rule_terms, Evaluation};
 pub use health::Task;
