@@ -76,11 +76,9 @@ impl StopRequests {
     }
 
     fn requested_before(&self, container: &str, died: DateTime<Utc>) -> bool {
-        let window =
-            chrono::Duration::from_std(STOP_REQUEST_WINDOW).unwrap_or(chrono::Duration::MAX);
         self.at
             .get(container)
-            .is_some_and(|t| *t <= died && died - *t <= window)
+            .is_some_and(|t| *t <= died && died <= crate::model::later(*t, STOP_REQUEST_WINDOW))
     }
 }
 
@@ -280,7 +278,7 @@ fn read_from(
     stopped_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let oldest = now - chrono::Duration::from_std(MAX_REPLAY).unwrap_or_default();
+    let oldest = crate::model::earlier(now, MAX_REPLAY);
     let Some(handled) = handled_until else {
         return oldest;
     };
