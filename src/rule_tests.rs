@@ -359,6 +359,7 @@ fn history_state(
                 decision: Verdict::Execute,
                 reason: None,
                 detail: String::new(),
+                dry_run: false,
             };
             state.record_decision(&decision, when);
         }

@@ -77,6 +77,11 @@ pub struct Decision {
     /// Human-readable why: the limit that was hit, the window that muted it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Decided in dry-run (salve's `--dry-run`, `[policy] dry_run`, or the rule's
+    /// `DRY_RUN`), whatever the verdict: it spends nothing live mode counts, and replay
+    /// compares it with decisions made in the same mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Decision {

@@ -506,6 +506,7 @@ impl PolicyState {
             decision,
             reason,
             detail,
+            dry_run: self.settings.dry_run || rule.dry_run,
         };
         (decision, key)
     }
