@@ -391,7 +391,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
         json,
     } = args;
-    const KINDS: [&str; 7] = [
+    const KINDS: [&str; 8] = [
         "received",
         "decision",
         "outcome",
@@ -399,6 +399,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         "evaluated",
         "maintenance",
         "reload",
+        "reconsidered",
     ];
     if let Some(kind) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
         return Err(anyhow!(
@@ -631,6 +632,18 @@ fn describe_raw(r: &AuditRecord) -> String {
                 (_, Some(reason)) => format!("suppress {reason}: {}", d.detail),
                 _ => "suppress".to_string(),
             };
+            let verdict = match d.reconsider_at {
+                Some(t) => format!(
+                    "{verdict} (reconsidered at {})",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => verdict,
+            };
+            let verdict = if d.dry_run {
+                format!("{verdict} [dry-run]")
+            } else {
+                verdict
+            };
             format!(
                 "{at} decision    {} rule={} {} {} -> {verdict}",
                 d.fingerprint, d.rule, d.action, d.target
@@ -668,5 +681,14 @@ fn describe_raw(r: &AuditRecord) -> String {
                 error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
             )
         }
+        Entry::Reconsidered { event, held } => format!(
+            "{at} reconsidered {} {} (held: {held})",
+            event.fingerprint,
+            event
+                .labels
+                .get("alertname")
+                .map(String::as_str)
+                .unwrap_or("-"),
+        ),
     }
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_refused: Counter,
     pub connections_timed_out: Family<LabelPairs, Counter>,
+    pub reconsidered: Family<LabelPairs, Counter>,
+    pub reconsiderations_pending: Gauge,
 }
 
 fn probe_histogram() -> Histogram {
@@ -114,6 +116,18 @@ impl Metrics {
             "audit_requests_per_fsync",
             "Appends that shared one fdatasync (group commit)",
             audit_requests_per_fsync.clone(),
+        );
+        let reconsidered = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "reconsidered",
+            "Alerts decided again when what held their actions back ended, by what held them",
+            reconsidered.clone(),
+        );
+        let reconsiderations_pending = Gauge::default();
+        registry.register(
+            "reconsiderations_pending",
+            "Alerts held back, to be decided again when their hold ends (or, held in dry-run, when their rule acts)",
+            reconsiderations_pending.clone(),
         );
         let leader = Gauge::default();
         registry.register(
@@ -231,6 +245,8 @@ impl Metrics {
             connections_open,
             connections_refused,
             connections_timed_out,
+            reconsidered,
+            reconsiderations_pending,
             probe_up,
             probe_duration_seconds,
             probe_failures,
@@ -291,6 +307,12 @@ impl Metrics {
     pub fn decided(&self, decision: &str, reason: &str) {
         self.decisions
             .get_or_create(&pairs(&[("decision", decision), ("reason", reason)]))
+            .inc();
+    }
+
+    pub fn reconsidered(&self, held: &str) {
+        self.reconsidered
+            .get_or_create(&pairs(&[("held", held)]))
             .inc();
     }
 

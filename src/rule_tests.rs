@@ -273,10 +273,12 @@ fn evaluate_case(
             .unwrap_or(placeholder);
         first + chrono::Duration::minutes(1)
     });
+    // An alert the case gives no start began a minute before the case, as `at`'s
+    // default says: `.after()` and the like see an alert that has fired a while.
     for e in &mut events {
         e.received_at = at;
         if e.starts_at == placeholder {
-            e.starts_at = at;
+            e.starts_at = crate::model::earlier(at, std::time::Duration::from_secs(60));
         }
     }
 
@@ -360,6 +362,7 @@ fn history_state(
                 reason: None,
                 detail: String::new(),
                 dry_run: false,
+                reconsider_at: None,
             };
             state.record_decision(&decision, when);
         }

@@ -27,6 +27,8 @@ mod e2e;
 mod exec;
 #[path = "it/fuzz_smoke.rs"]
 mod fuzz_smoke;
+#[path = "it/held_back.rs"]
+mod held_back;
 #[path = "it/http_input.rs"]
 mod http_input;
 #[path = "it/k8s.rs"]
@@ -59,3 +61,5 @@ mod rules;
 mod slow_clients;
 #[path = "it/storm.rs"]
 mod storm;
+#[path = "it/upgrade.rs"]
+mod upgrade;

@@ -2,7 +2,7 @@
 
 use crate::event::{Event, Fingerprint};
 use crate::model::Outcome;
-use crate::model::{Action, Target};
+use crate::model::{Action, Reason, Target};
 use crate::model::{Decision, MaintenanceWindow};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -50,6 +50,11 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rules: Vec<String>,
     },
+    /// What held an alert's intents back ended (a cooldown, a window, a spent limit, an
+    /// open breaker, a delay, or dry-run left) while the alert still fires in the same
+    /// episode: its event is decided again, as a re-send would be, and the decisions
+    /// follow. `event` keeps its first arrival in `received_at`.
+    Reconsidered { event: Event, held: Reason },
     /// An ad-hoc maintenance window was created or deleted through the API.
     Maintenance(MaintenanceChange),
     /// Rules or config were reloaded (or a reload was refused).
@@ -184,6 +189,7 @@ impl AuditRecord {
             Entry::Evaluated { .. } => "evaluated",
             Entry::Maintenance(_) => "maintenance",
             Entry::Reload { .. } => "reload",
+            Entry::Reconsidered { .. } => "reconsidered",
         }
     }
 

@@ -21,18 +21,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The global budget when the config names none: a blast-radius guard, not a tuning knob.
-pub fn default_limit(action: Action) -> RateLimit {
+/// Pages have none: a count would drop the page of one incident for the pages of
+/// another; `[notify.X] rate` folds them into a summary instead.
+pub fn default_limit(action: Action) -> Option<RateLimit> {
     let (count, secs) = match action {
         Action::Restart | Action::Stop | Action::Start | Action::Kill | Action::Scale => (5, 60),
         Action::Rollback => (3, 60),
         Action::Exec => (10, 60),
-        Action::Notify => (30, 60),
+        Action::Notify => return None,
     };
-    RateLimit {
+    Some(RateLimit {
         count,
         window: Duration::from_secs(secs),
         per_target: false,
-    }
+    })
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9095";
@@ -57,7 +59,7 @@ impl Config {
 
         let mut limits: HashMap<Action, RateLimit> = Action::ALL
             .into_iter()
-            .map(|a| (a, default_limit(a)))
+            .filter_map(|a| Some((a, default_limit(a)?)))
             .collect();
         for (key, value) in &file.limits {
             let action: Action = key

@@ -215,8 +215,13 @@ impl Engine {
                 ("windows", sizes.windows),
                 ("pending", sizes.pending),
                 ("undecided", sizes.undecided),
+                ("held", sizes.held),
             ],
-            &[("dedup", evicted.dedup), ("firing", evicted.firing)],
+            &[
+                ("dedup", evicted.dedup),
+                ("firing", evicted.firing),
+                ("held", evicted.held),
+            ],
         );
     }
 }

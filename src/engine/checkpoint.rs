@@ -7,7 +7,7 @@
 use super::recovery::fold;
 use super::Engine;
 use crate::audit::{apply_retention, read_records, read_records_after, ReadError, TrailPosition};
-use crate::policy::{PolicySettings, PolicyState, StateImage};
+use crate::policy::{PolicySettings, PolicyState, StateImage, StateImageV1};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -22,7 +22,7 @@ const MAGIC: &[u8; 8] = b"SALVECKP";
 /// [`decode`] that turns it into today's state, so an upgrade keeps what the limits,
 /// breakers, windows and dedup need; a newer one is refused (see [`RecoveryError`]).
 /// Whatever the version, the body's first field is the trail position.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Magic (8 bytes), version (4), body length (8), SHA-256 of the body (32).
 const HEADER: usize = 52;
 /// A checkpoint is written once this much trail has been written since the last, at
@@ -115,8 +115,16 @@ pub fn restore_checkpoint(bytes: &[u8], settings: &PolicySettings) -> Result<Pol
 /// A checkpoint of any version this salve reads, as today's.
 fn decode(bytes: &[u8]) -> Result<Checkpoint, Unreadable> {
     let body = verified_body(bytes).map_err(Unreadable::Damaged)?;
+    let damaged = |e: postcard::Error| Unreadable::Damaged(e.to_string());
     match version_of(bytes) {
-        1 => postcard::from_bytes(body).map_err(|e| Unreadable::Damaged(e.to_string())),
+        1 => {
+            let v1: Checkpoint<StateImageV1> = postcard::from_bytes(body).map_err(damaged)?;
+            Ok(Checkpoint {
+                position: v1.position,
+                image: v1.image.into(),
+            })
+        }
+        2 => postcard::from_bytes(body).map_err(damaged),
         version => Err(Unreadable::OtherFormat(version)),
     }
 }

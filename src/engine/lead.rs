@@ -110,18 +110,20 @@ impl Engine {
         let last = pg
             .read_after(after, None, &own, |record| {
                 fold(&mut self.state.write(), &record);
-                if let (
-                    true,
-                    Entry::Received {
-                        event,
-                        unmatched: false,
-                    },
-                ) = (leader, record.entry)
-                {
-                    match notifications.last_mut() {
+                match (leader, record.entry) {
+                    (
+                        true,
+                        Entry::Received {
+                            event,
+                            unmatched: false,
+                        },
+                    ) => match notifications.last_mut() {
                         Some(n) if n[0].received_at == event.received_at => n.push(event),
                         _ => notifications.push(vec![event]),
-                    }
+                    },
+                    // Each alert reconsidered on its own, as it was held.
+                    (true, Entry::Reconsidered { event, .. }) => notifications.push(vec![event]),
+                    _ => {}
                 }
             })
             .await?;
@@ -217,6 +219,7 @@ impl Engine {
         );
         self.backlog.fetch_add(undecided.len(), Ordering::AcqRel);
         self.recover(undecided, pending).await;
+        self.go_live();
     }
 
     /// At a clean stop, once nothing is left running: the lease goes at once.

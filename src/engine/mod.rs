@@ -11,6 +11,7 @@ mod health;
 mod lead;
 mod on_outcome;
 mod quarantine;
+mod reconsider;
 mod recovery;
 mod runtime;
 mod start;

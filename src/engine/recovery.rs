@@ -38,6 +38,7 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
         Entry::Maintenance(MaintenanceChange::Deleted { id, .. }) => {
             state.record_window_deleted(id)
         }
+        Entry::Reconsidered { event, .. } => state.record_reconsidered(event),
         Entry::RuleError { .. } | Entry::Reload { .. } => {}
     }
 }

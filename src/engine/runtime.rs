@@ -130,6 +130,7 @@ impl Engine {
                     .set_settings(runtime.config.policy.clone());
                 self.quarantine.lock().release_all();
                 *self.runtime.write() = Arc::new(runtime);
+                self.go_live();
                 self.reloads.send_modify(|n| *n += 1);
                 self.metrics.reloaded(true, count);
                 self.record_reload(now, true, count, None).await;

@@ -110,6 +110,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         None => {
             engine.metrics.leader(true);
             engine.recover(undecided, pending).await;
+            engine.go_live();
         }
     }
 
@@ -158,6 +159,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
                 return;
             };
             engine.retry_trail().await;
+            engine.reconsider_due().await;
             engine.checkpoint_if_due().await;
         }
     });

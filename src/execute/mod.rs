@@ -131,14 +131,6 @@ impl Dispatcher {
             outcome.duration_ms = started.elapsed().as_millis() as u64;
             return outcome;
         };
-        // `after("10s")`: the wait counts in the duration; the decision was recorded before it.
-        if let Some(ms) = intent
-            .params
-            .get("delay_ms")
-            .and_then(serde_json::Value::as_u64)
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(ms.min(15 * 60 * 1000))).await;
-        }
         let _serialized = self.target_locks.hold(intent.target.to_string()).await;
         let mut outcome = executor.execute(intent, context).await;
         outcome.duration_ms = started.elapsed().as_millis() as u64;

@@ -27,10 +27,12 @@ pub enum Reason {
     Cooldown,
     CircuitOpen,
     DryRun,
+    /// `.after(d)`: not before the alert has fired for `d`.
+    Delayed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Dedup,
         Reason::Duplicate,
         Reason::Maintenance,
@@ -38,6 +40,7 @@ impl Reason {
         Reason::Cooldown,
         Reason::CircuitOpen,
         Reason::DryRun,
+        Reason::Delayed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Reason {
             Reason::Cooldown => "cooldown",
             Reason::CircuitOpen => "circuit_open",
             Reason::DryRun => "dry_run",
+            Reason::Delayed => "delayed",
         }
     }
 }
@@ -82,6 +86,10 @@ pub struct Decision {
     /// compares it with decisions made in the same mode.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// A hold that ends (cooldown, window, limit, breaker, delay): when it does, the
+    /// alert is decided again if it still fires in the same episode (`reconsidered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconsider_at: Option<DateTime<Utc>>,
 }
 
 impl Decision {

@@ -266,6 +266,16 @@ impl FiringSet {
             .map(|a| DateTime::from_timestamp_nanos(a.labels.starts_at()))
     }
 
+    /// Whether the alert with this fingerprint was last heard of at or after `cutoff`.
+    pub fn seen_since(&self, fingerprint: &Fingerprint, cutoff: DateTime<Utc>) -> bool {
+        let key = fingerprint_key(fingerprint);
+        self.alerts
+            .get(shard_of(key))
+            .values()
+            .find_map(|group| group.get(&key))
+            .is_some_and(|a| a.last_seen >= ns(cutoff))
+    }
+
     /// Whether an alert matching `matchers` was seen since `cutoff`. An `alertname`
     /// equality narrows the search to that name's alerts.
     pub fn any(&self, matchers: &Matchers, cutoff: DateTime<Utc>) -> bool {

@@ -8,11 +8,12 @@
 //! the checkpoint's bytes.
 
 use super::firing::{FiringImage, FiringImageOf, FiringSet, FiringSnapshot};
+use super::held::{DryHeld, HeldBack, Holds};
 use super::shards::ShardedMap;
 use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
 use super::PolicySettings;
 use crate::event::Event;
-use crate::model::{Action, MaintenanceWindow, Target};
+use crate::model::{Action, MaintenanceWindow, Reason, Target};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -41,6 +42,50 @@ pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
     pending: Vec<(String, i64)>,
     undecided: Vec<String>,
     evicted: (u64, u64),
+    /// Since format 2: the held-back alerts (event, until, why) and those held in
+    /// dry-run (event, rules), and how many the bound turned away.
+    held: Vec<(String, i64, Reason)>,
+    dry_held: Vec<(String, Vec<String>)>,
+    evicted_held: u64,
+}
+
+/// The image of checkpoint format 1 (salve before held-back alerts were kept).
+#[derive(Debug, Deserialize)]
+pub struct StateImageV1 {
+    dedup: Vec<(u128, i64)>,
+    executions_recorded: u64,
+    by_target: Vec<(Target, Vec<ExecutionImage>)>,
+    by_rule: Vec<(String, Vec<(i64, Target)>)>,
+    by_action: Vec<(Action, Vec<i64>)>,
+    breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
+    firing: FiringImage,
+    windows: Vec<String>,
+    pending: Vec<(String, i64)>,
+    undecided: Vec<String>,
+    evicted: (u64, u64),
+}
+
+impl From<StateImageV1> for StateImage {
+    /// Format 1 held nothing back: an upgrade starts with no holds, and the alerts a
+    /// hold was lost for are decided again at their next event.
+    fn from(v1: StateImageV1) -> StateImage {
+        StateImage {
+            dedup: v1.dedup,
+            executions_recorded: v1.executions_recorded,
+            by_target: v1.by_target,
+            by_rule: v1.by_rule,
+            by_action: v1.by_action,
+            breakers: v1.breakers,
+            firing: v1.firing,
+            windows: v1.windows,
+            pending: v1.pending,
+            undecided: v1.undecided,
+            evicted: v1.evicted,
+            held: Vec::new(),
+            dry_held: Vec::new(),
+            evicted_held: 0,
+        }
+    }
 }
 
 /// A time as nanoseconds since the epoch; times past what that holds (years before
@@ -99,6 +144,7 @@ impl PolicyState {
             pending: self.pending.values().cloned().collect(),
             undecided: self.undecided.values().cloned().collect(),
             evicted: self.evicted,
+            holds: self.holds.clone(),
         }
     }
 }
@@ -116,6 +162,7 @@ pub struct StateSnapshot {
     pending: Vec<PendingExecution>,
     undecided: Vec<Arc<Event>>,
     evicted: Evictions,
+    holds: Holds,
 }
 
 impl StateSnapshot {
@@ -173,6 +220,19 @@ impl StateSnapshot {
                 .map(|e| json(&**e))
                 .collect::<Result<_, _>>()?,
             evicted: (self.evicted.dedup, self.evicted.firing),
+            held: self
+                .holds
+                .timed
+                .values()
+                .map(|h| Ok((json(&*h.event)?, ns(h.until), h.reason)))
+                .collect::<Result<_, ImageError>>()?,
+            dry_held: self
+                .holds
+                .dry
+                .values()
+                .map(|h| Ok((json(&*h.event)?, h.rules.iter().cloned().collect())))
+                .collect::<Result<_, ImageError>>()?,
+            evicted_held: self.evicted.held,
         })
     }
 }
@@ -253,6 +313,27 @@ impl PolicyState {
         }
         state.evicted.dedup = image.evicted.0;
         state.evicted.firing = image.evicted.1;
+        state.evicted.held = image.evicted_held;
+        for (text, until, reason) in &image.held {
+            let event: Event = from_json(text)?;
+            let held = HeldBack {
+                event: Arc::new(event),
+                until: at(*until),
+                reason: *reason,
+            };
+            state
+                .holds
+                .timed
+                .insert(held.event.fingerprint.clone(), held);
+        }
+        for (text, rules) in image.dry_held {
+            let event: Event = from_json(&text)?;
+            let held = DryHeld {
+                event: Arc::new(event),
+                rules: rules.into_iter().collect(),
+            };
+            state.holds.dry.insert(held.event.fingerprint.clone(), held);
+        }
         Ok(state)
     }
 }

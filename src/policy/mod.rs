@@ -2,17 +2,22 @@
 //! circuit breakers, dry-run, in that order. Every "no" is a decision with its reason.
 
 mod firing;
+mod held;
 mod history;
 mod image;
 mod shards;
 mod state;
 mod strings;
+mod verdict;
 
+pub use held::{DryHeld, HeldBack};
 pub use history::SharedHistory;
-pub use image::{ImageError, StateImage, StateSnapshot};
+pub use image::{ImageError, StateImage, StateImageV1, StateSnapshot};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
 };
 
+#[cfg(test)]
+mod held_tests;
 #[cfg(test)]
 mod tests;

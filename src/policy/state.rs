@@ -2,12 +2,12 @@
 //! windows) so that replaying the audit trail rebuilds it exactly.
 
 use super::firing::FiringSet;
+use super::held::{Holds, IntervalEnds};
 use super::shards::ShardedMap;
 use crate::alertmanager::{Matchers, TimeInterval};
 use crate::event::{Event, Fingerprint, Status};
 use crate::model::{
-    format_duration, Action, Decision, Intent, MaintenanceWindow, OutcomeStatus, RateLimit, Reason,
-    Target, Verdict,
+    Action, Decision, Intent, MaintenanceWindow, OutcomeStatus, RateLimit, Reason, Target, Verdict,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -51,12 +51,15 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// One rule's decision on one episode of one alert for one intent, as a 128-bit hash:
 /// a dedup entry costs 16 bytes, not copies of the strings it is made of.
+/// Decisions made in dry-run have keys of their own (`dry_run`), so that they never
+/// stop a live decision on the same episode.
 fn dedup_key(
     rule: &str,
     fingerprint: &Fingerprint,
     starts_at: DateTime<Utc>,
     status: Status,
     identity: u128,
+    dry_run: bool,
 ) -> u128 {
     use std::hash::Hasher;
     let mut h = siphasher::sip128::SipHasher13::new();
@@ -68,6 +71,9 @@ fn dedup_key(
     h.write_u32(starts_at.timestamp_subsec_nanos());
     h.write_u8(status as u8);
     h.write_u128(identity);
+    if dry_run {
+        h.write_u8(1);
+    }
     siphasher::sip128::Hasher128::finish128(&h).as_u128()
 }
 
@@ -117,6 +123,9 @@ pub struct PolicyState {
     pub(super) undecided: BTreeMap<u64, Arc<Event>>,
     pub(super) undecided_index: HashMap<String, u64>,
     pub(super) received: u64,
+    /// Alerts held back by something that ends, to be decided again then.
+    pub(super) holds: Holds,
+    pub(super) interval_ends: IntervalEnds,
 }
 
 /// How many entries each bound has evicted since start.
@@ -124,6 +133,8 @@ pub struct PolicyState {
 pub struct Evictions {
     pub dedup: u64,
     pub firing: u64,
+    /// Held-back alerts not held because `max_firing_alerts` were already.
+    pub held: u64,
 }
 
 /// How many entries each remembered set holds, for `salve_state_entries`.
@@ -137,16 +148,17 @@ pub struct StateSizes {
     pub windows: usize,
     pub pending: usize,
     pub undecided: usize,
+    pub held: usize,
 }
 
 /// Intents already let through in one notification: identical ones after the first
 /// are `duplicate`.
 #[derive(Debug, Default)]
 pub struct BatchScope {
-    acted: HashSet<u128>,
+    pub(super) acted: HashSet<u128>,
 }
 
-fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+pub(super) fn since(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
     crate::model::earlier(now, window)
 }
 
@@ -171,6 +183,7 @@ impl PolicyState {
     /// `record_evaluated`.
     pub fn record_received(&mut self, event: &Event) {
         self.observe_event(event);
+        self.release(&event.fingerprint);
         if !self.undecided_index.contains_key(&event.id) {
             self.record_undecided(event.clone());
         }
@@ -237,6 +250,8 @@ impl PolicyState {
             d.starts_at,
             d.status,
             Intent::identity_key_of(d.action, &d.target, &d.params),
+            // Written before decisions said their mode: a dry-run verdict says it.
+            d.dry_run || d.reason == Some(Reason::DryRun),
         );
         self.apply_decision(d, at, key);
     }
@@ -270,6 +285,7 @@ impl PolicyState {
             }
             _ => {}
         }
+        self.hold(d);
     }
 
     fn record_execution(&mut self, d: &Decision, at: DateTime<Utc>) {
@@ -386,6 +402,7 @@ impl PolicyState {
             windows: self.windows.len(),
             pending: self.pending.len(),
             undecided: self.undecided.len(),
+            held: self.holds.timed.len() + self.holds.dry.len(),
         }
     }
 
@@ -481,15 +498,23 @@ impl PolicyState {
         batch: &mut BatchScope,
     ) -> (Decision, u128) {
         let identity = intent.identity_key();
+        let dry_run = self.settings.dry_run || rule.dry_run;
         let key = dedup_key(
             rule.name,
             &event.fingerprint,
             event.starts_at,
             event.status,
             identity,
+            dry_run,
         );
-        let (decision, reason, detail) =
-            self.verdict(rule, event, intent, (identity, key), now, batch);
+        let super::verdict::Judgement {
+            decision,
+            reason,
+            detail,
+            reconsider_at,
+        } = self.verdict(rule, event, intent, (identity, key), now, batch);
+        // A page is not held for later: what holds it (a window) is about actions.
+        let reconsider_at = reconsider_at.filter(|_| intent.action != Action::Notify);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
             batch.acted.insert(identity);
         }
@@ -506,168 +531,9 @@ impl PolicyState {
             decision,
             reason,
             detail,
-            dry_run: self.settings.dry_run || rule.dry_run,
+            dry_run,
+            reconsider_at,
         };
         (decision, key)
-    }
-
-    fn verdict(
-        &self,
-        rule: &RuleTerms,
-        event: &Event,
-        intent: &Intent,
-        (identity, key): (u128, u128),
-        now: DateTime<Utc>,
-        batch: &BatchScope,
-    ) -> (Verdict, Option<Reason>, String) {
-        let settings = &self.settings;
-        let suppress = |reason: Reason, detail: String| (Verdict::Suppress, Some(reason), detail);
-        // 1. dedup
-        if self.dedup.contains_key(&key) {
-            return suppress(
-                Reason::Dedup,
-                format!(
-                    "already decided for this {} episode (started {})",
-                    event.status,
-                    event.starts_at.to_rfc3339()
-                ),
-            );
-        }
-        if batch.acted.contains(&identity) {
-            return suppress(
-                Reason::Duplicate,
-                "the same action was already decided for another alert of this notification".into(),
-            );
-        }
-
-        // 2. maintenance
-        for name in rule.mute {
-            if settings
-                .time_intervals
-                .get(name)
-                .is_some_and(|ti| ti.contains(now))
-            {
-                return suppress(
-                    Reason::Maintenance,
-                    format!("time interval {name:?} is active"),
-                );
-            }
-        }
-        if let Some(w) = self.windows.values().find(|w| w.mutes(&event.labels, now)) {
-            return suppress(
-                Reason::Maintenance,
-                format!(
-                    "maintenance window {} by {} until {}: {}",
-                    w.id,
-                    w.created_by,
-                    w.ends_at.to_rfc3339(),
-                    w.comment
-                ),
-            );
-        }
-
-        // 3. rate limits: the rule's own, then the global budget per action kind
-        if let Some(limit) = rule.limit {
-            let from = since(now, limit.window);
-            let used = self
-                .by_rule
-                .get(rule.name)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|(at, t)| {
-                            *at >= from && *at <= now && (!limit.per_target || *t == intent.target)
-                        })
-                        .count()
-                })
-                .unwrap_or(0);
-            if used >= limit.count as usize {
-                return suppress(
-                    Reason::RateLimit,
-                    format!("rule limit {limit} reached ({used} in window)"),
-                );
-            }
-        }
-        if let Some(limit) = settings.limits.get(&intent.action) {
-            let from = since(now, limit.window);
-            let used = self
-                .by_action
-                .get(&intent.action)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|at| **at >= from && **at <= now)
-                        .count()
-                })
-                .unwrap_or(0);
-            if used >= limit.count as usize {
-                return suppress(
-                    Reason::RateLimit,
-                    format!(
-                        "global {} budget {limit} reached ({used} in window)",
-                        intent.action
-                    ),
-                );
-            }
-        }
-
-        // 4. cooldown
-        if let Some(cooldown) = rule.cooldown {
-            let last = self
-                .by_target
-                .get(&intent.target)
-                .and_then(|execs| execs.iter().rev().find(|e| e.at <= now));
-            if let Some(last) = last {
-                if last.at > since(now, cooldown) {
-                    return suppress(
-                        Reason::Cooldown,
-                        format!(
-                            "{} was acted on ({} by rule {}) at {}; cooldown {}",
-                            intent.target,
-                            last.action,
-                            last.rule,
-                            last.at.to_rfc3339(),
-                            format_duration(cooldown)
-                        ),
-                    );
-                }
-            }
-        }
-
-        // 5. circuit breaker
-        if let Some(b) = self.breakers.get(&(intent.action, intent.target.clone())) {
-            if b.consecutive_failures >= settings.breaker_failures {
-                if let Some(opened) = b.opened_at {
-                    let reopens = crate::model::later(opened, settings.breaker_open_for);
-                    if now < reopens {
-                        return suppress(
-                            Reason::CircuitOpen,
-                            format!(
-                                "{} consecutive failures of {} on {}; open until {}",
-                                b.consecutive_failures,
-                                intent.action,
-                                intent.target,
-                                reopens.to_rfc3339()
-                            ),
-                        );
-                    }
-                    if b.trial_pending {
-                        return suppress(
-                            Reason::CircuitOpen,
-                            "half-open: a trial action is already running".into(),
-                        );
-                    }
-                }
-            }
-        }
-
-        // 6. dry-run
-        if settings.dry_run {
-            return suppress(Reason::DryRun, "salve runs with --dry-run".into());
-        }
-        if rule.dry_run {
-            return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());
-        }
-        (Verdict::Execute, None, String::new())
     }
 }

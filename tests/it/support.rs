@@ -523,6 +523,11 @@ impl Salve {
         }
     }
 
+    /// Whether the next start is `serve --dry-run`.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
     /// Leaves `key` out of the environment of the next start.
     pub fn remove_env(&mut self, key: &str) {
         self.env.retain(|(k, _)| k != key);

@@ -1,0 +1,227 @@
+//! Alerts whose acting intents policy held back for something that ends: a cooldown,
+//! a maintenance window or mute interval, a spent limit, an open breaker, a delay, or
+//! dry-run. Nothing re-sends them (the Docker engine never does, probes send on a
+//! change, Alertmanager after `repeat_interval`), so salve decides them again itself
+//! when the hold ends, for as long as the alert fires in the same episode.
+//!
+//! A hold is state like any other: made from the decisions that say `reconsider_at`
+//! (and those made in dry-run), ended by the `reconsidered` record or by a new event of
+//! the alert, so the trail and a checkpoint both rebuild it.
+
+use super::state::PolicyState;
+use crate::event::{Event, Fingerprint, Status};
+use crate::model::{Action, Decision, Reason};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// One alert held back, as the earliest of its holds ends.
+#[derive(Debug, Clone)]
+pub struct HeldBack {
+    pub event: Arc<Event>,
+    pub until: DateTime<Utc>,
+    pub reason: Reason,
+}
+
+/// An alert an acting intent of which was decided in dry-run, and by which rules: it is
+/// decided again once salve, or one of those rules, acts for real.
+#[derive(Debug, Clone)]
+pub struct DryHeld {
+    pub event: Arc<Event>,
+    pub rules: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Holds {
+    pub(super) timed: HashMap<Fingerprint, HeldBack>,
+    pub(super) dry: HashMap<Fingerprint, DryHeld>,
+}
+
+/// A mute interval's end, and the moment it was worked out from.
+type IntervalEnd = (DateTime<Utc>, DateTime<Utc>);
+
+/// The mute intervals' ends, by name: an end found at some moment holds for every
+/// moment between it and then (every minute between is muted), so a storm held by one
+/// interval looks it up once.
+#[derive(Debug, Default)]
+pub(super) struct IntervalEnds(parking_lot::Mutex<HashMap<String, IntervalEnd>>);
+
+impl Clone for IntervalEnds {
+    fn clone(&self) -> IntervalEnds {
+        IntervalEnds::default()
+    }
+}
+
+/// How far ahead a mute interval's end is looked for: a week covers every weekly
+/// schedule; an alert still muted then is held again from there.
+const INTERVAL_LOOKAHEAD: std::time::Duration = std::time::Duration::from_secs(8 * 24 * 3600);
+
+impl IntervalEnds {
+    pub(super) fn end(
+        &self,
+        interval: &crate::alertmanager::TimeInterval,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let mut ends = self.0.lock();
+        if let Some((from, end)) = ends.get(interval.name()) {
+            if *from <= now && now < *end {
+                return *end;
+            }
+        }
+        let end = interval.ends_after(now, INTERVAL_LOOKAHEAD);
+        ends.insert(interval.name().to_string(), (now, end));
+        end
+    }
+}
+
+impl PolicyState {
+    /// A decision was recorded: a held-back acting intent holds its alert until the
+    /// earliest of its holds ends; one made in dry-run holds it until its rule acts.
+    pub(super) fn hold(&mut self, d: &Decision) {
+        if d.action == Action::Notify || d.status != Status::Firing {
+            return;
+        }
+        if d.reconsider_at.is_none() && !d.dry_run {
+            return;
+        }
+        let Some(event) = self.event_of(d) else {
+            return;
+        };
+        let bound = self.settings.max_firing_alerts;
+        let known = self.holds.timed.contains_key(&d.fingerprint)
+            || self.holds.dry.contains_key(&d.fingerprint);
+        if !known && self.holds.timed.len() + self.holds.dry.len() >= bound {
+            self.evicted.held += 1;
+            return;
+        }
+        if let Some(until) = d.reconsider_at {
+            let reason = d.reason.unwrap_or(Reason::Cooldown);
+            self.holds
+                .timed
+                .entry(d.fingerprint.clone())
+                .and_modify(|held| {
+                    if until < held.until {
+                        held.until = until;
+                        held.reason = reason;
+                    }
+                    held.event = event.clone();
+                })
+                .or_insert_with(|| HeldBack {
+                    event: event.clone(),
+                    until,
+                    reason,
+                });
+        }
+        if d.dry_run {
+            self.holds
+                .dry
+                .entry(d.fingerprint.clone())
+                .or_insert_with(|| DryHeld {
+                    event: event.clone(),
+                    rules: BTreeSet::new(),
+                })
+                .rules
+                .insert(d.rule.clone());
+        }
+    }
+
+    /// The event a decision was made on: the one being decided (received or
+    /// reconsidered and not yet evaluated).
+    fn event_of(&self, d: &Decision) -> Option<Arc<Event>> {
+        let seq = self.undecided_index.get(&d.event_id)?;
+        self.undecided.get(seq).cloned()
+    }
+
+    /// A new event of the alert (a re-send, its resolution, or its reconsideration):
+    /// whatever held the last one is decided on that event instead.
+    pub(super) fn release(&mut self, fingerprint: &Fingerprint) {
+        self.holds.timed.remove(fingerprint);
+        self.holds.dry.remove(fingerprint);
+    }
+
+    /// A `reconsidered` record: the alert's holds end and its event is to be decided
+    /// again, like one just received (its arrival, and so `firing()`, unchanged).
+    pub fn record_reconsidered(&mut self, event: &Event) {
+        self.release(&event.fingerprint);
+        if !self.undecided_index.contains_key(&event.id) {
+            self.record_undecided(event.clone());
+        }
+    }
+
+    /// The alerts whose hold has ended by `now` and that still fire in the episode they
+    /// were held in, earliest first, at most `max`. Holds of alerts that stopped firing
+    /// (resolved, or not heard of for `firing_ttl`) are dropped: nothing is left to do.
+    pub fn due(&mut self, now: DateTime<Utc>, max: usize) -> Vec<(Event, Reason)> {
+        let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
+        let mut ended: Vec<(DateTime<Utc>, Fingerprint)> = self
+            .holds
+            .timed
+            .iter()
+            .filter(|(_, held)| held.until <= now)
+            .map(|(fingerprint, held)| (held.until, fingerprint.clone()))
+            .collect();
+        ended.sort();
+        let mut due = Vec::new();
+        for (_, fingerprint) in ended {
+            let still_firing = self.holds.timed.get(&fingerprint).is_some_and(|held| {
+                self.firing.since(&fingerprint) == Some(held.event.starts_at)
+                    && self.firing.seen_since(&fingerprint, firing_since)
+            });
+            if !still_firing {
+                self.holds.timed.remove(&fingerprint);
+                continue;
+            }
+            if due.len() < max {
+                if let Some(held) = self.holds.timed.get(&fingerprint) {
+                    due.push((Event::clone(&held.event), held.reason));
+                }
+            }
+        }
+        due
+    }
+
+    /// Salve, or rules, now act for real (a start without `--dry-run`, a reload): the
+    /// alerts held in dry-run by a rule that now acts are held until `now`, so they are
+    /// decided live, once, if they still fire.
+    pub fn go_live(&mut self, now: DateTime<Utc>, acts: impl Fn(&str) -> bool) -> usize {
+        if self.settings.dry_run {
+            return 0;
+        }
+        let live: Vec<Fingerprint> = self
+            .holds
+            .dry
+            .iter()
+            .filter(|(_, held)| held.rules.iter().any(|rule| acts(rule)))
+            .map(|(fingerprint, _)| fingerprint.clone())
+            .collect();
+        for fingerprint in &live {
+            if let Some(dry) = self.holds.dry.remove(fingerprint) {
+                let held = self
+                    .holds
+                    .timed
+                    .entry(fingerprint.clone())
+                    .or_insert_with(|| HeldBack {
+                        event: dry.event.clone(),
+                        until: now,
+                        reason: Reason::DryRun,
+                    });
+                if now < held.until {
+                    held.until = now;
+                    held.reason = Reason::DryRun;
+                }
+            }
+        }
+        live.len()
+    }
+
+    /// How many alerts are held back, to be reconsidered when their hold ends, and how
+    /// many were held in dry-run.
+    pub fn held(&self) -> (usize, usize) {
+        (self.holds.timed.len(), self.holds.dry.len())
+    }
+
+    /// When the next hold ends.
+    pub fn next_hold_end(&self) -> Option<DateTime<Utc>> {
+        self.holds.timed.values().map(|held| held.until).min()
+    }
+}

@@ -1,0 +1,436 @@
+//! Held back, then decided again: each hold that ends says when, the alert comes due
+//! then if it still fires in the same episode, and dry-run spends nothing of live mode.
+
+use super::{BatchScope, PolicySettings, PolicyState};
+use crate::audit::{AuditRecord, Entry};
+use crate::config::Config;
+use crate::engine::{fold, rule_terms};
+use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::model::{Action, Decision, Intent, MaintenanceWindow, Reason, Target, Verdict};
+use crate::rules::RuleSet;
+use chrono::{DateTime, Duration, Utc};
+use std::path::PathBuf;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("test time")
+}
+
+fn rules(constants: &str) -> RuleSet {
+    let source =
+        format!(r#"const MATCH = `alertname="Down"`; {constants} fn plan(event) {{ [] }}"#);
+    RuleSet::from_sources(
+        vec![(PathBuf::from("rules/r.rhai"), source)],
+        &["weekend".to_string()].into_iter().collect(),
+        std::time::Duration::from_millis(40),
+    )
+    .expect("valid rule")
+}
+
+fn settings(config: &str) -> PolicySettings {
+    Config::parse(config, std::path::Path::new("test.toml"))
+        .expect("valid config")
+        .policy_settings()
+}
+
+fn event(instance: &str, starts_at: DateTime<Utc>, status: Status) -> Event {
+    let labels: Labels = [("alertname", "Down"), ("instance", instance)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Event {
+        id: crate::event::new_event_id(),
+        source: "test".into(),
+        status,
+        fingerprint: Fingerprint::of_labels(&labels),
+        labels,
+        annotations: Labels::new(),
+        starts_at,
+        ends_at: None,
+        generator_url: String::new(),
+        received_at: starts_at,
+    }
+}
+
+fn restart(name: &str) -> Intent {
+    Intent::new(
+        Action::Restart,
+        Target::DockerContainer { name: name.into() },
+    )
+}
+
+/// Receives `event` at `now`, decides `intent` on it and records all of it, as the
+/// engine does; returns the decision.
+fn receive_and_decide(
+    state: &mut PolicyState,
+    rules: &RuleSet,
+    event: &Event,
+    intent: &Intent,
+    now: DateTime<Utc>,
+) -> Decision {
+    fold(
+        state,
+        &AuditRecord::new(
+            now,
+            Entry::Received {
+                event: event.clone(),
+                unmatched: false,
+            },
+        ),
+    );
+    decide_recorded(state, rules, event, intent, now)
+}
+
+fn decide_recorded(
+    state: &mut PolicyState,
+    rules: &RuleSet,
+    event: &Event,
+    intent: &Intent,
+    now: DateTime<Utc>,
+) -> Decision {
+    let rule = &rules.rules()[0];
+    let d = state.decide(
+        &rule_terms(rule),
+        event,
+        intent,
+        now,
+        &mut BatchScope::default(),
+    );
+    fold(state, &AuditRecord::new(now, Entry::Decision(d.clone())));
+    fold(
+        state,
+        &AuditRecord::new(
+            now,
+            Entry::Evaluated {
+                event_id: event.id.clone(),
+                fingerprint: event.fingerprint.clone(),
+                rules: vec![rule.name.clone()],
+            },
+        ),
+    );
+    d
+}
+
+/// The alerts due at `now`, by instance label, with what held them.
+fn due(state: &mut PolicyState, now: DateTime<Utc>) -> Vec<(String, Reason)> {
+    state
+        .due(now, 100)
+        .into_iter()
+        .map(|(e, reason)| (e.labels["instance"].clone(), reason))
+        .collect()
+}
+
+fn reconsider(state: &mut PolicyState, event: &Event, held: Reason, now: DateTime<Utc>) {
+    fold(
+        state,
+        &AuditRecord::new(
+            now,
+            Entry::Reconsidered {
+                event: event.clone(),
+                held,
+            },
+        ),
+    );
+}
+
+#[test]
+fn an_alert_held_by_a_cooldown_comes_due_when_it_ends_and_then_acts() {
+    let rules = rules(r#"const COOLDOWN = "1m";"#);
+    let mut state = PolicyState::new(settings(""));
+    let t0 = at("2026-12-07T22:27:35Z");
+    let first = event("a", t0, Status::Firing);
+    let d = receive_and_decide(&mut state, &rules, &first, &restart("web"), t0);
+    assert_eq!((d.decision, d.reconsider_at), (Verdict::Execute, None));
+
+    let t1 = t0 + Duration::seconds(6);
+    let again = event("b", t1, Status::Firing);
+    let d = receive_and_decide(&mut state, &rules, &again, &restart("web"), t1);
+    assert_eq!(d.reason, Some(Reason::Cooldown));
+    assert_eq!(d.reconsider_at, Some(t0 + Duration::minutes(1)));
+    assert_eq!(state.held(), (1, 0));
+
+    assert_eq!(due(&mut state, t0 + Duration::seconds(59)), vec![]);
+    let ends = t0 + Duration::minutes(1);
+    assert_eq!(due(&mut state, ends), vec![("b".into(), Reason::Cooldown)]);
+    reconsider(&mut state, &again, Reason::Cooldown, ends);
+    assert_eq!(
+        state.held(),
+        (0, 0),
+        "a reconsidered alert is no longer held"
+    );
+    let d = decide_recorded(&mut state, &rules, &again, &restart("web"), ends);
+    assert_eq!(d.decision, Verdict::Execute, "{d:?}");
+    assert_eq!(due(&mut state, ends + Duration::minutes(5)), vec![]);
+}
+
+#[test]
+fn an_alert_that_resolved_or_began_a_new_episode_while_held_is_not_reconsidered() {
+    let rules = rules(r#"const COOLDOWN = "1m";"#);
+    let mut state = PolicyState::new(settings(""));
+    let t0 = at("2026-12-07T10:00:00Z");
+    receive_and_decide(
+        &mut state,
+        &rules,
+        &event("a", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    let held = event("b", t0, Status::Firing);
+    receive_and_decide(&mut state, &rules, &held, &restart("web"), t0);
+    assert_eq!(state.held(), (1, 0));
+    let resolved = Event {
+        id: "resolved".into(),
+        ..event("b", t0, Status::Resolved)
+    };
+    fold(
+        &mut state,
+        &AuditRecord::new(
+            t0 + Duration::seconds(10),
+            Entry::Received {
+                event: resolved,
+                unmatched: false,
+            },
+        ),
+    );
+    assert_eq!(due(&mut state, t0 + Duration::minutes(2)), vec![]);
+
+    // Held, then the alert is not heard of for firing_ttl: nothing to reconsider.
+    let mut state = PolicyState::new(settings("[policy]\nfiring_ttl = \"5m\"\n"));
+    receive_and_decide(
+        &mut state,
+        &rules,
+        &event("a", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    receive_and_decide(&mut state, &rules, &held, &restart("web"), t0);
+    assert_eq!(due(&mut state, t0 + Duration::minutes(6)), vec![]);
+    assert_eq!(state.held(), (0, 0), "a hold nobody fires for is dropped");
+}
+
+#[test]
+fn each_hold_says_when_it_ends() {
+    let t0 = at("2026-12-07T10:00:00Z");
+    // A window: when it ends.
+    let rules_plain = rules("");
+    let mut state = PolicyState::new(settings(""));
+    let until = t0 + Duration::minutes(30);
+    state.record_window_created(MaintenanceWindow {
+        id: "w".into(),
+        matchers: "instance=\"a\"".parse().expect("matchers"),
+        starts_at: t0,
+        ends_at: until,
+        created_by: "test".into(),
+        comment: String::new(),
+        created_at: t0,
+    });
+    let d = receive_and_decide(
+        &mut state,
+        &rules_plain,
+        &event("a", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    assert_eq!(
+        (d.reason, d.reconsider_at),
+        (Some(Reason::Maintenance), Some(until))
+    );
+
+    // A spent limit: when the execution that spent it leaves the window.
+    let limited = rules(r#"const LIMIT = "2 per 10m";"#);
+    let mut state = PolicyState::new(settings(""));
+    for (i, secs) in [0, 60].iter().enumerate() {
+        let now = t0 + Duration::seconds(*secs);
+        let e = event(&format!("x{i}"), now, Status::Firing);
+        let d = receive_and_decide(&mut state, &limited, &e, &restart(&format!("c{i}")), now);
+        assert_eq!(d.decision, Verdict::Execute);
+    }
+    let now = t0 + Duration::minutes(2);
+    let d = receive_and_decide(
+        &mut state,
+        &limited,
+        &event("a", now, Status::Firing),
+        &restart("c9"),
+        now,
+    );
+    assert_eq!(
+        (d.reason, d.reconsider_at),
+        (Some(Reason::RateLimit), Some(t0 + Duration::minutes(10)))
+    );
+
+    // An open breaker: when it turns half-open.
+    let mut state = PolicyState::new(settings(
+        "[policy]\nbreaker_failures = 1\nbreaker_open_for = \"5m\"\n",
+    ));
+    let d = receive_and_decide(
+        &mut state,
+        &rules_plain,
+        &event("a", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    state.record_outcome(
+        &d.id,
+        Action::Restart,
+        &d.target,
+        crate::model::OutcomeStatus::Failed,
+        t0 + Duration::seconds(10),
+    );
+    let later = t0 + Duration::seconds(20);
+    let d = receive_and_decide(
+        &mut state,
+        &rules_plain,
+        &event("b", later, Status::Firing),
+        &restart("web"),
+        later,
+    );
+    assert_eq!(
+        (d.reason, d.reconsider_at),
+        (
+            Some(Reason::CircuitOpen),
+            Some(t0 + Duration::seconds(10) + Duration::minutes(5))
+        )
+    );
+
+    // A delay: once the alert has fired that long.
+    let mut state = PolicyState::new(settings(""));
+    let delayed = restart("web").with("delay_ms", 10_000u64);
+    let e = event("a", t0, Status::Firing);
+    let d = receive_and_decide(
+        &mut state,
+        &rules_plain,
+        &e,
+        &delayed,
+        t0 + Duration::seconds(2),
+    );
+    assert_eq!(
+        (d.reason, d.reconsider_at),
+        (Some(Reason::Delayed), Some(t0 + Duration::seconds(10)))
+    );
+    let d = decide_recorded(
+        &mut state,
+        &rules_plain,
+        &e,
+        &delayed,
+        t0 + Duration::seconds(10),
+    );
+    assert_eq!(d.decision, Verdict::Execute);
+
+    // A mute interval: when it stops matching.
+    let weekend = r#"
+[[time_intervals]]
+name = "weekend"
+[[time_intervals.time_intervals]]
+weekdays = ["saturday", "sunday"]
+"#;
+    let muted = rules(r#"const MUTE = ["weekend"];"#);
+    let mut state = PolicyState::new(settings(weekend));
+    let saturday = at("2026-12-05T13:14:15Z");
+    let d = receive_and_decide(
+        &mut state,
+        &muted,
+        &event("a", saturday, Status::Firing),
+        &restart("web"),
+        saturday,
+    );
+    assert_eq!(
+        (d.reason, d.reconsider_at),
+        (Some(Reason::Maintenance), Some(at("2026-12-07T00:00:00Z")))
+    );
+}
+
+#[test]
+fn pages_are_not_held_or_throttled_by_a_rules_limit_or_cooldown() {
+    let rules = rules(r#"const LIMIT = "1 per 1h"; const COOLDOWN = "1h";"#);
+    let mut state = PolicyState::new(settings(""));
+    let t0 = at("2026-12-07T22:19:01Z");
+    let page = |text: &str| {
+        Intent::new(
+            Action::Notify,
+            Target::Notify {
+                channel: "ops".into(),
+            },
+        )
+        .with("text", text)
+    };
+    let web = event("web-1", t0, Status::Firing);
+    let d = receive_and_decide(&mut state, &rules, &web, &page("web-1 is down"), t0);
+    assert_eq!(d.decision, Verdict::Execute);
+    let d = receive_and_decide(&mut state, &rules, &web, &restart("web-1"), t0);
+    assert_eq!(
+        d.decision,
+        Verdict::Execute,
+        "a page spends no action budget"
+    );
+    let t1 = t0 + Duration::seconds(30);
+    let db = event("db-1", t1, Status::Firing);
+    let d = receive_and_decide(&mut state, &rules, &db, &page("db-1 is down"), t1);
+    assert_eq!(d.decision, Verdict::Execute, "{d:?}");
+    let d = receive_and_decide(&mut state, &rules, &db, &page("db-1 is down"), t1);
+    assert_eq!(
+        d.reason,
+        Some(Reason::Dedup),
+        "the same page twice in one episode"
+    );
+}
+
+#[test]
+fn dry_run_spends_nothing_and_its_alerts_are_decided_live_once_salve_acts() {
+    let rules = rules("");
+    let t0 = at("2026-12-07T22:00:00Z");
+    let mut state = PolicyState::new(settings("dry_run = true\n"));
+    let e = event("a", t0, Status::Firing);
+    let d = receive_and_decide(&mut state, &rules, &e, &restart("web"), t0);
+    assert_eq!((d.reason, d.dry_run), (Some(Reason::DryRun), true));
+    assert_eq!(state.held(), (0, 1));
+    assert_eq!(state.go_live(t0, |_| true), 0, "still in dry-run");
+
+    state.set_settings(settings(""));
+    let now = t0 + Duration::minutes(1);
+    assert_eq!(state.go_live(now, |_| true), 1);
+    assert_eq!(due(&mut state, now), vec![("a".into(), Reason::DryRun)]);
+    reconsider(&mut state, &e, Reason::DryRun, now);
+    let d = decide_recorded(&mut state, &rules, &e, &restart("web"), now);
+    assert_eq!(
+        (d.decision, d.dry_run),
+        (Verdict::Execute, false),
+        "a dry-run decision is no dedup for live mode: {d:?}"
+    );
+    let d = decide_recorded(&mut state, &rules, &e, &restart("web"), now);
+    assert_eq!(d.reason, Some(Reason::Dedup), "and live acts once");
+}
+
+#[test]
+fn holds_survive_a_checkpoint() {
+    let rules = rules(r#"const COOLDOWN = "1m";"#);
+    let settings = settings("");
+    let mut state = PolicyState::new(settings.clone());
+    let t0 = at("2026-12-07T10:00:00Z");
+    receive_and_decide(
+        &mut state,
+        &rules,
+        &event("a", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    receive_and_decide(
+        &mut state,
+        &rules,
+        &event("b", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    let bytes = crate::engine::checkpoint_bytes(
+        &state,
+        crate::audit::TrailPosition {
+            inode: 1,
+            offset: 0,
+        },
+    )
+    .expect("written");
+    let mut restored = crate::engine::restore_checkpoint(&bytes, &settings).expect("read back");
+    assert_eq!(restored.held(), (1, 0));
+    assert_eq!(
+        due(&mut restored, t0 + Duration::minutes(1)),
+        vec![("b".into(), Reason::Cooldown)]
+    );
+}
