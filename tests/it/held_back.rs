@@ -310,3 +310,51 @@ fn two_containers_failing_30s_apart_both_page() {
     );
     wait_health(&db, "healthy");
 }
+
+#[test]
+fn a_rule_taken_out_of_dry_run_by_a_reload_acts_once_on_what_still_fires() {
+    let rule = |dry_run: bool| {
+        format!(
+            "const MATCH = `alertname=\"Stuck\"`;\nconst DRY_RUN = {dry_run};\n\
+             fn plan(event) {{ if event.status == \"firing\" {{ [exec(\"fix\", [event.labels.job])] }} else {{ [] }} }}\n"
+        )
+    };
+    let salve = Salve::builder()
+        .config("[exec.fix]\nargv = [\"/bin/true\"]\n")
+        .rule("fix-stuck", &rule(true))
+        .start();
+    let firing = crate::support::native(&[("alertname", "Stuck"), ("job", "a")]);
+    let resolved = {
+        let mut e = crate::support::native(&[("alertname", "Stuck"), ("job", "b")]);
+        e["status"] = json!("resolved");
+        e
+    };
+    for event in [
+        firing.clone(),
+        crate::support::native(&[("alertname", "Stuck"), ("job", "b")]),
+    ] {
+        assert_eq!(salve.post_json("/api/v1/events", &event).status, 200);
+    }
+    let records = salve.wait_settled(2);
+    let dry = held(&records, "exec:fix", "dry_run");
+    assert_eq!(dry.len(), 2, "{dry:#?}");
+    assert!(dry.iter().all(|d| d["dry_run"] == true));
+    // b stops firing before the rule acts: only a is decided live.
+    assert_eq!(salve.post_json("/api/v1/events", &resolved).status, 200);
+    salve.wait_settled(3);
+    salve.write_rule("fix-stuck", &rule(false));
+    assert_eq!(salve.post_json("/-/reload", &Value::Null).status, 200);
+    let records = salve.wait_for_audit("the live decision", |r| {
+        executed(r, "exec", "exec:fix")
+            .first()
+            .is_some_and(|d| outcome_of(r, d).is_some())
+    });
+    assert!(!records.is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    let records = salve.audit_json();
+    let live = executed(&records, "exec", "exec:fix");
+    assert_eq!(live.len(), 1, "{live:#?}");
+    assert_eq!(live[0]["params"]["args"], json!(["a"]), "{:#}", live[0]);
+    assert_eq!(of_kind(&records, "reconsidered").len(), 1);
+    assert_eq!(of_kind(&records, "reconsidered")[0]["held"], "dry_run");
+}
