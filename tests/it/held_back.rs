@@ -358,3 +358,65 @@ fn a_rule_taken_out_of_dry_run_by_a_reload_acts_once_on_what_still_fires() {
     assert_eq!(of_kind(&records, "reconsidered").len(), 1);
     assert_eq!(of_kind(&records, "reconsidered")[0]["held"], "dry_run");
 }
+
+/// With `[store]`, the hold is state every replica folds: the leader killed while an
+/// alert is held, the replica that leads next reconsiders it, once.
+#[test]
+fn a_held_alert_is_reconsidered_once_by_whichever_replica_leads_when_the_hold_ends() {
+    use crate::postgres_support::Postgres;
+    use crate::support::{native, wait_until};
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().expect("shared folder");
+    let config = format!(
+        "[store]\npostgres_url_env = \"SALVE_TEST_PG_URL\"\nconnect_timeout = \"1s\"\n\
+         takeover_after = \"2s\"\n\n[exec.mark]\n\
+         argv = [\"/bin/sh\", \"-c\", 'echo \"$1\" >> \"{}/marks.txt\"', \"sh\"]\n",
+        shared.path().display()
+    );
+    let rule = "const MATCH = `alertname=\"Cool\"`;\nconst COOLDOWN = \"6s\";\n\
+                fn plan(event) { [exec(\"mark\", [event.labels.n])] }\n";
+    let replica = || {
+        Salve::builder()
+            .config(&config)
+            .rule("cool", rule)
+            .env("SALVE_TEST_PG_URL", &pg.url())
+            .start()
+    };
+    let leads = |salve: &Salve| salve.metric("salve_leader") == Some(1.0);
+    let marks = || {
+        std::fs::read_to_string(shared.path().join("marks.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut a = replica();
+    wait_until("the first replica to lead", || leads(&a).then_some(()));
+    let b = replica();
+    for n in ["1", "2"] {
+        let reply = a.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Cool"), ("n", n)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let records = wait_until("the second held by the cooldown", || {
+        let records = b.audit_json();
+        (!held(&records, "exec:mark", "cooldown").is_empty()).then_some(records)
+    });
+    let until = time(&held(&records, "exec:mark", "cooldown")[0]["reconsider_at"]);
+    assert_eq!(marks(), ["1"]);
+    a.kill9();
+    wait_until("the second replica to lead", || leads(&b).then_some(()));
+    wait_until("the held alert acted on when its cooldown ended", || {
+        (marks() == ["1", "2"]).then_some(())
+    });
+    let records = b.audit_json();
+    let again = of_kind(&records, "reconsidered");
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert!(time(&again[0]["at"]) >= until);
+    a.start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(marks(), ["1", "2"], "once, whichever replica leads");
+    assert_eq!(of_kind(&b.audit_json(), "reconsidered").len(), 1);
+}
