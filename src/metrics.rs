@@ -6,9 +6,45 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 type LabelPairs = Vec<(String, String)>;
+
+/// Counted by the notification executor, which the engine builds (again at each reload)
+/// without a handle on its `Metrics`: so these two live for the process, and every
+/// `Metrics` registers them (`salve serve` makes one).
+static NOTIFICATIONS_FOLDED: LazyLock<Family<LabelPairs, Counter>> = LazyLock::new(Family::default);
+static NOTIFICATION_SUMMARIES: LazyLock<Family<LabelPairs, Counter>> =
+    LazyLock::new(Family::default);
+
+/// A message to `channel` held for a summary, the channel's `rate` being reached.
+pub fn notification_folded(channel: &str) {
+    NOTIFICATIONS_FOLDED
+        .get_or_create(&pairs(&[("channel", channel)]))
+        .inc();
+}
+
+/// A summary of held messages to `channel`: `ok`, `failed`, or `unsent` (salve stopped
+/// before it could go).
+pub fn notification_summary(channel: &str, outcome: &str) {
+    NOTIFICATION_SUMMARIES
+        .get_or_create(&pairs(&[("channel", channel), ("outcome", outcome)]))
+        .inc();
+}
+
+fn register_process_wide(registry: &mut Registry) {
+    registry.register(
+        "notifications_folded",
+        "Messages held by their channel's rate and folded into a summary, by channel",
+        NOTIFICATIONS_FOLDED.clone(),
+    );
+    registry.register(
+        "notification_summaries",
+        "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)",
+        NOTIFICATION_SUMMARIES.clone(),
+    );
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -240,6 +276,7 @@ impl Metrics {
             "HTTP connections closed for a slow or idle client, by timeout: tls_handshake, header_read, idle",
             connections_timed_out.clone(),
         );
+        register_process_wide(&mut registry);
         Metrics {
             registry,
             connections_open,

@@ -41,6 +41,8 @@ mod maintenance;
 mod notify;
 #[path = "it/notify_escaping.rs"]
 mod notify_escaping;
+#[path = "it/notify_rate.rs"]
+mod notify_rate;
 #[path = "it/notify_support.rs"]
 mod notify_support;
 #[path = "it/overload.rs"]

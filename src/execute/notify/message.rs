@@ -1,11 +1,14 @@
 //! What a notification says: the template context, default subject and text built
-//! from the alert and what salve did, and the Slack message.
+//! from the alert and what salve did, the Slack message, and the summary of messages
+//! a channel's rate held back.
 
 use super::super::ActionContext;
 use crate::event::Event;
 use crate::model::OutcomeTrigger;
+use crate::model::RateLimit;
 use crate::model::Report;
 use crate::model::{Decision, Verdict};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -13,6 +16,11 @@ use std::collections::BTreeMap;
 /// Labels that say which alert it is rather than where: not repeated as "key labels".
 const NOT_KEY_LABELS: [&str; 2] = ["alertname", "severity"];
 const MAX_KEY_LABELS: usize = 8;
+/// The held messages a summary names; the rest are counted. A storm held back must
+/// not become one message too long to read or to send.
+pub(super) const SUMMARY_LISTED: usize = 20;
+/// The characters a summary gives one held message.
+const SUMMARY_LINE: usize = 200;
 
 /// Everything a message can speak of.
 pub(super) struct Facts<'a> {
@@ -501,6 +509,53 @@ fn cut_mrkdwn(text: &str, max: usize) -> String {
     kept
 }
 
+/// One held message as a summary names it: when it was held, then its subject or else
+/// the first line of its text, on one line and cut.
+pub(super) fn summary_line(at: DateTime<Utc>, subject: Option<&str>, text: &str) -> String {
+    let first = subject
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("(empty message)");
+    format!(
+        "{} {}",
+        at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        cut(&one_line(first), SUMMARY_LINE)
+    )
+}
+
+/// The subject and text of the summary of `count` held messages, `lines` naming the
+/// first of them. Plain text, escaped by each channel as any message is: the lines
+/// come from alerts and rules. Each line is one line, so none can pass for salve's.
+pub(super) fn summary(
+    channel: &str,
+    rate: &RateLimit,
+    lines: &[String],
+    count: usize,
+) -> (String, String) {
+    let messages = if count == 1 { "message" } else { "messages" };
+    let subject = one_line(&format!(
+        "salve: {count} more {messages} to {channel}, held by its rate ({rate})"
+    ));
+    let mut text = format!(
+        "{count} more {messages} to {} while its rate ({rate}) was reached:",
+        one_line(channel)
+    );
+    for line in lines.iter().take(SUMMARY_LISTED) {
+        text.push_str("\n- ");
+        text.push_str(&one_line(line));
+    }
+    let named = lines.len().min(SUMMARY_LISTED);
+    if count > named {
+        text.push_str(&format!("\nand {} more", count - named));
+    }
+    (subject, text)
+}
+
+/// A summary as Slack's incoming webhook takes it: the text alone, escaped whole.
+pub(super) fn summary_slack(text: &str) -> Value {
+    json!({ "text": escape(text) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,5 +568,71 @@ mod tests {
         assert_eq!(cut_mrkdwn(&text, 8), "a &amp;…");
         assert_eq!(cut_mrkdwn(&text, 6), "a …");
         assert_eq!(cut(&text, 6), "a &am…");
+    }
+
+    #[test]
+    fn a_summary_names_each_held_message_on_one_line_and_its_markup_stays_text() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:47:42.537Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let rate = RateLimit::parse("2 per 5s").expect("a rate");
+        let lines = vec![
+            // The subject when there is one, else the text's first line that says something.
+            summary_line(at, Some("[FIRING]  DiskFull\r\non host-a"), "ignored"),
+            summary_line(
+                at,
+                None,
+                "\n  \n<!channel> & <http://evil.example|click>\n- fake item",
+            ),
+            summary_line(at, None, &"x".repeat(500)),
+        ];
+        let (subject, text) = summary("ops", &rate, &lines, 3);
+        assert_eq!(
+            subject,
+            "salve: 3 more messages to ops, held by its rate (2 per 5s)"
+        );
+        let long = format!("{}…", "x".repeat(SUMMARY_LINE - 1));
+        assert_eq!(
+            text,
+            format!(
+                "3 more messages to ops while its rate (2 per 5s) was reached:\n\
+                 - 2026-11-23T10:47:42Z [FIRING] DiskFull on host-a\n\
+                 - 2026-11-23T10:47:42Z <!channel> & <http://evil.example|click>\n\
+                 - 2026-11-23T10:47:42Z {long}"
+            )
+        );
+        assert_eq!(
+            summary_slack(&text)["text"],
+            format!(
+                "3 more messages to ops while its rate (2 per 5s) was reached:\n\
+                 - 2026-11-23T10:47:42Z [FIRING] DiskFull on host-a\n\
+                 - 2026-11-23T10:47:42Z &lt;!channel&gt; &amp; &lt;http://evil.example|click&gt;\n\
+                 - 2026-11-23T10:47:42Z {long}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_summary_of_a_storm_lists_the_first_and_counts_the_rest() {
+        let rate = RateLimit::parse("30 per 1m").expect("a rate");
+        let lines: Vec<String> = (1..=SUMMARY_LISTED).map(|i| format!("alert {i}")).collect();
+        let (_, text) = summary("ops", &rate, &lines, 1000);
+        let listed: Vec<&str> = text.lines().filter(|l| l.starts_with("- ")).collect();
+        assert_eq!(listed.len(), SUMMARY_LISTED);
+        assert_eq!(listed[0], "- alert 1");
+        assert_eq!(
+            text.lines().next_back(),
+            Some(format!("and {} more", 1000 - SUMMARY_LISTED).as_str())
+        );
+        assert!(text.starts_with("1000 more messages to ops while its rate (30 per 1m)"));
+        let (subject, text) = summary("ops", &rate, &["only".into()], 1);
+        assert_eq!(
+            subject,
+            "salve: 1 more message to ops, held by its rate (30 per 1m)"
+        );
+        assert_eq!(
+            text,
+            "1 more message to ops while its rate (30 per 1m) was reached:\n- only"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Notifications: email over SMTP (lettre), Slack incoming webhooks and generic
 //! webhooks signed with HMAC-SHA256. Timeouts, bounded retries with back-off and
-//! jitter for transient failures; secrets never reach the outcome.
+//! jitter for transient failures; secrets never reach the outcome. A channel with a
+//! `rate` folds what passes it into a summary (`pace`).
 
 mod message;
+mod pace;
 mod settings;
 
 pub use settings::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
@@ -20,12 +22,14 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use pace::{Admit, Pace};
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The header a webhook receiver checks: `sha256=` and the hex HMAC-SHA256 of the body.
@@ -40,7 +44,9 @@ pub struct WebhookDocument {
     pub channel: String,
     /// Always `notify`.
     pub action: String,
-    /// The function the rule used: `webhook`, `slack`, `email`; absent for `notify`.
+    /// The function the rule used: `webhook`, `slack`, `email`; absent for `notify`;
+    /// `on_outcome` for an outcome notification; `summary` for the summary of messages
+    /// the channel's `rate` held (which has no `event`, `intent` or `decision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// The rendered subject: the rule's, else the channel's `subject`; absent when
@@ -75,11 +81,16 @@ struct Prepared {
     text: String,
     /// Slack's JSON body.
     slack: Vec<u8>,
+    /// The webhook document's `via`: the function the rule used, or `summary`.
+    via: Option<String>,
 }
 
 pub struct NotifyExecutor {
     channels: HashMap<String, NotifyChannel>,
-    http: reqwest::Client,
+    /// The channels with a `rate`. Counted from when this executor was built (a start,
+    /// a reload): held messages outlive it, in the task that sends their summary.
+    paces: HashMap<String, Arc<Pace>>,
+    sender: Sender,
 }
 
 impl NotifyExecutor {
@@ -90,8 +101,23 @@ impl NotifyExecutor {
             .user_agent(concat!("salve/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        NotifyExecutor { channels, http }
+        let paces = channels
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), Arc::new(Pace::new(c.rate?)))))
+            .collect();
+        NotifyExecutor {
+            channels,
+            paces,
+            sender: Sender { http },
+        }
     }
+}
+
+/// What delivers a prepared message, with its retries: a rule's message, or the
+/// summary a channel's rate held messages back for (sent from its own task).
+#[derive(Clone)]
+struct Sender {
+    http: reqwest::Client,
 }
 
 /// One attempt's result.
@@ -134,7 +160,7 @@ fn backoff(base: Duration, retry: u32) -> Duration {
     full.mul_f64(factor)
 }
 
-impl NotifyExecutor {
+impl Sender {
     async fn post(
         &self,
         channel: &NotifyChannel,
@@ -196,62 +222,11 @@ impl NotifyExecutor {
         }
     }
 
-    /// Renders the subject and text (the rule's, else the channel's, else defaults).
-    fn prepare(
-        &self,
-        channel: &NotifyChannel,
-        intent: &Intent,
-        context: &ActionContext,
-    ) -> Result<Prepared, String> {
-        let facts = message::Facts {
-            channel: &channel.name,
-            context,
-        };
-        let variables = facts.template_context();
-        // Text a rule put together at run time is data, not a template (see rules::templates).
-        let render = |key: &str, text: &str| -> Result<String, String> {
-            let verbatim = intent
-                .params
-                .get("verbatim")
-                .and_then(Value::as_array)
-                .is_some_and(|keys| keys.iter().any(|k| k == key));
-            if verbatim {
-                return Ok(text.to_string());
-            }
-            template::render(text, &variables).map_err(|e| format!("{key}: {e}"))
-        };
-        let given_subject = param(intent, "subject").or(channel.subject.as_deref());
-        let subject = given_subject.map(|s| render("subject", s)).transpose()?;
-        let given = param(intent, "text")
-            .or(channel.text.as_deref())
-            .map(|t| render("text", t))
-            .transpose()?;
-        let text = given.clone().unwrap_or_else(|| facts.default_text());
-        let slack = match channel.kind {
-            NotifyKind::Slack { .. } => facts
-                .slack(given.as_deref(), &text)
-                .to_string()
-                .into_bytes(),
-            _ => Vec::new(),
-        };
-        let subject = match channel.kind {
-            NotifyKind::Email { .. } => Some(subject.unwrap_or_else(|| facts.default_subject())),
-            _ => subject,
-        }
-        // A subject is one line, whoever wrote it: a newline from a template or from a
-        // label in the default would reach the header (lettre encodes it, readers show it).
-        .map(|s| message::one_line(&s));
-        Ok(Prepared {
-            subject,
-            text,
-            slack,
-        })
-    }
-
+    /// One try. `intent` is absent for a summary, which no rule asked for.
     async fn attempt(
         &self,
         channel: &NotifyChannel,
-        intent: &Intent,
+        intent: Option<&Intent>,
         context: &ActionContext,
         prepared: &Prepared,
     ) -> Attempt {
@@ -284,12 +259,12 @@ impl NotifyExecutor {
                 let document = WebhookDocument {
                     channel: channel.name.clone(),
                     action: "notify".into(),
-                    via: param(intent, "via").map(str::to_string),
+                    via: prepared.via.clone(),
                     subject: subject.map(str::to_string),
                     text: text.clone(),
                     sent_at: chrono::Utc::now(),
                     event: context.event.as_deref().cloned(),
-                    intent: Some(intent.clone()),
+                    intent: intent.cloned(),
                     decision: context.decision.clone(),
                     actions: context.related.clone(),
                     report: context.report.clone(),
@@ -417,42 +392,77 @@ impl NotifyExecutor {
     }
 }
 
+/// Renders the subject and text (the rule's, else the channel's, else defaults).
+fn prepare(
+    channel: &NotifyChannel,
+    intent: &Intent,
+    context: &ActionContext,
+) -> Result<Prepared, String> {
+    let facts = message::Facts {
+        channel: &channel.name,
+        context,
+    };
+    let variables = facts.template_context();
+    // Text a rule put together at run time is data, not a template (see rules::templates).
+    let render = |key: &str, text: &str| -> Result<String, String> {
+        let verbatim = intent
+            .params
+            .get("verbatim")
+            .and_then(Value::as_array)
+            .is_some_and(|keys| keys.iter().any(|k| k == key));
+        if verbatim {
+            return Ok(text.to_string());
+        }
+        template::render(text, &variables).map_err(|e| format!("{key}: {e}"))
+    };
+    let given_subject = param(intent, "subject").or(channel.subject.as_deref());
+    let subject = given_subject.map(|s| render("subject", s)).transpose()?;
+    let given = param(intent, "text")
+        .or(channel.text.as_deref())
+        .map(|t| render("text", t))
+        .transpose()?;
+    let text = given.clone().unwrap_or_else(|| facts.default_text());
+    let slack = match channel.kind {
+        NotifyKind::Slack { .. } => facts
+            .slack(given.as_deref(), &text)
+            .to_string()
+            .into_bytes(),
+        _ => Vec::new(),
+    };
+    let subject = match channel.kind {
+        NotifyKind::Email { .. } => Some(subject.unwrap_or_else(|| facts.default_subject())),
+        _ => subject,
+    }
+    // A subject is one line, whoever wrote it: a newline from a template or from a
+    // label in the default would reach the header (lettre encodes it, readers show it).
+    .map(|s| message::one_line(&s));
+    Ok(Prepared {
+        subject,
+        text,
+        slack,
+        via: param(intent, "via").map(str::to_string),
+    })
+}
+
 fn smtp_code(text: &str) -> u16 {
     text.parse().unwrap_or(0)
 }
 
-#[async_trait]
-impl Executor for NotifyExecutor {
-    fn backend(&self) -> Backend {
-        Backend::Notify
-    }
-
-    async fn execute(&self, intent: &Intent, context: &ActionContext) -> Outcome {
-        let Target::Notify { channel: name } = &intent.target else {
-            return Outcome::failed(
-                format!("notify cannot act on {}", intent.target),
-                json!(null),
-            );
-        };
-        let Some(channel) = self.channels.get(name) else {
-            return Outcome::failed(
-                format!("no notification channel named {name:?} in the config"),
-                json!({ "channel": name }),
-            );
-        };
+impl Sender {
+    /// Sends `prepared`, retrying transient failures: the outcome of a message, or of
+    /// a summary (no `intent`).
+    async fn deliver(
+        &self,
+        channel: &NotifyChannel,
+        intent: Option<&Intent>,
+        context: &ActionContext,
+        prepared: &Prepared,
+    ) -> Outcome {
+        let name = &channel.name;
         let kind = channel.kind.type_name();
         let status_key = match channel.kind {
             NotifyKind::Email { .. } => "smtp_status",
             _ => "status",
-        };
-        let prepared = match self.prepare(channel, intent, context) {
-            Ok(p) => p,
-            Err(error) => {
-                return Outcome::failed(
-                    error,
-                    json!({ "channel": name, "type": kind, "attempts": 0 }),
-                )
-            }
         };
         let mut attempts = 0u32;
         loop {
@@ -464,7 +474,7 @@ impl Executor for NotifyExecutor {
                 }
                 d
             };
-            match self.attempt(channel, intent, context, &prepared).await {
+            match self.attempt(channel, intent, context, prepared).await {
                 Attempt::Delivered { status } => return Outcome::ok(detail(status)),
                 Attempt::Permanent { error, status } => {
                     return Outcome::failed(error, detail(status))
@@ -500,6 +510,67 @@ impl Executor for NotifyExecutor {
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl Executor for NotifyExecutor {
+    fn backend(&self) -> Backend {
+        Backend::Notify
+    }
+
+    async fn execute(&self, intent: &Intent, context: &ActionContext) -> Outcome {
+        let Target::Notify { channel: name } = &intent.target else {
+            return Outcome::failed(
+                format!("notify cannot act on {}", intent.target),
+                json!(null),
+            );
+        };
+        let Some(channel) = self.channels.get(name) else {
+            return Outcome::failed(
+                format!("no notification channel named {name:?} in the config"),
+                json!({ "channel": name }),
+            );
+        };
+        let prepared = match prepare(channel, intent, context) {
+            Ok(p) => p,
+            Err(error) => {
+                return Outcome::failed(
+                    error,
+                    json!({ "channel": name, "type": channel.kind.type_name(), "attempts": 0 }),
+                )
+            }
+        };
+        // Rendered first: a message that cannot be rendered fails as it would without
+        // a rate, and one that is held is named in the summary as it would have read.
+        let _turn = match self.paces.get(name) {
+            None => None,
+            Some(pace) => {
+                let line = || {
+                    message::summary_line(
+                        chrono::Utc::now(),
+                        prepared.subject.as_deref(),
+                        &prepared.text,
+                    )
+                };
+                match pace.admit(tokio::time::Instant::now(), line) {
+                    Admit::Send => Some(pace.sending.lock().await),
+                    Admit::Held { first } => {
+                        if first {
+                            tokio::spawn(pace::flush(
+                                pace.clone(),
+                                channel.clone(),
+                                self.sender.clone(),
+                            ));
+                        }
+                        return pace::folded(channel, pace.rate());
+                    }
+                }
+            }
+        };
+        self.sender
+            .deliver(channel, Some(intent), context, &prepared)
+            .await
     }
 }
 

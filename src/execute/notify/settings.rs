@@ -1,7 +1,7 @@
 //! `[notify.NAME]`: the file model of a channel and its validation into a
 //! [`NotifyChannel`], secrets read, every error naming the key at fault.
 
-use crate::model::{duration_setting, read_secret, Secret};
+use crate::model::{duration_setting, read_secret, RateLimit, Secret};
 use crate::template;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,11 @@ pub struct NotifyConfig {
     /// Wait before the first retry, doubled at each retry, with jitter. Default `500ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,
+    /// At most this many messages to the channel in any window, e.g. `"30 per 1m"`:
+    /// messages past it are held and sent as one summary when the rate allows (a
+    /// summary counts as one message). Default: no limit of the channel's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
     /// email: `smtp://HOST:PORT` (plain), `smtps://HOST:PORT` (TLS) or
     /// `smtp://HOST:PORT?tls=starttls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +104,8 @@ pub struct NotifyChannel {
     /// Templates used when a rule gives no subject or text.
     pub subject: Option<String>,
     pub text: Option<String>,
+    /// Messages past it are folded into a summary (`execute::notify::pace`).
+    pub rate: Option<RateLimit>,
     pub kind: NotifyKind,
 }
 
@@ -162,6 +169,11 @@ fn channel(name: &str, c: &NotifyConfig) -> Result<NotifyChannel, String> {
             template::check(t).map_err(|e| format!("{}: {e}", key(k)))?;
         }
     }
+    let rate = c
+        .rate
+        .as_deref()
+        .map(|r| channel_rate(r).map_err(|e| format!("{}: {e}", key("rate"))))
+        .transpose()?;
     let retries = c.retries.unwrap_or(3);
     if retries > 10 {
         return Err(format!("{}: at most 10", key("retries")));
@@ -388,6 +400,24 @@ fn channel(name: &str, c: &NotifyConfig) -> Result<NotifyChannel, String> {
         backoff,
         subject: c.subject.clone(),
         text: c.text.clone(),
+        rate,
         kind,
     })
+}
+
+/// `rate`: the grammar of every rate in salve, counting every message to the channel.
+fn channel_rate(text: &str) -> Result<RateLimit, String> {
+    let rate = RateLimit::parse(text).map_err(|e| e.message)?;
+    // "per target" and "per rule" parse as rates elsewhere; here they would promise a
+    // split the channel does not make.
+    if text.split_whitespace().count() != 3 {
+        return Err(format!(
+            "{text:?}: a channel's rate counts every message to it; write it like \"30 per 1m\""
+        ));
+    }
+    // Nothing could ever be sent, the summary included.
+    if rate.count == 0 {
+        return Err(format!("{text:?}: at least 1 message per window"));
+    }
+    Ok(rate)
 }
