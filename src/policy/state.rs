@@ -167,6 +167,12 @@ impl PolicyState {
         self.settings = settings;
     }
 
+    /// Decides from now on as salve in dry-run would, or live (replay, in the mode each
+    /// recorded request was decided in).
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.settings.dry_run = dry_run;
+    }
+
     /// An event was recorded as received: it is firing (or not), and undecided until
     /// `record_evaluated`.
     pub fn record_received(&mut self, event: &Event) {
@@ -663,7 +669,7 @@ impl PolicyState {
 
         // 6. dry-run
         if settings.dry_run {
-            return suppress(Reason::DryRun, "salve runs with --dry-run".into());
+            return suppress(Reason::DryRun, crate::model::DRY_RUN_BY_SALVE.into());
         }
         if rule.dry_run {
             return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());

@@ -198,6 +198,11 @@ impl Salve {
         self.dir().join("data")
     }
 
+    /// Whether the next `start` runs `salve serve --dry-run`.
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
+    }
+
     pub fn write_rule(&self, name: &str, source: &str) {
         fs::write(self.rules_dir().join(format!("{name}.rhai")), source).expect("write a rule");
     }
