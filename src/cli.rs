@@ -118,6 +118,10 @@ pub struct ReplayArgs {
     /// The outcome of a replayed action the recording did not run: ok or failed.
     #[arg(long, default_value = "ok")]
     pub assume: String,
+    /// What would live have done: decide live where salve ran in dry-run when it
+    /// recorded (by default each request is decided in the mode it was recorded in).
+    #[arg(long)]
+    pub dry_run: bool,
     /// One JSON document.
     #[arg(long)]
     pub json: bool,
@@ -530,41 +534,17 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let trail = open_trail(args.data_dir, Some(&runtime.config))?;
     let since = since_or_a_day(args.since);
     let until = args.until.unwrap_or_else(Utc::now);
-    let replay = crate::replay::replay(&trail.reader, &runtime, since, until, assume)
+    let mode = if args.dry_run {
+        crate::replay::Mode::Live
+    } else {
+        crate::replay::Mode::AsRecorded
+    };
+    let replay = crate::replay::replay(&trail.reader, &runtime, since, until, assume, mode)
         .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&replay)?);
     } else {
-        if let Some(oldest) = replay.oldest_record {
-            println!(
-                "note: the trail begins at {}, after --since; replaying from there",
-                oldest.to_rfc3339()
-            );
-        }
-        let show = |v: &Option<crate::replay::Verdicts>| match v {
-            None => "-".to_string(),
-            Some(v) => match &v.reason {
-                Some(reason) => format!("{} ({reason})", v.decision),
-                None => v.decision.clone(),
-            },
-        };
-        for d in &replay.differences {
-            println!(
-                "{:<8} {} rule={} {} {}: recorded {}, replayed {}",
-                d.kind,
-                d.fingerprint,
-                d.rule,
-                d.action,
-                d.target,
-                show(&d.recorded),
-                show(&d.replayed)
-            );
-        }
-        let s = &replay.summary;
-        println!(
-            "{} events replayed: {} added, {} removed, {} changed; {} rule errors; {} outcomes assumed",
-            replay.window.events, s.added, s.removed, s.changed, s.rule_errors, s.assumed_outcomes
-        );
+        print!("{}", replay.text());
     }
     Ok(if replay.differences.is_empty() {
         ExitCode::SUCCESS

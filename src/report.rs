@@ -2,10 +2,10 @@
 //! the data dir) and how remediation did per target (from the audit trail), over a
 //! window: the figures seeds 003 and 004 name.
 
-use crate::audit::{Entry, TrailReader};
+use crate::audit::{AuditRecord, Entry, TrailReader};
 use crate::event::{Fingerprint, Status};
 use crate::ingest::probe::{ProbeFigures, ProbeHistory};
-use crate::model::{Action, Verdict};
+use crate::model::{Action, Decision, Reason, Verdict};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,7 +24,8 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetFigures {
     pub target: String,
-    /// Episodes of alerts (fingerprint and start) salve acted on with this target.
+    /// Episodes of alerts (fingerprint and start) in which salve acted on this target,
+    /// or meant to and had run out (its limit or breaker refused the action).
     pub episodes: usize,
     /// Actions executed on it (notifications are not actions on a target).
     pub actions: usize,
@@ -35,20 +36,137 @@ pub struct TargetFigures {
     pub mttr_seconds: Option<f64>,
     /// Mean time between the starts of its episodes (two or more).
     pub mtbf_seconds: Option<f64>,
-    /// Episodes in which an action failed and a person was then told.
+    /// Episodes in which the rule that acted told a person itself after its action
+    /// failed or ran out: the ladder's top. `[[on_outcome]]` notices are not counted.
     pub escalations: usize,
     pub escalation_rate: f64,
 }
 
 #[derive(Default)]
 struct Episode {
+    /// Targets an action was executed on.
     acted_on: BTreeSet<String>,
-    failed: bool,
+    /// Targets an action on was refused for having run out.
+    ran_out_on: BTreeSet<String>,
+    /// Rules whose action failed or ran out in this episode: a message of theirs that
+    /// comes after is an escalation.
+    exhausted: BTreeSet<String>,
     escalated: bool,
     resolved_at: Option<DateTime<Utc>>,
 }
 
 type EpisodeKey = (Fingerprint, DateTime<Utc>);
+
+/// The remediation half of the report, counted from the trail's records in order.
+#[derive(Default)]
+struct Tally {
+    episodes: HashMap<EpisodeKey, Episode>,
+    actions: BTreeMap<String, usize>,
+    /// Executed actions, by decision id, for their outcomes.
+    acting: HashMap<String, (EpisodeKey, String)>,
+}
+
+/// Suppressed because salve had spent what it may do, not because of when or what:
+/// the point where a ladder goes to a person.
+fn ran_out(d: &Decision) -> bool {
+    matches!(d.reason, Some(Reason::RateLimit | Reason::CircuitOpen))
+}
+
+impl Tally {
+    fn read(&mut self, record: AuditRecord) {
+        match record.entry {
+            // Made in dry-run, a decision did not happen: it neither acts nor runs out.
+            Entry::Decision(d) if d.dry_run => {}
+            // Only the rule that acted can escalate: `[[on_outcome]]` notices (and
+            // quarantine notices) are decided by built-in rules that never act.
+            Entry::Decision(d) if d.action == Action::Notify && d.executes() => {
+                if let Some(episode) = self.episodes.get_mut(&(d.fingerprint, d.starts_at)) {
+                    episode.escalated |= episode.exhausted.contains(&d.rule);
+                }
+            }
+            // A message that did not go out, or was refused, tells no one.
+            Entry::Decision(d) if d.action == Action::Notify => {}
+            Entry::Decision(d) if d.decision == Verdict::Execute => {
+                let key = (d.fingerprint.clone(), d.starts_at);
+                let target = d.target.to_string();
+                self.episodes
+                    .entry(key.clone())
+                    .or_default()
+                    .acted_on
+                    .insert(target.clone());
+                *self.actions.entry(target).or_default() += 1;
+                self.acting.insert(d.id, (key, d.rule));
+            }
+            Entry::Decision(d) if ran_out(&d) => {
+                let episode = self
+                    .episodes
+                    .entry((d.fingerprint.clone(), d.starts_at))
+                    .or_default();
+                episode.ran_out_on.insert(d.target.to_string());
+                episode.exhausted.insert(d.rule);
+            }
+            Entry::Outcome(o) if o.outcome.is_failure() => {
+                if let Some((key, rule)) = self.acting.get(&o.decision_id) {
+                    if let Some(episode) = self.episodes.get_mut(key) {
+                        episode.exhausted.insert(rule.clone());
+                    }
+                }
+            }
+            Entry::Received { event, .. } if event.status == Status::Resolved => {
+                let key = (event.fingerprint.clone(), event.starts_at);
+                if let Some(episode) = self.episodes.get_mut(&key) {
+                    episode
+                        .resolved_at
+                        .get_or_insert(event.ends_at.unwrap_or(record.at));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn targets(self) -> Vec<TargetFigures> {
+        let mut by_target: BTreeMap<&str, Vec<(&EpisodeKey, &Episode)>> = BTreeMap::new();
+        for (key, episode) in &self.episodes {
+            for target in episode.acted_on.union(&episode.ran_out_on) {
+                by_target.entry(target).or_default().push((key, episode));
+            }
+        }
+        by_target
+            .into_iter()
+            .map(|(target, mut mine)| {
+                mine.sort_by_key(|(key, _)| key.1);
+                let n = mine.len();
+                // Recovered after salve acted: an episode it only ran out in recovered
+                // without it, or with the person it told.
+                let repairs: Vec<f64> = mine
+                    .iter()
+                    .filter(|(_, e)| e.acted_on.contains(target))
+                    .filter_map(|((_, starts), e)| {
+                        e.resolved_at
+                            .map(|end| (end - *starts).num_milliseconds() as f64 / 1000.0)
+                    })
+                    .collect();
+                let escalations = mine.iter().filter(|(_, e)| e.escalated).count();
+                let mtbf_seconds = (n >= 2).then(|| {
+                    let (first, last) = (mine[0].0 .1, mine[n - 1].0 .1);
+                    (last - first).num_milliseconds() as f64 / 1000.0 / (n - 1) as f64
+                });
+                TargetFigures {
+                    actions: self.actions.get(target).copied().unwrap_or(0),
+                    target: target.to_string(),
+                    episodes: n,
+                    recovered: repairs.len(),
+                    recovery_rate: repairs.len() as f64 / n as f64,
+                    mttr_seconds: (!repairs.is_empty())
+                        .then(|| repairs.iter().sum::<f64>() / repairs.len() as f64),
+                    mtbf_seconds,
+                    escalations,
+                    escalation_rate: escalations as f64 / n as f64,
+                }
+            })
+            .collect()
+    }
+}
 
 /// The report over `since..until` of the data dir `dir`.
 /// `probes`: the data dir, which keeps the probes' history.
@@ -59,92 +177,17 @@ pub fn report(
     until: DateTime<Utc>,
 ) -> Result<Report, String> {
     let probes = ProbeHistory::load(probes)?.figures(since);
-    let mut episodes: HashMap<EpisodeKey, Episode> = HashMap::new();
-    let mut actions: BTreeMap<String, usize> = BTreeMap::new();
-    let mut acting: HashMap<String, EpisodeKey> = HashMap::new();
-    trail
-        .read_since(Some(since), |record| {
-            if record.at < since || record.at > until {
-                return;
-            }
-            match record.entry {
-                Entry::Decision(d) if d.decision == Verdict::Execute => {
-                    let key = (d.fingerprint.clone(), d.starts_at);
-                    let episode = episodes.entry(key.clone()).or_default();
-                    if d.action == Action::Notify {
-                        episode.escalated |= episode.failed;
-                    } else {
-                        let target = d.target.to_string();
-                        episode.acted_on.insert(target.clone());
-                        *actions.entry(target).or_default() += 1;
-                        acting.insert(d.id, key);
-                    }
-                }
-                Entry::Outcome(o) if o.outcome.is_failure() => {
-                    if let Some(episode) =
-                        acting.get(&o.decision_id).and_then(|k| episodes.get_mut(k))
-                    {
-                        episode.failed = true;
-                    }
-                }
-                Entry::Received { event, .. } if event.status == Status::Resolved => {
-                    let key = (event.fingerprint.clone(), event.starts_at);
-                    if let Some(episode) = episodes.get_mut(&key) {
-                        episode
-                            .resolved_at
-                            .get_or_insert(event.ends_at.unwrap_or(record.at));
-                    }
-                }
-                _ => {}
-            }
-        })
-        .map_err(|e| e.to_string())?;
-
-    let mut by_target: BTreeMap<String, Vec<(&EpisodeKey, &Episode)>> = BTreeMap::new();
-    for (key, episode) in &episodes {
-        for target in &episode.acted_on {
-            by_target
-                .entry(target.clone())
-                .or_default()
-                .push((key, episode));
+    let mut tally = Tally::default();
+    trail.read_since(Some(since), |record| {
+        if record.at >= since && record.at <= until {
+            tally.read(record);
         }
-    }
-    let targets = by_target
-        .into_iter()
-        .map(|(target, mut mine)| {
-            mine.sort_by_key(|(key, _)| key.1);
-            let n = mine.len();
-            let repairs: Vec<f64> = mine
-                .iter()
-                .filter_map(|((_, starts), e)| {
-                    e.resolved_at
-                        .map(|end| (end - *starts).num_milliseconds() as f64 / 1000.0)
-                })
-                .collect();
-            let escalations = mine.iter().filter(|(_, e)| e.escalated).count();
-            let mtbf_seconds = (n >= 2).then(|| {
-                let (first, last) = (mine[0].0 .1, mine[n - 1].0 .1);
-                (last - first).num_milliseconds() as f64 / 1000.0 / (n - 1) as f64
-            });
-            TargetFigures {
-                actions: actions.get(&target).copied().unwrap_or(0),
-                target,
-                episodes: n,
-                recovered: repairs.len(),
-                recovery_rate: repairs.len() as f64 / n as f64,
-                mttr_seconds: (!repairs.is_empty())
-                    .then(|| repairs.iter().sum::<f64>() / repairs.len() as f64),
-                mtbf_seconds,
-                escalations,
-                escalation_rate: escalations as f64 / n as f64,
-            }
-        })
-        .collect();
+    })?;
     Ok(Report {
         since,
         until,
         probes,
-        targets,
+        targets: tally.targets(),
     })
 }
 
@@ -207,5 +250,110 @@ impl Report {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decision(id: &str, episode: &str, rule: &str, target: &str, verdict: &str) -> AuditRecord {
+        let (action, reason) = match verdict.split_once(' ') {
+            Some((verdict, reason)) => (verdict, Some(reason)),
+            None => (verdict, None),
+        };
+        let kind = if target.starts_with("notify:") {
+            "notify"
+        } else {
+            "exec"
+        };
+        let mut line = json!({
+            "at": "2026-12-01T10:00:00Z", "kind": "decision", "id": id, "event_id": id,
+            "fingerprint": episode, "starts_at": "2026-12-01T09:00:00Z", "status": "firing",
+            "rule": rule, "action": kind, "target": target, "decision": action,
+        });
+        if let Some(reason) = reason {
+            line["reason"] = reason.into();
+        }
+        AuditRecord::from_line(line.to_string().as_bytes()).expect("a decision")
+    }
+
+    fn failed(id: &str) -> AuditRecord {
+        let line = json!({
+            "at": "2026-12-01T10:00:01Z", "kind": "outcome", "decision_id": id,
+            "event_id": id, "rule": "r", "action": "exec", "target": "exec:x",
+            "outcome": "failed", "error": "exit 1",
+        });
+        AuditRecord::from_line(line.to_string().as_bytes()).expect("an outcome")
+    }
+
+    /// Target, episodes, actions, recovered, escalations.
+    fn figures(records: Vec<AuditRecord>) -> Vec<(String, usize, usize, usize, usize)> {
+        let mut tally = Tally::default();
+        for record in records {
+            tally.read(record);
+        }
+        tally
+            .targets()
+            .into_iter()
+            .map(|t| (t.target, t.episodes, t.actions, t.recovered, t.escalations))
+            .collect()
+    }
+
+    #[test]
+    fn an_outcome_notice_is_no_escalation_and_the_rules_own_message_after_a_failure_is() {
+        let told_by_on_outcome = vec![
+            decision("a", "e1", "r", "exec:x", "execute"),
+            failed("a"),
+            decision("n1", "e1", "on_outcome/ops", "notify:ops", "execute"),
+        ];
+        assert_eq!(figures(told_by_on_outcome), [("exec:x".into(), 1, 1, 0, 0)]);
+
+        let paged_by_the_rule = vec![
+            // Its message before the failure is the step's own note, not an escalation.
+            decision("a", "e1", "r", "exec:x", "execute"),
+            decision("n0", "e1", "r", "notify:ops", "execute"),
+            failed("a"),
+            decision("n1", "e1", "on_outcome/ops", "notify:ops", "execute"),
+            decision("n2", "e1", "other", "notify:oncall", "execute"),
+            decision("n3", "e1", "r", "notify:oncall", "suppress rate_limit"),
+        ];
+        assert_eq!(figures(paged_by_the_rule), [("exec:x".into(), 1, 1, 0, 0)]);
+
+        let escalated = vec![
+            decision("a", "e1", "r", "exec:x", "execute"),
+            failed("a"),
+            decision("n1", "e1", "r", "notify:oncall", "execute"),
+        ];
+        assert_eq!(figures(escalated), [("exec:x".into(), 1, 1, 0, 1)]);
+    }
+
+    #[test]
+    fn an_action_refused_for_running_out_counts_the_episode_and_a_message_after_it_escalates() {
+        let records = vec![
+            decision("a", "e1", "r", "exec:x", "execute"),
+            decision("b", "e2", "r", "exec:x", "suppress rate_limit"),
+            decision("n", "e2", "r", "notify:oncall", "execute"),
+            decision("c", "e3", "r", "exec:x", "suppress circuit_open"),
+            // Not running out: another time, or nothing to act on.
+            decision("d", "e4", "r", "exec:x", "suppress cooldown"),
+            decision("m", "e4", "r", "notify:oncall", "execute"),
+        ];
+        assert_eq!(figures(records), [("exec:x".into(), 3, 1, 0, 1)]);
+    }
+
+    #[test]
+    fn what_dry_run_decided_did_not_happen() {
+        let mut refused = decision("b", "e2", "r", "exec:x", "suppress rate_limit");
+        if let Entry::Decision(d) = &mut refused.entry {
+            d.dry_run = true;
+        }
+        let records = vec![
+            refused,
+            decision("n", "e2", "r", "notify:oncall", "execute"),
+            decision("c", "e3", "r", "exec:x", "suppress dry_run"),
+        ];
+        assert_eq!(figures(records), []);
     }
 }

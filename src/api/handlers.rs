@@ -294,6 +294,9 @@ pub(super) struct ReplayRequest {
     until: Option<DateTime<Utc>>,
     /// `ok` (default) or `failed`.
     assume: Option<String>,
+    /// `true`: what would live have done, as `salve replay --dry-run`.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// `salve replay` over HTTP, with the rules and config as they are loaded.
@@ -318,10 +321,15 @@ pub(super) async fn replay(
         other => return Err(bad(format!("assume: {other:?}: use ok or failed"))),
     };
     let until = request.until.unwrap_or(now);
+    let mode = if request.dry_run {
+        crate::replay::Mode::Live
+    } else {
+        crate::replay::Mode::AsRecorded
+    };
     let runtime = engine.runtime();
     let trail = engine.trail_reader();
     let replay = tokio::task::spawn_blocking(move || {
-        crate::replay::replay(&trail, &runtime, since, until, assume)
+        crate::replay::replay(&trail, &runtime, since, until, assume, mode)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

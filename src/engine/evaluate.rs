@@ -180,6 +180,47 @@ pub fn evaluate_round(
     metrics: Option<&Metrics>,
     quarantining: Option<Quarantining>,
 ) -> Evaluation {
+    round(
+        runtime,
+        state,
+        notifications,
+        now,
+        metrics,
+        quarantining,
+        None,
+    )
+}
+
+/// `evaluate_round` for replay: each notification decided in the mode given for it
+/// (dry-run or live), the one salve was in when it was recorded, whatever the state's
+/// settings say.
+pub fn replay_round(
+    runtime: &Runtime,
+    state: &Arc<RwLock<PolicyState>>,
+    notifications: &[impl AsRef<[Event]>],
+    now: DateTime<Utc>,
+    dry_run: &[bool],
+) -> Evaluation {
+    round(
+        runtime,
+        state,
+        notifications,
+        now,
+        None,
+        None,
+        Some(dry_run),
+    )
+}
+
+fn round(
+    runtime: &Runtime,
+    state: &Arc<RwLock<PolicyState>>,
+    notifications: &[impl AsRef<[Event]>],
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+    quarantining: Option<Quarantining>,
+    dry_run: Option<&[bool]>,
+) -> Evaluation {
     use rayon::prelude::*;
     let mut out = Evaluation::default();
     let round_as_of = {
@@ -244,7 +285,7 @@ pub fn evaluate_round(
     }
     let mut plans = plans.into_iter().peekable();
     let mut first = 0;
-    for notification in notifications {
+    for (n, notification) in notifications.iter().enumerate() {
         let range = first..first + notification.as_ref().len();
         first = range.end;
         let mut mine: Vec<Planned> = Vec::new();
@@ -259,7 +300,8 @@ pub fn evaluate_round(
                 *planned = round.plan(script_event, planned.event, planned.rule, as_of);
             }
         }
-        decide_notification(&round, &events, range, mine, &mut out);
+        let mode = dry_run.and_then(|modes| modes.get(n).copied());
+        decide_notification(&round, &events, range, mine, mode, &mut out);
     }
     let mut st = state.write();
     st.maybe_prune(now);
@@ -273,11 +315,15 @@ fn decide_notification(
     events: &[&Event],
     range: std::ops::Range<usize>,
     plans: Vec<Planned>,
+    dry_run: Option<bool>,
     out: &mut Evaluation,
 ) {
     let (now, metrics) = (round.now, round.metrics);
     let mut batch = BatchScope::default();
     let mut st = round.state.write();
+    if let Some(dry_run) = dry_run {
+        st.set_dry_run(dry_run);
+    }
     let mut plans = plans.into_iter().peekable();
     for index in range {
         let event = events[index];

@@ -20,7 +20,7 @@ mod trail;
 #[doc(hidden)]
 pub use checkpoint::{checkpoint_bytes, frame_checkpoint_body, restore_checkpoint};
 pub use checkpoint::{replay, CHECKPOINT_FILE};
-pub use evaluate::{evaluate_events, evaluate_round, plan, rule_terms, Evaluation};
+pub use evaluate::{evaluate_events, evaluate_round, plan, replay_round, rule_terms, Evaluation};
 pub use health::Task;
 pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;

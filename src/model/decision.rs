@@ -83,7 +83,7 @@ pub struct Decision {
     pub detail: String,
     /// Decided in dry-run (salve's `--dry-run`, `[policy] dry_run`, or the rule's
     /// `DRY_RUN`), whatever the verdict: it spends nothing live mode counts, and replay
-    /// compares it with decisions made in the same mode.
+    /// decides it again in the mode salve was in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     /// A hold that ends (cooldown, window, limit, breaker, delay): when it does, the
@@ -92,8 +92,18 @@ pub struct Decision {
     pub reconsider_at: Option<DateTime<Utc>>,
 }
 
+/// The `detail` of a decision suppressed because salve itself runs in dry-run (rather
+/// than the rule): replay reads from it which mode salve was in when it decided.
+pub const DRY_RUN_BY_SALVE: &str = "salve runs with --dry-run";
+
 impl Decision {
     pub fn executes(&self) -> bool {
         self.decision == Verdict::Execute
+    }
+
+    /// Made in dry-run: as the decision says, or, from a salve that did not say, when
+    /// it was suppressed for dry-run.
+    pub fn made_in_dry_run(&self) -> bool {
+        self.dry_run || self.reason == Some(Reason::DryRun)
     }
 }

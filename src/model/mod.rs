@@ -14,7 +14,7 @@ pub mod rate;
 mod secret;
 
 pub use command::named_command;
-pub use decision::{Decision, Reason, Verdict};
+pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
 pub use error::error_chain;
 pub use history::History;
 pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};

@@ -179,6 +179,12 @@ impl PolicyState {
         self.settings = settings;
     }
 
+    /// Decides from now on as salve in dry-run would, or live (replay, in the mode each
+    /// recorded request was decided in).
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.settings.dry_run = dry_run;
+    }
+
     /// An event was recorded as received: it is firing (or not), and undecided until
     /// `record_evaluated`.
     pub fn record_received(&mut self, event: &Event) {
@@ -251,7 +257,7 @@ impl PolicyState {
             d.status,
             Intent::identity_key_of(d.action, &d.target, &d.params),
             // Written before decisions said their mode: a dry-run verdict says it.
-            d.dry_run || d.reason == Some(Reason::DryRun),
+            d.made_in_dry_run(),
         );
         self.apply_decision(d, at, key);
     }

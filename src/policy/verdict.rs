@@ -207,7 +207,7 @@ impl PolicyState {
 
         // 7. dry-run
         if settings.dry_run {
-            return suppress(Reason::DryRun, "salve runs with --dry-run".into());
+            return suppress(Reason::DryRun, crate::model::DRY_RUN_BY_SALVE.into());
         }
         if rule.dry_run {
             return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());

@@ -8,12 +8,16 @@
 //! The window begins at the first record of its time. What an event received before it
 //! had decided for it inside the window, and the outcomes of actions decided before it,
 //! are history: folded into the state as recorded, not compared.
+//!
+//! Each request is decided in the mode salve was in when it was recorded (dry-run or
+//! live, as its decisions tell), so a window recorded partly under `--dry-run` is
+//! compared like with like; `Mode::Live` decides them all live instead.
 
 mod window;
 
 use crate::audit::{AuditRecord, TrailReader};
 use crate::engine::{Runtime, ON_OUTCOME_RULE};
-use crate::model::{Action, Decision, Target, Verdict};
+use crate::model::{Action, Decision, Reason, Target, Verdict, DRY_RUN_BY_SALVE};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -26,6 +30,10 @@ pub struct Verdicts {
     pub decision: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Made in dry-run (salve's or the rule's); shown, not compared: under
+    /// `Mode::Live` a decision recorded in dry-run meets a live one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,6 +66,8 @@ pub struct Summary {
     pub suppressed: BTreeMap<String, usize>,
     pub rule_errors: usize,
     pub assumed_outcomes: usize,
+    /// Replayed decisions made in dry-run (salve's, as recorded, or the rule's own).
+    pub decided_in_dry_run: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +78,104 @@ pub struct Replay {
     /// When the window reaches past the oldest record retention kept: where it began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_record: Option<DateTime<Utc>>,
+}
+
+/// Which mode each request of the window is decided in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The one salve was in when it decided the request: dry-run or live.
+    AsRecorded,
+    /// Live, whatever salve was in (`salve replay --dry-run`: what would live have
+    /// done where salve ran in dry-run?). The rules' own `DRY_RUN` still hold.
+    Live,
+}
+
+/// What recorded decisions tell of the mode salve itself was in when it made them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Told {
+    Live,
+    DryRun,
+    /// All were made in dry-run, none says whether salve's or their rules': decided
+    /// in dry-run again, but no evidence for the requests after it.
+    Unsure,
+    Nothing,
+}
+
+/// The mode salve was in when it made `recorded`, decisions made by one salve at one
+/// instant. A decision suppressed for dry-run says whose it was (salve's mode is asked
+/// before the rule's); one made live shows salve was live.
+pub(super) fn told<'a>(recorded: impl IntoIterator<Item = &'a Decision>) -> Told {
+    let mut told = Told::Nothing;
+    for d in recorded {
+        if d.reason == Some(Reason::DryRun) {
+            return if d.detail == DRY_RUN_BY_SALVE {
+                Told::DryRun
+            } else {
+                Told::Live
+            };
+        }
+        told = match (told, d.made_in_dry_run()) {
+            (_, false) | (Told::Live, _) => Told::Live,
+            _ => Told::Unsure,
+        };
+    }
+    told
+}
+
+impl Replay {
+    /// The replay as text for people: each difference on a line, then the summary.
+    /// A decision made in dry-run says so, so the mode of each side is visible.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if let Some(oldest) = self.oldest_record {
+            let _ = writeln!(
+                out,
+                "note: the trail begins at {}, after --since; replaying from there",
+                oldest.to_rfc3339()
+            );
+        }
+        let show = |v: &Option<Verdicts>| match v {
+            None => "-".to_string(),
+            Some(v) => {
+                let verdict = match &v.reason {
+                    Some(reason) => format!("{} ({reason})", v.decision),
+                    None => v.decision.clone(),
+                };
+                if v.dry_run {
+                    format!("{verdict} in dry-run")
+                } else {
+                    verdict
+                }
+            }
+        };
+        for d in &self.differences {
+            let _ = writeln!(
+                out,
+                "{:<8} {} rule={} {} {}: recorded {}, replayed {}",
+                d.kind,
+                d.fingerprint,
+                d.rule,
+                d.action,
+                d.target,
+                show(&d.recorded),
+                show(&d.replayed)
+            );
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "{} events replayed: {} added, {} removed, {} changed; {} rule errors; {} outcomes assumed; {} decided in dry-run",
+            self.window.events,
+            s.added,
+            s.removed,
+            s.changed,
+            s.rule_errors,
+            s.assumed_outcomes,
+            s.decided_in_dry_run
+        );
+        out
+    }
 }
 
 /// What outcome a replayed action that the recording did not run is given.
@@ -108,6 +216,7 @@ fn verdicts(d: &Decision) -> Verdicts {
             Verdict::Suppress => "suppress".into(),
         },
         reason: d.reason.map(|r| r.as_str().to_string()),
+        dry_run: d.made_in_dry_run(),
     }
 }
 
@@ -127,6 +236,7 @@ pub fn replay(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     assume: Assume,
+    mode: Mode,
 ) -> Result<Replay, String> {
     let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<AuditRecord>>(2);
     std::thread::scope(|scope| {
@@ -145,7 +255,7 @@ pub fn replay(
             }
             read
         });
-        let mut replayer = Replayer::new(runtime, since, until, assume);
+        let mut replayer = Replayer::new(runtime, since, until, assume, mode);
         for batch in batches {
             for record in batch {
                 replayer.read(record);
@@ -166,7 +276,11 @@ pub(super) fn difference(
     replayed: Option<&Decision>,
 ) -> Option<Difference> {
     let (r, p) = (recorded.map(verdicts), replayed.map(verdicts));
-    if r == p {
+    let same = match (&r, &p) {
+        (Some(r), Some(p)) => (&r.decision, &r.reason) == (&p.decision, &p.reason),
+        (r, p) => r.is_none() && p.is_none(),
+    };
+    if same {
         return None;
     }
     let executes = |d: Option<&Decision>| d.is_some_and(Decision::executes);

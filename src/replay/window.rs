@@ -1,9 +1,11 @@
 //! The window as it is read: requests wait for their place, steps are taken in it, and
 //! each round's decisions are compared with the recorded ones for the same events.
 
-use super::{difference, Assume, Difference, Key, Keyer, Replay, Summary, Window};
+use super::{
+    difference, told, Assume, Difference, Key, Keyer, Mode, Replay, Summary, Told, Window,
+};
 use crate::audit::{AuditRecord, Entry, OutcomeRecord};
-use crate::engine::{evaluate_round, fold, Runtime};
+use crate::engine::{fold, replay_round, Runtime};
 use crate::event::Event;
 use crate::model::{Decision, Outcome, OutcomeStatus};
 use crate::policy::PolicyState;
@@ -103,6 +105,10 @@ pub(super) struct Replayer<'r> {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     assume: Assume,
+    mode: Mode,
+    /// Whether salve ran in dry-run, as the last request that showed it says: the mode
+    /// of a request with nothing recorded to tell.
+    dry_run_then: bool,
     state: Arc<RwLock<PolicyState>>,
     oldest: Option<DateTime<Utc>>,
     /// The window begins at the first record of its time; what comes before is folded.
@@ -122,6 +128,8 @@ pub(super) struct Replayer<'r> {
     outcomes: FxHashMap<String, (OutcomeStatus, DateTime<Utc>)>,
     steps: BinaryHeap<Reverse<Step>>,
     round: Vec<(Vec<Event>, Vec<Numbered>)>,
+    /// The mode each request of the round is decided in.
+    round_modes: Vec<bool>,
     round_now: Option<DateTime<Utc>>,
     pending: Vec<Pending>,
     recorded_read: usize,
@@ -144,12 +152,15 @@ impl<'r> Replayer<'r> {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         assume: Assume,
+        mode: Mode,
     ) -> Replayer<'r> {
         Replayer {
             runtime,
             since,
             until,
             assume,
+            mode,
+            dry_run_then: false,
             state: Arc::new(RwLock::new(PolicyState::new(runtime.config.policy.clone()))),
             oldest: None,
             in_window: false,
@@ -162,6 +173,7 @@ impl<'r> Replayer<'r> {
             outcomes: FxHashMap::default(),
             steps: BinaryHeap::new(),
             round: Vec::new(),
+            round_modes: Vec::new(),
             round_now: None,
             pending: Vec::new(),
             recorded_read: 0,
@@ -207,6 +219,9 @@ impl<'r> Replayer<'r> {
         }
         if !self.in_window {
             if record.at < self.since {
+                if let Entry::Decision(d) = &record.entry {
+                    self.learn_mode(told([d]));
+                }
                 fold(&mut self.state.write(), &record);
                 return;
             }
@@ -427,6 +442,12 @@ impl<'r> Replayer<'r> {
             request.received.clone()
         };
         let recorded = std::mem::take(&mut request.recorded);
+        let dry_run = match (self.mode, told(recorded.iter().map(|(_, d)| d))) {
+            (Mode::Live, _) => false,
+            // Whoever's dry-run it was, these decisions are compared like with like.
+            (Mode::AsRecorded, Told::Unsure) => true,
+            (Mode::AsRecorded, told) => self.learn_mode(told),
+        };
         let notification: Vec<Event> = received
             .into_iter()
             .filter_map(|r| match r.entry {
@@ -440,6 +461,17 @@ impl<'r> Replayer<'r> {
         self.events_replayed += notification.len();
         self.round_now = Some(now);
         self.round.push((notification, recorded));
+        self.round_modes.push(dry_run);
+    }
+
+    /// Keeps what `told` shows of salve's mode; returns the mode as now known.
+    fn learn_mode(&mut self, told: Told) -> bool {
+        match told {
+            Told::Live => self.dry_run_then = false,
+            Told::DryRun => self.dry_run_then = true,
+            Told::Unsure | Told::Nothing => {}
+        }
+        self.dry_run_then
     }
 
     fn drop_decided(&mut self) {
@@ -461,7 +493,8 @@ impl<'r> Replayer<'r> {
         };
         let (notifications, recorded): (Vec<Vec<Event>>, Vec<Vec<Numbered>>) =
             std::mem::take(&mut self.round).into_iter().unzip();
-        let evaluation = evaluate_round(self.runtime, &self.state, &notifications, now, None, None);
+        let modes = std::mem::take(&mut self.round_modes);
+        let evaluation = replay_round(self.runtime, &self.state, &notifications, now, &modes);
         {
             let mut st = self.state.write();
             for record in &evaluation.records {
@@ -487,6 +520,7 @@ impl<'r> Replayer<'r> {
             };
             let replayed = self.replayed;
             self.replayed += 1;
+            self.summary.decided_in_dry_run += usize::from(d.dry_run);
             if let Some(reason) = d.reason {
                 *self
                     .summary

@@ -298,6 +298,20 @@ fn a_probe_still_failing_after_a_restart_goes_on_with_the_same_episode() {
     assert_eq!(decisions, ["execute null", "suppress dedup"]);
 }
 
+/// Runs the command the alert names; when the alert is still there after that (a resend,
+/// or its next episode), pages on-call as well.
+const FIX_THEN_PAGE: &str = r#"
+const MATCH = `alertname="Down", fix=~".+"`;
+fn plan(event) {
+    if event.status != "firing" { return []; }
+    let fix = event.labels.fix;
+    if recent(`exec:${fix}`, "exec", "1d") > 0 {
+        return [exec(fix), notify("oncall", `${fix} did not help`)];
+    }
+    [exec(fix)]
+}
+"#;
+
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -314,7 +328,13 @@ argv = ["true"]
 [exec.broken]
 argv = ["false"]
 
+[exec.stuck]
+argv = ["false"]
+
 [notify.ops]
+type = "log"
+
+[notify.oncall]
 type = "log"
 
 [[on_outcome]]
@@ -336,13 +356,13 @@ failure_threshold = 100
 "#,
             down_port = closed_port()
         ))
-        .rule(
-            "fix",
-            "const MATCH = `alertname=\"Down\", fix=~\".+\"`;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [exec(event.labels.fix)]\n}\n",
-        )
+        .rule("fix", FIX_THEN_PAGE)
         .start();
-    // Three episodes at times the test sets: two on exec:fix an hour apart, repaired in
-    // 120 s and 60 s; one on exec:broken, whose failure tells ops.
+    // Four episodes at times the test sets: two on exec:fix an hour apart, repaired in
+    // 120 s and 60 s (the second pages on-call, with nothing failed: no escalation);
+    // one on exec:broken, whose failure only `[[on_outcome]]` tells ops (no escalation);
+    // one on exec:stuck, whose failure the rule answers itself with a page when the
+    // alert comes again (an escalation).
     let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
     let event = |svc: &str, fix: &str, starts: chrono::DateTime<chrono::Utc>, ends: Option<i64>| {
         let mut e = serde_json::json!({
@@ -357,12 +377,16 @@ failure_threshold = 100
     };
     let t1 = t0 + chrono::Duration::hours(1);
     let t2 = t0 + chrono::Duration::hours(2);
+    let t3 = t2 + chrono::Duration::minutes(30);
     for batch in [
         vec![event("a", "fix", t0, None)],
         vec![event("a", "fix", t0, Some(120))],
         vec![event("b", "fix", t1, None)],
         vec![event("b", "fix", t1, Some(60))],
         vec![event("c", "broken", t2, None)],
+        vec![event("d", "stuck", t3, None)],
+        // Alertmanager sending the group again: the same episode, after the failure.
+        vec![event("d", "stuck", t3, None)],
     ] {
         let reply = salve.post_json("/api/v1/events", &Value::Array(batch));
         assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -370,11 +394,13 @@ failure_threshold = 100
             crate::support::settled(r, of_kind(r, "received").len())
         });
     }
-    salve.wait_for_audit("ops to be told of the failure", |r| {
+    salve.wait_for_audit("ops to be told of both failures", |r| {
         of_kind(r, "decision")
             .iter()
-            .any(|d| d["target"] == "notify:ops")
-            && of_kind(r, "outcome").len() == 4
+            .filter(|d| d["rule"] == "on_outcome/ops" && d["decision"] == "execute")
+            .count()
+            == 2
+            && crate::support::settled(r, 7)
     });
     std::thread::sleep(Duration::from_secs(3));
     let over_http = salve.get("/api/v1/report?since=6h");
@@ -412,8 +438,18 @@ failure_threshold = 100
         serde_json::json!({
             "target": "exec:broken", "episodes": 1, "actions": 1, "recovered": 0,
             "recovery_rate": 0.0, "mttr_seconds": null, "mtbf_seconds": null,
+            "escalations": 0, "escalation_rate": 0.0,
+        }),
+        "ops told by [[on_outcome]] is not an escalation"
+    );
+    assert_eq!(
+        target("exec:stuck"),
+        serde_json::json!({
+            "target": "exec:stuck", "episodes": 1, "actions": 1, "recovered": 0,
+            "recovery_rate": 0.0, "mttr_seconds": null, "mtbf_seconds": null,
             "escalations": 1, "escalation_rate": 1.0,
-        })
+        }),
+        "the rule's own page after the failure is"
     );
     assert_eq!(
         over_http.body["targets"], report["targets"],
@@ -445,7 +481,60 @@ failure_threshold = 100
         text.contains("exec:fix: 2 episodes, 2 actions, recovered 2 (100%), MTTR 90s, MTBF 3600s, escalated 0 (0%)"),
         "{text}"
     );
+    assert!(
+        text.contains("exec:broken: 1 episodes, 1 actions, recovered 0 (0%), MTTR -, MTBF -, escalated 0 (0%)"),
+        "{text}"
+    );
     assert!(text.contains("down: uptime 0.00% of "), "{text}");
+}
+
+#[test]
+fn a_probe_is_in_the_report_from_its_first_result_while_salve_runs() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    // Probes are spread over their interval by a hash of their name: "api-12" checks a
+    // quarter of a second into its minute, so it has exactly one result here, long
+    // before the history's periodic write (every 30 s).
+    let salve = Salve::builder()
+        .config(&format!(
+            "[[probe]]\nname = \"api-12\"\ntcp = \"127.0.0.1:{port}\"\ninterval = \"1m\"\ntimeout = \"1s\"\n"
+        ))
+        .start();
+    wait_until("the probe's first result", || {
+        salve.metric("salve_probe_up{probe=\"api-12\"}")
+    });
+    let seen = std::time::Instant::now();
+    let data = salve.data_dir().display().to_string();
+    let report = loop {
+        let out = salve.cli(&["report", "--data-dir", &data, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        if report["probes"].as_array().is_some_and(|p| !p.is_empty()) {
+            break report;
+        }
+        assert!(
+            seen.elapsed() < Duration::from_secs(5),
+            "the probe had a result {:?} ago and the report still has none: {report:#}",
+            seen.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let probe = &report["probes"][0];
+    assert_eq!(
+        (&probe["probe"], &probe["checks"], &probe["uptime_percent"]),
+        (&Value::from("api-12"), &Value::from(1), &Value::from(100.0)),
+        "{report:#}"
+    );
+    let over_http = salve.get("/api/v1/report");
+    assert_eq!(
+        over_http.body["probes"], report["probes"],
+        "the API says the same"
+    );
+    drop(listener);
 }
 
 /// A TCP server that writes back what it reads.

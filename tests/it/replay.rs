@@ -306,3 +306,155 @@ fn replaying_a_trail_with_its_own_rules_reproduces_every_decision_and_reason() {
     assert_eq!(replay["window"]["events"], received.get() as u64);
     assert_eq!(replay["summary"]["assumed_outcomes"], 0);
 }
+
+/// Each difference as `kind rule target svc: recorded -> replayed`, a verdict marked
+/// `(dry-run)` when it was made in dry-run, sorted.
+fn differences(salve: &Salve, replay: &Value) -> Vec<String> {
+    let records = salve.audit_json();
+    let svc_of = |event_id: &Value| -> String {
+        let received = records
+            .iter()
+            .find(|r| r["kind"] == "received" && r["event"]["id"] == *event_id)
+            .unwrap_or_else(|| panic!("no event {event_id}"));
+        s(&received["event"]["labels"]["svc"])
+    };
+    let verdict = |v: &Value| {
+        let mut text = match (&v["decision"], &v["reason"]) {
+            (Value::Null, _) => "-".to_string(),
+            (d, Value::Null) => s(d),
+            (d, r) => format!("{} {}", s(d), s(r)),
+        };
+        if v["dry_run"] == true {
+            text.push_str(" (dry-run)");
+        }
+        text
+    };
+    let mut found: Vec<String> = replay["differences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{} {} {} {}: {} -> {}",
+                s(&d["kind"]),
+                s(&d["rule"]),
+                s(&d["target"]),
+                svc_of(&d["event_id"]),
+                verdict(&d["recorded"]),
+                verdict(&d["replayed"])
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_window_recorded_partly_in_dry_run_replays_like_with_like_and_dry_run_asks_what_live_would_have_done(
+) {
+    let shadow = "const MATCH = `alertname=\"Down\", svc=~\".+\"`;\nconst DRY_RUN = true;\nfn plan(event) {\n    if event.status != \"firing\" { return []; }\n    [notify(\"ops\", \"would page\")]\n}\n";
+    let mut salve = Salve::builder()
+        .config("[exec.fix]\nargv = [\"true\"]\n\n[notify.ops]\ntype = \"log\"\n")
+        .rule("restart-web", RESTART_V1)
+        .rule("shadow", shadow)
+        .start();
+    let mut received = 0;
+    let mut post = |salve: &Salve, svc: &str| {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Down"), ("svc", svc)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        received += 1;
+        salve.wait_settled(received);
+    };
+    // Live, then under --dry-run (spending nothing of the limit of 2 an hour), then
+    // live again: a fix for a, none for b and c, a fix for d and the limit for e.
+    post(&salve, "a");
+    salve.stop();
+    salve.set_dry_run(true);
+    salve.start();
+    post(&salve, "b");
+    post(&salve, "c");
+    salve.stop();
+    salve.set_dry_run(false);
+    salve.start();
+    post(&salve, "d");
+    post(&salve, "e");
+    let recorded: Vec<String> = crate::support::decisions(&salve.audit_json())
+        .into_iter()
+        .filter(|d| d.starts_with("restart-web"))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "restart-web: exec exec:fix -> execute",
+            "restart-web: exec exec:fix -> suppress (dry_run)",
+            "restart-web: exec exec:fix -> suppress (dry_run)",
+            "restart-web: exec exec:fix -> execute",
+            "restart-web: exec exec:fix -> suppress (rate_limit)",
+        ]
+    );
+
+    let over_http = |body: Value| {
+        let reply = salve.post_json("/api/v1/replay", &body);
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body
+    };
+    let same = over_http(serde_json::json!({ "since": "1h" }));
+    assert_eq!(same["differences"], serde_json::json!([]), "{same:#}");
+    // Every shadow decision, and the two fixes recorded under --dry-run.
+    assert_eq!(same["summary"]["decided_in_dry_run"], 7, "{same:#}");
+    let live = over_http(serde_json::json!({ "since": "1h", "dry_run": true }));
+    let what_live_would_have_done = [
+        "added restart-web exec:fix b: suppress dry_run (dry-run) -> execute",
+        "changed restart-web exec:fix c: suppress dry_run (dry-run) -> suppress rate_limit",
+        "removed restart-web exec:fix d: execute -> suppress rate_limit",
+    ];
+    assert_eq!(
+        differences(&salve, &live),
+        what_live_would_have_done,
+        "{live:#}"
+    );
+    // The rule's own DRY_RUN still holds.
+    assert_eq!(live["summary"]["decided_in_dry_run"], 5, "{live:#}");
+    salve.stop();
+
+    let cli = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--config",
+            "salve.toml",
+            "--rules",
+            "rules",
+            "--data-dir",
+            "data",
+            "--since",
+            "1h",
+        ];
+        args.extend_from_slice(extra);
+        salve.cli(&args)
+    };
+    let out = cli(&["--json"]);
+    let replay: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(replay["differences"], serde_json::json!([]), "{replay:#}");
+    assert_eq!(out.status.code(), Some(0), "{replay:#}");
+    assert_eq!(replay["summary"], same["summary"]);
+
+    let out = cli(&["--dry-run", "--json"]);
+    let replay: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(3), "{replay:#}");
+    assert_eq!(differences(&salve, &replay), what_live_would_have_done);
+    let out = cli(&["--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "rule=restart-web exec exec:fix: recorded suppress (dry_run) in dry-run, replayed execute"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 events replayed: 1 added, 1 removed, 1 changed; 0 rule errors; 1 outcomes assumed; 5 decided in dry-run"),
+        "{text}"
+    );
+}

@@ -198,6 +198,11 @@ impl Salve {
         self.dir().join("data")
     }
 
+    /// Whether the next `start` runs `salve serve --dry-run`.
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
+    }
+
     pub fn write_rule(&self, name: &str, source: &str) {
         fs::write(self.rules_dir().join(format!("{name}.rhai")), source).expect("write a rule");
     }
@@ -521,11 +526,6 @@ impl Salve {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-    }
-
-    /// Whether the next start is `serve --dry-run`.
-    pub fn set_dry_run(&mut self, on: bool) {
-        self.dry_run = on;
     }
 
     /// Leaves `key` out of the environment of the next start.

@@ -38,10 +38,13 @@ impl Failure {
 }
 
 /// Where the checks of every probe are counted for the report, and written to the data
-/// dir every [`SAVE_EVERY`] and at a stop.
+/// dir every [`SAVE_EVERY`], at a stop, and when a probe has its first result.
 pub struct Recorder {
     history: parking_lot::Mutex<ProbeHistory>,
     dir: std::path::PathBuf,
+    /// A probe had its first result: `salve report` reads the file, and a probe must
+    /// be in it from then, not up to [`SAVE_EVERY`] later.
+    first_result: tokio::sync::Notify,
 }
 
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
@@ -75,6 +78,7 @@ pub fn start(
     let recorder = Arc::new(Recorder {
         history: parking_lot::Mutex::new(history),
         dir: data_dir.to_path_buf(),
+        first_result: tokio::sync::Notify::new(),
     });
     for probe in probes {
         let (intake, metrics, recorder) = (intake.clone(), metrics.clone(), recorder.clone());
@@ -85,7 +89,10 @@ pub fn start(
         let mut every = tokio::time::interval(SAVE_EVERY);
         every.tick().await;
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = saver.first_result.notified() => {}
+            }
             let saving = saver.clone();
             let _ = tokio::task::spawn_blocking(move || saving.save()).await;
         }
@@ -138,6 +145,7 @@ async fn run(
     let mut ticker = tokio::time::interval(probe.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut failures, mut successes) = (0u32, 0u32);
+    let mut first = true;
     let mut first_failure: Option<DateTime<Utc>> = None;
     let mut firing: Option<Event> = None;
     loop {
@@ -159,6 +167,10 @@ async fn run(
         let class = result.as_ref().err().map(|f| f.class);
         metrics.probe_checked(&probe.name, took, class);
         recorder.record(&probe.name, at, took, class);
+        if std::mem::take(&mut first) {
+            // One permit is kept, so probes starting together cause one write, not one each.
+            recorder.first_result.notify_one();
+        }
         match result {
             Ok(()) => {
                 failures = 0;
