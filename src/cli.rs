@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditFilter, AuditRecord, Entry, TrailReader};
 use crate::config::Config;
-use crate::engine::{self, default_config_path, plan, replay, Runtime, ServeOptions};
+use crate::engine::{self, default_config_path, plan, replay, Overrides, Runtime, ServeOptions};
 use crate::event::parse_payload;
 use crate::logging::{self, LogFormat};
 use crate::model::rate::parse_duration;
@@ -200,16 +200,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config_path = default_config_path(args.config);
-    let mut runtime = Runtime::load(config_path.as_deref(), args.rules.as_deref(), args.dry_run)
+    let listen = match args.listen {
+        None => None,
+        Some(listen) => Some(
+            listen
+                .parse()
+                .with_context(|| format!("--listen: invalid address {listen:?}"))?,
+        ),
+    };
+    let overrides = Overrides {
+        rules_dir: args.rules,
+        dry_run: args.dry_run,
+        listen,
+        data_dir: args.data_dir,
+    };
+    let runtime = overrides
+        .load(config_path.as_deref())
         .map_err(|e| anyhow!("{e}"))?;
-    if let Some(listen) = args.listen {
-        runtime.config.listen = listen
-            .parse()
-            .with_context(|| format!("--listen: invalid address {listen:?}"))?;
-    }
-    if let Some(dir) = args.data_dir {
-        runtime.config.data_dir = dir;
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -217,8 +224,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         runtime,
         ServeOptions {
             config_path,
-            rules_dir: args.rules,
-            dry_run: args.dry_run,
+            overrides,
             clock: engine::system_clock(),
         },
     ))

@@ -59,6 +59,7 @@ pub struct Metrics {
     pub audit_requests_per_fsync: Histogram,
     pub reload_successful: Gauge,
     pub reload_timestamp: Gauge,
+    pub config_restart_required: Gauge,
     pub rules_loaded: Gauge,
     pub state_entries: Family<LabelPairs, Gauge>,
     pub state_evicted: Family<LabelPairs, Counter>,
@@ -189,6 +190,12 @@ impl Metrics {
             "When config and rules were last loaded successfully",
             reload_timestamp.clone(),
         );
+        let config_restart_required = Gauge::default();
+        registry.register(
+            "config_restart_required",
+            "1 while a setting in the config file differs from what runs and only a restart applies it (listen, data_dir, store, ...), else 0",
+            config_restart_required.clone(),
+        );
         let rules_loaded = Gauge::default();
         registry.register(
             "rules_loaded",
@@ -307,6 +314,7 @@ impl Metrics {
             audit_requests_per_fsync,
             reload_successful,
             reload_timestamp,
+            config_restart_required,
             rules_loaded,
         }
     }
@@ -392,6 +400,18 @@ impl Metrics {
         }
     }
 
+    /// A probe no longer in the config: its series go, as a target Prometheus no
+    /// longer scrapes.
+    pub fn probe_removed(&self, probe: &str, classes: &[&str]) {
+        let labels = pairs(&[("probe", probe)]);
+        self.probe_up.remove(&labels);
+        self.probe_duration_seconds.remove(&labels);
+        for class in classes {
+            self.probe_failures
+                .remove(&pairs(&[("probe", probe), ("class", class)]));
+        }
+    }
+
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn connections(&self, change: i64) {
         self.connections_open.inc_by(change);
@@ -438,6 +458,12 @@ impl Metrics {
         self.task_up
             .get_or_create(&pairs(&[("task", task)]))
             .set(i64::from(up));
+    }
+
+    /// Whether the config file holds settings that differ from what runs and need a
+    /// restart.
+    pub fn restart_required(&self, required: bool) {
+        self.config_restart_required.set(i64::from(required));
     }
 
     pub fn reloaded(&self, ok: bool, rules: usize) {

@@ -14,10 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<ExitCode> {
+    // What only a restart changes is read here, once; a reload names it when the file
+    // says otherwise (`engine::restart`).
     let listen = runtime.config.listen;
     let rules = runtime.rules.len();
     let dry_run = runtime.config.policy.dry_run;
     let data_dir = runtime.config.data_dir.clone();
+    let limits = runtime.config.connections;
     // Before anything in the folder is read; held until the process ends.
     let _data_dir_lock = crate::audit::DataDirLock::take(&data_dir)?;
     let tls = runtime.config.tls.clone();
@@ -28,11 +31,10 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .await
         .map_err(|e| anyhow!(e))?;
     start_docker(&engine);
-    let probes = engine.runtime().config.probes.clone();
-    let probing = (!probes.is_empty()).then(|| {
-        tracing::info!(probes = probes.len(), "probes started");
-        crate::ingest::probe::start(probes, engine.clone(), engine.metrics_handle(), &data_dir)
-    });
+    let probes = engine.start_probes(&data_dir).await;
+    if probes > 0 {
+        tracing::info!(probes, "probes started");
+    }
     tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(),
         tls = tls.is_some(), client_certificates = tls.as_ref().is_some_and(|t| t.files.client_ca.is_some()),
         "salve is serving");
@@ -64,12 +66,9 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         stopping.begin_stop();
     };
     let tls = tls.map(|tls| reload_tls(&engine, tls));
-    let limits = engine.runtime().config.connections;
     warn_if_files_run_short(limits.max_connections);
     connections::serve(listener, app, tls, limits, engine.metrics_handle(), stop).await;
-    if let Some(recorder) = &probing {
-        recorder.save();
-    }
+    engine.save_probe_history();
     if let Some((task, why)) = engine.dead_task() {
         // No checkpoint: the state may be half way through a round. What is on disk is
         // decided at the next start.
@@ -145,14 +144,11 @@ fn reload_tls(engine: &Arc<Engine>, tls: crate::config::ListenerTls) -> connecti
     let reloaded = engine.clone();
     tokio::spawn(async move {
         while reloads.changed().await.is_ok() {
-            match reloaded.runtime().config.tls.as_ref() {
-                Some(tls) => {
-                    current.send_replace(tls.server.clone());
-                    tracing::info!(cert = %tls.files.cert.display(), "TLS certificates reloaded");
-                }
-                None => tracing::warn!(
-                    "the reloaded config has no [api] tls_cert_file; the listener keeps TLS until a restart"
-                ),
+            // TLS switched off keeps what the listener has: the reload names
+            // api.tls_cert_file among the settings that need a restart.
+            if let Some(tls) = reloaded.runtime().config.tls.as_ref() {
+                current.send_replace(tls.server.clone());
+                tracing::info!(cert = %tls.files.cert.display(), "TLS certificates reloaded");
             }
         }
     });

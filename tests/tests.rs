@@ -55,6 +55,8 @@ mod postgres;
 mod postgres_support;
 #[path = "it/probe.rs"]
 mod probe;
+#[path = "it/reload.rs"]
+mod reload;
 #[path = "it/replay.rs"]
 mod replay;
 #[path = "it/rules.rs"]

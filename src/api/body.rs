@@ -13,7 +13,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// How much body a request may have and how long it may take to arrive; the router
-/// puts it on every request (`api::app`).
+/// puts it on every request (`api::app`), read from the config at that moment.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
     pub max_bytes: usize,
@@ -76,6 +76,9 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     if announced.is_some_and(|n| n > limits.max_bytes as u64) {
         return Err(too_large());
     }
+    // A body without a length, or longer than it said, is cut off at the limit (413).
+    let request = request
+        .map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limits.max_bytes)));
     match tokio::time::timeout(limits.read_timeout, Bytes::from_request(request, state)).await {
         Ok(body) => Ok(body?),
         Err(_) => Err(ApiError::new(

@@ -250,7 +250,12 @@ pub(super) async fn delete_window(
 
 pub(super) async fn reload(State(engine): Shared) -> Result<Json<Value>, ApiError> {
     match engine.reload().await {
-        Ok(rules) => Ok(Json(json!({ "status": "reloaded", "rules": rules }))),
+        Ok(reloaded) => Ok(Json(json!({
+            "status": "reloaded",
+            "rules": reloaded.rules,
+            "restart_required": reloaded.restart_required,
+            "probes": reloaded.probes,
+        }))),
         Err(message) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "reload refused; the previous rules keep running",
@@ -277,7 +282,7 @@ pub(super) async fn report(
     let until = engine.now();
     let since = crate::model::earlier(until, d);
     let trail = engine.trail_reader();
-    let dir = engine.runtime().config.data_dir.clone();
+    let dir = engine.data_dir().to_path_buf();
     let report =
         tokio::task::spawn_blocking(move || crate::report::report(&trail, &dir, since, until))
             .await

@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
+use axum::Router;
 use std::sync::Arc;
 
 /// What handlers are given: the engine's methods, and the same engine as a source.
@@ -42,13 +42,6 @@ impl FromRef<ApiState> for Arc<Engine> {
 
 /// The whole API as a router, so tests can drive it without a socket.
 pub fn app(engine: Arc<Engine>) -> Router {
-    let runtime = engine.runtime();
-    let config = &runtime.config;
-    let max_body = config.max_body_bytes;
-    let body_limits = BodyLimits {
-        max_bytes: max_body,
-        read_timeout: config.connections.body_read_timeout,
-    };
     let state = ApiState {
         intake: engine.clone(),
         engine,
@@ -79,8 +72,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(Extension(body_limits))
+        // The body is limited by `read_body`, to what the config says at the time.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(state.clone(), body_limits))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_rejections,
@@ -91,6 +85,20 @@ pub fn app(engine: Arc<Engine>) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(middleware::from_fn(explain_method_not_allowed))
+}
+
+/// `[api] max_body_bytes` and `body_read_timeout` as the config says now, so that a
+/// reload changes them for the requests that follow.
+async fn body_limits(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+    let limits = {
+        let runtime = state.engine.runtime();
+        BodyLimits {
+            max_bytes: runtime.config.max_body_bytes,
+            read_timeout: runtime.config.connections.body_read_timeout,
+        }
+    };
+    request.extensions_mut().insert(limits);
+    next.run(request).await
 }
 
 async fn count_rejections(State(state): State<ApiState>, request: Request, next: Next) -> Response {

@@ -14,10 +14,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Address the HTTP API listens on. Default `127.0.0.1:9095`.
+    /// Address the HTTP API listens on. Default `127.0.0.1:9095`. Read at start: a
+    /// reload names a change among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Where the audit trail lives. Default `data`.
+    /// Where the audit trail lives. Default `data`. Read at start: a reload names a
+    /// change among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Folder of `.rhai` rules. Default `rules`.
@@ -61,6 +63,7 @@ pub struct ConfigFile {
     pub probe: Vec<ProbeConfig>,
     /// Keep the trail and everything the policy remembers in PostgreSQL instead of the
     /// data dir, so that replicas share them. Absent: the JSONL trail in `data_dir`.
+    /// Read at start: a reload names a change among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreConfig>,
 }
@@ -140,7 +143,8 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// Rotate the audit file when it grows past this many bytes. Default 64 MiB.
+    /// Rotate the audit file when it grows past this many bytes. Default 64 MiB. Read at
+    /// start: a reload names a change among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<u64>,
     /// Rotated files kept at most. Default 10. A file younger than `keep_for` that
@@ -163,6 +167,7 @@ pub struct ApiConfig {
     /// How long a client may take to send a request's headers: from the connection's
     /// start (the TLS handshake included) or from the first byte of a request on a kept-alive
     /// connection. Past it the connection is closed without an answer. Default `10s`.
+    /// Read at start: a reload names a change among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_read_timeout: Option<String>,
     /// How long a client may take to send a request's body, once its headers are in.
@@ -171,13 +176,15 @@ pub struct ApiConfig {
     pub body_read_timeout: Option<String>,
     /// How long a kept-alive connection may wait for its next request, or a client
     /// leave its answer unread, before the connection is closed. Default `75s`, longer
-    /// than Prometheus' 1m scrape interval.
+    /// than Prometheus' 1m scrape interval. Read at start: a reload names a change
+    /// among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
     /// Most connections open at once. Past it a new connection is closed as soon as it
     /// is accepted (counted in `salve_connections_refused_total`), never queued. Default
     /// 512: half of the usual 1024 open-files limit, the rest left for the trail, Docker,
-    /// Kubernetes, PostgreSQL and notifications.
+    /// Kubernetes, PostgreSQL and notifications. Read at start: a reload names a change
+    /// among the settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// Most labels one alert may have; a payload with more is refused (422). Default 128.
@@ -205,7 +212,8 @@ pub struct ApiConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_password_env: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, the server's certificate first);
-    /// needs `tls_key_file`. Re-read at every reload and SIGHUP.
+    /// needs `tls_key_file`. Re-read at every reload and SIGHUP; switching TLS on or off
+    /// needs a restart (a reload names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert_file: Option<PathBuf>,
     /// The private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).

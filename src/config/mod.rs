@@ -63,7 +63,8 @@ pub struct Config {
     pub audit_retention: Retention,
     pub max_body_bytes: usize,
     /// How long clients may be slow or idle, and how many may be connected (`[api]`).
-    /// Read when salve starts: a reload does not change the listener.
+    /// The listener reads them when salve starts (a reload names a change among the
+    /// settings that need a restart), but for `body_read_timeout`, read at each request.
     pub connections: ConnectionLimits,
     pub event_limits: EventLimits,
     pub auth: Option<ApiAuth>,

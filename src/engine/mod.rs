@@ -1,8 +1,9 @@
 //! The engine: takes events, asks the rules, applies policy, records, then acts. The
 //! only place where stages meet. `Engine` is its one entry point; its files go by job:
-//! `runtime` (loading and reloading), `evaluate` (events into decisions, pure),
-//! `act` (running decided actions, recording outcomes), `on_outcome` (telling people
-//! when remediation fails), `recovery` (the trail folded into state; what a stop left).
+//! `runtime` (loading and reloading), `restart` (what only a restart applies),
+//! `evaluate` (events into decisions, pure), `act` (running decided actions, recording
+//! outcomes), `on_outcome` (telling people when remediation fails), `recovery` (the
+//! trail folded into state; what a stop left).
 
 mod act;
 mod checkpoint;
@@ -13,6 +14,7 @@ mod on_outcome;
 mod quarantine;
 mod reconsider;
 mod recovery;
+mod restart;
 mod runtime;
 mod start;
 mod trail;
@@ -25,7 +27,7 @@ pub use health::Task;
 pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
-pub use runtime::{default_config_path, LoadError, Runtime};
+pub use runtime::{default_config_path, LoadError, Overrides, Reloaded, Runtime};
 pub use start::{start, ServeOptions};
 pub use trail::Trail;
 
@@ -57,8 +59,13 @@ pub fn system_clock() -> Clock {
 pub struct Engine {
     runtime: RwLock<Arc<Runtime>>,
     config_path: Option<PathBuf>,
-    rules_dir_override: Option<PathBuf>,
-    dry_run_flag: bool,
+    overrides: Overrides,
+    /// The settings only a restart changes, as salve started with them.
+    started: restart::StartOnly,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// The probes, once `serve` starts them; a reload applies the config's to them.
+    probes: std::sync::OnceLock<crate::ingest::probe::Probes>,
     state: Arc<RwLock<PolicyState>>,
     audit: Trail,
     metrics: Arc<Metrics>,

@@ -6,8 +6,11 @@ use crate::config::{Config, ConfigError};
 use crate::execute::{
     Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor, TargetLocks,
 };
+use crate::ingest::probe::{ProbeChanges, Probes};
+use crate::ingest::Intake;
 use crate::rules::{Defined, RuleError, RuleSet};
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,6 +66,42 @@ impl Runtime {
     }
 }
 
+/// What `salve serve`'s command line sets over the config file (`--rules`, `--dry-run`,
+/// `--listen`, `--data-dir`). Applied at start and again at every reload, so that a
+/// reload neither drops them nor takes the file's value for a change.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub rules_dir: Option<PathBuf>,
+    pub dry_run: bool,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// Loads config and rules as [`Runtime::load`] does, then sets what the command line
+    /// says over them.
+    pub fn load(&self, config_path: Option<&Path>) -> Result<Runtime, LoadError> {
+        let mut runtime = Runtime::load(config_path, self.rules_dir.as_deref(), self.dry_run)?;
+        if let Some(listen) = self.listen {
+            runtime.config.listen = listen;
+        }
+        if let Some(dir) = &self.data_dir {
+            runtime.config.data_dir = dir.clone();
+        }
+        Ok(runtime)
+    }
+}
+
+/// What a successful reload did, for its answer and its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub rules: usize,
+    /// Settings whose value in the file differs from the one that runs and that only a
+    /// restart applies, by their keys in `salve.toml`.
+    pub restart_required: Vec<&'static str>,
+    pub probes: ProbeChanges,
+}
+
 /// Picks `salve.toml` in the working folder when no `--config` is given.
 pub fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit.or_else(|| {
@@ -104,18 +143,25 @@ impl Engine {
         self.runtime.read().clone()
     }
 
+    /// The data dir salve started with, which holds its lock, trail and probe history
+    /// until a restart, whatever a reloaded file says.
+    pub fn data_dir(&self) -> &Path {
+        self.started.data_dir()
+    }
+
     /// Changes at every successful reload.
     pub fn watch_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
         self.reloads.subscribe()
     }
 
-    /// Re-reads config and rules; on any error keeps what is running and says why.
-    pub async fn reload(&self) -> Result<usize, String> {
-        let result = Runtime::load(
-            self.config_path.as_deref(),
-            self.rules_dir_override.as_deref(),
-            self.dry_run_flag,
-        );
+    /// Re-reads config and rules and applies what a running salve can (rules, policy,
+    /// executors, probes, authentication, certificates, limits); names the settings
+    /// that changed and need a restart. On any error keeps what is running and says why.
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, String> {
+        // One at a time: two reloads interleaved could leave the rules of one running
+        // with the probes of the other.
+        let _reloading = self.reloading.lock().await;
+        let result = self.overrides.load(self.config_path.as_deref());
         let now = self.now();
         match result {
             Ok(runtime) => {
@@ -129,13 +175,32 @@ impl Engine {
                     .write()
                     .set_settings(runtime.config.policy.clone());
                 self.quarantine.lock().release_all();
+                let probes = self.apply_probes(&runtime.config.probes);
+                let restart_required = self.started.differing(&runtime.config);
                 *self.runtime.write() = Arc::new(runtime);
                 self.go_live();
                 self.reloads.send_modify(|n| *n += 1);
                 self.metrics.reloaded(true, count);
+                self.metrics.restart_required(!restart_required.is_empty());
                 self.record_reload(now, true, count, None).await;
-                tracing::info!(rules = count, "reloaded");
-                Ok(count)
+                tracing::info!(
+                    rules = count,
+                    probes_added = ?probes.added,
+                    probes_changed = ?probes.changed,
+                    probes_removed = ?probes.removed,
+                    "reloaded"
+                );
+                if !restart_required.is_empty() {
+                    tracing::warn!(
+                        settings = %restart_required.join(", "),
+                        "these settings changed in the config file and need a restart to take effect"
+                    );
+                }
+                Ok(Reloaded {
+                    rules: count,
+                    restart_required,
+                    probes,
+                })
             }
             Err(e) => {
                 let message = e.to_string();
@@ -147,6 +212,37 @@ impl Engine {
                 Err(message)
             }
         }
+    }
+
+    /// Starts the config's probes, whose history is kept in `data_dir`; every reload
+    /// from now on applies the config's probes to them. Returns how many run.
+    pub async fn start_probes(self: &Arc<Self>, data_dir: &Path) -> usize {
+        let _reloading = self.reloading.lock().await;
+        let probes = self
+            .probes
+            .get_or_init(|| Probes::new(self.metrics.clone(), data_dir));
+        let intake: Arc<dyn Intake> = self.clone();
+        probes.apply(&self.runtime().config.probes, &intake);
+        probes.len()
+    }
+
+    /// What the probes did so far, written into the data dir (at a stop).
+    pub fn save_probe_history(&self) {
+        if let Some(probes) = self.probes.get() {
+            probes.save();
+        }
+    }
+
+    /// The probes made as `probes` says, once they run (`salve serve`).
+    fn apply_probes(
+        self: &Arc<Self>,
+        probes: &[crate::ingest::probe::ProbeSettings],
+    ) -> ProbeChanges {
+        let Some(running) = self.probes.get() else {
+            return ProbeChanges::default();
+        };
+        let intake: Arc<dyn Intake> = self.clone();
+        running.apply(probes, &intake)
     }
 
     async fn record_reload(

@@ -12,8 +12,9 @@ fn injected_panic() -> bool {
 
 pub struct ServeOptions {
     pub config_path: Option<PathBuf>,
-    pub rules_dir: Option<PathBuf>,
-    pub dry_run: bool,
+    /// What the command line sets over the file, at start (already in the runtime
+    /// given to [`start`]) and at every reload.
+    pub overrides: Overrides,
     pub clock: Clock,
 }
 
@@ -69,11 +70,14 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
     let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    let started = restart::StartOnly::of(config);
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
         config_path: options.config_path,
-        rules_dir_override: options.rules_dir,
-        dry_run_flag: options.dry_run,
+        overrides: options.overrides,
+        started,
+        reloading: tokio::sync::Mutex::new(()),
+        probes: std::sync::OnceLock::new(),
         state: Arc::new(RwLock::new(state)),
         audit,
         metrics,

@@ -133,7 +133,15 @@ fn a_broken_reload_is_refused_and_the_running_rules_keep_acting() {
     salve.write_rule("new", FIXED);
     let reply = salve.post_json("/-/reload", &json!({}));
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert_eq!(reply.body, json!({ "status": "reloaded", "rules": 2 }));
+    assert_eq!(
+        reply.body,
+        json!({
+            "status": "reloaded",
+            "rules": 2,
+            "restart_required": [],
+            "probes": { "added": [], "changed": [], "removed": [] },
+        })
+    );
     assert_eq!(
         salve.metric("salve_config_last_reload_successful"),
         Some(1.0)

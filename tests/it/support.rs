@@ -71,6 +71,7 @@ pub struct Builder {
     args: Vec<String>,
     dry_run: bool,
     open_files: Option<u32>,
+    addresses_in_file: bool,
 }
 
 impl Builder {
@@ -102,6 +103,13 @@ impl Builder {
 
     pub fn dry_run(mut self) -> Builder {
         self.dry_run = true;
+        self
+    }
+
+    /// `listen` and `data_dir` written at the top of `salve.toml` at each start rather
+    /// than given as `--listen` and `--data-dir`, which would win over the file.
+    pub fn addresses_in_file(mut self) -> Builder {
+        self.addresses_in_file = true;
         self
     }
 
@@ -140,6 +148,7 @@ impl Builder {
             args: self.args,
             dry_run: self.dry_run,
             open_files: self.open_files,
+            addresses_in_file: self.addresses_in_file,
             scheme: "http",
             client: reqwest::blocking::Client::builder()
                 .timeout(PATIENCE)
@@ -166,6 +175,7 @@ pub struct Salve {
     args: Vec<String>,
     dry_run: bool,
     open_files: Option<u32>,
+    addresses_in_file: bool,
     client: reqwest::blocking::Client,
     scheme: &'static str,
 }
@@ -240,12 +250,16 @@ impl Salve {
                 .arg("--config")
                 .arg(self.config_path())
                 .arg("--rules")
-                .arg(self.rules_dir())
-                .arg("--data-dir")
-                .arg(self.data_dir())
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{}", self.port))
-                .current_dir(self.dir())
+                .arg(self.rules_dir());
+            if self.addresses_in_file {
+                self.write_addresses();
+            } else {
+                cmd.arg("--data-dir")
+                    .arg(self.data_dir())
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{}", self.port));
+            }
+            cmd.current_dir(self.dir())
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -270,6 +284,21 @@ impl Salve {
             }
         }
         panic!("salve serve could not find a free port:\n{}", self.logs());
+    }
+
+    /// This start's `listen` and `data_dir`, at the top of `salve.toml` in place of the
+    /// last start's.
+    fn write_addresses(&self) {
+        const SET_HERE: &str = "# set by the test for this start";
+        let config = fs::read_to_string(self.config_path()).expect("read salve.toml");
+        let rest: Vec<&str> = config.lines().filter(|l| !l.ends_with(SET_HERE)).collect();
+        let config = format!(
+            "listen = \"127.0.0.1:{}\"  {SET_HERE}\ndata_dir = {:?}  {SET_HERE}\n{}\n",
+            self.port,
+            self.data_dir().display().to_string(),
+            rest.join("\n")
+        );
+        fs::write(self.config_path(), config).expect("write salve.toml");
     }
 
     fn log_path(&self, n: usize) -> PathBuf {

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct DockerConfig {
     /// Engine address: `unix:///var/run/docker.sock` (default: DOCKER_HOST or the local
     /// socket), `tcp://HOST:2376` (TLS when `cert_path` is set) or `https://HOST:2376`.
+    /// Read at start, as are `cert_path` and `events`: a reload names a change among the
+    /// settings that need a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Folder with `ca.pem`, `cert.pem` and `key.pem` (as DOCKER_CERT_PATH) for TLS.
@@ -23,7 +25,9 @@ pub struct DockerConfig {
     pub events: Option<bool>,
     /// The label a container (or Swarm service) must carry for salve to act on it or
     /// follow its events: `key` or `key=value`. Default `salve.enable=true`, as
-    /// docker-autoheal's opt-in; `"all"` opts in every container on the host.
+    /// docker-autoheal's opt-in; `"all"` opts in every container on the host. Actions
+    /// use a new label after a reload; the event stream is filtered by the one salve
+    /// started with until a restart (a reload names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// How long a restart may take to come back running (and healthy). Default `60s`.

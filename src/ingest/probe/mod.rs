@@ -5,10 +5,13 @@
 //! resolve it. Each check is counted in `/metrics`, never written to the audit.
 
 mod history;
+mod set;
 mod settings;
 
 pub use history::{ProbeFigures, ProbeHistory, HISTORY_FILE};
-pub use settings::{Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
+use set::Recorder;
+pub use set::{ProbeChanges, Probes};
+pub use settings::{BodyPattern, Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
 
 use super::Intake;
 use crate::event::{new_event_id, Event, Fingerprint, Labels, Status};
@@ -18,6 +21,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 pub const ALERT_PROBE_FAILED: &str = "ProbeFailed";
 
@@ -37,67 +41,37 @@ impl Failure {
     }
 }
 
-/// Where the checks of every probe are counted for the report, and written to the data
-/// dir every [`SAVE_EVERY`], at a stop, and when a probe has its first result.
-pub struct Recorder {
-    history: parking_lot::Mutex<ProbeHistory>,
-    dir: std::path::PathBuf,
-    /// A probe had its first result: `salve report` reads the file, and a probe must
-    /// be in it from then, not up to [`SAVE_EVERY`] later.
-    first_result: tokio::sync::Notify,
+/// Every class a failed check can have (seed 003).
+pub const CLASSES: [&str; 9] = [
+    "timeout",
+    "refused",
+    "dns",
+    "tls",
+    "status",
+    "body",
+    "slow",
+    "reset",
+    "exec_failed",
+];
+
+/// What a probe has seen: its streaks and the episode it fired. A probe's task hands it
+/// to the task a reload replaces it with, so an episode the old settings fired is
+/// resolved by the new ones rather than left firing.
+#[derive(Debug, Default)]
+struct Streak {
+    failures: u32,
+    successes: u32,
+    first_failure: Option<DateTime<Utc>>,
+    firing: Option<Event>,
 }
 
-pub const SAVE_EVERY: Duration = Duration::from_secs(30);
-
-impl Recorder {
-    fn record(&self, probe: &str, at: DateTime<Utc>, took: Duration, failure: Option<&str>) {
-        self.history.lock().record(probe, at, took, failure);
-    }
-
-    /// Writes what the probes did so far into the data dir.
-    pub fn save(&self) {
-        let history = self.history.lock().clone();
-        if let Err(e) = history.save(&self.dir) {
-            tracing::warn!(error = %e, "cannot write the probe history");
-        }
-    }
-}
-
-/// Starts every probe on its own task; they run until salve stops. Their history
-/// (for `salve report`) is read from `data_dir` and written back there.
-pub fn start(
-    probes: Vec<ProbeSettings>,
-    intake: Arc<dyn Intake>,
-    metrics: Arc<Metrics>,
-    data_dir: &std::path::Path,
-) -> Arc<Recorder> {
-    let history = ProbeHistory::load(data_dir).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "the probe history cannot be read; starting a new one");
-        ProbeHistory::default()
-    });
-    let recorder = Arc::new(Recorder {
-        history: parking_lot::Mutex::new(history),
-        dir: data_dir.to_path_buf(),
-        first_result: tokio::sync::Notify::new(),
-    });
-    for probe in probes {
-        let (intake, metrics, recorder) = (intake.clone(), metrics.clone(), recorder.clone());
-        tokio::spawn(async move { run(probe, intake, metrics, recorder).await });
-    }
-    let saver = recorder.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(SAVE_EVERY);
-        every.tick().await;
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                () = saver.first_result.notified() => {}
-            }
-            let saving = saver.clone();
-            let _ = tokio::task::spawn_blocking(move || saving.save()).await;
-        }
-    });
-    recorder
+/// Why a probe's task is told to end.
+#[derive(Debug)]
+enum Stop {
+    /// New settings: a task with them takes over.
+    Replace,
+    /// The probe is gone from the config.
+    Remove,
 }
 
 /// Where in its interval a probe checks: spread by its name, so a thousand probes of
@@ -124,32 +98,47 @@ fn identity(probe: &ProbeSettings) -> (Labels, Fingerprint) {
     (labels, fingerprint)
 }
 
+/// Checks `probe` every interval until told to stop, which it hears between checks
+/// only: a check under way, and the event it hands over, are never cut in half.
 async fn run(
     probe: ProbeSettings,
     intake: Arc<dyn Intake>,
     metrics: Arc<Metrics>,
     recorder: Arc<Recorder>,
-) {
+    mut streak: Streak,
+    mut stop: oneshot::Receiver<Stop>,
+) -> Streak {
     let client = match &probe.check {
         Check::Http(http) => match http_client(http, probe.timeout) {
             Ok(client) => Some(client),
             Err(e) => {
                 tracing::error!(probe = %probe.name, error = %e, "cannot build the probe's HTTP client; the probe does not run");
-                return;
+                return streak;
             }
         },
         _ => None,
     };
     let (base_labels, fingerprint) = identity(&probe);
-    tokio::time::sleep(probe.initial_delay + offset(&probe.name, probe.interval)).await;
+    let delay = probe.initial_delay + offset(&probe.name, probe.interval);
+    tokio::select! {
+        biased;
+        why = &mut stop => return stopped(&probe, &metrics, why, streak),
+        () = tokio::time::sleep(delay) => {}
+    }
     let mut ticker = tokio::time::interval(probe.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut failures, mut successes) = (0u32, 0u32);
-    let mut first = true;
-    let mut first_failure: Option<DateTime<Utc>> = None;
-    let mut firing: Option<Event> = None;
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            biased;
+            why = &mut stop => return stopped(&probe, &metrics, why, streak),
+            _ = ticker.tick() => {}
+        }
+        let Streak {
+            failures,
+            successes,
+            first_failure,
+            firing,
+        } = &mut streak;
         let at = intake.now();
         let started = Instant::now();
         let result = match tokio::time::timeout(probe.timeout, check(&probe, client.as_ref())).await
@@ -167,17 +156,13 @@ async fn run(
         let class = result.as_ref().err().map(|f| f.class);
         metrics.probe_checked(&probe.name, took, class);
         recorder.record(&probe.name, at, took, class);
-        if std::mem::take(&mut first) {
-            // One permit is kept, so probes starting together cause one write, not one each.
-            recorder.first_result.notify_one();
-        }
         match result {
             Ok(()) => {
-                failures = 0;
-                successes = successes.saturating_add(1);
-                first_failure = None;
-                if successes >= probe.success_threshold {
-                    if let Some(fired) = &firing {
+                *failures = 0;
+                *successes = successes.saturating_add(1);
+                *first_failure = None;
+                if *successes >= probe.success_threshold {
+                    if let Some(fired) = firing.as_ref() {
                         let mut resolved = fired.clone();
                         resolved.id = new_event_id();
                         resolved.status = Status::Resolved;
@@ -189,7 +174,7 @@ async fn run(
                         match intake.accept(vec![resolved]).await {
                             Ok(()) => {
                                 tracing::info!(probe = %probe.name, "probe healthy again");
-                                firing = None;
+                                *firing = None;
                             }
                             Err(e) => tracing::warn!(probe = %probe.name, error = %e,
                                 "cannot hand over the probe's recovery; trying at the next check"),
@@ -198,11 +183,11 @@ async fn run(
                 }
             }
             Err(failure) => {
-                successes = 0;
-                failures = failures.saturating_add(1);
+                *successes = 0;
+                *failures = failures.saturating_add(1);
                 let since = *first_failure.get_or_insert(at);
-                tracing::debug!(probe = %probe.name, class = failure.class, error = %failure.error, failures, "probe failed");
-                if firing.is_none() && failures >= probe.failure_threshold {
+                tracing::debug!(probe = %probe.name, class = failure.class, error = %failure.error, failures = *failures, "probe failed");
+                if firing.is_none() && *failures >= probe.failure_threshold {
                     let mut labels = base_labels.clone();
                     labels.insert("failure".into(), failure.class.into());
                     let event = Event {
@@ -231,7 +216,7 @@ async fn run(
                     match intake.accept(vec![event.clone()]).await {
                         Ok(()) => {
                             tracing::warn!(probe = %probe.name, class = failure.class, error = %failure.error, "probe failing");
-                            firing = Some(event);
+                            *firing = Some(event);
                         }
                         Err(e) => tracing::warn!(probe = %probe.name, error = %e,
                             "cannot hand over the probe's failure; trying at the next check"),
@@ -240,6 +225,28 @@ async fn run(
             }
         }
     }
+}
+
+/// A probe's task ends: a removed probe's series leave `/metrics`, as a target that is
+/// no longer scraped; a replaced one's stay for the task that takes over.
+fn stopped(
+    probe: &ProbeSettings,
+    metrics: &Metrics,
+    why: Result<Stop, oneshot::error::RecvError>,
+    streak: Streak,
+) -> Streak {
+    match why {
+        Ok(Stop::Remove) => {
+            metrics.probe_removed(&probe.name, &CLASSES);
+            tracing::info!(probe = %probe.name, "probe stopped: no longer in the config");
+        }
+        Ok(Stop::Replace) => {
+            tracing::debug!(probe = %probe.name, "probe replaced by its new settings");
+        }
+        // The set of probes is gone: salve is stopping.
+        Err(_) => {}
+    }
+    streak
 }
 
 async fn check(probe: &ProbeSettings, client: Option<&reqwest::Client>) -> Result<(), Failure> {

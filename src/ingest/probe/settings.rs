@@ -79,8 +79,8 @@ pub struct ProbeConfig {
     pub labels: BTreeMap<String, String>,
 }
 
-/// A validated probe.
-#[derive(Debug, Clone)]
+/// A validated probe. Equal settings are the same probe: a reload leaves it running.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSettings {
     pub name: String,
     pub check: Check,
@@ -92,7 +92,7 @@ pub struct ProbeSettings {
     pub labels: Labels,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Http(HttpCheck),
     Tcp {
@@ -103,7 +103,7 @@ pub enum Check {
     Exec(ProbeCommand),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpCheck {
     pub url: String,
     pub method: String,
@@ -111,16 +111,35 @@ pub struct HttpCheck {
     pub body: Option<String>,
     /// Empty: 200–399.
     pub expect_status: Vec<u16>,
-    pub expect_body: Option<regex::Regex>,
+    pub expect_body: Option<BodyPattern>,
     pub max_response_time: Option<Duration>,
     pub follow_redirects: bool,
     pub tls_verify: bool,
     pub ca_pem: Option<Vec<u8>>,
 }
 
+/// `expect_body`, compiled. Two are equal when their patterns are the same text, so a
+/// reload can tell an unchanged probe from a changed one.
+#[derive(Debug, Clone)]
+pub struct BodyPattern(pub regex::Regex);
+
+impl PartialEq for BodyPattern {
+    fn eq(&self, other: &BodyPattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl std::ops::Deref for BodyPattern {
+    type Target = regex::Regex;
+
+    fn deref(&self) -> &regex::Regex {
+        &self.0
+    }
+}
+
 /// A named command as a probe runs it: `argv`, in `working_dir`, with only the
 /// environment variables named in `env`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeCommand {
     pub name: String,
     pub argv: Vec<String>,
@@ -253,7 +272,7 @@ fn http_check(
     let expect_body = p
         .expect_body
         .as_deref()
-        .map(regex::Regex::new)
+        .map(|pattern| regex::Regex::new(pattern).map(BodyPattern))
         .transpose()
         .map_err(|e| format!("{}: {e}", key("expect_body")))?;
     let max_response_time = p
