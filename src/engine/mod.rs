@@ -70,6 +70,8 @@ pub struct Engine {
     audit: Trail,
     metrics: Arc<Metrics>,
     dispatcher: RwLock<Dispatcher>,
+    /// Every notification channel's pace, handed from each dispatcher to the next.
+    paces: crate::execute::Paces,
     clock: Clock,
     /// Unbounded: the backlog is bounded by `max_backlog` at the door instead, so no
     /// request waits for room once its events are on disk.

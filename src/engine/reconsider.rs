@@ -18,10 +18,11 @@ impl Engine {
     /// Writes a `reconsidered` record for each alert whose hold has ended and that still
     /// fires, then hands its event to the worker like one just received.
     pub(super) async fn reconsider_due(self: &Arc<Self>) {
+        // Not before what acting needs is up (the Docker engine, say: an alert held in
+        // dry-run is due the moment salve starts live).
         let busy = !self.lead.is_leader()
             || self.stopping.load(Ordering::Acquire)
-            || !self.ready.load(Ordering::Acquire)
-            || self.health.dead().is_some();
+            || self.not_ready_reason().is_some();
         let room = self
             .runtime()
             .config

@@ -4,7 +4,8 @@ use super::Engine;
 use crate::audit::{AuditRecord, Entry};
 use crate::config::{Config, ConfigError};
 use crate::execute::{
-    Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor, TargetLocks,
+    Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor, Paces,
+    TargetLocks,
 };
 use crate::ingest::probe::{ProbeChanges, Probes};
 use crate::ingest::Intake;
@@ -113,11 +114,11 @@ pub fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
 pub(super) fn build_dispatcher(
     config: &Config,
     docker: Option<&bollard::Docker>,
-    locks: &TargetLocks,
+    (locks, paces): (&TargetLocks, &Paces),
 ) -> Dispatcher {
     let mut dispatcher = Dispatcher::new(locks.clone());
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
-    dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone())));
+    dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone(), paces)));
     dispatcher.register(Arc::new(KubernetesExecutor::new(config.kubernetes.clone())));
     if let Some(docker) = docker {
         dispatcher.register(Arc::new(DockerExecutor::new(
@@ -170,7 +171,7 @@ impl Engine {
                 let docker = self.docker.read().clone();
                 let locks = self.dispatcher.read().target_locks().clone();
                 *self.dispatcher.write() =
-                    build_dispatcher(&runtime.config, docker.as_ref(), &locks);
+                    build_dispatcher(&runtime.config, docker.as_ref(), (&locks, &self.paces));
                 self.state
                     .write()
                     .set_settings(runtime.config.policy.clone());
@@ -262,7 +263,7 @@ impl Engine {
     pub fn use_docker(&self, docker: bollard::Docker) {
         let config = self.runtime().config.clone();
         let locks = self.dispatcher.read().target_locks().clone();
-        *self.dispatcher.write() = build_dispatcher(&config, Some(&docker), &locks);
+        *self.dispatcher.write() = build_dispatcher(&config, Some(&docker), (&locks, &self.paces));
         *self.docker.write() = Some(docker);
     }
 }

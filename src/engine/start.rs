@@ -66,7 +66,8 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     );
     metrics.reloaded(true, runtime.rules.len());
     runtime::log_warnings(&runtime);
-    let dispatcher = runtime::build_dispatcher(config, None, &Default::default());
+    let paces = crate::execute::Paces::default();
+    let dispatcher = runtime::build_dispatcher(config, None, (&Default::default(), &paces));
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
     let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
@@ -82,6 +83,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         audit,
         metrics,
         dispatcher: RwLock::new(dispatcher),
+        paces,
         clock: options.clock,
         queue,
         backlog: AtomicUsize::new(if store { 0 } else { undecided.len() }),

@@ -11,7 +11,9 @@ pub use exec::{ExecCommand, ExecConfig, ExecExecutor};
 pub use k8s::{
     connect as connect_kubernetes, KubernetesConfig, KubernetesExecutor, KubernetesSettings,
 };
-pub use notify::{sign as notify_signature, NotifyExecutor, WebhookDocument, SIGNATURE_HEADER};
+pub use notify::{
+    sign as notify_signature, NotifyExecutor, Paces, WebhookDocument, SIGNATURE_HEADER,
+};
 pub use notify::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 pub use replicas::resolve_replicas;
 

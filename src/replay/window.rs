@@ -233,46 +233,21 @@ impl<'r> Replayer<'r> {
         self.position += 1;
         let position = self.position;
         let at = record.at;
-        match &record.entry {
-            Entry::Received { event, unmatched } => {
-                let hash = id_hash(&event.id);
-                let unmatched = *unmatched;
-                if !self.requests.back().is_some_and(|r| r.open && r.at == at) {
-                    self.close_open();
-                    self.requests.push_back(Request {
-                        at,
-                        first: position,
-                        last: position,
-                        received: Vec::new(),
-                        folded: 0,
-                        awaiting: Vec::new(),
-                        evaluated: None,
-                        open: true,
-                        placed: false,
-                        recorded: Vec::new(),
-                        decided: false,
-                    });
-                }
-                let number = self.front + self.requests.len() - 1;
-                self.events.insert(hash, number);
-                let Some(request) = self.requests.back_mut() else {
-                    return;
-                };
-                request.last = position;
-                if !unmatched {
-                    request.awaiting.push(hash);
-                }
-                let index = request.received.len();
-                request.received.push(record);
-                self.step(
-                    position,
-                    0,
-                    StepKind::Received {
-                        request: number,
-                        index,
-                    },
-                );
+        // A reconsidered alert is decided again as a re-send is: a request of its own.
+        let received = match &record.entry {
+            Entry::Received { event, unmatched } => Some((id_hash(&event.id), *unmatched, false)),
+            Entry::Reconsidered { event, .. } => Some((id_hash(&event.id), false, true)),
+            _ => None,
+        };
+        if let Some((hash, unmatched, alone)) = received {
+            self.read_received(record, hash, unmatched, position, at);
+            if alone {
+                // Live, each reconsidered alert is a notification of its own.
+                self.close_open();
             }
+            return;
+        }
+        match &record.entry {
             Entry::Maintenance(_) => {
                 self.close_open();
                 self.step(position, 0, StepKind::Change(Box::new(record)));
@@ -285,7 +260,9 @@ impl<'r> Replayer<'r> {
                             request.awaiting.swap_remove(i);
                         }
                         let first = request.received.first().and_then(|r| match &r.entry {
-                            Entry::Received { event, .. } => Some(event.id.as_str()),
+                            Entry::Received { event, .. } | Entry::Reconsidered { event, .. } => {
+                                Some(event.id.as_str())
+                            }
                             _ => None,
                         });
                         if request.evaluated.is_none() && first == Some(event_id.as_str()) {
@@ -333,6 +310,54 @@ impl<'r> Replayer<'r> {
             }
             _ => {}
         }
+    }
+
+    /// A `received` (or `reconsidered`) record: its event joins the request being read,
+    /// or starts one.
+    fn read_received(
+        &mut self,
+        record: AuditRecord,
+        hash: u64,
+        unmatched: bool,
+        position: usize,
+        at: DateTime<Utc>,
+    ) {
+        let alone = matches!(record.entry, Entry::Reconsidered { .. });
+        if alone || !self.requests.back().is_some_and(|r| r.open && r.at == at) {
+            self.close_open();
+            self.requests.push_back(Request {
+                at,
+                first: position,
+                last: position,
+                received: Vec::new(),
+                folded: 0,
+                awaiting: Vec::new(),
+                evaluated: None,
+                open: true,
+                placed: false,
+                recorded: Vec::new(),
+                decided: false,
+            });
+        }
+        let number = self.front + self.requests.len() - 1;
+        self.events.insert(hash, number);
+        let Some(request) = self.requests.back_mut() else {
+            return;
+        };
+        request.last = position;
+        if !unmatched {
+            request.awaiting.push(hash);
+        }
+        let index = request.received.len();
+        request.received.push(record);
+        self.step(
+            position,
+            0,
+            StepKind::Received {
+                request: number,
+                index,
+            },
+        );
     }
 
     /// The request still taking `received` records takes no more.
@@ -455,6 +480,8 @@ impl<'r> Replayer<'r> {
                     event.received_at = at;
                     Some(event)
                 }
+                // Decided again with its first arrival, as live.
+                Entry::Reconsidered { event, .. } => Some(event),
                 _ => None,
             })
             .collect();

@@ -1,6 +1,6 @@
 //! `salve replay`: a trail recorded by the real server, decided again with other rules.
 
-use crate::support::{native, s, Salve};
+use crate::support::{native, of_kind, s, Salve};
 use serde_json::Value;
 
 const RESTART_V1: &str = r#"
@@ -379,6 +379,11 @@ fn a_window_recorded_partly_in_dry_run_replays_like_with_like_and_dry_run_asks_w
     salve.stop();
     salve.set_dry_run(false);
     salve.start();
+    // Live again, what dry-run saw still firing is decided live: a fix for b (the
+    // second of the hour), the limit for c; then the limit for d and e.
+    salve.wait_for_audit("b and c decided live", |r| {
+        of_kind(r, "reconsidered").len() == 2 && of_kind(r, "evaluated").len() == 5
+    });
     post(&salve, "d");
     post(&salve, "e");
     let recorded: Vec<String> = crate::support::decisions(&salve.audit_json())
@@ -393,6 +398,8 @@ fn a_window_recorded_partly_in_dry_run_replays_like_with_like_and_dry_run_asks_w
             "restart-web: exec exec:fix -> suppress (dry_run)",
             "restart-web: exec exec:fix -> execute",
             "restart-web: exec exec:fix -> suppress (rate_limit)",
+            "restart-web: exec exec:fix -> suppress (rate_limit)",
+            "restart-web: exec exec:fix -> suppress (rate_limit)",
         ]
     );
 
@@ -403,21 +410,25 @@ fn a_window_recorded_partly_in_dry_run_replays_like_with_like_and_dry_run_asks_w
     };
     let same = over_http(serde_json::json!({ "since": "1h" }));
     assert_eq!(same["differences"], serde_json::json!([]), "{same:#}");
-    // Every shadow decision, and the two fixes recorded under --dry-run.
-    assert_eq!(same["summary"]["decided_in_dry_run"], 7, "{same:#}");
+    // Every shadow decision (five alerts, two of them decided again when salve went
+    // live), and the two fixes recorded under --dry-run.
+    assert_eq!(same["summary"]["decided_in_dry_run"], 9, "{same:#}");
     let live = over_http(serde_json::json!({ "since": "1h", "dry_run": true }));
+    // Live from the start, b is the hour's second fix; c's, decided when salve went
+    // live, is then over the limit, and b's reconsideration is a repeat.
     let what_live_would_have_done = [
         "added restart-web exec:fix b: suppress dry_run (dry-run) -> execute",
+        "changed restart-web exec:fix b: suppress rate_limit -> suppress dedup",
         "changed restart-web exec:fix c: suppress dry_run (dry-run) -> suppress rate_limit",
-        "removed restart-web exec:fix d: execute -> suppress rate_limit",
+        "removed restart-web exec:fix c: execute -> suppress rate_limit",
     ];
     assert_eq!(
         differences(&salve, &live),
         what_live_would_have_done,
         "{live:#}"
     );
-    // The rule's own DRY_RUN still holds.
-    assert_eq!(live["summary"]["decided_in_dry_run"], 5, "{live:#}");
+    // The rule's own DRY_RUN still holds: five alerts, two of them decided again.
+    assert_eq!(live["summary"]["decided_in_dry_run"], 7, "{live:#}");
     salve.stop();
 
     let cli = |extra: &[&str]| {
@@ -454,7 +465,7 @@ fn a_window_recorded_partly_in_dry_run_replays_like_with_like_and_dry_run_asks_w
         "{text}"
     );
     assert!(
-        text.contains("5 events replayed: 1 added, 1 removed, 1 changed; 0 rule errors; 1 outcomes assumed; 5 decided in dry-run"),
+        text.contains("7 events replayed: 1 added, 1 removed, 2 changed; 0 rule errors; 1 outcomes assumed; 7 decided in dry-run"),
         "{text}"
     );
 }

@@ -22,6 +22,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+pub use pace::Paces;
 use pace::{Admit, Pace};
 use rand::Rng;
 use schemars::JsonSchema;
@@ -87,24 +88,20 @@ struct Prepared {
 
 pub struct NotifyExecutor {
     channels: HashMap<String, NotifyChannel>,
-    /// The channels with a `rate`. Counted from when this executor was built (a start,
-    /// a reload): held messages outlive it, in the task that sends their summary.
+    /// The channels with a `rate`, kept across rebuilds (see [`Paces`]).
     paces: HashMap<String, Arc<Pace>>,
     sender: Sender,
 }
 
 impl NotifyExecutor {
-    pub fn new(channels: HashMap<String, NotifyChannel>) -> NotifyExecutor {
+    pub fn new(channels: HashMap<String, NotifyChannel>, paces: &Paces) -> NotifyExecutor {
         // No redirects: a signed body and a bearer token go where the config says only.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("salve/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let paces = channels
-            .iter()
-            .filter_map(|(name, c)| Some((name.clone(), Arc::new(Pace::new(c.rate?)))))
-            .collect();
+        let paces = paces.of(&channels);
         NotifyExecutor {
             channels,
             paces,

@@ -10,7 +10,7 @@ use crate::execute::ActionContext;
 use crate::metrics;
 use crate::model::{Outcome, OutcomeStatus, RateLimit};
 use serde_json::json;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -65,6 +65,36 @@ pub(super) enum Turn {
     Send(Held),
     /// No room yet: ask again after this long.
     Wait(Duration),
+}
+
+/// Every channel's pace, kept from one executor to the next (a reload, the Docker
+/// engine connecting), as the target locks are: a rebuild must not start a channel's
+/// count again and let twice its rate through.
+#[derive(Clone, Default)]
+pub struct Paces(Arc<parking_lot::Mutex<HashMap<String, Arc<Pace>>>>);
+
+impl Paces {
+    /// The paces of `channels`: a channel's own if its rate is unchanged, a new one if
+    /// it is new or its rate changed; channels no longer there are forgotten.
+    pub(super) fn of(
+        &self,
+        channels: &HashMap<String, NotifyChannel>,
+    ) -> HashMap<String, Arc<Pace>> {
+        let mut kept = self.0.lock();
+        let paces: HashMap<String, Arc<Pace>> = channels
+            .iter()
+            .filter_map(|(name, channel)| {
+                let rate = channel.rate?;
+                let pace = match kept.get(name) {
+                    Some(pace) if *pace.rate() == rate => pace.clone(),
+                    _ => Arc::new(Pace::new(rate)),
+                };
+                Some((name.clone(), pace))
+            })
+            .collect();
+        *kept = paces.clone();
+        paces
+    }
 }
 
 impl Pace {
@@ -262,6 +292,35 @@ mod tests {
             window: Duration::from_secs(window_s),
             per_target: false,
         })
+    }
+
+    fn channels(rates: &[(&str, &str)]) -> HashMap<String, NotifyChannel> {
+        rates
+            .iter()
+            .map(|(name, rate)| {
+                let config: super::super::NotifyConfig =
+                    toml::from_str(&format!("type = \"log\"\nrate = \"{rate}\"\n"))
+                        .expect("a channel");
+                let channel = NotifyChannel::from_config(name, &config).expect("valid");
+                (name.to_string(), channel)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rebuilt_executor_keeps_a_channels_count_unless_its_rate_changed() {
+        let paces = Paces::default();
+        let first = paces.of(&channels(&[("ops", "1 per 1h"), ("tickets", "5 per 1m")]));
+        assert_eq!(first["ops"].admit(Instant::now(), String::new), Admit::Send);
+        let again = paces.of(&channels(&[("ops", "1 per 1h"), ("tickets", "9 per 1m")]));
+        assert!(Arc::ptr_eq(&first["ops"], &again["ops"]));
+        assert_eq!(
+            again["ops"].admit(Instant::now(), || "held".into()),
+            Admit::Held { first: true },
+            "the reload did not let a second message through"
+        );
+        assert!(!Arc::ptr_eq(&first["tickets"], &again["tickets"]));
+        assert!(paces.of(&channels(&[])).is_empty());
     }
 
     #[test]
