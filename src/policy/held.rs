@@ -153,16 +153,23 @@ impl PolicyState {
     /// (resolved, or not heard of for `firing_ttl`) are dropped: nothing is left to do.
     pub fn due(&mut self, now: DateTime<Utc>, max: usize) -> Vec<(Event, Reason)> {
         let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
-        let mut ended: Vec<(DateTime<Utc>, Fingerprint)> = self
+        let mut ended: Vec<(DateTime<Utc>, &Fingerprint)> = self
             .holds
             .timed
             .iter()
             .filter(|(_, held)| held.until <= now)
-            .map(|(fingerprint, held)| (held.until, fingerprint.clone()))
+            .map(|(fingerprint, held)| (held.until, fingerprint))
             .collect();
+        // When a window over a storm ends, hundreds of thousands end at once: only the
+        // earliest `max` are ordered (and looked at) each time, not all of them.
+        if ended.len() > max {
+            ended.select_nth_unstable(max);
+            ended.truncate(max);
+        }
         ended.sort();
+        let ended: Vec<Fingerprint> = ended.into_iter().map(|(_, f)| f.clone()).collect();
         let mut due = Vec::new();
-        for (_, fingerprint) in ended {
+        for fingerprint in ended {
             let still_firing = self.holds.timed.get(&fingerprint).is_some_and(|held| {
                 self.firing.since(&fingerprint) == Some(held.event.starts_at)
                     && self.firing.seen_since(&fingerprint, firing_since)

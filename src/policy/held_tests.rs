@@ -434,3 +434,47 @@ fn holds_survive_a_checkpoint() {
         vec![("b".into(), Reason::Cooldown)]
     );
 }
+
+#[test]
+fn a_storm_of_ended_holds_comes_due_earliest_first_a_bounded_number_at_a_time() {
+    let rules = rules(r#"const COOLDOWN = "1m";"#);
+    let mut state = PolicyState::new(settings("[limits]\nrestart = \"100 per 1m\"\n"));
+    let t0 = at("2026-12-07T10:00:00Z");
+    for i in 0..10 {
+        let now = t0 + Duration::seconds(i);
+        let target = format!("c{i}");
+        receive_and_decide(
+            &mut state,
+            &rules,
+            &event(&format!("first{i}"), now, Status::Firing),
+            &restart(&target),
+            now,
+        );
+        let d = receive_and_decide(
+            &mut state,
+            &rules,
+            &event(&format!("held{i}"), now, Status::Firing),
+            &restart(&target),
+            now,
+        );
+        assert_eq!(d.reason, Some(Reason::Cooldown));
+    }
+    let all_ended = t0 + Duration::minutes(5);
+    let first: Vec<String> = due(&mut state, all_ended)
+        .into_iter()
+        .take(3)
+        .map(|(instance, _)| instance)
+        .collect();
+    assert_eq!(first, ["held0", "held1", "held2"]);
+    let three: Vec<String> = state
+        .due(all_ended, 3)
+        .into_iter()
+        .map(|(e, _)| e.labels["instance"].clone())
+        .collect();
+    assert_eq!(three, ["held0", "held1", "held2"]);
+    assert_eq!(
+        state.held(),
+        (10, 0),
+        "due only says; a reconsidered record ends a hold"
+    );
+}
