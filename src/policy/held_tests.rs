@@ -1,61 +1,30 @@
 //! Held back, then decided again: each hold that ends says when, the alert comes due
 //! then if it still fires in the same episode, and dry-run spends nothing of live mode.
 
-use super::{BatchScope, PolicySettings, PolicyState};
+use super::tests::{at, settings};
+use super::{BatchScope, PolicyState};
 use crate::audit::{AuditRecord, Entry};
-use crate::config::Config;
 use crate::engine::{fold, rule_terms};
-use crate::event::{Event, Fingerprint, Labels, Status};
+use crate::event::{Event, Status};
 use crate::model::{Action, Decision, Intent, MaintenanceWindow, Reason, Target, Verdict};
 use crate::rules::RuleSet;
 use chrono::{DateTime, Duration, Utc};
-use std::path::PathBuf;
-
-fn at(s: &str) -> DateTime<Utc> {
-    s.parse().expect("test time")
-}
 
 fn rules(constants: &str) -> RuleSet {
-    let source =
-        format!(r#"const MATCH = `alertname="Down"`; {constants} fn plan(event) {{ [] }}"#);
-    RuleSet::from_sources(
-        vec![(PathBuf::from("rules/r.rhai"), source)],
-        &["weekend".to_string()].into_iter().collect(),
-        std::time::Duration::from_millis(40),
-    )
-    .expect("valid rule")
-}
-
-fn settings(config: &str) -> PolicySettings {
-    Config::parse(config, std::path::Path::new("test.toml"))
-        .expect("valid config")
-        .policy_settings()
+    super::tests::rules(&format!(
+        r#"const MATCH = `alertname="Down"`; {constants} fn plan(event) {{ [] }}"#
+    ))
 }
 
 fn event(instance: &str, starts_at: DateTime<Utc>, status: Status) -> Event {
-    let labels: Labels = [("alertname", "Down"), ("instance", instance)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
     Event {
-        id: crate::event::new_event_id(),
-        source: "test".into(),
         status,
-        fingerprint: Fingerprint::of_labels(&labels),
-        labels,
-        annotations: Labels::new(),
-        starts_at,
-        ends_at: None,
-        generator_url: String::new(),
-        received_at: starts_at,
+        ..super::tests::event("Down", instance, starts_at)
     }
 }
 
 fn restart(name: &str) -> Intent {
-    Intent::new(
-        Action::Restart,
-        Target::DockerContainer { name: name.into() },
-    )
+    super::tests::restart(name)
 }
 
 /// Receives `event` at `now`, decides `intent` on it and records all of it, as the

@@ -13,11 +13,11 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(super) fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("test time")
 }
 
-fn rules(source: &str) -> RuleSet {
+pub(super) fn rules(source: &str) -> RuleSet {
     let intervals: HashSet<String> = ["weekend".to_string()].into_iter().collect();
     RuleSet::from_sources(
         vec![(PathBuf::from("rules/r.rhai"), source.to_string())],
@@ -27,12 +27,12 @@ fn rules(source: &str) -> RuleSet {
     .expect("valid rule")
 }
 
-fn settings(config: &str) -> PolicySettings {
+pub(super) fn settings(config: &str) -> PolicySettings {
     let config = Config::parse(config, std::path::Path::new("test.toml")).expect("valid config");
     config.policy_settings()
 }
 
-fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
+pub(super) fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
     let labels: Labels = [("alertname", alertname), ("instance", instance)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -51,7 +51,7 @@ fn event(alertname: &str, instance: &str, starts_at: DateTime<Utc>) -> Event {
     }
 }
 
-fn restart(name: &str) -> Intent {
+pub(super) fn restart(name: &str) -> Intent {
     Intent::new(
         Action::Restart,
         Target::DockerContainer { name: name.into() },
