@@ -30,10 +30,15 @@ impl Engine {
             .saturating_sub(self.backlog.load(Ordering::Acquire))
             / 2;
         let now = self.now();
+        let runtime = self.runtime();
         let due = if busy {
             Vec::new()
         } else {
-            self.state.write().due(now, room.min(MAX_PER_SECOND))
+            self.state
+                .write()
+                .due(now, room.min(MAX_PER_SECOND), |rule| {
+                    runtime.rules.get(rule).and_then(|r| r.limit)
+                })
         };
         self.count_held();
         if due.is_empty() {

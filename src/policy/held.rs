@@ -10,10 +10,19 @@
 
 use super::state::PolicyState;
 use crate::event::{Event, Fingerprint, Status};
-use crate::model::{Action, Decision, Reason};
+use crate::model::{Action, Decision, RateLimit, Reason, Target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+const ONE_SECOND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A limit's room: a rule's (per target, or across its targets), or a global budget's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Room {
+    Rule(String, Option<Target>),
+    Action(Action),
+}
 
 /// One alert held back, as the earliest of its holds ends.
 #[derive(Debug, Clone)]
@@ -21,6 +30,16 @@ pub struct HeldBack {
     pub event: Arc<Event>,
     pub until: DateTime<Utc>,
     pub reason: Reason,
+    /// Held by a spent limit: whose, so that only as many come due as it lets through.
+    pub spent: Option<Spent>,
+}
+
+/// The rule, action and target an intent held by a spent limit was for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Spent {
+    pub rule: String,
+    pub action: Action,
+    pub target: Target,
 }
 
 /// An alert an acting intent of which was decided in dry-run, and by which rules: it is
@@ -96,6 +115,11 @@ impl PolicyState {
         }
         if let Some(until) = d.reconsider_at {
             let reason = d.reason.unwrap_or(Reason::Cooldown);
+            let spent = (reason == Reason::RateLimit).then(|| Spent {
+                rule: d.rule.clone(),
+                action: d.action,
+                target: d.target.clone(),
+            });
             self.holds
                 .timed
                 .entry(d.fingerprint.clone())
@@ -103,6 +127,7 @@ impl PolicyState {
                     if until < held.until {
                         held.until = until;
                         held.reason = reason;
+                        held.spent = spent.clone();
                     }
                     held.event = event.clone();
                 })
@@ -110,6 +135,7 @@ impl PolicyState {
                     event: event.clone(),
                     until,
                     reason,
+                    spent,
                 });
         }
         if d.dry_run {
@@ -151,7 +177,17 @@ impl PolicyState {
     /// The alerts whose hold has ended by `now` and that still fire in the episode they
     /// were held in, earliest first, at most `max`. Holds of alerts that stopped firing
     /// (resolved, or not heard of for `firing_ttl`) are dropped: nothing is left to do.
-    pub fn due(&mut self, now: DateTime<Utc>, max: usize) -> Vec<(Event, Reason)> {
+    ///
+    /// A limit that frees lets only so many through: of the alerts it held, as many
+    /// come due as it has room for now (`rule_limit` is each rule's `LIMIT`); the
+    /// others wait for the next room, so a storm held by a spent budget is decided again
+    /// a budget's worth at a time, not all at once again and again.
+    pub fn due(
+        &mut self,
+        now: DateTime<Utc>,
+        max: usize,
+        rule_limit: impl Fn(&str) -> Option<RateLimit>,
+    ) -> Vec<(Event, Reason)> {
         let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
         let mut ended: Vec<(DateTime<Utc>, &Fingerprint)> = self
             .holds
@@ -169,6 +205,7 @@ impl PolicyState {
         ended.sort();
         let ended: Vec<Fingerprint> = ended.into_iter().map(|(_, f)| f.clone()).collect();
         let mut due = Vec::new();
+        let mut handed: HashMap<Room, usize> = HashMap::new();
         for fingerprint in ended {
             let still_firing = self.holds.timed.get(&fingerprint).is_some_and(|held| {
                 self.firing.since(&fingerprint) == Some(held.event.starts_at)
@@ -178,13 +215,85 @@ impl PolicyState {
                 self.holds.timed.remove(&fingerprint);
                 continue;
             }
-            if due.len() < max {
-                if let Some(held) = self.holds.timed.get(&fingerprint) {
-                    due.push((Event::clone(&held.event), held.reason));
+            if due.len() >= max {
+                continue;
+            }
+            let spent = self
+                .holds
+                .timed
+                .get(&fingerprint)
+                .and_then(|held| held.spent.clone());
+            if let Some(spent) = spent {
+                if let Some(next) = self.no_room(&spent, now, &rule_limit, &mut handed) {
+                    if let Some(held) = self.holds.timed.get_mut(&fingerprint) {
+                        held.until = next.max(crate::model::later(now, ONE_SECOND));
+                    }
+                    continue;
                 }
+            }
+            if let Some(held) = self.holds.timed.get(&fingerprint) {
+                due.push((Event::clone(&held.event), held.reason));
             }
         }
         due
+    }
+
+    /// When a limit that held `spent` has room again, if it has none now counting the
+    /// alerts already handed out in this pass; None if it has (and counts this one).
+    fn no_room(
+        &self,
+        spent: &Spent,
+        now: DateTime<Utc>,
+        rule_limit: &impl Fn(&str) -> Option<RateLimit>,
+        handed: &mut HashMap<Room, usize>,
+    ) -> Option<DateTime<Utc>> {
+        let mut rooms = Vec::new();
+        if let Some(limit) = rule_limit(&spent.rule) {
+            let from = crate::model::earlier(now, limit.window);
+            let used: Vec<DateTime<Utc>> = self
+                .by_rule
+                .get(&spent.rule)
+                .map(|execs| {
+                    execs
+                        .iter()
+                        .filter(|(at, t)| {
+                            *at >= from
+                                && *at <= now
+                                && !matches!(t, Target::Notify { .. })
+                                && (!limit.per_target || *t == spent.target)
+                        })
+                        .map(|(at, _)| *at)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let target = limit.per_target.then(|| spent.target.clone());
+            rooms.push((Room::Rule(spent.rule.clone(), target), limit, used));
+        }
+        if let Some(limit) = self.settings.limits.get(&spent.action) {
+            let from = crate::model::earlier(now, limit.window);
+            let used: Vec<DateTime<Utc>> = self
+                .by_action
+                .get(&spent.action)
+                .map(|execs| {
+                    execs
+                        .iter()
+                        .filter(|at| **at >= from && **at <= now)
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            rooms.push((Room::Action(spent.action), *limit, used));
+        }
+        for (room, limit, used) in &rooms {
+            let taken = handed.get(room).copied().unwrap_or(0);
+            if used.len() + taken >= limit.count as usize {
+                return Some(super::verdict::frees_at(used, *limit, now));
+            }
+        }
+        for (room, _, _) in rooms {
+            *handed.entry(room).or_default() += 1;
+        }
+        None
     }
 
     /// Salve, or rules, now act for real (a start without `--dry-run`, a reload): the
@@ -211,6 +320,7 @@ impl PolicyState {
                         event: dry.event.clone(),
                         until: now,
                         reason: Reason::DryRun,
+                        spent: None,
                     });
                 if now < held.until {
                     held.until = now;

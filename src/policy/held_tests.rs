@@ -82,7 +82,7 @@ fn decide_recorded(
 /// The alerts due at `now`, by instance label, with what held them.
 fn due(state: &mut PolicyState, now: DateTime<Utc>) -> Vec<(String, Reason)> {
     state
-        .due(now, 100)
+        .due(now, 100, |_| None)
         .into_iter()
         .map(|(e, reason)| (e.labels["instance"].clone(), reason))
         .collect()
@@ -223,7 +223,10 @@ fn each_hold_says_when_it_ends() {
     );
     assert_eq!(
         (d.reason, d.reconsider_at),
-        (Some(Reason::RateLimit), Some(t0 + Duration::minutes(10)))
+        (
+            Some(Reason::RateLimit),
+            Some(t0 + Duration::minutes(10) + Duration::milliseconds(1))
+        )
     );
 
     // An open breaker: when it turns half-open.
@@ -436,7 +439,7 @@ fn a_storm_of_ended_holds_comes_due_earliest_first_a_bounded_number_at_a_time() 
         .collect();
     assert_eq!(first, ["held0", "held1", "held2"]);
     let three: Vec<String> = state
-        .due(all_ended, 3)
+        .due(all_ended, 3, |_| None)
         .into_iter()
         .map(|(e, _)| e.labels["instance"].clone())
         .collect();
@@ -446,4 +449,45 @@ fn a_storm_of_ended_holds_comes_due_earliest_first_a_bounded_number_at_a_time() 
         (10, 0),
         "due only says; a reconsidered record ends a hold"
     );
+}
+
+#[test]
+fn a_budget_that_frees_lets_as_many_held_alerts_come_due_as_it_has_room_for() {
+    let rules = rules("");
+    let mut state = PolicyState::new(settings("[limits]\nrestart = \"2 per 1m\"\n"));
+    let t0 = at("2026-12-07T10:00:00Z");
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let e = event(&format!("a{i}"), t0, Status::Firing);
+        let d = receive_and_decide(&mut state, &rules, &e, &restart(&format!("c{i}")), t0);
+        if d.decision == Verdict::Suppress {
+            assert_eq!(
+                (d.reason, d.reconsider_at),
+                (
+                    Some(Reason::RateLimit),
+                    Some(t0 + Duration::minutes(1) + Duration::milliseconds(1))
+                )
+            );
+            held.push(e);
+        }
+    }
+    assert_eq!(held.len(), 10);
+    let freed = t0 + Duration::minutes(1) + Duration::milliseconds(1);
+    let first = due(&mut state, freed);
+    assert_eq!(first.len(), 2, "the budget frees two: {first:?}");
+    assert_eq!(due(&mut state, freed), first, "until they are decided");
+    // Decided again: both act, and the budget is spent for another minute.
+    for e in held
+        .iter()
+        .filter(|e| first.iter().any(|(i, _)| *i == e.labels["instance"]))
+    {
+        reconsider(&mut state, e, Reason::RateLimit, freed);
+        let target = format!("c{}", &e.labels["instance"][1..]);
+        let d = decide_recorded(&mut state, &rules, e, &restart(&target), freed);
+        assert_eq!(d.decision, Verdict::Execute);
+    }
+    assert_eq!(due(&mut state, freed + Duration::seconds(30)), vec![]);
+    let again = freed + Duration::minutes(1) + Duration::milliseconds(1);
+    assert_eq!(due(&mut state, again).len(), 2);
+    assert_eq!(state.held(), (8, 0));
 }

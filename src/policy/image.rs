@@ -8,7 +8,7 @@
 //! the checkpoint's bytes.
 
 use super::firing::{FiringImage, FiringImageOf, FiringSet, FiringSnapshot};
-use super::held::{DryHeld, HeldBack, Holds};
+use super::held::{DryHeld, HeldBack, Holds, Spent};
 use super::shards::ShardedMap;
 use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
 use super::PolicySettings;
@@ -44,10 +44,13 @@ pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
     evicted: (u64, u64),
     /// Since format 2: the held-back alerts (event, until, why) and those held in
     /// dry-run (event, rules), and how many the bound turned away.
-    held: Vec<(String, i64, Reason)>,
+    held: Vec<HeldImage>,
     dry_held: Vec<(String, Vec<String>)>,
     evicted_held: u64,
 }
+
+/// A held-back alert: its event, until when, why, and the limit that held it.
+type HeldImage = (String, i64, Reason, Option<(String, Action, Target)>);
 
 /// The image of checkpoint format 1 (salve before held-back alerts were kept).
 #[derive(Debug, Deserialize)]
@@ -224,7 +227,13 @@ impl StateSnapshot {
                 .holds
                 .timed
                 .values()
-                .map(|h| Ok((json(&*h.event)?, ns(h.until), h.reason)))
+                .map(|h| {
+                    let spent = h
+                        .spent
+                        .as_ref()
+                        .map(|s| (s.rule.clone(), s.action, s.target.clone()));
+                    Ok((json(&*h.event)?, ns(h.until), h.reason, spent))
+                })
                 .collect::<Result<_, ImageError>>()?,
             dry_held: self
                 .holds
@@ -314,12 +323,17 @@ impl PolicyState {
         state.evicted.dedup = image.evicted.0;
         state.evicted.firing = image.evicted.1;
         state.evicted.held = image.evicted_held;
-        for (text, until, reason) in &image.held {
-            let event: Event = from_json(text)?;
+        for (text, until, reason, spent) in image.held {
+            let event: Event = from_json(&text)?;
             let held = HeldBack {
                 event: Arc::new(event),
-                until: at(*until),
-                reason: *reason,
+                until: at(until),
+                reason,
+                spent: spent.map(|(rule, action, target)| Spent {
+                    rule,
+                    action,
+                    target,
+                }),
             };
             state
                 .holds

@@ -10,7 +10,7 @@ mod state;
 mod strings;
 mod verdict;
 
-pub use held::{DryHeld, HeldBack};
+pub use held::{DryHeld, HeldBack, Spent};
 pub use history::SharedHistory;
 pub use image::{ImageError, StateImage, StateImageV1, StateSnapshot};
 pub use state::{

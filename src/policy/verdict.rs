@@ -231,16 +231,26 @@ pub(super) struct Judgement {
 
 /// When a spent limit lets one more through: `used` are the executions in its window,
 /// oldest first; once all but `count - 1` of them have left the window, one fits.
+const LEFT_THE_WINDOW: Duration = Duration::from_millis(1);
+
 /// A limit of 0 never does: it is looked at again a window on.
-fn frees_at(used: &[DateTime<Utc>], limit: RateLimit, now: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn frees_at(
+    used: &[DateTime<Utc>],
+    limit: RateLimit,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     let mut sorted = used.to_vec();
     sorted.sort();
     let last_to_leave = match limit.count {
         0 => None,
         count => sorted.len().checked_sub(count as usize),
     };
+    // The window holds its ends: an execution leaves it just after `at + window`.
+    let left = |at: DateTime<Utc>| {
+        crate::model::later(crate::model::later(at, limit.window), LEFT_THE_WINDOW)
+    };
     match last_to_leave.and_then(|i| sorted.get(i)) {
-        Some(at) => crate::model::later(*at, limit.window),
-        None => crate::model::later(now, limit.window),
+        Some(at) => left(*at),
+        None => left(now),
     }
 }
