@@ -1,6 +1,6 @@
 //! The command line: `salve serve|check|test|plan|audit`.
 
-use crate::audit::{AuditFilter, AuditRecord, Entry, TrailReader};
+use crate::audit::{AuditFilter, AuditRecord, Entry, RecordKind, TrailReader};
 use crate::config::Config;
 use crate::engine::{self, default_config_path, plan, replay, Overrides, Runtime, ServeOptions};
 use crate::event::parse_payload;
@@ -401,22 +401,11 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
         json,
     } = args;
-    const KINDS: [&str; 8] = [
-        "received",
-        "decision",
-        "outcome",
-        "rule_error",
-        "evaluated",
-        "maintenance",
-        "reload",
-        "reconsidered",
-    ];
-    if let Some(kind) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
-        return Err(anyhow!(
-            "--kind: {kind:?} is not a record kind (one of {})",
-            KINDS.join(", ")
-        ));
-    }
+    let kind = kind
+        .as_deref()
+        .map(str::parse::<RecordKind>)
+        .transpose()
+        .map_err(|e| anyhow!("--kind: {e}"))?;
     let loaded = trail_config(&data_dir, config)?;
     let trail = open_trail(data_dir, loaded.as_ref())?;
     let filter = AuditFilter {
@@ -529,11 +518,8 @@ fn since_or_a_day(since: Option<DateTime<Utc>>) -> DateTime<Utc> {
 }
 
 fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let assume = match args.assume.as_str() {
-        "ok" => crate::replay::Assume::Ok,
-        "failed" => crate::replay::Assume::Failed,
-        other => return Err(anyhow!("--assume: {other:?}: use ok or failed")),
-    };
+    let assume: crate::replay::Assume =
+        args.assume.parse().map_err(|e| anyhow!("--assume: {e}"))?;
     let Some(runtime) = load_or_report(args.load) else {
         return Ok(ExitCode::from(1));
     };

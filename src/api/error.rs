@@ -36,6 +36,18 @@ impl ApiError {
         self.detail = detail;
         self
     }
+
+    /// A value outside a closed list (`?kind=`, `assume`): a 400 naming the field and
+    /// every value it accepts, so a typo is told rather than matching nothing.
+    pub fn unaccepted(
+        field: &str,
+        message: impl Into<String>,
+        accepted: impl IntoIterator<Item = &'static str>,
+    ) -> ApiError {
+        let accepted: Vec<&str> = accepted.into_iter().collect();
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+            .with_detail(json!({ "field": field, "accepted": accepted }))
+    }
 }
 
 impl IntoResponse for ApiError {

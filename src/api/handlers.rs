@@ -1,11 +1,12 @@
 //! The endpoints behind the API's authentication.
 
 use super::{ApiError, JsonBody};
-use crate::audit::{AuditFilter, TrailPosition};
+use crate::audit::{AuditFilter, RecordKind, TrailPosition};
 use crate::engine::{Engine, WindowError};
 use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
 use crate::ingest::{Intake, IntakeError};
 use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMaintenanceWindow};
+use crate::replay::Assume;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -156,11 +157,17 @@ pub(super) async fn read_audit(
             Some(crate::model::earlier(engine.now(), d))
         }
     };
+    let kind = match audit_query.kind.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<RecordKind>().map_err(|e| {
+            ApiError::unaccepted("kind", format!("kind: {e}"), RecordKind::names())
+        })?),
+    };
     let filter = AuditFilter {
         since,
         rule: audit_query.rule,
         target: audit_query.target,
-        kind: audit_query.kind,
+        kind,
         fingerprint: audit_query.fingerprint,
     };
     let limit = audit_query.limit.unwrap_or(AUDIT_LIMIT).max(1);
@@ -298,7 +305,8 @@ pub(super) struct ReplayRequest {
     since: Option<String>,
     until: Option<DateTime<Utc>>,
     /// `ok` (default) or `failed`.
-    assume: Option<String>,
+    #[serde(default)]
+    assume: Assume,
     /// `true`: what would live have done, as `salve replay --dry-run`.
     #[serde(default)]
     dry_run: bool,
@@ -309,7 +317,15 @@ pub(super) async fn replay(
     State(engine): Shared,
     body: JsonBody,
 ) -> Result<Json<crate::replay::Replay>, ApiError> {
-    let request: ReplayRequest = body.parse()?;
+    let request: ReplayRequest = body.parse().map_err(|e| {
+        // A choice among names, answered as a bad `?kind=` is (and as `assume` was
+        // before it was typed): 400 with what it accepts, not 422 like a wrong shape.
+        if e.detail["field"] == "assume" {
+            ApiError::unaccepted("assume", e.error, Assume::names())
+        } else {
+            e
+        }
+    })?;
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let now = engine.now();
     let window = request.since.as_deref().unwrap_or("24h");
@@ -320,11 +336,6 @@ pub(super) async fn replay(
             crate::model::earlier(now, d)
         }
     };
-    let assume = match request.assume.as_deref().unwrap_or("ok") {
-        "ok" => crate::replay::Assume::Ok,
-        "failed" => crate::replay::Assume::Failed,
-        other => return Err(bad(format!("assume: {other:?}: use ok or failed"))),
-    };
     let until = request.until.unwrap_or(now);
     let mode = if request.dry_run {
         crate::replay::Mode::Live
@@ -334,7 +345,7 @@ pub(super) async fn replay(
     let runtime = engine.runtime();
     let trail = engine.trail_reader();
     let replay = tokio::task::spawn_blocking(move || {
-        crate::replay::replay(&trail, &runtime, since, until, assume, mode)
+        crate::replay::replay(&trail, &runtime, since, until, request.assume, mode)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

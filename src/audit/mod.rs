@@ -16,7 +16,7 @@ pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
     ReadError,
 };
-pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord};
+pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord, RecordKind};
 pub use retention::{apply_retention, trimmed, Removed, Retention, TRIMMED_MARK};
 pub use writer::{AuditError, AuditLog, AuditWriterStats, TrailPosition};
 

@@ -6,7 +6,9 @@
 //! and a reader that has seen number N has seen everything before it.
 
 use super::pg_error::pg_error_text;
-use super::{AuditError, AuditFilter, AuditRecord, AuditWriterStats, Page, TrailPosition};
+use super::{
+    AuditError, AuditFilter, AuditRecord, AuditWriterStats, Page, RecordKind, TrailPosition,
+};
 use crate::model::Secret;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
@@ -63,8 +65,11 @@ pub struct PgTrail {
 }
 
 /// What only the decider writes, so what the lease fences.
-fn decided_kind(kind: &str) -> bool {
-    matches!(kind, "decision" | "outcome" | "evaluated" | "rule_error")
+fn decided_kind(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::Decision | RecordKind::Outcome | RecordKind::Evaluated | RecordKind::RuleError
+    )
 }
 
 fn store_error(what: &str, e: &(dyn std::error::Error + 'static)) -> AuditError {
@@ -161,7 +166,7 @@ impl PgTrail {
         self.tx
             .send(Append {
                 at: records.iter().map(|r| r.at).collect(),
-                kinds: records.iter().map(AuditRecord::kind).collect(),
+                kinds: records.iter().map(|r| r.kind().as_str()).collect(),
                 epochs: records
                     .iter()
                     .map(|r| decided_kind(r.kind()).then_some(epoch))
@@ -300,12 +305,13 @@ impl PgTrail {
             .await
             .map_err(sql_error("cannot read the trail", NEWEST))?;
         let mut below = before.map_or(i64::MAX, |p| p.offset as i64);
+        let kind = filter.kind.map(RecordKind::as_str);
         let mut page: Vec<(i64, String)> = Vec::new();
         let mut bytes = 0;
         let mut cut = false;
         'chunks: loop {
             let rows = client
-                .query(&statement, &[&below, &since, &filter.kind, &CHUNK])
+                .query(&statement, &[&below, &since, &kind, &CHUNK])
                 .await
                 .map_err(sql_error("cannot read the trail", NEWEST))?;
             let n = rows.len();

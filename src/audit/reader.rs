@@ -1,6 +1,6 @@
 //! Reads the trail back, oldest record first, across rotated files.
 
-use super::{AuditRecord, TrailPosition, CURRENT_FILE};
+use super::{AuditRecord, RecordKind, TrailPosition, CURRENT_FILE};
 use chrono::{DateTime, Utc};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -370,7 +370,7 @@ pub struct AuditFilter {
     pub since: Option<DateTime<Utc>>,
     pub rule: Option<String>,
     pub target: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<RecordKind>,
     pub fingerprint: Option<String>,
 }
 
@@ -390,10 +390,8 @@ impl AuditFilter {
                 _ => return false,
             }
         }
-        if let Some(kind) = &self.kind {
-            if record.kind() != kind {
-                return false;
-            }
+        if self.kind.is_some_and(|kind| record.kind() != kind) {
+            return false;
         }
         if let Some(fp) = &self.fingerprint {
             if record_fingerprint(record) != Some(fp.as_str()) {

@@ -8,6 +8,74 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A record's `kind`, as the trail writes it. The names are a contract: `salve audit
+/// --kind`, `?kind=` and the PostgreSQL trail's `kind` column filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Received,
+    Decision,
+    Outcome,
+    RuleError,
+    Evaluated,
+    Maintenance,
+    Reload,
+    Reconsidered,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 8] = [
+        RecordKind::Received,
+        RecordKind::Decision,
+        RecordKind::Outcome,
+        RecordKind::RuleError,
+        RecordKind::Evaluated,
+        RecordKind::Maintenance,
+        RecordKind::Reload,
+        RecordKind::Reconsidered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Received => "received",
+            RecordKind::Decision => "decision",
+            RecordKind::Outcome => "outcome",
+            RecordKind::RuleError => "rule_error",
+            RecordKind::Evaluated => "evaluated",
+            RecordKind::Maintenance => "maintenance",
+            RecordKind::Reload => "reload",
+            RecordKind::Reconsidered => "reconsidered",
+        }
+    }
+
+    /// The names a filter accepts, for an error that lists them.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        RecordKind::ALL.into_iter().map(RecordKind::as_str)
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RecordKind {
+    type Err = String;
+
+    /// A typo is an error that lists the kinds, not a filter that silently matches
+    /// nothing.
+    fn from_str(s: &str) -> Result<RecordKind, String> {
+        RecordKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = RecordKind::names().collect();
+                format!("{s:?} is not a record kind (one of {})", names.join(", "))
+            })
+    }
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditRecord {
@@ -180,16 +248,16 @@ impl AuditRecord {
         Ok(record)
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RecordKind {
         match &self.entry {
-            Entry::Received { .. } => "received",
-            Entry::RuleError { .. } => "rule_error",
-            Entry::Decision(_) => "decision",
-            Entry::Outcome(_) => "outcome",
-            Entry::Evaluated { .. } => "evaluated",
-            Entry::Maintenance(_) => "maintenance",
-            Entry::Reload { .. } => "reload",
-            Entry::Reconsidered { .. } => "reconsidered",
+            Entry::Received { .. } => RecordKind::Received,
+            Entry::RuleError { .. } => RecordKind::RuleError,
+            Entry::Decision(_) => RecordKind::Decision,
+            Entry::Outcome(_) => RecordKind::Outcome,
+            Entry::Evaluated { .. } => RecordKind::Evaluated,
+            Entry::Maintenance(_) => RecordKind::Maintenance,
+            Entry::Reload { .. } => RecordKind::Reload,
+            Entry::Reconsidered { .. } => RecordKind::Reconsidered,
         }
     }
 

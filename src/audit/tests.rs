@@ -301,3 +301,26 @@ fn every_kind_of_line_reads_as_the_derived_form_reads_it_in_any_key_order() {
     assert!(AuditRecord::from_line(br#"{"at":"2026-12-01T14:37:07Z","kind":"nonsense"}"#).is_err());
     assert!(AuditRecord::from_line(br#"{"kind":"reload","ok":true,"rules":1}"#).is_err());
 }
+
+#[test]
+fn a_record_kind_reads_back_from_its_name_and_a_typo_names_every_kind() {
+    for kind in super::RecordKind::ALL {
+        assert_eq!(kind.as_str().parse::<super::RecordKind>(), Ok(kind));
+        assert_eq!(
+            serde_json::to_value(kind).expect("a kind serializes"),
+            kind.as_str()
+        );
+    }
+    // The kind a written record carries is the name the filter compares.
+    let record = reload_record(1);
+    let line = serde_json::to_value(&record).expect("a record serializes");
+    assert_eq!(line["kind"], record.kind().as_str());
+    assert_eq!(
+        "decisions".parse::<super::RecordKind>(),
+        Err(
+            "\"decisions\" is not a record kind (one of received, decision, outcome, \
+             rule_error, evaluated, maintenance, reload, reconsidered)"
+                .to_string()
+        )
+    );
+}

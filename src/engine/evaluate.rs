@@ -71,8 +71,32 @@ struct Planned<'a> {
     rule: &'a Rule,
     history: Arc<SharedHistory>,
     result: Result<Vec<Intent>, RuleError>,
-    /// Why salve stopped or did not run it: `cut_off`, `skipped`, `quarantined`.
-    reason: Option<&'static str>,
+    /// Why salve stopped or did not run it: cut off, skipped or quarantined.
+    reason: Option<SalveReason>,
+}
+
+/// Why a rule error was salve's doing rather than the rule's: the `reason` of a
+/// `rule_error` record, whose names are a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SalveReason {
+    /// Stopped by a limit (time, operations).
+    CutOff,
+    /// Not run: cut off earlier in the same round.
+    Skipped,
+    Quarantined,
+    /// Its intents past `engine.max_intents` were dropped.
+    MaxIntents,
+}
+
+impl SalveReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            SalveReason::CutOff => "cut_off",
+            SalveReason::Skipped => "skipped",
+            SalveReason::Quarantined => "quarantined",
+            SalveReason::MaxIntents => "max_intents",
+        }
+    }
 }
 
 /// The quarantine a live round keeps (a plan of `salve plan` keeps none).
@@ -123,11 +147,14 @@ impl Round<'_> {
                     "not run: quarantined until {} after being cut off again and again",
                     until.to_rfc3339()
                 ),
-                "quarantined",
+                SalveReason::Quarantined,
             );
         }
         if self.cut.lock().contains(&rule.name) {
-            return not_run("not run: cut off earlier in this round".into(), "skipped");
+            return not_run(
+                "not run: cut off earlier in this round".into(),
+                SalveReason::Skipped,
+            );
         }
         let ctx = EvalContext {
             now: self.now,
@@ -150,7 +177,7 @@ impl Round<'_> {
             rule,
             history,
             result,
-            reason: cut_off.then_some("cut_off"),
+            reason: cut_off.then_some(SalveReason::CutOff),
         }
     }
 }
@@ -270,7 +297,10 @@ fn round(
         .collect();
     if let Some(q) = &quarantining {
         let mut quarantine = q.quarantine.lock();
-        for planned in plans.iter().filter(|p| p.reason == Some("cut_off")) {
+        for planned in plans
+            .iter()
+            .filter(|p| p.reason == Some(SalveReason::CutOff))
+        {
             let name = &planned.rule.name;
             if let Some(until) = quarantine.cut_off(name, now, q.settings) {
                 tracing::warn!(rule = %name, until = %until.to_rfc3339(), after = q.settings.after,
@@ -347,7 +377,7 @@ fn decide_notification(
                             event,
                             rule,
                             error,
-                            Some("max_intents"),
+                            Some(SalveReason::MaxIntents),
                         ));
                     }
                     for intent in intents {
@@ -365,7 +395,12 @@ fn decide_notification(
                     }
                 }
                 Err(err) => {
-                    if planned.reason != Some("quarantined") && planned.reason != Some("skipped") {
+                    // Not warned of per alert when salve did not run it: the cut-off or
+                    // quarantine behind that was.
+                    if !matches!(
+                        planned.reason,
+                        Some(SalveReason::Quarantined | SalveReason::Skipped)
+                    ) {
                         tracing::warn!(rule = %rule.name, fingerprint = %event.fingerprint, error = %err.short(), "rule failed");
                     }
                     out.records
@@ -391,7 +426,7 @@ fn rule_error(
     event: &Event,
     rule: &Rule,
     error: String,
-    reason: Option<&str>,
+    reason: Option<SalveReason>,
 ) -> AuditRecord {
     if let Some(m) = round.metrics {
         m.rule_failed(&rule.name);
@@ -403,7 +438,7 @@ fn rule_error(
             fingerprint: event.fingerprint.clone(),
             rule: rule.name.clone(),
             error,
-            reason: reason.map(str::to_string),
+            reason: reason.map(|r| r.as_str().to_string()),
         },
     )
 }

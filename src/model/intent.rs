@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
@@ -263,6 +264,10 @@ impl FromStr for Action {
     }
 }
 
+/// The param `.after(d)` is written as: a name in the trail and in `salve plan`'s
+/// output, so it stays `delay_ms`.
+const DELAY_MS: &str = "delay_ms";
+
 /// Action-specific settings: `replicas` for scale, `args` for exec, `text`/`subject`
 /// for notify. A sorted map, so equal intents serialize identically.
 pub type Params = serde_json::Map<String, serde_json::Value>;
@@ -287,6 +292,21 @@ impl Intent {
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Intent {
         self.params.insert(key.to_string(), value.into());
         self
+    }
+
+    /// `.after(d)`: held until the alert has fired for `d`. Whole milliseconds, as the
+    /// trail has always written it.
+    pub fn with_delay(self, delay: Duration) -> Intent {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.with(DELAY_MS, ms)
+    }
+
+    /// The delay [`Intent::with_delay`] set, if any.
+    pub fn delay(&self) -> Option<Duration> {
+        self.params
+            .get(DELAY_MS)
+            .and_then(serde_json::Value::as_u64)
+            .map(Duration::from_millis)
     }
 
     /// Equal for identical intents (same action, target and settings): the key that

@@ -265,7 +265,7 @@ fn each_hold_says_when_it_ends() {
 
     // A delay: once the alert has fired that long.
     let mut state = PolicyState::new(settings(""));
-    let delayed = restart("web").with("delay_ms", 10_000u64);
+    let delayed = restart("web").with_delay(std::time::Duration::from_secs(10));
     let e = event("a", t0, Status::Firing);
     let d = receive_and_decide(
         &mut state,

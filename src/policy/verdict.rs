@@ -5,7 +5,6 @@ use super::state::{since, BatchScope, PolicyState, RuleTerms};
 use crate::event::Event;
 use crate::model::{format_duration, Action, Intent, RateLimit, Reason, Target, Verdict};
 use chrono::{DateTime, Utc};
-use std::time::Duration;
 
 impl PolicyState {
     pub(super) fn verdict(
@@ -47,18 +46,14 @@ impl PolicyState {
         }
 
         // 2. `.after(d)`: not before the alert has fired for d.
-        if let Some(ms) = intent
-            .params
-            .get("delay_ms")
-            .and_then(serde_json::Value::as_u64)
-        {
-            let due = crate::model::later(event.starts_at, Duration::from_millis(ms));
+        if let Some(delay) = intent.delay() {
+            let due = crate::model::later(event.starts_at, delay);
             if now < due {
                 return hold(
                     Reason::Delayed,
                     format!(
                         "after({}): not before the alert has fired that long, at {}",
-                        format_duration(Duration::from_millis(ms)),
+                        format_duration(delay),
                         due.to_rfc3339()
                     ),
                     due,

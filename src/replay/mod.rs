@@ -20,7 +20,7 @@ use crate::engine::{Runtime, ON_OUTCOME_RULE};
 use crate::model::{Action, Decision, Reason, Target, Verdict, DRY_RUN_BY_SALVE};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use window::Replayer;
 
@@ -178,11 +178,56 @@ impl Replay {
     }
 }
 
-/// What outcome a replayed action that the recording did not run is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What outcome a replayed action that the recording did not run is given: `--assume`
+/// and the API's `assume`, whose names are a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Assume {
+    #[default]
     Ok,
     Failed,
+}
+
+impl Assume {
+    pub const ALL: [Assume; 2] = [Assume::Ok, Assume::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assume::Ok => "ok",
+            Assume::Failed => "failed",
+        }
+    }
+
+    /// The names `assume` accepts, for an error that lists them.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Assume::ALL.into_iter().map(Assume::as_str)
+    }
+}
+
+impl std::str::FromStr for Assume {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Assume, String> {
+        Assume::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Assume::names().collect();
+                format!(
+                    "{s:?} is not an outcome to assume (one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Through [`FromStr`](std::str::FromStr), so a request's bad value reads as the CLI's.
+impl TryFrom<String> for Assume {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Assume, String> {
+        s.parse()
+    }
 }
 
 /// A decision's place in the comparison: the event, the rule, the action and target,

@@ -386,7 +386,7 @@ mod options {
     #[rhai_fn(return_raw)]
     pub fn after(intent: Intent, delay: ImmutableString) -> Fallible<Intent> {
         let d = super::delay(&delay).map_err(error)?;
-        Ok(intent.with("delay_ms", d.as_millis() as u64))
+        Ok(intent.with_delay(d))
     }
 
     /// Seconds to wait: Docker's stop timeout, Kubernetes' verification (0 skips it).

@@ -324,6 +324,41 @@ fn the_audit_api_answers_with_the_newest_records_that_match() {
 }
 
 #[test]
+fn a_bad_audit_kind_or_replay_assume_is_a_400_naming_the_accepted_values() {
+    let salve = Salve::builder().start();
+
+    // A typo in `?kind=` once matched nothing and answered 200 with no records.
+    let reply = salve.get("/api/v1/audit?kind=decisions");
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({
+            "error": "kind: \"decisions\" is not a record kind (one of received, decision, \
+                      outcome, rule_error, evaluated, maintenance, reload, reconsidered)",
+            "detail": {
+                "field": "kind",
+                "accepted": ["received", "decision", "outcome", "rule_error", "evaluated",
+                             "maintenance", "reload", "reconsidered"],
+            },
+        })
+    );
+    let reply = salve.get("/api/v1/audit?kind=reload");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    let reply = salve.post_json("/api/v1/replay", &json!({ "assume": "sometimes" }));
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({
+            "error": "field `assume`: \"sometimes\" is not an outcome to assume (one of ok, failed)",
+            "detail": { "field": "assume", "accepted": ["ok", "failed"] },
+        })
+    );
+    let reply = salve.post_json("/api/v1/replay", &json!({ "assume": "failed" }));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[test]
 fn an_alert_past_the_label_bounds_is_refused_with_422_naming_it_and_nothing_is_recorded() {
     let salve = Salve::builder()
         .config("[api]\nmax_labels = 4\nmax_label_value_bytes = 16\nmax_annotations_bytes = 64\n")
