@@ -5,6 +5,7 @@ use super::state::{since, BatchScope, PolicyState, RuleTerms};
 use crate::event::Event;
 use crate::model::{format_duration, Action, Intent, RateLimit, Reason, Target, Verdict};
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 impl PolicyState {
     pub(super) fn verdict(
