@@ -138,6 +138,11 @@ pub struct PolicyConfig {
     /// Default 500000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_firing_alerts: Option<usize>,
+    /// Most alerts held back to be decided again when their hold ends (each keeps its
+    /// event, about a KiB); past it an alert held back is decided again only when it is
+    /// re-sent, counted in `salve_state_evicted_total{set="held"}`. Default 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_held_alerts: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

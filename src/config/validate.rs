@@ -200,6 +200,7 @@ impl Config {
                 )?,
                 max_dedup_entries: file.policy.max_dedup_entries.unwrap_or(1_000_000),
                 max_firing_alerts: file.policy.max_firing_alerts.unwrap_or(500_000),
+                max_held_alerts: file.policy.max_held_alerts.unwrap_or(100_000),
             },
             exec,
             audit_max_file_bytes: file.audit.max_file_bytes.unwrap_or(64 << 20),

@@ -106,7 +106,7 @@ impl PolicyState {
         let Some(event) = self.event_of(d) else {
             return;
         };
-        let bound = self.settings.max_firing_alerts;
+        let bound = self.settings.max_held_alerts;
         let known = self.holds.timed.contains_key(&d.fingerprint)
             || self.holds.dry.contains_key(&d.fingerprint);
         if !known && self.holds.timed.len() + self.holds.dry.len() >= bound {

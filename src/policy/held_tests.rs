@@ -491,3 +491,31 @@ fn a_budget_that_frees_lets_as_many_held_alerts_come_due_as_it_has_room_for() {
     assert_eq!(due(&mut state, again).len(), 2);
     assert_eq!(state.held(), (8, 0));
 }
+
+#[test]
+fn past_max_held_alerts_a_held_back_alert_waits_for_its_resend_and_is_counted() {
+    let rules = rules(r#"const COOLDOWN = "1m";"#);
+    let mut state = PolicyState::new(settings(
+        "[policy]\nmax_held_alerts = 2\n\n[limits]\nrestart = \"100 per 1m\"\n",
+    ));
+    let t0 = at("2026-12-07T10:00:00Z");
+    receive_and_decide(
+        &mut state,
+        &rules,
+        &event("first", t0, Status::Firing),
+        &restart("web"),
+        t0,
+    );
+    for i in 0..3 {
+        let d = receive_and_decide(
+            &mut state,
+            &rules,
+            &event(&format!("held{i}"), t0, Status::Firing),
+            &restart("web"),
+            t0,
+        );
+        assert_eq!(d.reason, Some(Reason::Cooldown));
+    }
+    assert_eq!(state.held(), (2, 0));
+    assert_eq!(state.evictions().held, 1);
+}

@@ -29,6 +29,9 @@ pub struct PolicySettings {
     /// At most this many firing alerts are remembered for `firing()`; past it the ones
     /// seen least recently go.
     pub max_firing_alerts: usize,
+    /// At most this many alerts are held back to be decided again; past it one is
+    /// decided again only when re-sent.
+    pub max_held_alerts: usize,
 }
 
 /// What policy needs of a rule: its name and its own limits and mutes. A borrowed view,
@@ -133,7 +136,7 @@ pub struct PolicyState {
 pub struct Evictions {
     pub dedup: u64,
     pub firing: u64,
-    /// Held-back alerts not held because `max_firing_alerts` were already.
+    /// Held-back alerts not held because `max_held_alerts` were already.
     pub held: u64,
 }
 
