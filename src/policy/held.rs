@@ -249,39 +249,12 @@ impl PolicyState {
     ) -> Option<DateTime<Utc>> {
         let mut rooms = Vec::new();
         if let Some(limit) = rule_limit(&spent.rule) {
-            let from = crate::model::earlier(now, limit.window);
-            let used: Vec<DateTime<Utc>> = self
-                .by_rule
-                .get(&spent.rule)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|(at, t)| {
-                            *at >= from
-                                && *at <= now
-                                && !matches!(t, Target::Notify { .. })
-                                && (!limit.per_target || *t == spent.target)
-                        })
-                        .map(|(at, _)| *at)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let used = self.spent_of_rule(&spent.rule, limit, &spent.target, now);
             let target = limit.per_target.then(|| spent.target.clone());
             rooms.push((Room::Rule(spent.rule.clone(), target), limit, used));
         }
         if let Some(limit) = self.settings.limits.get(&spent.action) {
-            let from = crate::model::earlier(now, limit.window);
-            let used: Vec<DateTime<Utc>> = self
-                .by_action
-                .get(&spent.action)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|at| **at >= from && **at <= now)
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let used = self.spent_of_budget(spent.action, *limit, now);
             rooms.push((Room::Action(spent.action), *limit, used));
         }
         for (room, limit, used) in &rooms {

@@ -96,23 +96,7 @@ impl PolicyState {
 
         // 4. rate limits: the rule's own, then the global budget per action kind
         if let Some(limit) = rule.limit.filter(|_| acting) {
-            let from = since(now, limit.window);
-            let used: Vec<DateTime<Utc>> = self
-                .by_rule
-                .get(rule.name)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|(at, t)| {
-                            *at >= from
-                                && *at <= now
-                                && !matches!(t, Target::Notify { .. })
-                                && (!limit.per_target || *t == intent.target)
-                        })
-                        .map(|(at, _)| *at)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let used = self.spent_of_rule(rule.name, limit, &intent.target, now);
             if used.len() >= limit.count as usize {
                 return hold(
                     Reason::RateLimit,
@@ -122,18 +106,7 @@ impl PolicyState {
             }
         }
         if let Some(limit) = settings.limits.get(&intent.action) {
-            let from = since(now, limit.window);
-            let used: Vec<DateTime<Utc>> = self
-                .by_action
-                .get(&intent.action)
-                .map(|execs| {
-                    execs
-                        .iter()
-                        .filter(|at| **at >= from && **at <= now)
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let used = self.spent_of_budget(intent.action, *limit, now);
             if used.len() >= limit.count as usize {
                 return hold(
                     Reason::RateLimit,
@@ -214,6 +187,55 @@ impl PolicyState {
             detail: String::new(),
             reconsider_at: None,
         }
+    }
+}
+
+impl PolicyState {
+    /// The executions in `limit`'s window that count against a rule's `LIMIT` for
+    /// `target` (pages never do).
+    pub(super) fn spent_of_rule(
+        &self,
+        rule: &str,
+        limit: RateLimit,
+        target: &Target,
+        now: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let from = since(now, limit.window);
+        self.by_rule
+            .get(rule)
+            .map(|execs| {
+                execs
+                    .iter()
+                    .filter(|(at, t)| {
+                        *at >= from
+                            && *at <= now
+                            && !matches!(t, Target::Notify { .. })
+                            && (!limit.per_target || t == target)
+                    })
+                    .map(|(at, _)| *at)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The executions of `action` in the global budget's window.
+    pub(super) fn spent_of_budget(
+        &self,
+        action: Action,
+        limit: RateLimit,
+        now: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let from = since(now, limit.window);
+        self.by_action
+            .get(&action)
+            .map(|execs| {
+                execs
+                    .iter()
+                    .filter(|at| **at >= from && **at <= now)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
