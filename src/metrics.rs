@@ -6,45 +6,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 type LabelPairs = Vec<(String, String)>;
-
-/// Counted by the notification executor, which the engine builds (again at each reload)
-/// without a handle on its `Metrics`: so these two live for the process, and every
-/// `Metrics` registers them (`salve serve` makes one).
-static NOTIFICATIONS_FOLDED: LazyLock<Family<LabelPairs, Counter>> = LazyLock::new(Family::default);
-static NOTIFICATION_SUMMARIES: LazyLock<Family<LabelPairs, Counter>> =
-    LazyLock::new(Family::default);
-
-/// A message to `channel` held for a summary, the channel's `rate` being reached.
-pub fn notification_folded(channel: &str) {
-    NOTIFICATIONS_FOLDED
-        .get_or_create(&pairs(&[("channel", channel)]))
-        .inc();
-}
-
-/// A summary of held messages to `channel`: `ok`, `failed`, or `unsent` (salve stopped
-/// before it could go).
-pub fn notification_summary(channel: &str, outcome: &str) {
-    NOTIFICATION_SUMMARIES
-        .get_or_create(&pairs(&[("channel", channel), ("outcome", outcome)]))
-        .inc();
-}
-
-fn register_process_wide(registry: &mut Registry) {
-    registry.register(
-        "notifications_folded",
-        "Messages held by their channel's rate and folded into a summary, by channel",
-        NOTIFICATIONS_FOLDED.clone(),
-    );
-    registry.register(
-        "notification_summaries",
-        "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)",
-        NOTIFICATION_SUMMARIES.clone(),
-    );
-}
 
 pub struct Metrics {
     registry: Registry,
@@ -78,6 +42,8 @@ pub struct Metrics {
     pub connections_timed_out: Family<LabelPairs, Counter>,
     pub reconsidered: Family<LabelPairs, Counter>,
     pub reconsiderations_pending: Gauge,
+    pub notifications_folded: Family<LabelPairs, Counter>,
+    pub notification_summaries: Family<LabelPairs, Counter>,
 }
 
 fn probe_histogram() -> Histogram {
@@ -283,7 +249,18 @@ impl Metrics {
             "HTTP connections closed for a slow or idle client, by timeout: tls_handshake, header_read, idle",
             connections_timed_out.clone(),
         );
-        register_process_wide(&mut registry);
+        let notifications_folded = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "notifications_folded",
+            "Messages held by their channel's rate and folded into a summary, by channel",
+            notifications_folded.clone(),
+        );
+        let notification_summaries = Family::<LabelPairs, Counter>::default();
+        registry.register(
+            "notification_summaries",
+            "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)",
+            notification_summaries.clone(),
+        );
         Metrics {
             registry,
             connections_open,
@@ -291,6 +268,8 @@ impl Metrics {
             connections_timed_out,
             reconsidered,
             reconsiderations_pending,
+            notifications_folded,
+            notification_summaries,
             probe_up,
             probe_duration_seconds,
             probe_failures,
@@ -352,6 +331,21 @@ impl Metrics {
     pub fn decided(&self, decision: &str, reason: &str) {
         self.decisions
             .get_or_create(&pairs(&[("decision", decision), ("reason", reason)]))
+            .inc();
+    }
+
+    /// A message to `channel` held for a summary, the channel's `rate` being reached.
+    pub fn notification_folded(&self, channel: &str) {
+        self.notifications_folded
+            .get_or_create(&pairs(&[("channel", channel)]))
+            .inc();
+    }
+
+    /// A summary of held messages to `channel`: `ok`, `failed`, or `unsent` (salve
+    /// stopped before it could go).
+    pub fn notification_summary(&self, channel: &str, outcome: &str) {
+        self.notification_summaries
+            .get_or_create(&pairs(&[("channel", channel), ("outcome", outcome)]))
             .inc();
     }
 

@@ -66,7 +66,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     );
     metrics.reloaded(true, runtime.rules.len());
     runtime::log_warnings(&runtime);
-    let paces = crate::execute::Paces::default();
+    let paces = crate::execute::Paces::counted_in(metrics.clone());
     let dispatcher = runtime::build_dispatcher(config, None, (&Default::default(), &paces));
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.

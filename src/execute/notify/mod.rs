@@ -560,7 +560,7 @@ impl Executor for NotifyExecutor {
                                 self.sender.clone(),
                             ));
                         }
-                        return pace::folded(channel, pace.rate());
+                        return pace::folded(channel, pace);
                     }
                 }
             }

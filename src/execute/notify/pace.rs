@@ -7,7 +7,7 @@
 use super::message::{self, SUMMARY_LISTED};
 use super::{NotifyChannel, NotifyKind, Prepared, Sender};
 use crate::execute::ActionContext;
-use crate::metrics;
+use crate::metrics::Metrics;
 use crate::model::{Outcome, OutcomeStatus, RateLimit};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +22,8 @@ pub(super) const FOLDED: &str = "folded_into_summary";
 /// One channel's count of what it sent and what waits for its summary.
 pub(super) struct Pace {
     rate: RateLimit,
+    /// The engine's metrics, where it gave them.
+    metrics: Option<Arc<Metrics>>,
     state: parking_lot::Mutex<State>,
     /// Held while a message or a summary is delivered. The dispatcher already sends a
     /// channel's messages one at a time; a summary goes out from its own task, and
@@ -71,23 +73,37 @@ pub(super) enum Turn {
 /// engine connecting), as the target locks are: a rebuild must not start a channel's
 /// count again and let twice its rate through.
 #[derive(Clone, Default)]
-pub struct Paces(Arc<parking_lot::Mutex<HashMap<String, Arc<Pace>>>>);
+pub struct Paces {
+    kept: Arc<parking_lot::Mutex<HashMap<String, Arc<Pace>>>>,
+    metrics: Option<Arc<Metrics>>,
+}
 
 impl Paces {
+    /// Paces that count what they fold and summarize in `metrics`.
+    pub fn counted_in(metrics: Arc<Metrics>) -> Paces {
+        Paces {
+            kept: Arc::default(),
+            metrics: Some(metrics),
+        }
+    }
+
     /// The paces of `channels`: a channel's own if its rate is unchanged, a new one if
     /// it is new or its rate changed; channels no longer there are forgotten.
     pub(super) fn of(
         &self,
         channels: &HashMap<String, NotifyChannel>,
     ) -> HashMap<String, Arc<Pace>> {
-        let mut kept = self.0.lock();
+        let mut kept = self.kept.lock();
         let paces: HashMap<String, Arc<Pace>> = channels
             .iter()
             .filter_map(|(name, channel)| {
                 let rate = channel.rate?;
                 let pace = match kept.get(name) {
                     Some(pace) if *pace.rate() == rate => pace.clone(),
-                    _ => Arc::new(Pace::new(rate)),
+                    _ => Arc::new(Pace {
+                        metrics: self.metrics.clone(),
+                        ..Pace::new(rate)
+                    }),
                 };
                 Some((name.clone(), pace))
             })
@@ -101,6 +117,7 @@ impl Pace {
     pub fn new(rate: RateLimit) -> Pace {
         Pace {
             rate,
+            metrics: None,
             state: parking_lot::Mutex::new(State::default()),
             sending: tokio::sync::Mutex::new(()),
         }
@@ -166,8 +183,11 @@ impl Pace {
 
 /// The outcome of a message held for the summary, counted in
 /// `salve_notifications_folded_total`.
-pub(super) fn folded(channel: &NotifyChannel, rate: &RateLimit) -> Outcome {
-    metrics::notification_folded(&channel.name);
+pub(super) fn folded(channel: &NotifyChannel, pace: &Pace) -> Outcome {
+    let rate = &pace.rate;
+    if let Some(metrics) = &pace.metrics {
+        metrics.notification_folded(&channel.name);
+    }
     tracing::debug!(channel = %channel.name, %rate, "message held for the channel's summary");
     Outcome::skipped(
         format!(
@@ -211,7 +231,7 @@ pub(super) async fn flush(pace: Arc<Pace>, channel: NotifyChannel, sender: Sende
             .await
     };
     unsent.taken = None;
-    summary_tried(&channel.name, count, &outcome, &prepared.text);
+    summary_tried(&pace, &channel.name, count, &outcome, &prepared.text);
 }
 
 /// The summary as every attempt sends it, `via = "summary"` on a webhook.
@@ -232,8 +252,10 @@ fn prepare(channel: &NotifyChannel, rate: &RateLimit, held: &Held) -> Prepared {
 /// A summary sent or failed: no trail record speaks for it (each held message has its
 /// own `folded_into_summary` outcome), so the log and the metric do. A failed one is
 /// logged with its text, so what it named is not lost with it.
-fn summary_tried(channel: &str, count: usize, outcome: &Outcome, text: &str) {
-    metrics::notification_summary(channel, outcome.outcome.as_str());
+fn summary_tried(pace: &Pace, channel: &str, count: usize, outcome: &Outcome, text: &str) {
+    if let Some(metrics) = &pace.metrics {
+        metrics.notification_summary(channel, outcome.outcome.as_str());
+    }
     if outcome.outcome == OutcomeStatus::Ok {
         tracing::info!(
             channel,
@@ -272,7 +294,9 @@ impl Drop for Unsent<'_> {
             return;
         }
         let name = &self.channel.name;
-        metrics::notification_summary(name, "unsent");
+        if let Some(metrics) = &self.pace.metrics {
+            metrics.notification_summary(name, "unsent");
+        }
         let (_, text) = message::summary(name, &self.pace.rate, &held.lines, held.count);
         tracing::warn!(
             channel = %name,
