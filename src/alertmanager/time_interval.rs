@@ -99,12 +99,11 @@ impl TimeInterval {
     /// `within` ahead (times in `time_intervals` are whole minutes, so a minute's start
     /// stands for it); `at + within` when it contains every minute until then.
     pub fn ends_after(&self, at: DateTime<Utc>, within: std::time::Duration) -> DateTime<Utc> {
-        let minute = chrono::TimeDelta::minutes(1);
         let limit = crate::model::later(at, within);
         let start = at.timestamp() - at.timestamp().rem_euclid(60);
         let mut t = DateTime::from_timestamp(start, 0).unwrap_or(at);
         while t < limit {
-            t = t.checked_add_signed(minute).unwrap_or(limit);
+            t = crate::model::later(t, std::time::Duration::from_secs(60));
             if !self.contains(t) {
                 return t.min(limit);
             }

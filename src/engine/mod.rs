@@ -260,14 +260,7 @@ impl Engine {
             self.lead.wake.notify_one();
             return Ok(());
         }
-        {
-            let _writing = self.gate.read().await;
-            self.write_records(&records).await?;
-            let mut state = self.state.write();
-            for record in &records {
-                fold(&mut state, record);
-            }
-        }
+        self.write_then_fold(&records).await?;
         for e in &events {
             self.metrics.event_received(&e.source);
         }
@@ -447,9 +440,18 @@ impl Engine {
             pg.append(std::slice::from_ref(&record)).await?;
             return self.follow_once().await;
         }
+        self.write_then_fold(std::slice::from_ref(&record)).await
+    }
+
+    /// On disk first, then in memory, under the gate a checkpoint waits for: how every
+    /// fact but a decision (applied as it is made) reaches the state of a file trail.
+    pub(super) async fn write_then_fold(&self, records: &[AuditRecord]) -> Result<(), AuditError> {
         let _writing = self.gate.read().await;
-        self.write_records(std::slice::from_ref(&record)).await?;
-        fold(&mut self.state.write(), &record);
+        self.write_records(records).await?;
+        let mut state = self.state.write();
+        for record in records {
+            fold(&mut state, record);
+        }
         Ok(())
     }
 

@@ -3,7 +3,6 @@
 //! with the rules and state of that moment. Only the leader reconsiders; the holds are
 //! state every replica folds.
 
-use super::recovery::fold;
 use super::{Engine, Trail};
 use crate::audit::{AuditRecord, Entry};
 use std::sync::atomic::Ordering;
@@ -63,17 +62,7 @@ impl Engine {
                 self.lead.wake.notify_one();
                 appended
             }
-            Trail::Files(_) => {
-                let _writing = self.gate.read().await;
-                let written = self.write_records(&records).await;
-                if written.is_ok() {
-                    let mut state = self.state.write();
-                    for record in &records {
-                        fold(&mut state, record);
-                    }
-                }
-                written
-            }
+            Trail::Files(_) => self.write_then_fold(&records).await,
         };
         if let Err(e) = written {
             // Still held: tried again at the next tick.

@@ -70,7 +70,7 @@ impl StopRequests {
     fn note(&mut self, container: &str, at: DateTime<Utc>) {
         self.at.insert(container.to_string(), at);
         if self.at.len() > 10_000 {
-            let cutoff = at - chrono::Duration::hours(1);
+            let cutoff = crate::model::earlier(at, Duration::from_secs(3600));
             self.at.retain(|_, t| *t > cutoff);
         }
     }
@@ -285,7 +285,7 @@ fn read_from(
     if stopped_at.is_some_and(|stopped| stopped < oldest) {
         tracing::warn!(from = %handled, to = %oldest, "the Docker events of a gap longer than 10 minutes are not read again; containers still unhealthy are found by the scan");
     }
-    (handled + chrono::Duration::nanoseconds(1)).max(oldest)
+    crate::model::later(handled, Duration::from_nanos(1)).max(oldest)
 }
 
 fn events_options(settings: &DockerEventsSettings, since: DateTime<Utc>) -> EventsOptions {

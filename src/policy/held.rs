@@ -249,21 +249,25 @@ impl PolicyState {
     ) -> Option<DateTime<Utc>> {
         let mut rooms = Vec::new();
         if let Some(limit) = rule_limit(&spent.rule) {
-            let used = self.spent_of_rule(&spent.rule, limit, &spent.target, now);
             let target = limit.per_target.then(|| spent.target.clone());
-            rooms.push((Room::Rule(spent.rule.clone(), target), limit, used));
-        }
-        if let Some(limit) = self.settings.limits.get(&spent.action) {
-            let used = self.spent_of_budget(spent.action, *limit, now);
-            rooms.push((Room::Action(spent.action), *limit, used));
-        }
-        for (room, limit, used) in &rooms {
-            let taken = handed.get(room).copied().unwrap_or(0);
-            if used.len() + taken >= limit.count as usize {
-                return Some(super::verdict::frees_at(used, *limit, now));
+            let room = Room::Rule(spent.rule.clone(), target);
+            let used = self.spent_of_rule(&spent.rule, limit, &spent.target, now);
+            if used.count() + handed.get(&room).copied().unwrap_or(0) >= limit.count as usize {
+                let used = self.spent_of_rule(&spent.rule, limit, &spent.target, now);
+                return Some(super::verdict::frees_at(used, limit, now));
             }
+            rooms.push(room);
         }
-        for (room, _, _) in rooms {
+        if let Some(&limit) = self.settings.limits.get(&spent.action) {
+            let room = Room::Action(spent.action);
+            let used = self.spent_of_budget(spent.action, limit, now);
+            if used.count() + handed.get(&room).copied().unwrap_or(0) >= limit.count as usize {
+                let used = self.spent_of_budget(spent.action, limit, now);
+                return Some(super::verdict::frees_at(used, limit, now));
+            }
+            rooms.push(room);
+        }
+        for room in rooms {
             *handed.entry(room).or_default() += 1;
         }
         None

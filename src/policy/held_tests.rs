@@ -49,6 +49,18 @@ fn receive_and_decide(
     decide_recorded(state, rules, event, intent, now)
 }
 
+/// A firing alert `instance` received at `at`, and a restart of `target` decided on it.
+fn restart_for(
+    state: &mut PolicyState,
+    rules: &RuleSet,
+    instance: &str,
+    target: &str,
+    at: DateTime<Utc>,
+) -> Decision {
+    let e = event(instance, at, Status::Firing);
+    receive_and_decide(state, rules, &e, &restart(target), at)
+}
+
 fn decide_recorded(
     state: &mut PolicyState,
     rules: &RuleSet,
@@ -136,13 +148,7 @@ fn an_alert_that_resolved_or_began_a_new_episode_while_held_is_not_reconsidered(
     let rules = rules(r#"const COOLDOWN = "1m";"#);
     let mut state = PolicyState::new(settings(""));
     let t0 = at("2026-12-07T10:00:00Z");
-    receive_and_decide(
-        &mut state,
-        &rules,
-        &event("a", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    restart_for(&mut state, &rules, "a", "web", t0);
     let held = event("b", t0, Status::Firing);
     receive_and_decide(&mut state, &rules, &held, &restart("web"), t0);
     assert_eq!(state.held(), (1, 0));
@@ -164,13 +170,7 @@ fn an_alert_that_resolved_or_began_a_new_episode_while_held_is_not_reconsidered(
 
     // Held, then the alert is not heard of for firing_ttl: nothing to reconsider.
     let mut state = PolicyState::new(settings("[policy]\nfiring_ttl = \"5m\"\n"));
-    receive_and_decide(
-        &mut state,
-        &rules,
-        &event("a", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    restart_for(&mut state, &rules, "a", "web", t0);
     receive_and_decide(&mut state, &rules, &held, &restart("web"), t0);
     assert_eq!(due(&mut state, t0 + Duration::minutes(6)), vec![]);
     assert_eq!(state.held(), (0, 0), "a hold nobody fires for is dropped");
@@ -192,13 +192,7 @@ fn each_hold_says_when_it_ends() {
         comment: String::new(),
         created_at: t0,
     });
-    let d = receive_and_decide(
-        &mut state,
-        &rules_plain,
-        &event("a", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    let d = restart_for(&mut state, &rules_plain, "a", "web", t0);
     assert_eq!(
         (d.reason, d.reconsider_at),
         (Some(Reason::Maintenance), Some(until))
@@ -214,13 +208,7 @@ fn each_hold_says_when_it_ends() {
         assert_eq!(d.decision, Verdict::Execute);
     }
     let now = t0 + Duration::minutes(2);
-    let d = receive_and_decide(
-        &mut state,
-        &limited,
-        &event("a", now, Status::Firing),
-        &restart("c9"),
-        now,
-    );
+    let d = restart_for(&mut state, &limited, "a", "c9", now);
     assert_eq!(
         (d.reason, d.reconsider_at),
         (
@@ -233,13 +221,7 @@ fn each_hold_says_when_it_ends() {
     let mut state = PolicyState::new(settings(
         "[policy]\nbreaker_failures = 1\nbreaker_open_for = \"5m\"\n",
     ));
-    let d = receive_and_decide(
-        &mut state,
-        &rules_plain,
-        &event("a", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    let d = restart_for(&mut state, &rules_plain, "a", "web", t0);
     state.record_outcome(
         &d.id,
         Action::Restart,
@@ -248,13 +230,7 @@ fn each_hold_says_when_it_ends() {
         t0 + Duration::seconds(10),
     );
     let later = t0 + Duration::seconds(20);
-    let d = receive_and_decide(
-        &mut state,
-        &rules_plain,
-        &event("b", later, Status::Firing),
-        &restart("web"),
-        later,
-    );
+    let d = restart_for(&mut state, &rules_plain, "b", "web", later);
     assert_eq!(
         (d.reason, d.reconsider_at),
         (
@@ -297,13 +273,7 @@ weekdays = ["saturday", "sunday"]
     let muted = rules(r#"const MUTE = ["weekend"];"#);
     let mut state = PolicyState::new(settings(weekend));
     let saturday = at("2026-12-05T13:14:15Z");
-    let d = receive_and_decide(
-        &mut state,
-        &muted,
-        &event("a", saturday, Status::Firing),
-        &restart("web"),
-        saturday,
-    );
+    let d = restart_for(&mut state, &muted, "a", "web", saturday);
     assert_eq!(
         (d.reason, d.reconsider_at),
         (Some(Reason::Maintenance), Some(at("2026-12-07T00:00:00Z")))
@@ -377,20 +347,8 @@ fn holds_survive_a_checkpoint() {
     let settings = settings("");
     let mut state = PolicyState::new(settings.clone());
     let t0 = at("2026-12-07T10:00:00Z");
-    receive_and_decide(
-        &mut state,
-        &rules,
-        &event("a", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
-    receive_and_decide(
-        &mut state,
-        &rules,
-        &event("b", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    restart_for(&mut state, &rules, "a", "web", t0);
+    restart_for(&mut state, &rules, "b", "web", t0);
     let bytes = crate::engine::checkpoint_bytes(
         &state,
         crate::audit::TrailPosition {
@@ -415,20 +373,8 @@ fn a_storm_of_ended_holds_comes_due_earliest_first_a_bounded_number_at_a_time() 
     for i in 0..10 {
         let now = t0 + Duration::seconds(i);
         let target = format!("c{i}");
-        receive_and_decide(
-            &mut state,
-            &rules,
-            &event(&format!("first{i}"), now, Status::Firing),
-            &restart(&target),
-            now,
-        );
-        let d = receive_and_decide(
-            &mut state,
-            &rules,
-            &event(&format!("held{i}"), now, Status::Firing),
-            &restart(&target),
-            now,
-        );
+        restart_for(&mut state, &rules, &format!("first{i}"), &target, now);
+        let d = restart_for(&mut state, &rules, &format!("held{i}"), &target, now);
         assert_eq!(d.reason, Some(Reason::Cooldown));
     }
     let all_ended = t0 + Duration::minutes(5);
@@ -499,21 +445,9 @@ fn past_max_held_alerts_a_held_back_alert_waits_for_its_resend_and_is_counted() 
         "[policy]\nmax_held_alerts = 2\n\n[limits]\nrestart = \"100 per 1m\"\n",
     ));
     let t0 = at("2026-12-07T10:00:00Z");
-    receive_and_decide(
-        &mut state,
-        &rules,
-        &event("first", t0, Status::Firing),
-        &restart("web"),
-        t0,
-    );
+    restart_for(&mut state, &rules, "first", "web", t0);
     for i in 0..3 {
-        let d = receive_and_decide(
-            &mut state,
-            &rules,
-            &event(&format!("held{i}"), t0, Status::Firing),
-            &restart("web"),
-            t0,
-        );
+        let d = restart_for(&mut state, &rules, &format!("held{i}"), "web", t0);
         assert_eq!(d.reason, Some(Reason::Cooldown));
     }
     assert_eq!(state.held(), (2, 0));

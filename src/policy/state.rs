@@ -522,8 +522,6 @@ impl PolicyState {
             detail,
             reconsider_at,
         } = self.verdict(rule, event, intent, (identity, key), now, batch);
-        // A page is not held for later: what holds it (a window) is about actions.
-        let reconsider_at = reconsider_at.filter(|_| intent.action != Action::Notify);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
             batch.acted.insert(identity);
         }

@@ -24,8 +24,12 @@ impl PolicyState {
             detail,
             reconsider_at: None,
         };
+        // A rule's LIMIT and COOLDOWN are about acting on targets: a page about one
+        // incident must not silence the page about the next. Nor is a page held for
+        // later: what holds it (a window) is about actions.
+        let acting = intent.action != Action::Notify;
         let hold = |reason: Reason, detail: String, until: DateTime<Utc>| Judgement {
-            reconsider_at: Some(until),
+            reconsider_at: Some(until).filter(|_| acting),
             ..suppress(reason, detail)
         };
         // 1. dedup
@@ -90,32 +94,38 @@ impl PolicyState {
             );
         }
 
-        // A rule's LIMIT and COOLDOWN are about acting on targets: a page about one
-        // incident must not silence the page about the next.
-        let acting = intent.action != Action::Notify;
-
         // 4. rate limits: the rule's own, then the global budget per action kind
+        // Counted without a copy: the times are gathered only for an intent held.
         if let Some(limit) = rule.limit.filter(|_| acting) {
-            let used = self.spent_of_rule(rule.name, limit, &intent.target, now);
-            if used.len() >= limit.count as usize {
+            let used = self
+                .spent_of_rule(rule.name, limit, &intent.target, now)
+                .count();
+            if used >= limit.count as usize {
                 return hold(
                     Reason::RateLimit,
-                    format!("rule limit {limit} reached ({} in window)", used.len()),
-                    frees_at(&used, limit, now),
+                    format!("rule limit {limit} reached ({used} in window)"),
+                    frees_at(
+                        self.spent_of_rule(rule.name, limit, &intent.target, now),
+                        limit,
+                        now,
+                    ),
                 );
             }
         }
         if let Some(limit) = settings.limits.get(&intent.action) {
-            let used = self.spent_of_budget(intent.action, *limit, now);
-            if used.len() >= limit.count as usize {
+            let used = self.spent_of_budget(intent.action, *limit, now).count();
+            if used >= limit.count as usize {
                 return hold(
                     Reason::RateLimit,
                     format!(
-                        "global {} budget {limit} reached ({} in window)",
-                        intent.action,
-                        used.len()
+                        "global {} budget {limit} reached ({used} in window)",
+                        intent.action
                     ),
-                    frees_at(&used, *limit, now),
+                    frees_at(
+                        self.spent_of_budget(intent.action, *limit, now),
+                        *limit,
+                        now,
+                    ),
                 );
             }
         }
@@ -193,29 +203,25 @@ impl PolicyState {
 impl PolicyState {
     /// The executions in `limit`'s window that count against a rule's `LIMIT` for
     /// `target` (pages never do).
-    pub(super) fn spent_of_rule(
-        &self,
+    pub(super) fn spent_of_rule<'a>(
+        &'a self,
         rule: &str,
         limit: RateLimit,
-        target: &Target,
+        target: &'a Target,
         now: DateTime<Utc>,
-    ) -> Vec<DateTime<Utc>> {
+    ) -> impl Iterator<Item = DateTime<Utc>> + 'a {
         let from = since(now, limit.window);
         self.by_rule
             .get(rule)
-            .map(|execs| {
-                execs
-                    .iter()
-                    .filter(|(at, t)| {
-                        *at >= from
-                            && *at <= now
-                            && !matches!(t, Target::Notify { .. })
-                            && (!limit.per_target || t == target)
-                    })
-                    .map(|(at, _)| *at)
-                    .collect()
+            .into_iter()
+            .flatten()
+            .filter(move |(at, t)| {
+                *at >= from
+                    && *at <= now
+                    && !matches!(t, Target::Notify { .. })
+                    && (!limit.per_target || t == target)
             })
-            .unwrap_or_default()
+            .map(|(at, _)| *at)
     }
 
     /// The executions of `action` in the global budget's window.
@@ -224,18 +230,14 @@ impl PolicyState {
         action: Action,
         limit: RateLimit,
         now: DateTime<Utc>,
-    ) -> Vec<DateTime<Utc>> {
+    ) -> impl Iterator<Item = DateTime<Utc>> + '_ {
         let from = since(now, limit.window);
         self.by_action
             .get(&action)
-            .map(|execs| {
-                execs
-                    .iter()
-                    .filter(|at| **at >= from && **at <= now)
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |at| *at >= from && *at <= now)
     }
 }
 
@@ -253,11 +255,11 @@ const LEFT_THE_WINDOW: Duration = Duration::from_millis(1);
 
 /// A limit of 0 never does: it is looked at again a window on.
 pub(super) fn frees_at(
-    used: &[DateTime<Utc>],
+    used: impl IntoIterator<Item = DateTime<Utc>>,
     limit: RateLimit,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let mut sorted = used.to_vec();
+    let mut sorted: Vec<DateTime<Utc>> = used.into_iter().collect();
     sorted.sort();
     let last_to_leave = match limit.count {
         0 => None,

@@ -240,11 +240,7 @@ impl<'r> Replayer<'r> {
             _ => None,
         };
         if let Some((hash, unmatched, alone)) = received {
-            self.read_received(record, hash, unmatched, position, at);
-            if alone {
-                // Live, each reconsidered alert is a notification of its own.
-                self.close_open();
-            }
+            self.read_received(record, (hash, unmatched, alone), position, at);
             return;
         }
         match &record.entry {
@@ -312,17 +308,15 @@ impl<'r> Replayer<'r> {
         }
     }
 
-    /// A `received` (or `reconsidered`) record: its event joins the request being read,
-    /// or starts one.
+    /// A `received` record: its event joins the request being read, or starts one; a
+    /// `reconsidered` one (`alone`) is a request of its own.
     fn read_received(
         &mut self,
         record: AuditRecord,
-        hash: u64,
-        unmatched: bool,
+        (hash, unmatched, alone): (u64, bool, bool),
         position: usize,
         at: DateTime<Utc>,
     ) {
-        let alone = matches!(record.entry, Entry::Reconsidered { .. });
         if alone || !self.requests.back().is_some_and(|r| r.open && r.at == at) {
             self.close_open();
             self.requests.push_back(Request {
@@ -358,6 +352,10 @@ impl<'r> Replayer<'r> {
                 index,
             },
         );
+        if alone {
+            // Live, each reconsidered alert is a notification of its own.
+            self.close_open();
+        }
     }
 
     /// The request still taking `received` records takes no more.

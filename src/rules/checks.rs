@@ -403,7 +403,7 @@ fn trial_event(rule: &Rule, status: Status, now: DateTime<Utc>) -> Event {
         fingerprint: Fingerprint::of_labels(&labels),
         labels,
         annotations,
-        starts_at: now - chrono::Duration::minutes(5),
+        starts_at: crate::model::earlier(now, std::time::Duration::from_secs(300)),
         ends_at: (status == Status::Resolved).then_some(now),
         generator_url: String::new(),
         received_at: now,

@@ -574,13 +574,7 @@ fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
         ),
     ];
     for (source, expected) in cases {
-        let (code, stderr, _) = check_rule(source.as_bytes());
-        assert_eq!(code, Some(1), "{source}\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{source}\nexpected {expected:?} in:\n{stderr}"
-        );
-        assert!(stderr.contains("^"), "a caret under the line:\n{stderr}");
+        check_fails_with(&source, expected);
     }
 
     let (code, stderr, _) =
@@ -590,6 +584,19 @@ fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
         stderr.contains("bad.rhai:2:7: byte 0xe9 is not UTF-8"),
         "{stderr}"
     );
+}
+
+/// `salve check` on `source` as a rule: exit 1, `expected` in its message, a caret under
+/// the line. Returns what it printed.
+fn check_fails_with(source: &str, expected: &str) -> String {
+    let (code, stderr, _) = check_rule(source.as_bytes());
+    assert_eq!(code, Some(1), "{source}\n{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{source}\nexpected {expected:?} in:\n{stderr}"
+    );
+    assert!(stderr.contains("^"), "a caret under the line:\n{stderr}");
+    stderr
 }
 
 #[test]
@@ -616,13 +623,7 @@ fn check_sees_every_call_however_the_rule_writes_it() {
         ),
     ];
     for (source, expected) in cases {
-        let (code, stderr, _) = check_rule(source.as_bytes());
-        assert_eq!(code, Some(1), "{source}\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{source}\nexpected {expected:?} in:\n{stderr}"
-        );
-        assert!(stderr.contains("^"), "a caret under the line:\n{stderr}");
+        let stderr = check_fails_with(&source, expected);
         assert!(
             !stderr.contains("panicked") && !stderr.contains("Function not found"),
             "{stderr}"

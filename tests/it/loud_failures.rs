@@ -512,12 +512,9 @@ fn serve_expecting_exit(salve: &Salve) -> std::process::Output {
         .expect("run salve serve")
 }
 
-/// A checkpoint this salve cannot read (a newer format: a downgrade) over a trail that
-/// retention has trimmed: salve refuses to start, saying why and what to do, rather than
-/// act on a state that forgot spent limits, windows and dedup.
-#[test]
-fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why() {
-    let mut salve = Salve::builder()
+/// A salve whose one rule does nothing, with one event recorded.
+fn quiet_salve_with_one_event() -> Salve {
+    let salve = Salve::builder()
         .rule(
             "quiet",
             "const MATCH = `alertname=\"Q\"`;\nfn plan(event) { [] }\n",
@@ -529,6 +526,15 @@ fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why(
             .status,
         200
     );
+    salve
+}
+
+/// A checkpoint this salve cannot read (a newer format: a downgrade) over a trail that
+/// retention has trimmed: salve refuses to start, saying why and what to do, rather than
+/// act on a state that forgot spent limits, windows and dedup.
+#[test]
+fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why() {
+    let mut salve = quiet_salve_with_one_event();
     salve.wait_settled(1);
     salve.stop();
     let checkpoint = salve.data_dir().join("state.checkpoint");
@@ -564,18 +570,7 @@ fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why(
 /// the holder; reading the trail meanwhile still works.
 #[test]
 fn a_second_serve_on_the_same_data_dir_is_refused_naming_the_first() {
-    let mut salve = Salve::builder()
-        .rule(
-            "quiet",
-            "const MATCH = `alertname=\"Q\"`;\nfn plan(event) { [] }\n",
-        )
-        .start();
-    assert_eq!(
-        salve
-            .post_json("/api/v1/events", &native(&[("alertname", "Q")]))
-            .status,
-        200
-    );
+    let mut salve = quiet_salve_with_one_event();
     let out = serve_expecting_exit(&salve);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -1,7 +1,7 @@
 //! A channel's `rate`: messages past it arrive as one summary, delivered to a real
 //! loopback listener when the rate allows; none is lost, at a stop neither.
 
-use crate::notify_support::{Receiver, Request};
+use crate::notify_support::{stable_outcome, Receiver, Request};
 use crate::support::{assert_check_refuses, native, of_kind, s, wait_until, Salve};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -55,19 +55,7 @@ fn outcomes_by_alert(records: &[Value]) -> Vec<(String, Value)> {
         .into_iter()
         .map(|o| {
             let name = alertname(&o["event_id"]);
-            let mut o = o.clone();
-            let map = o.as_object_mut().expect("an object");
-            for volatile in [
-                "at",
-                "decision_id",
-                "event_id",
-                "fingerprint",
-                "duration_ms",
-                "kind",
-            ] {
-                map.remove(volatile);
-            }
-            (name, o)
+            (name, stable_outcome(o, &[]))
         })
         .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));

@@ -123,24 +123,34 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
+/// An outcome record without what changes from run to run (times, ids), nor `also`.
+pub fn stable_outcome(outcome: &Value, also: &[&str]) -> Value {
+    let mut o = outcome.clone();
+    if let Some(map) = o.as_object_mut() {
+        for volatile in [
+            "at",
+            "decision_id",
+            "event_id",
+            "fingerprint",
+            "duration_ms",
+            "kind",
+        ]
+        .iter()
+        .chain(also)
+        {
+            map.remove(*volatile);
+        }
+    }
+    o
+}
+
 /// Outcomes by target, minus what changes from run to run.
 pub fn outcomes(records: &[Value]) -> BTreeMap<String, Value> {
     of_kind(records, "outcome")
         .into_iter()
         .map(|o| {
-            let mut o = o.clone();
+            let mut o = stable_outcome(o, &["rule"]);
             let map = o.as_object_mut().expect("object");
-            for volatile in [
-                "at",
-                "decision_id",
-                "event_id",
-                "fingerprint",
-                "duration_ms",
-                "kind",
-                "rule",
-            ] {
-                map.remove(volatile);
-            }
             let target = map
                 .remove("target")
                 .and_then(|t| t.as_str().map(str::to_string))

@@ -110,41 +110,7 @@ fn replay_with_the_recorded_rules_changes_nothing_and_with_new_ones_lists_exactl
     .expect("write");
     let (code, changed) = replay("rules-v2");
     assert_eq!(code, Some(3), "{changed:#}");
-    let svc_of = |event_id: &Value| -> String {
-        let ids = salve.audit_json();
-        let received = ids
-            .iter()
-            .find(|r| r["kind"] == "received" && r["event"]["id"] == *event_id)
-            .unwrap_or_else(|| panic!("no event {event_id}"));
-        let labels = &received["event"]["labels"];
-        s(if labels["svc"].is_null() {
-            &labels["host"]
-        } else {
-            &labels["svc"]
-        })
-    };
-    let mut found: Vec<String> = changed["differences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let verdict = |v: &Value| match (&v["decision"], &v["reason"]) {
-                (Value::Null, _) => "-".to_string(),
-                (d, Value::Null) => s(d),
-                (d, r) => format!("{} {}", s(d), s(r)),
-            };
-            format!(
-                "{} {} {} {}: {} -> {}",
-                s(&d["kind"]),
-                s(&d["rule"]),
-                s(&d["target"]),
-                svc_of(&d["event_id"]),
-                verdict(&d["recorded"]),
-                verdict(&d["replayed"])
-            )
-        })
-        .collect();
-    found.sort();
+    let found = differences(&salve, &changed);
     assert_eq!(
         found,
         [
@@ -316,7 +282,12 @@ fn differences(salve: &Salve, replay: &Value) -> Vec<String> {
             .iter()
             .find(|r| r["kind"] == "received" && r["event"]["id"] == *event_id)
             .unwrap_or_else(|| panic!("no event {event_id}"));
-        s(&received["event"]["labels"]["svc"])
+        let labels = &received["event"]["labels"];
+        s(if labels["svc"].is_null() {
+            &labels["host"]
+        } else {
+            &labels["svc"]
+        })
     };
     let verdict = |v: &Value| {
         let mut text = match (&v["decision"], &v["reason"]) {
