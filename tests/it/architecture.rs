@@ -16,6 +16,8 @@ const LAYERS: [(&str, &str); 3] = [
 const CFG_TEST: [&str; 7] = ["#", "[", "cfg", "(", "test", ")", "]"];
 /// The most lines a file of `src/` may have before its tests (ARCHITECTURE.md).
 const MAX_LINES: usize = 700;
+/// The most lines a function of `src/` may have, outside tests (ARCHITECTURE.md).
+const MAX_FUNCTION_LINES: usize = 100;
 
 /// Module name to its layer and the layer's "may import" rule.
 type LayerOf = BTreeMap<String, (&'static str, &'static str)>;
@@ -443,6 +445,58 @@ fn check_lengths<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<String> {
     too_long
 }
 
+/// Every function of `sources`, outside tests, too long to read as one step: from its
+/// `fn` to the brace that closes its body.
+fn check_function_lengths<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<String> {
+    let mut too_long = Vec::new();
+    for file in lex_sources(sources).into_iter().filter(|s| !s.test_only) {
+        let code = &file.code;
+        for (k, token) in code.iter().enumerate() {
+            let name = code.get(k + 1).map_or("", |t| t.text.as_str());
+            if token.text != "fn" || !name.starts_with(is_ident_char) {
+                continue;
+            }
+            let Some(last_line) = body_end_line(code, k + 2) else {
+                continue;
+            };
+            let lines = last_line - token.line + 1;
+            if lines > MAX_FUNCTION_LINES {
+                too_long.push(format!(
+                    "{}:{}: fn {name} has {lines} lines (at most {MAX_FUNCTION_LINES}); \
+                     split it by what each part does (ARCHITECTURE.md)",
+                    file.path, token.line
+                ));
+            }
+        }
+    }
+    too_long
+}
+
+/// The line of the brace closing the body of the function whose signature goes on at
+/// `start`, or `None` for a signature without a body (a trait's required method).
+fn body_end_line(tokens: &[Token], start: usize) -> Option<usize> {
+    let mut depth = 0;
+    let mut in_body = false;
+    for token in &tokens[start..] {
+        match token.text.as_str() {
+            ";" if depth == 0 && !in_body => return None,
+            "{" if depth == 0 => {
+                in_body = true;
+                depth += 1;
+            }
+            "(" | "[" | "{" => depth += 1,
+            ")" | "]" | "}" => {
+                depth -= 1;
+                if depth == 0 && in_body {
+                    return Some(token.line);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn check_layout(layer_of: &LayerOf, modules_in_src: &BTreeSet<&str>) -> Vec<String> {
     let unplaced = modules_in_src
         .iter()
@@ -514,6 +568,19 @@ fn no_source_file_is_longer_than_700_lines() {
     assert!(
         count == 0,
         "{count} source files are too long:\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn no_function_is_longer_than_100_lines() {
+    let mut sources = Vec::new();
+    read_sources(&repo_root().join("src"), "src", &mut sources);
+    let too_long = check_function_lengths(&sources);
+    let count = too_long.len();
+    assert!(
+        count == 0,
+        "{count} functions are too long:\n{}",
         too_long.join("\n")
     );
 }
@@ -694,4 +761,37 @@ fn counts_the_lines_before_the_tests_and_test_only_files_in_full() {
         format!("src/policy/tests.rs: 701 lines, all of them tests (at most 700); {split}"),
     ];
     assert_eq!(check_lengths(&sources), expected);
+}
+
+#[test]
+fn measures_functions_from_fn_to_the_end_of_their_body() {
+    let body = |n: usize| "    step();\n".repeat(n);
+    // 1 + 98 + 1 lines: at the limit. The braces of a closure, a struct literal and a
+    // string inside do not end it early; a trait's method without a body is no function.
+    let at_limit = format!(
+        "pub fn short(\n    x: u8,\n) -> u8 {{\n    let s = \"}}\";\n    let f = || {{ 1 }};\n{}}}\n\
+         trait T {{\n    fn required(&self);\n}}\n",
+        body(94)
+    );
+    let over = format!(
+        "impl X {{\n    async fn long(&self) {{\n{}    }}\n}}\n",
+        body(99)
+    );
+    let tests = format!(
+        "#[cfg(test)]\nmod tests {{\n    fn long_test() {{\n{}    }}\n}}\n",
+        body(200)
+    );
+    let sources = [
+        ("src/policy/verdict.rs", at_limit.as_str()),
+        ("src/engine/start.rs", over.as_str()),
+        ("src/rules/mod.rs", tests.as_str()),
+    ];
+    let found = check_function_lengths(&sources);
+    assert_eq!(
+        found,
+        [
+            "src/engine/start.rs:2: fn long has 101 lines (at most 100); \
+          split it by what each part does (ARCHITECTURE.md)"
+        ]
+    );
 }
