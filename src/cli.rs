@@ -2,8 +2,10 @@
 
 use crate::audit::{AuditFilter, AuditRecord, Entry, RecordKind, TrailReader};
 use crate::config::Config;
-use crate::engine::{self, default_config_path, plan, replay, Overrides, Runtime, ServeOptions};
-use crate::event::parse_payload;
+use crate::engine::{
+    self, default_config_path, plan, replay, Evaluation, Overrides, Runtime, ServeOptions,
+};
+use crate::event::{parse_payload, Event};
 use crate::logging::{self, LogFormat};
 use crate::model::rate::parse_duration;
 use crate::model::Verdict;
@@ -319,53 +321,62 @@ fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&evaluation.decisions)?);
     } else {
         for event in &events {
-            let alertname = event
-                .labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or("-");
-            println!("event {} {alertname} ({})", event.fingerprint, event.status);
-            let decisions: Vec<_> = evaluation
-                .decisions
-                .iter()
-                .filter(|d| d.event_id == event.id)
-                .collect();
-            let errors: Vec<_> = evaluation
-                .records
-                .iter()
-                .filter_map(|r| match &r.entry {
-                    Entry::RuleError {
-                        event_id,
-                        rule,
-                        error,
-                        ..
-                    } if *event_id == event.id => Some((rule, error)),
-                    _ => None,
-                })
-                .collect();
-            let matched = evaluation.records.iter().find_map(|r| match &r.entry {
-                Entry::Evaluated {
-                    event_id, rules, ..
-                } if *event_id == event.id => Some(rules.clone()),
-                _ => None,
-            });
-            if matched.as_ref().is_none_or(|m| m.is_empty()) {
-                println!("  no rule matched");
-            }
-            for d in decisions {
-                let verdict = match (d.decision, d.reason) {
-                    (Verdict::Execute, _) => "execute".to_string(),
-                    (Verdict::Suppress, Some(r)) => format!("suppress ({r}: {})", d.detail),
-                    (Verdict::Suppress, None) => "suppress".to_string(),
-                };
-                println!("  rule {}: {} {} -> {verdict}", d.rule, d.action, d.target);
-            }
-            for (rule, error) in errors {
-                println!("  rule {rule}: error: {error}");
-            }
+            print_plan_of(event, &evaluation);
         }
     }
-    // Each error once with its source line, however many events ran into it.
+    print_rule_errors(&evaluation);
+    Ok(if evaluation.rule_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What the plan decided about `event`, for people.
+fn print_plan_of(event: &Event, evaluation: &Evaluation) {
+    let alertname = event
+        .labels
+        .get("alertname")
+        .map(String::as_str)
+        .unwrap_or("-");
+    println!("event {} {alertname} ({})", event.fingerprint, event.status);
+    let decisions = evaluation
+        .decisions
+        .iter()
+        .filter(|d| d.event_id == event.id);
+    let errors = evaluation.records.iter().filter_map(|r| match &r.entry {
+        Entry::RuleError {
+            event_id,
+            rule,
+            error,
+            ..
+        } if *event_id == event.id => Some((rule, error)),
+        _ => None,
+    });
+    let matched = evaluation.records.iter().find_map(|r| match &r.entry {
+        Entry::Evaluated {
+            event_id, rules, ..
+        } if *event_id == event.id => Some(rules.clone()),
+        _ => None,
+    });
+    if matched.as_ref().is_none_or(|m| m.is_empty()) {
+        println!("  no rule matched");
+    }
+    for d in decisions {
+        let verdict = match (d.decision, d.reason) {
+            (Verdict::Execute, _) => "execute".to_string(),
+            (Verdict::Suppress, Some(r)) => format!("suppress ({r}: {})", d.detail),
+            (Verdict::Suppress, None) => "suppress".to_string(),
+        };
+        println!("  rule {}: {} {} -> {verdict}", d.rule, d.action, d.target);
+    }
+    for (rule, error) in errors {
+        println!("  rule {rule}: error: {error}");
+    }
+}
+
+/// Each rule error once with its source line, however many events ran into it.
+fn print_rule_errors(evaluation: &Evaluation) {
     let mut shown: Vec<(String, usize)> = Vec::new();
     for (_, e) in &evaluation.rule_errors {
         let text = e.to_string();
@@ -381,11 +392,6 @@ fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{text}\n");
         }
     }
-    Ok(if evaluation.rule_errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -585,11 +591,7 @@ fn describe_raw(r: &AuditRecord) -> String {
             "{at} received    {} {} {} ({})",
             event.source,
             event.fingerprint,
-            event
-                .labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or("-"),
+            alertname(event),
             event.status
         ),
         Entry::RuleError {
@@ -598,48 +600,15 @@ fn describe_raw(r: &AuditRecord) -> String {
             fingerprint,
             ..
         } => format!("{at} rule_error  {fingerprint} rule={rule} {error}"),
-        Entry::Decision(d) => {
-            let verdict = match (d.decision, d.reason) {
-                (Verdict::Execute, _) => "execute".to_string(),
-                (_, Some(reason)) => format!("suppress {reason}: {}", d.detail),
-                _ => "suppress".to_string(),
-            };
-            let verdict = match d.reconsider_at {
-                Some(t) => format!(
-                    "{verdict} (reconsidered at {})",
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-                None => verdict,
-            };
-            let verdict = if d.dry_run {
-                format!("{verdict} [dry-run]")
-            } else {
-                verdict
-            };
-            format!(
-                "{at} decision    {} rule={} {} {} -> {verdict}",
-                d.fingerprint, d.rule, d.action, d.target
-            )
-        }
-        Entry::Outcome(o) => format!(
-            "{at} outcome     {} rule={} {} {} -> {:?} in {}ms{}{}",
-            o.fingerprint.as_ref().map_or("-", |f| f.0.as_str()),
-            o.rule,
-            o.action,
-            o.target,
-            o.outcome.outcome,
-            o.outcome.duration_ms,
-            o.outcome
-                .verified
-                .as_ref()
-                .map(|v| format!(" ({v})"))
-                .unwrap_or_default(),
-            o.outcome
-                .error
-                .as_ref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default(),
+        Entry::Decision(d) => format!(
+            "{at} decision    {} rule={} {} {} -> {}",
+            d.fingerprint,
+            d.rule,
+            d.action,
+            d.target,
+            decision_verdict(d)
         ),
+        Entry::Outcome(o) => describe_outcome(&at, o),
         Entry::Evaluated {
             fingerprint, rules, ..
         } => format!("{at} evaluated   {fingerprint} rules={}", rules.join(",")),
@@ -656,11 +625,58 @@ fn describe_raw(r: &AuditRecord) -> String {
         Entry::Reconsidered { event, held } => format!(
             "{at} reconsidered {} {} (held: {held})",
             event.fingerprint,
-            event
-                .labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or("-"),
+            alertname(event),
         ),
     }
+}
+
+fn alertname(event: &Event) -> &str {
+    event
+        .labels
+        .get("alertname")
+        .map(String::as_str)
+        .unwrap_or("-")
+}
+
+/// A recorded decision's verdict: its reason, when it is reconsidered, and dry-run.
+fn decision_verdict(d: &crate::model::Decision) -> String {
+    let verdict = match (d.decision, d.reason) {
+        (Verdict::Execute, _) => "execute".to_string(),
+        (_, Some(reason)) => format!("suppress {reason}: {}", d.detail),
+        _ => "suppress".to_string(),
+    };
+    let verdict = match d.reconsider_at {
+        Some(t) => format!(
+            "{verdict} (reconsidered at {})",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => verdict,
+    };
+    if d.dry_run {
+        format!("{verdict} [dry-run]")
+    } else {
+        verdict
+    }
+}
+
+fn describe_outcome(at: &str, o: &crate::audit::OutcomeRecord) -> String {
+    format!(
+        "{at} outcome     {} rule={} {} {} -> {:?} in {}ms{}{}",
+        o.fingerprint.as_ref().map_or("-", |f| f.0.as_str()),
+        o.rule,
+        o.action,
+        o.target,
+        o.outcome.outcome,
+        o.outcome.duration_ms,
+        o.outcome
+            .verified
+            .as_ref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default(),
+        o.outcome
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
+    )
 }

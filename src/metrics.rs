@@ -63,238 +63,87 @@ fn pairs(items: &[(&str, &str)]) -> LabelPairs {
         .collect()
 }
 
+/// Builds [`Metrics`] from a table of `field: "name", metric, "help";`: each metric
+/// registered under its name and help, in the table's order, and kept in its field.
+macro_rules! registered {
+    ($($field:ident: $name:literal, $metric:expr, $help:literal;)*) => {{
+        let mut registry = Registry::with_prefix("salve");
+        $(
+            let $field = $metric;
+            registry.register($name, $help, $field.clone());
+        )*
+        Metrics { registry, $($field),* }
+    }};
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("salve");
-        let events_received = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "events_received",
-            "Events accepted, by source",
-            events_received.clone(),
-        );
-        let requests_rejected = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "requests_rejected",
-            "HTTP requests refused, by path and status",
-            requests_rejected.clone(),
-        );
-        let rule_evaluations = Counter::default();
-        registry.register(
-            "rule_evaluations",
-            "Calls of rules' plan()",
-            rule_evaluations.clone(),
-        );
-        let rule_errors = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "rule_errors",
-            "plan() calls that failed or timed out, by rule",
-            rule_errors.clone(),
-        );
-        let rule_eval_seconds = Histogram::new(exponential_buckets(0.00001, 4.0, 10));
-        registry.register(
-            "rule_eval_seconds",
-            "Time of one plan() call",
-            rule_eval_seconds.clone(),
-        );
-        let decisions = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "decisions",
-            "Policy decisions, by decision and reason",
-            decisions.clone(),
-        );
-        let actions = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "actions",
-            "Executed actions, by action and outcome",
-            actions.clone(),
-        );
-        let audit_fsync_seconds = Histogram::new(exponential_buckets(0.0001, 3.0, 10));
-        registry.register(
-            "audit_fsync_seconds",
-            "Time of one audit write and fdatasync",
-            audit_fsync_seconds.clone(),
-        );
-        let audit_requests_per_fsync = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register(
-            "audit_requests_per_fsync",
-            "Appends that shared one fdatasync (group commit)",
-            audit_requests_per_fsync.clone(),
-        );
-        let reconsidered = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "reconsidered",
-            "Alerts decided again when what held their actions back ended, by what held them",
-            reconsidered.clone(),
-        );
-        let reconsiderations_pending = Gauge::default();
-        registry.register(
-            "reconsiderations_pending",
-            "Alerts held back, to be decided again when their hold ends (or, held in dry-run, when their rule acts)",
-            reconsiderations_pending.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others",
-            leader.clone(),
-        );
-        let task_up = Family::<LabelPairs, Gauge>::default();
-        registry.register(
-            "task_up",
-            "1 while a task salve cannot work without runs (decide; with [store] lease and follow), 0 once it has ended: salve then refuses events and exits",
-            task_up.clone(),
-        );
-        let reload_successful = Gauge::default();
-        registry.register(
-            "config_last_reload_successful",
-            "Whether the last load of config and rules succeeded",
-            reload_successful.clone(),
-        );
-        let reload_timestamp = Gauge::default();
-        registry.register(
-            "config_last_reload_success_timestamp_seconds",
-            "When config and rules were last loaded successfully",
-            reload_timestamp.clone(),
-        );
-        let config_restart_required = Gauge::default();
-        registry.register(
-            "config_restart_required",
-            "1 while a setting in the config file differs from what runs and only a restart applies it (listen, data_dir, store, ...), else 0",
-            config_restart_required.clone(),
-        );
-        let rules_loaded = Gauge::default();
-        registry.register(
-            "rules_loaded",
-            "Rules currently loaded",
-            rules_loaded.clone(),
-        );
-        let state_entries = Family::<LabelPairs, Gauge>::default();
-        registry.register(
-            "state_entries",
-            "Entries of each set the policy remembers",
-            state_entries.clone(),
-        );
-        let state_evicted = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "state_evicted",
-            "Entries a set's bound forced out, oldest first, by set",
-            state_evicted.clone(),
-        );
-        let audit_files_removed = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "audit_files_removed",
-            "Rotated audit files removed, by reason: age (older than keep_for) or size (forced out by keep_files)",
-            audit_files_removed.clone(),
-        );
-        let backlog_events = Gauge::default();
-        registry.register(
-            "backlog_events",
-            "Events acknowledged and not yet decided",
-            backlog_events.clone(),
-        );
-        let backlog_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "backlog_oldest_seconds",
-            "Age of the oldest event acknowledged and not yet decided",
-            backlog_oldest_seconds.clone(),
-        );
-        let intake_rejected = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "intake_rejected",
-            "Events refused at the door, by reason: backlog, stopping, too_large, unrecorded",
-            intake_rejected.clone(),
-        );
-        let rules_quarantined = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "rules_quarantined",
-            "Times a rule was quarantined for being cut off again and again, by rule",
-            rules_quarantined.clone(),
-        );
-        let probe_up = Family::<LabelPairs, Gauge>::default();
-        registry.register(
-            "probe_up",
-            "Whether the probe's last check succeeded (1) or failed (0), by probe",
-            probe_up.clone(),
-        );
-        let probe_duration_seconds =
-            Family::<LabelPairs, Histogram, fn() -> Histogram>::new_with_constructor(
-                probe_histogram,
-            );
-        registry.register(
-            "probe_duration_seconds",
-            "Time of one check, by probe",
-            probe_duration_seconds.clone(),
-        );
-        let probe_failures = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "probe_failures",
-            "Failed checks, by probe and class (timeout, refused, dns, tls, status, body, slow, reset, exec_failed)",
-            probe_failures.clone(),
-        );
-        let connections_open = Gauge::default();
-        registry.register(
-            "connections_open",
-            "HTTP connections open now (at most api.max_connections)",
-            connections_open.clone(),
-        );
-        let connections_refused = Counter::default();
-        registry.register(
-            "connections_refused",
-            "HTTP connections closed as soon as accepted, api.max_connections being open",
-            connections_refused.clone(),
-        );
-        let connections_timed_out = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "connections_timed_out",
-            "HTTP connections closed for a slow or idle client, by timeout: tls_handshake, header_read, idle",
-            connections_timed_out.clone(),
-        );
-        let notifications_folded = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "notifications_folded",
-            "Messages held by their channel's rate and folded into a summary, by channel",
-            notifications_folded.clone(),
-        );
-        let notification_summaries = Family::<LabelPairs, Counter>::default();
-        registry.register(
-            "notification_summaries",
-            "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)",
-            notification_summaries.clone(),
-        );
-        Metrics {
-            registry,
-            connections_open,
-            connections_refused,
-            connections_timed_out,
-            reconsidered,
-            reconsiderations_pending,
-            notifications_folded,
-            notification_summaries,
-            probe_up,
-            probe_duration_seconds,
-            probe_failures,
-            rules_quarantined,
-            backlog_events,
-            leader,
-            task_up,
-            backlog_oldest_seconds,
-            intake_rejected,
-            audit_files_removed,
-            state_entries,
-            state_evicted,
-            events_received,
-            requests_rejected,
-            rule_evaluations,
-            rule_errors,
-            rule_eval_seconds,
-            decisions,
-            actions,
-            audit_fsync_seconds,
-            audit_requests_per_fsync,
-            reload_successful,
-            reload_timestamp,
-            config_restart_required,
-            rules_loaded,
+        // Registered in this order, which is the order `/metrics` lists them in.
+        registered! {
+            events_received: "events_received", Family::default(),
+                "Events accepted, by source";
+            requests_rejected: "requests_rejected", Family::default(),
+                "HTTP requests refused, by path and status";
+            rule_evaluations: "rule_evaluations", Counter::default(),
+                "Calls of rules' plan()";
+            rule_errors: "rule_errors", Family::default(),
+                "plan() calls that failed or timed out, by rule";
+            rule_eval_seconds: "rule_eval_seconds", Histogram::new(exponential_buckets(0.00001, 4.0, 10)),
+                "Time of one plan() call";
+            decisions: "decisions", Family::default(),
+                "Policy decisions, by decision and reason";
+            actions: "actions", Family::default(),
+                "Executed actions, by action and outcome";
+            audit_fsync_seconds: "audit_fsync_seconds", Histogram::new(exponential_buckets(0.0001, 3.0, 10)),
+                "Time of one audit write and fdatasync";
+            audit_requests_per_fsync: "audit_requests_per_fsync", Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+                "Appends that shared one fdatasync (group commit)";
+            reconsidered: "reconsidered", Family::default(),
+                "Alerts decided again when what held their actions back ended, by what held them";
+            reconsiderations_pending: "reconsiderations_pending", Gauge::default(),
+                "Alerts held back, to be decided again when their hold ends (or, held in dry-run, when their rule acts)";
+            leader: "leader", Gauge::default(),
+                "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others";
+            task_up: "task_up", Family::default(),
+                "1 while a task salve cannot work without runs (decide; with [store] lease and follow), 0 once it has ended: salve then refuses events and exits";
+            reload_successful: "config_last_reload_successful", Gauge::default(),
+                "Whether the last load of config and rules succeeded";
+            reload_timestamp: "config_last_reload_success_timestamp_seconds", Gauge::default(),
+                "When config and rules were last loaded successfully";
+            config_restart_required: "config_restart_required", Gauge::default(),
+                "1 while a setting in the config file differs from what runs and only a restart applies it (listen, data_dir, store, ...), else 0";
+            rules_loaded: "rules_loaded", Gauge::default(),
+                "Rules currently loaded";
+            state_entries: "state_entries", Family::default(),
+                "Entries of each set the policy remembers";
+            state_evicted: "state_evicted", Family::default(),
+                "Entries a set's bound forced out, oldest first, by set";
+            audit_files_removed: "audit_files_removed", Family::default(),
+                "Rotated audit files removed, by reason: age (older than keep_for) or size (forced out by keep_files)";
+            backlog_events: "backlog_events", Gauge::default(),
+                "Events acknowledged and not yet decided";
+            backlog_oldest_seconds: "backlog_oldest_seconds", Gauge::default(),
+                "Age of the oldest event acknowledged and not yet decided";
+            intake_rejected: "intake_rejected", Family::default(),
+                "Events refused at the door, by reason: backlog, stopping, too_large, unrecorded";
+            rules_quarantined: "rules_quarantined", Family::default(),
+                "Times a rule was quarantined for being cut off again and again, by rule";
+            probe_up: "probe_up", Family::default(),
+                "Whether the probe's last check succeeded (1) or failed (0), by probe";
+            probe_duration_seconds: "probe_duration_seconds", Family::new_with_constructor(probe_histogram as fn() -> Histogram),
+                "Time of one check, by probe";
+            probe_failures: "probe_failures", Family::default(),
+                "Failed checks, by probe and class (timeout, refused, dns, tls, status, body, slow, reset, exec_failed)";
+            connections_open: "connections_open", Gauge::default(),
+                "HTTP connections open now (at most api.max_connections)";
+            connections_refused: "connections_refused", Counter::default(),
+                "HTTP connections closed as soon as accepted, api.max_connections being open";
+            connections_timed_out: "connections_timed_out", Family::default(),
+                "HTTP connections closed for a slow or idle client, by timeout: tls_handshake, header_read, idle";
+            notifications_folded: "notifications_folded", Family::default(),
+                "Messages held by their channel's rate and folded into a summary, by channel";
+            notification_summaries: "notification_summaries", Family::default(),
+                "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)";
         }
     }
 

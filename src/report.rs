@@ -2,7 +2,7 @@
 //! the data dir) and how remediation did per target (from the audit trail), over a
 //! window: the figures seeds 003 and 004 name.
 
-use crate::audit::{AuditRecord, Entry, TrailReader};
+use crate::audit::{AuditRecord, Entry, TrailError, TrailReader};
 use crate::event::{Fingerprint, Status};
 use crate::ingest::probe::{ProbeFigures, ProbeHistory};
 use crate::model::{Action, Decision, Reason, Verdict};
@@ -168,6 +168,16 @@ impl Tally {
     }
 }
 
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The probes' history in the data dir could not be read.
+    #[error("{0}")]
+    ProbeHistory(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Trail(#[from] TrailError),
+}
+
 /// The report over `since..until` of the data dir `dir`.
 /// `probes`: the data dir, which keeps the probes' history.
 pub fn report(
@@ -175,8 +185,10 @@ pub fn report(
     probes: &Path,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Report, String> {
-    let probes = ProbeHistory::load(probes)?.figures(since);
+) -> Result<Report, ReportError> {
+    let probes = ProbeHistory::load(probes)
+        .map_err(|e| ReportError::ProbeHistory(e.into()))?
+        .figures(since);
     let mut tally = Tally::default();
     trail.read_since(Some(since), |record| {
         if record.at >= since && record.at <= until {

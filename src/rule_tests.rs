@@ -149,10 +149,7 @@ pub fn run_rule_tests(runtime: &Runtime) -> TestReport {
             );
             continue;
         };
-        let parsed: Result<TestFile, String> = std::fs::read_to_string(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| toml::from_str(&text).map_err(|e| e.to_string()));
-        let cases = match parsed {
+        let cases = match read_test_file(&file) {
             Ok(t) => t.case,
             Err(e) => {
                 report.failed += 1;
@@ -178,6 +175,20 @@ pub fn run_rule_tests(runtime: &Runtime) -> TestReport {
         }
     }
     report
+}
+
+/// Why a `*.test.toml` could not be read.
+#[derive(Debug, thiserror::Error)]
+enum TestFileError {
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+}
+
+fn read_test_file(file: &Path) -> Result<TestFile, TestFileError> {
+    let text = std::fs::read_to_string(file)?;
+    Ok(toml::from_str(&text)?)
 }
 
 fn test_rule_name(file: &Path) -> String {

@@ -29,7 +29,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .with_context(|| format!("cannot listen on {listen}"))?;
     let engine = engine::start(runtime, options)
         .await
-        .map_err(|e| anyhow!(e))?;
+        .map_err(|e| anyhow!(crate::model::error_chain(&e)))?;
     start_docker(&engine);
     let probes = engine.start_probes(&data_dir).await;
     if probes > 0 {

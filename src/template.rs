@@ -37,14 +37,39 @@ fn describe(e: &minijinja::Error, source: &str) -> String {
     text
 }
 
+/// A template that does not parse or render, said with the line at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("template error: {description}")]
+pub struct TemplateError {
+    description: String,
+    #[source]
+    source: minijinja::Error,
+}
+
+impl TemplateError {
+    fn of(source: minijinja::Error, template: &str) -> TemplateError {
+        TemplateError {
+            description: describe(&source, template),
+            source,
+        }
+    }
+}
+
+/// Two errors are the same when they say the same (minijinja's error has no equality).
+impl PartialEq for TemplateError {
+    fn eq(&self, other: &TemplateError) -> bool {
+        self.description == other.description
+    }
+}
+
 /// Whether `source` is a template salve can render: its syntax, and the filters,
 /// tests and functions it names (minijinja looks those up only when rendering, so a
 /// trial render against an empty context finds those on the path it takes).
-pub fn check(source: &str) -> Result<(), String> {
+pub fn check(source: &str) -> Result<(), TemplateError> {
     let env = environment();
     let template = env
         .template_from_str(source)
-        .map_err(|e| format!("template error: {}", describe(&e, source)))?;
+        .map_err(|e| TemplateError::of(e, source))?;
     match template.render(minijinja::context! {}) {
         Err(e)
             if matches!(
@@ -56,7 +81,7 @@ pub fn check(source: &str) -> Result<(), String> {
                     | ErrorKind::UnknownBlock
             ) =>
         {
-            Err(format!("template error: {}", describe(&e, source)))
+            Err(TemplateError::of(e, source))
         }
         _ => Ok(()),
     }
@@ -69,13 +94,13 @@ pub fn has_template_syntax(text: &str) -> bool {
 
 /// Renders `source` over `context`. Text without `{{`/`{%` is returned as it is, so a
 /// plain message never fails.
-pub fn render(source: &str, context: &impl Serialize) -> Result<String, String> {
+pub fn render(source: &str, context: &impl Serialize) -> Result<String, TemplateError> {
     if !has_template_syntax(source) {
         return Ok(source.to_string());
     }
     let mut text = environment()
         .render_str(source, context)
-        .map_err(|e| format!("template error: {}", describe(&e, source)))?;
+        .map_err(|e| TemplateError::of(e, source))?;
     if text.len() > MAX_RENDERED {
         let mut cut = MAX_RENDERED;
         while !text.is_char_boundary(cut) {
@@ -117,11 +142,15 @@ mod tests {
             check("{{ labels.container }} {% if status %}x{% endif %}"),
             Ok(())
         );
-        let err = check("{{ labels.container ").expect_err("unclosed");
+        let err = check("{{ labels.container ")
+            .expect_err("unclosed")
+            .to_string();
         assert!(err.starts_with("template error: syntax error"), "{err}");
-        let err = check("{{ labels.container | shout }}").expect_err("unknown filter");
+        let err = check("{{ labels.container | shout }}")
+            .expect_err("unknown filter")
+            .to_string();
         assert!(err.contains("unknown filter"), "{err}");
-        let err = check("line one\n{% if %}").expect_err("bad if");
+        let err = check("line one\n{% if %}").expect_err("bad if").to_string();
         assert!(err.ends_with("(template line 2)"), "{err}");
     }
 
@@ -131,7 +160,8 @@ mod tests {
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
             &json!({}),
         )
-        .expect_err("cut off");
+        .expect_err("cut off")
+        .to_string();
         assert!(err.contains("fuel"), "{err}");
     }
 }

@@ -4,7 +4,7 @@
 use super::{ApiError, ApiState};
 use crate::config::ApiAuth;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -54,8 +54,7 @@ pub(super) async fn require_auth(
         ApiAuth::Bearer(_) => "Bearer",
         ApiAuth::Basic { .. } => "Basic realm=\"salve\"",
     };
-    let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong credentials").into_response();
+    let mut response = ApiError::Unauthorized.into_response();
     if let Ok(value) = challenge.parse() {
         response
             .headers_mut()

@@ -4,12 +4,10 @@
 
 use super::ApiError;
 use crate::event::parse_json;
-use crate::model::format_duration;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use std::time::Duration;
 
 /// How much body a request may have and how long it may take to arrive; the router
@@ -43,18 +41,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if mime != "application/json"
             && !(mime.starts_with("application/") && mime.ends_with("+json"))
         {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("expected Content-Type: application/json, got {content_type:?}"),
-            ));
+            return Err(ApiError::NotJson(content_type));
         }
         let body = read_body(request, state).await?;
         if let Err(e) = std::str::from_utf8(&body) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid UTF-8 (at byte {})", e.valid_up_to()),
-            )
-            .with_detail(json!({ "byte": e.valid_up_to() })));
+            return Err(ApiError::NotUtf8(e.valid_up_to()));
         }
         Ok(JsonBody(body))
     }
@@ -74,25 +65,15 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limits.max_bytes as u64) {
-        return Err(too_large());
+        return Err(ApiError::TooLarge);
     }
     // A body without a length, or longer than it said, is cut off at the limit (413).
     let request = request
         .map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limits.max_bytes)));
     match tokio::time::timeout(limits.read_timeout, Bytes::from_request(request, state)).await {
         Ok(body) => Ok(body?),
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} (api.body_read_timeout)",
-                format_duration(limits.read_timeout)
-            ),
-        )),
+        Err(_) => Err(ApiError::BodyTimeout(limits.read_timeout)),
     }
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, super::error::BODY_TOO_LARGE)
 }
 
 impl JsonBody {
@@ -100,13 +81,9 @@ impl JsonBody {
     /// of the wrong shape a 422 naming the field.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         let value = parse_json(&self.0)?;
-        serde_path_to_error::deserialize(&value).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("field `{path}`: {}", e.into_inner()),
-            )
-            .with_detail(json!({ "field": path }))
+        serde_path_to_error::deserialize(&value).map_err(|e| ApiError::Shape {
+            field: e.path().to_string(),
+            message: e.into_inner().to_string(),
         })
     }
 }

@@ -1,63 +1,234 @@
 //! Every error the API answers with: a status and `{"error": ..., "detail": ...}`.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`: each error they meet converts
+//! into the variant that says how it is answered (status, detail, `Retry-After`).
 
+use crate::engine::{LoadError, PageError, WindowError};
 use crate::event::PayloadError;
-use axum::extract::rejection::BytesRejection;
+use crate::ingest::IntakeError;
+use crate::model::format_duration;
+use crate::model::rate::ParseError;
+use crate::replay::ReplayError;
+use crate::report::ReportError;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long a sender waits before trying again when the trail could not take its
+/// events or salve cannot decide them now.
+const UNRECORDED_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Every error the API answers with: a status and `{"error": ..., "detail": ...}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub error: String,
-    pub detail: Value,
-    /// Sent as `Retry-After` (whole seconds, at least 1).
-    pub retry_after: Option<std::time::Duration>,
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A duration parameter (`since`) that does not parse: 400.
+    #[error("{field}: {source}")]
+    BadDuration {
+        field: &'static str,
+        #[source]
+        source: ParseError,
+    },
+    /// `?before=` that is not a cursor this API gave: 400.
+    #[error("before: {0:?} is not a cursor this API gave")]
+    BadCursor(String),
+    /// `DELETE /api/v1/maintenance` without `?id=`: 400.
+    #[error("name the window: ?id=...")]
+    NoWindowNamed,
+    /// A value outside a closed list (`?kind=`, `assume`): a 400 naming the field and
+    /// every value it accepts, so a typo is told rather than matching nothing.
+    #[error("{message}")]
+    Unaccepted {
+        field: &'static str,
+        message: String,
+        accepted: Vec<&'static str>,
+    },
+    /// A query string axum could not read: 400 with its text.
+    #[error("{}", .0.body_text())]
+    Query(#[from] QueryRejection),
+    /// A body axum could not read: its status and text.
+    #[error("{}", rejection_text(.0))]
+    Body(#[from] BytesRejection),
+    /// A body past `api.max_body_bytes`: 413.
+    #[error("{BODY_TOO_LARGE}")]
+    TooLarge,
+    /// A body that did not arrive within `api.body_read_timeout`: 408.
+    #[error(
+        "the request body did not arrive within {} (api.body_read_timeout)",
+        format_duration(*.0)
+    )]
+    BodyTimeout(Duration),
+    /// A body that is not JSON by its `Content-Type`: 415.
+    #[error("expected Content-Type: application/json, got {0:?}")]
+    NotJson(String),
+    /// A body that is not UTF-8: 400 with the byte where it stops being so.
+    #[error("body is not valid UTF-8 (at byte {0})")]
+    NotUtf8(usize),
+    /// An Alertmanager or native payload that does not parse or passes the bounds.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// A JSON body of the wrong shape for the endpoint: 422 naming the field.
+    #[error("field `{field}`: {message}")]
+    Shape { field: String, message: String },
+    /// Events the engine did not take.
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    /// A maintenance window change the engine refused.
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    /// A reload that failed: 400, with the errors as detail.
+    #[error("reload refused; the previous rules keep running")]
+    ReloadRefused(#[source] LoadError),
+    /// Missing or wrong credentials: 401.
+    #[error("missing or wrong credentials")]
+    Unauthorized,
+    /// A path no endpoint serves: 404.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    /// A method the path does not take: 405 with the methods it takes.
+    #[error("{path} does not take {method}; it takes {}", .allow.join(", "))]
+    MethodNotAllowed {
+        path: String,
+        method: String,
+        allow: Vec<String>,
+    },
+    /// What salve failed at while answering: 500, with its causes on one line.
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub(super) const BODY_TOO_LARGE: &str =
+    "request body is larger than the configured limit (api.max_body_bytes)";
+
+fn rejection_text(rejection: &BytesRejection) -> String {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        BODY_TOO_LARGE.to_string()
+    } else {
+        rejection.body_text()
+    }
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            error: error.into(),
-            detail: Value::Null,
-            retry_after: None,
-        }
-    }
-
-    pub fn retry_after(mut self, after: std::time::Duration) -> ApiError {
-        self.retry_after = Some(after);
-        self
-    }
-
-    pub fn with_detail(mut self, detail: Value) -> ApiError {
-        self.detail = detail;
-        self
-    }
-
-    /// A value outside a closed list (`?kind=`, `assume`): a 400 naming the field and
-    /// every value it accepts, so a typo is told rather than matching nothing.
+    /// A value outside a closed list, answered with every value `field` accepts.
     pub fn unaccepted(
-        field: &str,
+        field: &'static str,
         message: impl Into<String>,
         accepted: impl IntoIterator<Item = &'static str>,
     ) -> ApiError {
-        let accepted: Vec<&str> = accepted.into_iter().collect();
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-            .with_detail(json!({ "field": field, "accepted": accepted }))
+        ApiError::Unaccepted {
+            field,
+            message: message.into(),
+            accepted: accepted.into_iter().collect(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadDuration { .. }
+            | ApiError::BadCursor(_)
+            | ApiError::NoWindowNamed
+            | ApiError::Unaccepted { .. }
+            | ApiError::Query(_)
+            | ApiError::NotUtf8(_)
+            | ApiError::ReloadRefused(_) => StatusCode::BAD_REQUEST,
+            ApiError::Body(rejection) => rejection.status(),
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Payload(e) => payload_status(e),
+            ApiError::Shape { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Intake(IntakeError::Rejected(e)) => payload_status(e),
+            ApiError::Intake(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Window(e) => match e {
+                WindowError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                WindowError::MutesEverything { .. } => StatusCode::BAD_REQUEST,
+                WindowError::NotFound(_) => StatusCode::NOT_FOUND,
+                WindowError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> Value {
+        match self {
+            ApiError::Unaccepted {
+                field, accepted, ..
+            } => json!({ "field": field, "accepted": accepted }),
+            ApiError::NotUtf8(byte) => json!({ "byte": byte }),
+            ApiError::Payload(e) | ApiError::Intake(IntakeError::Rejected(e)) => payload_detail(e),
+            ApiError::Shape { field, .. } => json!({ "field": field }),
+            ApiError::Window(
+                WindowError::Invalid { field, .. } | WindowError::MutesEverything { field, .. },
+            ) => json!({ "field": field }),
+            ApiError::ReloadRefused(errors) => json!({ "errors": errors.to_string() }),
+            ApiError::MethodNotAllowed { allow, .. } => json!({ "allow": allow }),
+            _ => Value::Null,
+        }
+    }
+
+    /// Sent as `Retry-After` (whole seconds, at least 1): events not taken now that
+    /// the sender keeps and sends again.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            // Nothing of it was acknowledged: the sender keeps it and tries again. (The
+            // engine logs an unrecorded write, at most once a second.)
+            ApiError::Intake(IntakeError::Unrecorded(_) | IntakeError::Failed { .. }) => {
+                Some(UNRECORDED_RETRY_AFTER)
+            }
+            ApiError::Intake(
+                IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after },
+            ) => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The text of `"error"`: what salve failed at reads with its causes.
+    fn message(&self) -> String {
+        match self {
+            ApiError::Internal(e) => crate::model::error_chain(e.as_ref()),
+            _ => self.to_string(),
+        }
+    }
+}
+
+fn payload_status(err: &PayloadError) -> StatusCode {
+    match err {
+        PayloadError::Syntax { .. } => StatusCode::BAD_REQUEST,
+        PayloadError::Shape { .. }
+        | PayloadError::TooLarge { .. }
+        | PayloadError::InvalidLabels { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+fn payload_detail(err: &PayloadError) -> Value {
+    match err {
+        PayloadError::Syntax { line, column, .. } => json!({ "line": line, "column": column }),
+        PayloadError::Shape { path, .. } => json!({ "field": path }),
+        PayloadError::TooLarge { index, label, .. }
+        | PayloadError::InvalidLabels { index, label, .. } => {
+            let mut detail = json!({ "alert": index });
+            if let Some(label) = label {
+                detail["label"] = json!(label);
+            }
+            detail
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.error });
-        if !self.detail.is_null() {
-            body["detail"] = self.detail;
+        let mut body = json!({ "error": self.message() });
+        let detail = self.detail();
+        if !detail.is_null() {
+            body["detail"] = detail;
         }
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(after) = self.retry_after {
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(after) = self.retry_after() {
             let seconds = after.as_secs().max(1);
             response
                 .headers_mut()
@@ -67,40 +238,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<PayloadError> for ApiError {
-    fn from(err: PayloadError) -> ApiError {
-        match &err {
-            PayloadError::Syntax { line, column, .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, err.to_string())
-                    .with_detail(json!({ "line": line, "column": column }))
-            }
-            PayloadError::Shape { path, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
-                    .with_detail(json!({ "field": path }))
-            }
-            PayloadError::TooLarge { index, label, .. }
-            | PayloadError::InvalidLabels { index, label, .. } => {
-                let mut detail = json!({ "alert": index });
-                if let Some(label) = label {
-                    detail["label"] = json!(label);
-                }
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string()).with_detail(detail)
-            }
-        }
+impl From<LoadError> for ApiError {
+    fn from(err: LoadError) -> ApiError {
+        ApiError::ReloadRefused(err)
     }
 }
 
-pub(super) const BODY_TOO_LARGE: &str =
-    "request body is larger than the configured limit (api.max_body_bytes)";
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(err: tokio::task::JoinError) -> ApiError {
+        ApiError::Internal(Box::new(err))
+    }
+}
 
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> ApiError {
-        let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            BODY_TOO_LARGE.to_string()
-        } else {
-            rejection.body_text()
-        };
-        ApiError::new(status, message)
+impl From<PageError> for ApiError {
+    fn from(err: PageError) -> ApiError {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(err: ReportError) -> ApiError {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(err: ReplayError) -> ApiError {
+        ApiError::Internal(Box::new(err))
     }
 }

@@ -2,9 +2,9 @@
 
 use super::{ApiError, JsonBody};
 use crate::audit::{AuditFilter, RecordKind, TrailPosition};
-use crate::engine::{Engine, WindowError};
+use crate::engine::Engine;
 use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
-use crate::ingest::{Intake, IntakeError};
+use crate::ingest::Intake;
 use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMaintenanceWindow};
 use crate::replay::Assume;
 use axum::extract::rejection::QueryRejection;
@@ -20,9 +20,15 @@ use std::sync::Arc;
 type Shared = State<Arc<Engine>>;
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+    Ok(query.map(|Query(q)| q)?)
+}
+
+/// `since` as a duration back from now.
+fn since_duration(text: &str) -> Result<std::time::Duration, ApiError> {
+    parse_duration(text).map_err(|source| ApiError::BadDuration {
+        field: "since",
+        source,
+    })
 }
 
 async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Value>, ApiError> {
@@ -31,21 +37,7 @@ async fn accept(intake: &Arc<dyn Intake>, events: Vec<Event>) -> Result<Json<Val
     // On a task of its own, so that a client that gives up cannot cut the recording
     // short between the disk and the queue: what is on disk is decided now.
     let intake = intake.clone();
-    let accepted = tokio::spawn(async move { intake.accept(events).await })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    accepted.map_err(|e| match e {
-        IntakeError::Rejected(payload) => ApiError::from(payload),
-        // Nothing of it was acknowledged: the sender keeps it and tries again. (The
-        // engine logs an unrecorded write, at most once a second.)
-        IntakeError::Unrecorded(_) | IntakeError::Failed { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-                .retry_after(std::time::Duration::from_secs(5))
-        }
-        IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).retry_after(retry_after)
-        }
-    })?;
+    tokio::spawn(async move { intake.accept(events).await }).await??;
     Ok(Json(
         json!({ "status": "accepted", "events": count, "ids": ids }),
     ))
@@ -151,11 +143,7 @@ pub(super) async fn read_audit(
     let audit_query = query(audit_query)?;
     let since = match &audit_query.since {
         None => None,
-        Some(s) => {
-            let d = parse_duration(s)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
-            Some(crate::model::earlier(engine.now(), d))
-        }
+        Some(s) => Some(crate::model::earlier(engine.now(), since_duration(s)?)),
     };
     let kind = match audit_query.kind.as_deref() {
         None => None,
@@ -174,17 +162,11 @@ pub(super) async fn read_audit(
     let max_bytes = audit_query.max_bytes.unwrap_or(AUDIT_MAX_BYTES).max(1);
     let before = match &audit_query.before {
         None => None,
-        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("before: {text:?} is not a cursor this API gave"),
-            )
-        })?),
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| ApiError::BadCursor(text.clone()))?),
     };
     let page = engine
         .audit_records(filter, limit, max_bytes, before)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        .await?;
     let mut response = (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         page.json_array(),
@@ -200,24 +182,6 @@ pub(super) async fn read_audit(
 
 pub(super) async fn list_windows(State(engine): Shared) -> Json<Vec<MaintenanceWindow>> {
     Json(engine.windows())
-}
-
-impl From<WindowError> for ApiError {
-    fn from(err: WindowError) -> ApiError {
-        let message = err.to_string();
-        match err {
-            WindowError::Invalid { field, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
-                    .with_detail(json!({ "field": field }))
-            }
-            WindowError::MutesEverything { field, .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, message)
-                    .with_detail(json!({ "field": field }))
-            }
-            WindowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
-            WindowError::Unrecorded(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-        }
-    }
 }
 
 pub(super) async fn create_window(
@@ -239,9 +203,7 @@ pub(super) async fn delete_window_query(
     State(engine): Shared,
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let id = query
-        .id
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "name the window: ?id=..."))?;
+    let id = query.id.ok_or(ApiError::NoWindowNamed)?;
     engine.delete_window(id, query.deleted_by).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -256,19 +218,13 @@ pub(super) async fn delete_window(
 }
 
 pub(super) async fn reload(State(engine): Shared) -> Result<Json<Value>, ApiError> {
-    match engine.reload().await {
-        Ok(reloaded) => Ok(Json(json!({
-            "status": "reloaded",
-            "rules": reloaded.rules,
-            "restart_required": reloaded.restart_required,
-            "probes": reloaded.probes,
-        }))),
-        Err(message) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "reload refused; the previous rules keep running",
-        )
-        .with_detail(json!({ "errors": message }))),
-    }
+    let reloaded = engine.reload().await?;
+    Ok(Json(json!({
+        "status": "reloaded",
+        "rules": reloaded.rules,
+        "restart_required": reloaded.restart_required,
+        "probes": reloaded.probes,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,17 +240,14 @@ pub(super) async fn report(
 ) -> Result<Json<crate::report::Report>, ApiError> {
     let report_query = query(report_query)?;
     let window = report_query.since.as_deref().unwrap_or("24h");
-    let d = parse_duration(window)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+    let d = since_duration(window)?;
     let until = engine.now();
     let since = crate::model::earlier(until, d);
     let trail = engine.trail_reader();
     let dir = engine.data_dir().to_path_buf();
     let report =
         tokio::task::spawn_blocking(move || crate::report::report(&trail, &dir, since, until))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            .await??;
     Ok(Json(report))
 }
 
@@ -317,22 +270,20 @@ pub(super) async fn replay(
     State(engine): Shared,
     body: JsonBody,
 ) -> Result<Json<crate::replay::Replay>, ApiError> {
-    let request: ReplayRequest = body.parse().map_err(|e| {
+    let request: ReplayRequest = body.parse().map_err(|e| match &e {
         // A choice among names, answered as a bad `?kind=` is (and as `assume` was
         // before it was typed): 400 with what it accepts, not 422 like a wrong shape.
-        if e.detail["field"] == "assume" {
-            ApiError::unaccepted("assume", e.error, Assume::names())
-        } else {
-            e
+        ApiError::Shape { field, .. } if field == "assume" => {
+            ApiError::unaccepted("assume", e.to_string(), Assume::names())
         }
+        _ => e,
     })?;
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let now = engine.now();
     let window = request.since.as_deref().unwrap_or("24h");
     let since = match window.parse::<DateTime<Utc>>() {
         Ok(at) => at,
         Err(_) => {
-            let d = parse_duration(window).map_err(|e| bad(format!("since: {e}")))?;
+            let d = since_duration(window)?;
             crate::model::earlier(now, d)
         }
     };
@@ -347,8 +298,6 @@ pub(super) async fn replay(
     let replay = tokio::task::spawn_blocking(move || {
         crate::replay::replay(&trail, &runtime, since, until, request.assume, mode)
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    .await??;
     Ok(Json(replay))
 }

@@ -71,7 +71,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/-/healthy", get(|| async { "salve is healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(|| async { ApiError::NoSuchEndpoint })
         // The body is limited by `read_body`, to what the config says at the time.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), body_limits))
@@ -133,19 +133,17 @@ async fn explain_method_not_allowed(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let methods: Vec<&str> = allow
+    let allowed = allow
         .split(',')
         .map(str::trim)
         .filter(|m| !m.is_empty())
+        .map(str::to_string)
         .collect();
-    let mut answer = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "{path} does not take {method}; it takes {}",
-            methods.join(", ")
-        ),
-    )
-    .with_detail(serde_json::json!({ "allow": methods }))
+    let mut answer = ApiError::MethodNotAllowed {
+        path,
+        method: method.to_string(),
+        allow: allowed,
+    }
     .into_response();
     if let Ok(value) = header::HeaderValue::from_str(&allow) {
         answer.headers_mut().insert(header::ALLOW, value);

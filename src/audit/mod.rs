@@ -11,10 +11,10 @@ mod writer;
 
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use pg_error::pg_error_text;
-pub use postgres::{PgTrail, StoreSettings, TrailReader};
+pub use postgres::{PgTrail, StoreSettings, TrailReader, Unreachable};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
-    ReadError,
+    ReadError, TrailError,
 };
 pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord, RecordKind};
 pub use retention::{apply_retention, trimmed, Removed, Retention, TRIMMED_MARK};

@@ -236,12 +236,18 @@ impl PgTrail {
     }
 
     /// Whether PostgreSQL answers now; why not, as a person reads it.
-    pub async fn reachable(&self) -> Result<(), String> {
-        let client = self.pool.get().await.map_err(|e| pg_error_text(&e, None))?;
+    pub async fn reachable(&self) -> Result<(), Unreachable> {
+        let client = self.pool.get().await.map_err(|e| Unreachable {
+            source: Box::new(e),
+            statement: None,
+        })?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|e| pg_error_text(&e, Some("SELECT 1")))?;
+            .map_err(|e| Unreachable {
+                source: Box::new(e),
+                statement: Some("SELECT 1"),
+            })?;
         Ok(())
     }
 
@@ -491,6 +497,15 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
     Ok(())
 }
 
+/// Why PostgreSQL did not answer: the server's message, SQLSTATE and the statement at
+/// fault, as [`pg_error_text`] reads them.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", pg_error_text(.source.as_ref(), *.statement))]
+pub struct Unreachable {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    statement: Option<&'static str>,
+}
+
 /// A trail to read, wherever it is kept: what `salve audit`, `replay` and `report` and
 /// their API forms read.
 #[derive(Clone)]
@@ -507,11 +522,12 @@ impl TrailReader {
         &self,
         since: Option<DateTime<Utc>>,
         each: impl FnMut(AuditRecord),
-    ) -> Result<(), String> {
+    ) -> Result<(), super::TrailError> {
         match self {
-            TrailReader::Files(dir) => super::read_records_since(dir, since, each)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            TrailReader::Files(dir) => {
+                super::read_records_since(dir, since, each)?;
+                Ok(())
+            }
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
                 let mut read = || runtime.block_on(trail.read_after(0, since, &[], &mut each));
@@ -520,7 +536,8 @@ impl TrailReader {
                     Ok(_) => tokio::task::block_in_place(read),
                     Err(_) => read(),
                 };
-                result.map(|_| ()).map_err(|e| e.to_string())
+                result?;
+                Ok(())
             }
         }
     }

@@ -14,6 +14,15 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
+/// Why the trail could not be read, wherever it is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailError {
+    #[error(transparent)]
+    Files(#[from] ReadError),
+    #[error(transparent)]
+    Store(#[from] super::AuditError),
+}
+
 /// The rotated files of the trail with their numbers (1 is the newest).
 pub(super) fn rotated_files(dir: &Path) -> Vec<(usize, PathBuf)> {
     std::fs::read_dir(dir)
@@ -269,35 +278,23 @@ fn read_file(path: &Path, each: &mut impl FnMut(AuditRecord)) -> Result<usize, R
     read_file_from(path, 0, each)
 }
 
+/// Lines are parsed this much at a time, on every core.
+const BLOCK: usize = 4 << 20;
+
 fn read_file_from(
     path: &Path,
     offset: u64,
     each: &mut impl FnMut(AuditRecord),
 ) -> Result<usize, ReadError> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        // Rotated away (and out of `keep_files`) since the folder was listed.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(ReadError {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let read_error = |source| ReadError {
+        path: path.to_path_buf(),
+        source,
     };
-    if offset > 0 {
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|source| ReadError {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
+    let Some(mut file) = open_at(path, offset).map_err(read_error)? else {
+        return Ok(0);
+    };
     // Lines are parsed a block at a time on every core, and handed on in their order:
     // parsing is most of what reading the trail costs, and start-up waits on it.
-    use rayon::prelude::*;
-    use std::io::Read;
-    const BLOCK: usize = 4 << 20;
     // A small file (the trail rotates at a few MiB by default) is read in one block of
     // its own size.
     let left = file
@@ -310,26 +307,7 @@ fn read_file_from(
     let mut block: Vec<u8> = Vec::with_capacity(block_size);
     let mut at_end = false;
     while !at_end {
-        let start = block.len();
-        block.resize(start + block_size, 0);
-        let mut filled = start;
-        while filled < block.len() {
-            match file.read(&mut block[filled..]) {
-                Ok(0) => {
-                    at_end = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(ReadError {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
-            }
-        }
-        block.truncate(filled);
+        at_end = fill(&mut file, &mut block, block_size).map_err(read_error)?;
         // Whole lines only; the rest waits for the next block (or is the last line).
         let whole = if at_end {
             block.len()
@@ -339,29 +317,80 @@ fn read_file_from(
                 None => continue,
             }
         };
-        let lines: Vec<(usize, &[u8])> = block[..whole]
-            .split(|b| *b == b'\n')
-            .enumerate()
-            .map(|(i, line)| (line_number + i + 1, line))
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .collect();
+        skipped += parse_lines(path, &block[..whole], line_number, each);
         line_number += block[..whole].iter().filter(|b| **b == b'\n').count();
-        let parsed: Vec<(usize, serde_json::Result<AuditRecord>)> = lines
-            .into_par_iter()
-            .map(|(n, line)| (n, AuditRecord::from_line(line)))
-            .collect();
-        for (line, record) in parsed {
-            match record {
-                Ok(record) => each(record),
-                Err(e) => {
-                    skipped += 1;
-                    tracing::warn!(file = %path.display(), line, error = %e, "skipping unreadable audit line");
-                }
-            }
-        }
         block.drain(..whole);
     }
     Ok(skipped)
+}
+
+/// The file at `path` from `offset` on; `None` if it is gone.
+fn open_at(path: &Path, offset: u64) -> std::io::Result<Option<std::fs::File>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Rotated away (and out of `keep_files`) since the folder was listed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))?;
+    }
+    Ok(Some(file))
+}
+
+/// Reads up to `more` bytes onto the end of `block`; whether the file has ended.
+fn fill(file: &mut std::fs::File, block: &mut Vec<u8>, more: usize) -> std::io::Result<bool> {
+    use std::io::Read;
+    let start = block.len();
+    block.resize(start + more, 0);
+    let mut filled = start;
+    let mut at_end = false;
+    while filled < block.len() {
+        match file.read(&mut block[filled..]) {
+            Ok(0) => {
+                at_end = true;
+                break;
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    block.truncate(filled);
+    Ok(at_end)
+}
+
+/// Parses whole lines (the first is line `line_number + 1`) on every core and hands
+/// the records to `each` in their order; returns how many lines were unreadable.
+fn parse_lines(
+    path: &Path,
+    whole_lines: &[u8],
+    line_number: usize,
+    each: &mut impl FnMut(AuditRecord),
+) -> usize {
+    use rayon::prelude::*;
+    let lines: Vec<(usize, &[u8])> = whole_lines
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (line_number + i + 1, line))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let parsed: Vec<(usize, serde_json::Result<AuditRecord>)> = lines
+        .into_par_iter()
+        .map(|(n, line)| (n, AuditRecord::from_line(line)))
+        .collect();
+    let mut skipped = 0;
+    for (line, record) in parsed {
+        match record {
+            Ok(record) => each(record),
+            Err(e) => {
+                skipped += 1;
+                tracing::warn!(file = %path.display(), line, error = %e, "skipping unreadable audit line");
+            }
+        }
+    }
+    skipped
 }
 
 /// What `salve audit` and `GET /api/v1/audit` select.

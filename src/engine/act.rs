@@ -42,16 +42,7 @@ impl Engine {
         if let Err(e) = self.write_records(&evaluation.records).await {
             tracing::error!(error = %e, "cannot record decisions; nothing is executed for these events, retrying them in 5s");
             self.forget_unrecorded().await;
-            for events in notifications {
-                let engine = self.clone();
-                self.inflight.fetch_add(1, Ordering::AcqRel);
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    if engine.queue.send(events).is_err() {
-                        engine.finished_one();
-                    }
-                });
-            }
+            self.retry_later(notifications);
             return;
         }
         {
@@ -65,6 +56,29 @@ impl Engine {
         }
         drop(writing);
         let events: usize = notifications.iter().map(Vec::len).sum();
+        self.count_decided(events, started);
+        for (rule, until, event) in evaluation.quarantined {
+            self.notify_quarantined(rule, until, event);
+        }
+        self.start_actions(&notifications, &evaluation.decisions);
+    }
+
+    /// Events whose decisions could not be recorded go back to the queue in 5 s.
+    fn retry_later(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
+        for events in notifications {
+            let engine = self.clone();
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if engine.queue.send(events).is_err() {
+                    engine.finished_one();
+                }
+            });
+        }
+    }
+
+    /// `events` decided since `started`: out of the backlog, into the decide rate.
+    fn count_decided(&self, events: usize, started: std::time::Instant) {
         let _ = self
             .backlog
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
@@ -74,20 +88,30 @@ impl Engine {
         self.decide_rate
             .store((events as f64 / seconds) as u64, Ordering::Relaxed);
         self.report_state();
-        for (rule, until, event) in evaluation.quarantined {
-            self.inflight.fetch_add(1, Ordering::AcqRel);
-            let engine = self.clone();
-            tokio::spawn(async move {
-                let notices = engine
-                    .quarantine_notices(&rule, until, Arc::new(event))
-                    .await;
-                for (notice, context) in notices {
-                    engine.execute(notice, context).await;
-                }
-                engine.finished_one();
-            });
-        }
-        let decided = evaluation.decisions;
+    }
+
+    /// Sends the notices of a rule quarantined this round, on a task of their own.
+    fn notify_quarantined(
+        self: &Arc<Self>,
+        rule: String,
+        until: chrono::DateTime<chrono::Utc>,
+        event: Event,
+    ) {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let notices = engine
+                .quarantine_notices(&rule, until, Arc::new(event))
+                .await;
+            for (notice, context) in notices {
+                engine.execute(notice, context).await;
+            }
+            engine.finished_one();
+        });
+    }
+
+    /// Starts the `execute` decisions of a round, each on a task of its own.
+    fn start_actions(self: &Arc<Self>, notifications: &[Vec<Event>], decided: &[Decision]) {
         if !decided.iter().any(Decision::executes) {
             return;
         }
@@ -105,24 +129,10 @@ impl Engine {
                         .get_or_insert_with(|| Arc::new((*event).clone()))
                         .clone()
                 });
-            // A notification can say what else its rule decided about the event.
-            let related = if decision.action == Action::Notify {
-                decided
-                    .iter()
-                    .filter(|d| {
-                        d.event_id == decision.event_id
-                            && d.rule == decision.rule
-                            && d.id != decision.id
-                    })
-                    .cloned()
-                    .collect()
-            } else {
-                Vec::new()
-            };
             let context = ActionContext {
+                related: related(decided, &decision),
                 decision: Some(decision.clone()),
                 event,
-                related,
                 report: None,
             };
             self.inflight.fetch_add(1, Ordering::AcqRel);
@@ -224,4 +234,19 @@ impl Engine {
             ],
         );
     }
+}
+
+/// What else the rule of a notification decided about its event, which the message
+/// can say; nothing for other actions.
+fn related(decided: &[Decision], decision: &Decision) -> Vec<Decision> {
+    if decision.action != Action::Notify {
+        return Vec::new();
+    }
+    decided
+        .iter()
+        .filter(|d| {
+            d.event_id == decision.event_id && d.rule == decision.rule && d.id != decision.id
+        })
+        .cloned()
+        .collect()
 }

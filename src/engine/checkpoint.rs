@@ -7,7 +7,7 @@
 use super::recovery::fold;
 use super::Engine;
 use crate::audit::{apply_retention, read_records, read_records_after, ReadError, TrailPosition};
-use crate::policy::{PolicySettings, PolicyState, StateImage, StateImageV1};
+use crate::policy::{ImageError, PolicySettings, PolicyState, StateImage, StateImageV1};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -44,23 +44,69 @@ struct Checkpoint<I = StateImage> {
 /// The header (magic, version, body length, body checksum), then the body, in a buffer
 /// made `size_hint` bytes large at once (the last checkpoint's size), so a large image
 /// is not copied each time its buffer doubles.
-fn encode<I: Serialize>(checkpoint: &Checkpoint<I>, size_hint: usize) -> Result<Vec<u8>, String> {
+fn encode<I: Serialize>(
+    checkpoint: &Checkpoint<I>,
+    size_hint: usize,
+) -> Result<Vec<u8>, CheckpointError> {
     let mut bytes = Vec::with_capacity(size_hint.max(1 << 20));
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
     bytes.resize(HEADER, 0);
-    let mut bytes = postcard::to_extend(checkpoint, bytes).map_err(|e| e.to_string())?;
+    let mut bytes = postcard::to_extend(checkpoint, bytes).map_err(CheckpointError::Encode)?;
     seal(&mut bytes);
     Ok(bytes)
 }
 
 /// Why a checkpoint on disk cannot be used.
 #[derive(Debug, thiserror::Error)]
-enum Unreadable {
+pub enum Unreadable {
+    #[error(transparent)]
+    Damaged(#[from] Damage),
     #[error("{0}")]
-    Damaged(String),
+    Undecodable(#[from] postcard::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     #[error("written by a salve whose checkpoint format is version {0}; this one reads versions 1 to {VERSION}")]
     OtherFormat(u32),
+}
+
+/// What is wrong with a checkpoint's header or body as bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("shorter than its header")]
+    ShorterThanHeader,
+    #[error("not a salve checkpoint")]
+    NotACheckpoint,
+    #[error("no body")]
+    NoBody,
+    #[error("cut short")]
+    CutShort,
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+}
+
+/// Why a checkpoint could not be made, written, or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{0}")]
+    Encode(#[source] postcard::Error),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+    /// What was written from a restored state does not read back.
+    #[error("a re-written checkpoint does not read: {0}")]
+    RewrittenUnreadable(#[source] Unreadable),
+    /// What was written from a restored state reads but does not restore.
+    #[error("a re-written checkpoint does not restore: {0}")]
+    RewrittenUnrestorable(#[source] ImageError),
 }
 
 /// Fills in the header's body length and checksum of a buffer that holds a header
@@ -89,9 +135,12 @@ pub fn frame_checkpoint_body(body: &[u8]) -> Vec<u8> {
 /// The checkpoint of `state` as `write` would put it on disk: for the fuzzer's seeds
 /// and its round trip (`crate::fuzzing`).
 #[doc(hidden)]
-pub fn checkpoint_bytes(state: &PolicyState, position: TrailPosition) -> Result<Vec<u8>, String> {
+pub fn checkpoint_bytes(
+    state: &PolicyState,
+    position: TrailPosition,
+) -> Result<Vec<u8>, CheckpointError> {
     let snapshot = state.snapshot();
-    let image = snapshot.image().map_err(|e| e.to_string())?;
+    let image = snapshot.image()?;
     encode(&Checkpoint { position, image }, 0)
 }
 
@@ -100,31 +149,31 @@ pub fn checkpoint_bytes(state: &PolicyState, position: TrailPosition) -> Result<
 /// read back too (a checkpoint salve writes but cannot read is a start refused later).
 /// For the fuzzer (`crate::fuzzing`): start-up itself goes through [`replay`].
 #[doc(hidden)]
-pub fn restore_checkpoint(bytes: &[u8], settings: &PolicySettings) -> Result<PolicyState, String> {
-    let checkpoint = decode(bytes).map_err(|e| e.to_string())?;
-    let state =
-        PolicyState::from_image(checkpoint.image, settings.clone()).map_err(|e| e.to_string())?;
+pub fn restore_checkpoint(
+    bytes: &[u8],
+    settings: &PolicySettings,
+) -> Result<PolicyState, CheckpointError> {
+    let checkpoint = decode(bytes)?;
+    let state = PolicyState::from_image(checkpoint.image, settings.clone())?;
     let again = checkpoint_bytes(&state, checkpoint.position)?;
-    let reread =
-        decode(&again).map_err(|e| format!("a re-written checkpoint does not read: {e}"))?;
+    let reread = decode(&again).map_err(CheckpointError::RewrittenUnreadable)?;
     PolicyState::from_image(reread.image, settings.clone())
-        .map_err(|e| format!("a re-written checkpoint does not restore: {e}"))?;
+        .map_err(CheckpointError::RewrittenUnrestorable)?;
     Ok(state)
 }
 
 /// A checkpoint of any version this salve reads, as today's.
 fn decode(bytes: &[u8]) -> Result<Checkpoint, Unreadable> {
-    let body = verified_body(bytes).map_err(Unreadable::Damaged)?;
-    let damaged = |e: postcard::Error| Unreadable::Damaged(e.to_string());
+    let body = verified_body(bytes)?;
     match version_of(bytes) {
         1 => {
-            let v1: Checkpoint<StateImageV1> = postcard::from_bytes(body).map_err(damaged)?;
+            let v1: Checkpoint<StateImageV1> = postcard::from_bytes(body)?;
             Ok(Checkpoint {
                 position: v1.position,
                 image: v1.image.into(),
             })
         }
-        2 => postcard::from_bytes(body).map_err(damaged),
+        2 => Ok(postcard::from_bytes(body)?),
         version => Err(Unreadable::OtherFormat(version)),
     }
 }
@@ -137,19 +186,19 @@ fn version_of(bytes: &[u8]) -> u32 {
 }
 
 /// The body of a checkpoint whose header and checksum hold, of whatever version.
-fn verified_body(bytes: &[u8]) -> Result<&[u8], String> {
-    let header = bytes.get(..HEADER).ok_or("shorter than its header")?;
+fn verified_body(bytes: &[u8]) -> Result<&[u8], Damage> {
+    let header = bytes.get(..HEADER).ok_or(Damage::ShorterThanHeader)?;
     if &header[..8] != MAGIC {
-        return Err("not a salve checkpoint".into());
+        return Err(Damage::NotACheckpoint);
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&header[12..20]);
-    let body = bytes.get(HEADER..).ok_or("no body")?;
+    let body = bytes.get(HEADER..).ok_or(Damage::NoBody)?;
     if body.len() as u64 != u64::from_le_bytes(len) {
-        return Err("cut short".into());
+        return Err(Damage::CutShort);
     }
     if Sha256::digest(body).as_slice() != &header[20..HEADER] {
-        return Err("checksum mismatch".into());
+        return Err(Damage::ChecksumMismatch);
     }
     Ok(body)
 }
@@ -165,10 +214,14 @@ fn write<I: Serialize>(
     dir: &Path,
     checkpoint: &Checkpoint<I>,
     size_hint: usize,
-) -> Result<u64, String> {
+) -> Result<u64, CheckpointError> {
     let bytes = encode(checkpoint, size_hint)?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", tmp.display());
+    let io = |what: &'static str, source: std::io::Error| CheckpointError::Io {
+        what,
+        path: tmp.clone(),
+        source,
+    };
     let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
     for chunk in bytes.chunks(SYNC_EVERY) {
         file.write_all(chunk).map_err(|e| io("write", e))?;
@@ -191,7 +244,7 @@ fn read_checkpoint(path: &Path) -> Option<Result<Checkpoint, Unreadable>> {
     match std::fs::read(path) {
         Ok(bytes) => Some(decode(&bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => Some(Err(Unreadable::Damaged(e.to_string()))),
+        Err(e) => Some(Err(Unreadable::Io(e))),
     }
 }
 
@@ -227,7 +280,7 @@ pub fn replay(dir: &Path, settings: &PolicySettings) -> Result<PolicyState, Reco
             Some(Ok(checkpoint)) => checkpoint,
             Some(Err(e)) => {
                 match &e {
-                    Unreadable::Damaged(_) => {
+                    Unreadable::Damaged(_) | Unreadable::Undecodable(_) | Unreadable::Io(_) => {
                         tracing::warn!(file = %path.display(), error = %e, "checkpoint is damaged; not using it")
                     }
                     Unreadable::OtherFormat(_) => {
@@ -374,7 +427,7 @@ impl Engine {
         let written = tokio::task::spawn_blocking(move || {
             let image = snapshot
                 .image()
-                .map_err(|e| ("cannot make a checkpoint", e.to_string()))?;
+                .map_err(|e| ("cannot make a checkpoint", CheckpointError::from(e)))?;
             write(&write_dir, &Checkpoint { position, image }, size_hint)
                 .map_err(|e| ("cannot write a checkpoint; the trail is kept whole", e))
         })

@@ -272,20 +272,12 @@ fn round(
         .enumerate()
         .flat_map(|(i, rules)| rules.iter().map(move |r| (i, *r)))
         .collect();
-    let quarantined = quarantining.as_ref().map_or_else(HashMap::new, |q| {
-        let mut quarantine = q.quarantine.lock();
-        let names: HashSet<&str> = jobs.iter().map(|(_, r)| r.name.as_str()).collect();
-        names
-            .into_iter()
-            .filter_map(|name| Some((name.to_string(), quarantine.until(name, now)?)))
-            .collect()
-    });
     let round = Round {
         runtime,
         state,
         now,
         metrics,
-        quarantined,
+        quarantined: in_quarantine(quarantining.as_ref(), &jobs, now),
         cut: parking_lot::Mutex::new(HashSet::new()),
     };
     let plans: Vec<Planned> = jobs
@@ -296,22 +288,7 @@ fn round(
         })
         .collect();
     if let Some(q) = &quarantining {
-        let mut quarantine = q.quarantine.lock();
-        for planned in plans
-            .iter()
-            .filter(|p| p.reason == Some(SalveReason::CutOff))
-        {
-            let name = &planned.rule.name;
-            if let Some(until) = quarantine.cut_off(name, now, q.settings) {
-                tracing::warn!(rule = %name, until = %until.to_rfc3339(), after = q.settings.after,
-                    "rule quarantined: cut off again and again; its events are recorded as rule errors until then");
-                if let Some(m) = metrics {
-                    m.rule_quarantined(name);
-                }
-                out.quarantined
-                    .push((name.clone(), until, events[planned.event].clone()));
-            }
-        }
+        out.quarantined = quarantine_cut_off(q, &plans, &events, now, metrics);
     }
     let mut plans = plans.into_iter().peekable();
     let mut first = 0;
@@ -336,6 +313,51 @@ fn round(
     let mut st = state.write();
     st.maybe_prune(now);
     out
+}
+
+/// The rules of `jobs` in quarantine now, and until when.
+fn in_quarantine(
+    quarantining: Option<&Quarantining>,
+    jobs: &[(usize, &Rule)],
+    now: DateTime<Utc>,
+) -> HashMap<String, DateTime<Utc>> {
+    let Some(q) = quarantining else {
+        return HashMap::new();
+    };
+    let mut quarantine = q.quarantine.lock();
+    let names: HashSet<&str> = jobs.iter().map(|(_, r)| r.name.as_str()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), quarantine.until(name, now)?)))
+        .collect()
+}
+
+/// Counts this round's cut-off plans against their rules; returns the rules that are
+/// quarantined for it, until when, and the event that tipped them over.
+fn quarantine_cut_off(
+    q: &Quarantining,
+    plans: &[Planned],
+    events: &[&Event],
+    now: DateTime<Utc>,
+    metrics: Option<&Metrics>,
+) -> Vec<(String, DateTime<Utc>, Event)> {
+    let mut quarantine = q.quarantine.lock();
+    let mut quarantined = Vec::new();
+    for planned in plans
+        .iter()
+        .filter(|p| p.reason == Some(SalveReason::CutOff))
+    {
+        let name = &planned.rule.name;
+        if let Some(until) = quarantine.cut_off(name, now, q.settings) {
+            tracing::warn!(rule = %name, until = %until.to_rfc3339(), after = q.settings.after,
+                "rule quarantined: cut off again and again; its events are recorded as rule errors until then");
+            if let Some(m) = metrics {
+                m.rule_quarantined(name);
+            }
+            quarantined.push((name.clone(), until, events[planned.event].clone()));
+        }
+    }
+    quarantined
 }
 
 /// Decides one notification's plans in order, under one lock of the state, and lays

@@ -20,16 +20,18 @@ mod start;
 mod trail;
 
 #[doc(hidden)]
-pub use checkpoint::{checkpoint_bytes, frame_checkpoint_body, restore_checkpoint};
-pub use checkpoint::{replay, CHECKPOINT_FILE};
+pub use checkpoint::{
+    checkpoint_bytes, frame_checkpoint_body, restore_checkpoint, CheckpointError, Unreadable,
+};
+pub use checkpoint::{replay, RecoveryError, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, replay_round, rule_terms, Evaluation};
 pub use health::Task;
 pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Overrides, Reloaded, Runtime};
-pub use start::{start, ServeOptions};
-pub use trail::Trail;
+pub use start::{start, ServeOptions, StartError};
+pub use trail::{PageError, Trail};
 
 use crate::alertmanager::Matchers;
 use crate::audit::{
@@ -321,7 +323,7 @@ impl Engine {
         limit: usize,
         max_bytes: usize,
         before: Option<crate::audit::TrailPosition>,
-    ) -> Result<crate::audit::Page, String> {
+    ) -> Result<crate::audit::Page, PageError> {
         self.audit.newest(filter, limit, max_bytes, before).await
     }
 

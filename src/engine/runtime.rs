@@ -158,7 +158,7 @@ impl Engine {
     /// Re-reads config and rules and applies what a running salve can (rules, policy,
     /// executors, probes, authentication, certificates, limits); names the settings
     /// that changed and need a restart. On any error keeps what is running and says why.
-    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, String> {
+    pub async fn reload(self: &Arc<Self>) -> Result<Reloaded, LoadError> {
         // One at a time: two reloads interleaved could leave the rules of one running
         // with the probes of the other.
         let _reloading = self.reloading.lock().await;
@@ -210,7 +210,7 @@ impl Engine {
                 self.record_reload(now, false, running, Some(message.clone()))
                     .await;
                 tracing::error!(error = %message, "reload refused; the previous rules keep running");
-                Err(message)
+                Err(e)
             }
         }
     }

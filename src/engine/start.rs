@@ -18,44 +18,27 @@ pub struct ServeOptions {
     pub clock: Clock,
 }
 
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The trail (files or PostgreSQL) could not be opened or read back.
+    #[error(transparent)]
+    Trail(#[from] AuditError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("cannot read the checkpoints' positions")]
+    CheckpointPositions,
+}
+
 /// Starts the engine: replays the audit, records what a crash left open, decides the
 /// events acknowledged but never decided, and runs the evaluation loop.
-pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine>, String> {
+pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine>, StartError> {
     let config = &runtime.config;
     let metrics = Arc::new(Metrics::new());
-    let observer_metrics = metrics.clone();
-    let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
-        Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
     let started = Instant::now();
     let store = config.store.is_some();
     let lead = lead::Lead::new(store);
-    let (audit, mut state, written) = match &config.store {
-        None => {
-            let audit =
-                AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))
-                    .map_err(|e| e.to_string())?;
-            // The checkpoints' positions are read on the other core while this one
-            // restores the state from the newest.
-            let dir = config.data_dir.clone();
-            let positions = std::thread::spawn(move || checkpoint::Written::on_disk(&dir));
-            let state =
-                replay(&config.data_dir, &runtime.config.policy).map_err(|e| e.to_string())?;
-            let written = positions
-                .join()
-                .map_err(|_| "cannot read the checkpoints' positions".to_string())?;
-            (Trail::Files(audit), state, written)
-        }
-        Some(store) => {
-            let pg = PgTrail::open(store, Some(on_sync))
-                .await
-                .map_err(|e| e.to_string())?;
-            let (state, last) = lead::fold_store(&pg, &runtime.config.policy)
-                .await
-                .map_err(|e| e.to_string())?;
-            lead.set_followed(last);
-            (Trail::Postgres(pg), state, checkpoint::Written::default())
-        }
-    };
+    let (audit, mut state, written) = open_trail(&runtime, &metrics, &lead).await?;
     let undecided = state.undecided_events();
     let pending = state.take_pending();
     tracing::info!(
@@ -70,7 +53,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     let dispatcher = runtime::build_dispatcher(config, None, (&Default::default(), &paces));
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
-    let (queue, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    let (queue, rx) = mpsc::unbounded_channel::<Vec<Event>>();
     let started = restart::StartOnly::of(config);
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
@@ -119,80 +102,120 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
             engine.go_live();
         }
     }
-
-    let worker = engine.clone();
-    let inject_panic = injected_panic();
-    let handle = tokio::spawn(async move {
-        // Take whatever has queued up (bounded), decide it, record it in one append.
-        const MAX_ROUND: usize = 256;
-        while let Some(first) = rx.recv().await {
-            let mut round = vec![first];
-            while round.len() < MAX_ROUND {
-                match rx.try_recv() {
-                    Ok(events) => round.push(events),
-                    Err(_) => break,
-                }
-            }
-            let taken = round.len();
-            if inject_panic {
-                panic!("injected by SALVE_INJECT_PANIC=decide");
-            }
-            if worker.lead.is_leader() {
-                worker.process_many(round).await;
-            } else {
-                // The lead was lost: what is queued stays undecided in the trail, for
-                // the replica that leads now.
-                let events: usize = round.iter().map(Vec::len).sum();
-                let _ = worker
-                    .backlog
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                        Some(b.saturating_sub(events))
-                    });
-            }
-            for _ in 0..taken {
-                worker.finished_one();
-            }
-        }
-    });
-    engine.supervise(Task::Decide, handle);
-    let checkpointer = Arc::downgrade(&engine);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(engine) = checkpointer.upgrade() else {
-                return;
-            };
-            engine.retry_trail().await;
-            engine.reconsider_due().await;
-            engine.checkpoint_if_due().await;
-        }
-    });
+    let decide = tokio::spawn(decide_rounds(engine.clone(), rx));
+    engine.supervise(Task::Decide, decide);
+    tokio::spawn(every_second(Arc::downgrade(&engine)));
     if let Trail::Postgres(pg) = &engine.audit {
-        let pg = pg.clone();
-        let watched = Arc::downgrade(&engine);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(engine) = watched.upgrade() else {
-                    return;
-                };
-                let reachable = pg.reachable().await;
-                let mut down = engine.store_down.lock();
-                match (&reachable, down.is_some()) {
-                    (Err(e), false) => {
-                        tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
-                    }
-                    (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
-                    _ => {}
-                }
-                *down = reachable.err();
-            }
-        });
+        tokio::spawn(watch_store(pg.clone(), Arc::downgrade(&engine)));
     }
     engine.ready.store(true, Ordering::Release);
     Ok(engine)
+}
+
+/// The trail the config names, opened, and the state it holds read back: from the
+/// data dir's checkpoint and files, or from PostgreSQL (`[store]`).
+async fn open_trail(
+    runtime: &Runtime,
+    metrics: &Arc<Metrics>,
+    lead: &lead::Lead,
+) -> Result<(Trail, PolicyState, checkpoint::Written), StartError> {
+    let config = &runtime.config;
+    let observer_metrics = metrics.clone();
+    let on_sync: Arc<dyn Fn(Duration, usize) + Send + Sync> =
+        Arc::new(move |took, n| observer_metrics.audit_synced(took, n));
+    match &config.store {
+        None => {
+            let audit =
+                AuditLog::open(&config.data_dir, config.audit_max_file_bytes, Some(on_sync))?;
+            // The checkpoints' positions are read on the other core while this one
+            // restores the state from the newest.
+            let dir = config.data_dir.clone();
+            let positions = std::thread::spawn(move || checkpoint::Written::on_disk(&dir));
+            let state = replay(&config.data_dir, &config.policy)?;
+            let written = positions
+                .join()
+                .map_err(|_| StartError::CheckpointPositions)?;
+            Ok((Trail::Files(audit), state, written))
+        }
+        Some(store) => {
+            let pg = PgTrail::open(store, Some(on_sync)).await?;
+            let (state, last) = lead::fold_store(&pg, &config.policy).await?;
+            lead.set_followed(last);
+            Ok((Trail::Postgres(pg), state, checkpoint::Written::default()))
+        }
+    }
+}
+
+/// The decide task: takes whatever has queued up (bounded), decides it, records it in
+/// one append.
+async fn decide_rounds(worker: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Vec<Event>>) {
+    const MAX_ROUND: usize = 256;
+    let inject_panic = injected_panic();
+    while let Some(first) = rx.recv().await {
+        let mut round = vec![first];
+        while round.len() < MAX_ROUND {
+            match rx.try_recv() {
+                Ok(events) => round.push(events),
+                Err(_) => break,
+            }
+        }
+        let taken = round.len();
+        if inject_panic {
+            panic!("injected by SALVE_INJECT_PANIC=decide");
+        }
+        if worker.lead.is_leader() {
+            worker.process_many(round).await;
+        } else {
+            // The lead was lost: what is queued stays undecided in the trail, for
+            // the replica that leads now.
+            let events: usize = round.iter().map(Vec::len).sum();
+            let _ = worker
+                .backlog
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some(b.saturating_sub(events))
+                });
+        }
+        for _ in 0..taken {
+            worker.finished_one();
+        }
+    }
+}
+
+/// Once a second while the engine lives: retry the trail, reconsider what is due,
+/// write a checkpoint when one is due.
+async fn every_second(engine: std::sync::Weak<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        engine.retry_trail().await;
+        engine.reconsider_due().await;
+        engine.checkpoint_if_due().await;
+    }
+}
+
+/// Asks PostgreSQL once a second whether it answers; while it does not, salve is not
+/// ready and webhooks are answered 503.
+async fn watch_store(pg: PgTrail, watched: std::sync::Weak<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(engine) = watched.upgrade() else {
+            return;
+        };
+        let reachable = pg.reachable().await;
+        let mut down = engine.store_down.lock();
+        match (&reachable, down.is_some()) {
+            (Err(e), false) => {
+                tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
+            }
+            (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
+            _ => {}
+        }
+        *down = reachable.err().map(|e| e.to_string());
+    }
 }

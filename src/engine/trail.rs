@@ -7,6 +7,18 @@ use crate::audit::{
     TrailReader,
 };
 
+/// Why a page of the trail could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Files(#[from] crate::audit::ReadError),
+    #[error(transparent)]
+    Store(#[from] AuditError),
+    /// The task that read the files ended before it answered.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
 #[derive(Clone)]
 pub enum Trail {
     Files(AuditLog),
@@ -61,21 +73,17 @@ impl Trail {
         limit: usize,
         max_bytes: usize,
         before: Option<TrailPosition>,
-    ) -> Result<Page, String> {
+    ) -> Result<Page, PageError> {
         match self {
             Trail::Files(log) => {
                 let dir = log.dir().to_path_buf();
-                tokio::task::spawn_blocking(move || {
+                let page = tokio::task::spawn_blocking(move || {
                     crate::audit::newest_records(&dir, &filter, limit, max_bytes, before)
                 })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+                .await??;
+                Ok(page)
             }
-            Trail::Postgres(pg) => pg
-                .newest(&filter, limit, max_bytes, before)
-                .await
-                .map_err(|e| e.to_string()),
+            Trail::Postgres(pg) => Ok(pg.newest(&filter, limit, max_bytes, before).await?),
         }
     }
 }

@@ -15,7 +15,7 @@
 
 mod window;
 
-use crate::audit::{AuditRecord, TrailReader};
+use crate::audit::{AuditRecord, TrailError, TrailReader};
 use crate::engine::{Runtime, ON_OUTCOME_RULE};
 use crate::model::{Action, Decision, Reason, Target, Verdict, DRY_RUN_BY_SALVE};
 use chrono::{DateTime, Utc};
@@ -204,30 +204,39 @@ impl Assume {
     }
 }
 
-impl std::str::FromStr for Assume {
-    type Err = String;
+/// A name that is not an outcome to assume; lists the names that are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an outcome to assume (one of {names})", names = Assume::names().collect::<Vec<_>>().join(", "))]
+pub struct UnknownAssume(String);
 
-    fn from_str(s: &str) -> Result<Assume, String> {
+impl std::str::FromStr for Assume {
+    type Err = UnknownAssume;
+
+    fn from_str(s: &str) -> Result<Assume, UnknownAssume> {
         Assume::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Assume::names().collect();
-                format!(
-                    "{s:?} is not an outcome to assume (one of {})",
-                    names.join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownAssume(s.to_string()))
     }
 }
 
 /// Through [`FromStr`](std::str::FromStr), so a request's bad value reads as the CLI's.
 impl TryFrom<String> for Assume {
-    type Error = String;
+    type Error = UnknownAssume;
 
-    fn try_from(s: String) -> Result<Assume, String> {
+    fn try_from(s: String) -> Result<Assume, UnknownAssume> {
         s.parse()
     }
+}
+
+/// Why a replay could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Trail(#[from] TrailError),
+    /// The thread that read the trail panicked.
+    #[error("reading the trail stopped unexpectedly")]
+    ReaderPanicked,
 }
 
 /// A decision's place in the comparison: the event, the rule, the action and target,
@@ -282,7 +291,7 @@ pub fn replay(
     until: DateTime<Utc>,
     assume: Assume,
     mode: Mode,
-) -> Result<Replay, String> {
+) -> Result<Replay, ReplayError> {
     let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<AuditRecord>>(2);
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || {
@@ -307,9 +316,7 @@ pub fn replay(
             }
             replayer.advance(false);
         }
-        reading
-            .join()
-            .map_err(|_| "reading the trail stopped unexpectedly".to_string())??;
+        reading.join().map_err(|_| ReplayError::ReaderPanicked)??;
         Ok(replayer.finish())
     })
 }

@@ -219,10 +219,7 @@ impl<'r> Replayer<'r> {
         }
         if !self.in_window {
             if record.at < self.since {
-                if let Entry::Decision(d) = &record.entry {
-                    self.learn_mode(told([d]));
-                }
-                fold(&mut self.state.write(), &record);
+                self.read_before_window(&record);
                 return;
             }
             self.in_window = true;
@@ -248,64 +245,95 @@ impl<'r> Replayer<'r> {
                 self.close_open();
                 self.step(position, 0, StepKind::Change(Box::new(record)));
             }
-            Entry::Evaluated { event_id, .. } => match self.seen(event_id) {
-                Seen::Waiting(number) => {
-                    let hash = id_hash(event_id);
-                    if let Some(request) = self.request(number) {
-                        if let Some(i) = request.awaiting.iter().position(|h| *h == hash) {
-                            request.awaiting.swap_remove(i);
-                        }
-                        let first = request.received.first().and_then(|r| match &r.entry {
-                            Entry::Received { event, .. } | Entry::Reconsidered { event, .. } => {
-                                Some(event.id.as_str())
-                            }
-                            _ => None,
-                        });
-                        if request.evaluated.is_none() && first == Some(event_id.as_str()) {
-                            request.evaluated = Some((position, at));
-                        }
-                    }
-                    self.place(number);
-                }
-                Seen::Before => self.step(position, 0, StepKind::History(Box::new(record))),
-                Seen::Decided => {}
-            },
-            Entry::Decision(d) => match self.seen(&d.event_id) {
-                Seen::Waiting(number) => {
-                    if d.executes() {
-                        self.window_actions.insert(d.id.clone());
-                    }
-                    let read = self.recorded_read;
-                    self.recorded_read += 1;
-                    if let Entry::Decision(d) = record.entry {
-                        if let Some(request) = self.request(number) {
-                            request.recorded.push((read, d));
-                        }
-                    }
-                }
-                Seen::Before => self.step(position, 0, StepKind::History(Box::new(record))),
-                // What outcomes led to: replay follows the outcomes it assumes instead.
-                Seen::Decided => {
-                    if d.executes() {
-                        self.window_actions.insert(d.id.clone());
-                    }
-                }
-            },
-            Entry::Outcome(o) => {
-                if !self.window_actions.contains(&o.decision_id) {
-                    self.step(position, 0, StepKind::History(Box::new(record)));
-                    return;
-                }
-                let (status, id) = (o.outcome.outcome, o.decision_id.clone());
-                for p in &mut self.pending {
-                    if p.awaiting.as_deref() == Some(id.as_str()) {
-                        (p.at, p.status, p.awaiting) = (at, status, None);
-                    }
-                }
-                self.outcomes.entry(id).or_insert((status, at));
-            }
+            Entry::Evaluated { .. } => self.read_evaluated(record, position),
+            Entry::Decision(_) => self.read_decision(record, position),
+            Entry::Outcome(_) => self.read_outcome(record, position),
             _ => {}
         }
+    }
+
+    /// A record before the window: what the state and the mode were when it opens.
+    fn read_before_window(&mut self, record: &AuditRecord) {
+        if let Entry::Decision(d) = &record.entry {
+            self.learn_mode(told([d]));
+        }
+        fold(&mut self.state.write(), record);
+    }
+
+    /// An `evaluated` record: a request waiting for it may be placed now.
+    fn read_evaluated(&mut self, record: AuditRecord, position: usize) {
+        let Entry::Evaluated { event_id, .. } = &record.entry else {
+            return;
+        };
+        match self.seen(event_id) {
+            Seen::Waiting(number) => {
+                let hash = id_hash(event_id);
+                if let Some(request) = self.request(number) {
+                    if let Some(i) = request.awaiting.iter().position(|h| *h == hash) {
+                        request.awaiting.swap_remove(i);
+                    }
+                    let first = request.received.first().and_then(|r| match &r.entry {
+                        Entry::Received { event, .. } | Entry::Reconsidered { event, .. } => {
+                            Some(event.id.as_str())
+                        }
+                        _ => None,
+                    });
+                    if request.evaluated.is_none() && first == Some(event_id.as_str()) {
+                        request.evaluated = Some((position, record.at));
+                    }
+                }
+                self.place(number);
+            }
+            Seen::Before => self.step(position, 0, StepKind::History(Box::new(record))),
+            Seen::Decided => {}
+        }
+    }
+
+    /// A recorded decision: kept to compare with its request's replay, or history.
+    fn read_decision(&mut self, record: AuditRecord, position: usize) {
+        let Entry::Decision(d) = &record.entry else {
+            return;
+        };
+        match self.seen(&d.event_id) {
+            Seen::Waiting(number) => {
+                if d.executes() {
+                    self.window_actions.insert(d.id.clone());
+                }
+                let read = self.recorded_read;
+                self.recorded_read += 1;
+                if let Entry::Decision(d) = record.entry {
+                    if let Some(request) = self.request(number) {
+                        request.recorded.push((read, d));
+                    }
+                }
+            }
+            Seen::Before => self.step(position, 0, StepKind::History(Box::new(record))),
+            // What outcomes led to: replay follows the outcomes it assumes instead.
+            Seen::Decided => {
+                if d.executes() {
+                    self.window_actions.insert(d.id.clone());
+                }
+            }
+        }
+    }
+
+    /// A recorded outcome: of an action in the window, what its replayed twin takes;
+    /// else history.
+    fn read_outcome(&mut self, record: AuditRecord, position: usize) {
+        let Entry::Outcome(o) = &record.entry else {
+            return;
+        };
+        if !self.window_actions.contains(&o.decision_id) {
+            self.step(position, 0, StepKind::History(Box::new(record)));
+            return;
+        }
+        let (status, id, at) = (o.outcome.outcome, o.decision_id.clone(), record.at);
+        for p in &mut self.pending {
+            if p.awaiting.as_deref() == Some(id.as_str()) {
+                (p.at, p.status, p.awaiting) = (at, status, None);
+            }
+        }
+        self.outcomes.entry(id).or_insert((status, at));
     }
 
     /// A `received` record: its event joins the request being read, or starts one; a

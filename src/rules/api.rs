@@ -112,9 +112,9 @@ pub(super) fn call_plan(
 ) -> Result<Vec<Intent>, RuleError> {
     let value = run_plan(engine, timeout, rule, event, ctx)
         .map_err(|err| plan_error(rule, timeout, *err))?;
-    intents_from(value).map_err(|message| {
+    intents_from(value).map_err(|e| {
         let at = super::error::fn_position(rule.source(), "plan");
-        RuleError::at_offset(&rule.path, rule.source(), at, message)
+        RuleError::at_offset(&rule.path, rule.source(), at, e.to_string())
     })
 }
 
@@ -197,7 +197,16 @@ fn innermost(err: EvalAltResult) -> EvalAltResult {
     }
 }
 
-fn intents_from(value: Dynamic) -> Result<Vec<Intent>, String> {
+/// What `plan()` returned that is not intents.
+#[derive(Debug, thiserror::Error)]
+enum NotIntents {
+    #[error("plan() must return an array of intents, not {0}")]
+    NotAnArray(String),
+    #[error("plan() returned {item_type} at index {index}, where an intent (restart(...), notify(...), ...) belongs")]
+    NotAnIntent { item_type: String, index: usize },
+}
+
+fn intents_from(value: Dynamic) -> Result<Vec<Intent>, NotIntents> {
     if value.is_unit() {
         return Ok(Vec::new());
     }
@@ -207,16 +216,17 @@ fn intents_from(value: Dynamic) -> Result<Vec<Intent>, String> {
     let type_name = value.type_name().to_string();
     let items: Array = value
         .try_cast::<Array>()
-        .ok_or_else(|| format!("plan() must return an array of intents, not {type_name}"))?;
+        .ok_or(NotIntents::NotAnArray(type_name))?;
     let mut intents = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         if item.is_unit() {
             continue;
         }
         let item_type = item.type_name().to_string();
-        let intent = item
-            .try_cast::<Intent>()
-            .ok_or_else(|| format!("plan() returned {item_type} at index {i}, where an intent (restart(...), notify(...), ...) belongs"))?;
+        let intent = item.try_cast::<Intent>().ok_or(NotIntents::NotAnIntent {
+            item_type,
+            index: i,
+        })?;
         intents.push(intent);
     }
     Ok(intents)

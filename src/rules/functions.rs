@@ -51,13 +51,26 @@ fn names(module: &Module) -> Vec<String> {
     names
 }
 
+/// A literal argument a rule function refuses, as the function and `salve check` say it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ArgumentError {
+    #[error("after: {0}")]
+    Delay(#[source] crate::model::rate::ParseError),
+    #[error("after: {0:?} is longer than the 15m salve will hold an action")]
+    DelayTooLong(String),
+    #[error("recent: {0}")]
+    Window(#[source] crate::model::rate::ParseError),
+    #[error("firing: {0}")]
+    Matchers(#[source] crate::alertmanager::matcher::MatcherError),
+    #[error("now: unknown time zone {0:?}")]
+    Zone(String),
+}
+
 /// The delay of `.after(text)`, as the function and `salve check` judge it.
-pub(super) fn delay(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text).map_err(|e| format!("after: {e}"))?;
+pub(super) fn delay(text: &str) -> Result<Duration, ArgumentError> {
+    let d = parse_duration(text).map_err(ArgumentError::Delay)?;
     if d > MAX_DELAY {
-        return Err(format!(
-            "after: {text:?} is longer than the 15m salve will hold an action"
-        ));
+        return Err(ArgumentError::DelayTooLong(text.to_string()));
     }
     Ok(d)
 }
@@ -68,19 +81,19 @@ pub(super) fn delay(text: &str) -> Result<Duration, String> {
 pub(super) fn window_start(
     text: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let d = parse_duration(text).map_err(|e| format!("recent: {e}"))?;
+) -> Result<chrono::DateTime<chrono::Utc>, ArgumentError> {
+    let d = parse_duration(text).map_err(ArgumentError::Window)?;
     // parse_duration refuses more than 100y, and `earlier` saturates besides.
     Ok(crate::model::earlier(now, d))
 }
 
-fn matchers(text: &str) -> Result<Matchers, String> {
-    Matchers::parse(text).map_err(|e| format!("firing: {e}"))
+fn matchers(text: &str) -> Result<Matchers, ArgumentError> {
+    Matchers::parse(text).map_err(ArgumentError::Matchers)
 }
 
-fn zone(text: &str) -> Result<chrono_tz::Tz, String> {
+fn zone(text: &str) -> Result<chrono_tz::Tz, ArgumentError> {
     text.parse()
-        .map_err(|_| format!("now: unknown time zone {text:?}"))
+        .map_err(|_| ArgumentError::Zone(text.to_string()))
 }
 
 /// What is wrong with `text` written as argument `index` (0 first) of `function`, judged
@@ -89,16 +102,21 @@ fn zone(text: &str) -> Result<chrono_tz::Tz, String> {
 pub(super) fn literal_mistake(function: &str, index: usize, text: &str) -> Option<String> {
     match (function, index) {
         ("recent", 1) => text.parse::<Action>().err().map(|e| format!("recent: {e}")),
-        ("recent", 2) => window_start(text, chrono::Utc::now()).err(),
-        ("after", 1) => delay(text).err(),
-        ("firing", 0) => matchers(text).err(),
-        ("now", 0) => zone(text).err(),
+        ("recent", 2) => window_start(text, chrono::Utc::now()).err().map(mistake),
+        ("after", 1) => delay(text).err().map(mistake),
+        ("firing", 0) => matchers(text).err().map(mistake),
+        ("now", 0) => zone(text).err().map(mistake),
         _ => None,
     }
 }
 
-fn error(message: String) -> Box<EvalAltResult> {
-    message.into()
+/// The message `salve check` lists for an argument the function would refuse.
+fn mistake(e: ArgumentError) -> String {
+    e.to_string()
+}
+
+fn error(message: impl std::fmt::Display) -> Box<EvalAltResult> {
+    message.to_string().into()
 }
 
 fn text(value: &Dynamic, function: &str, param: &str) -> Fallible<String> {
@@ -114,7 +132,7 @@ fn text(value: &Dynamic, function: &str, param: &str) -> Fallible<String> {
 fn context(ctx: &NativeCallContext) -> Fallible<EvalContext> {
     ctx.tag()
         .and_then(|tag| tag.clone().try_cast::<EvalContext>())
-        .ok_or_else(|| error("this function is only available inside plan()".into()))
+        .ok_or_else(|| error("this function is only available inside plan()"))
 }
 
 fn target_of(value: &Dynamic, function: &str) -> Fallible<Target> {

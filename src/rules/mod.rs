@@ -319,120 +319,21 @@ fn compile_rule(
     let templates = templates::check(&ast, path, &source)?;
     let mut warnings = lint::warnings(&ast, path, &source);
 
-    let constants: HashMap<String, Dynamic> = ast
-        .iter_literal_variables(true, false)
-        .map(|(n, _, v)| (n.to_string(), v))
-        .collect();
-    let declared = |name: &str| error::const_position(&source, name);
-    let at_const =
-        |name: &str, message: String| RuleError::at_offset(path, &source, declared(name), message);
-    let string_const = |key: &str| -> Result<Option<String>, RuleError> {
-        match constants.get(key) {
-            None if declared(key).is_some() => {
-                Err(at_const(key, format!("{key} must be a literal string")))
-            }
-            None => Ok(None),
-            Some(v) => v
-                .clone()
-                .into_string()
-                .map(Some)
-                .map_err(|ty| at_const(key, format!("{key} must be a string, not {ty}"))),
-        }
-    };
-
-    let match_text = string_const("MATCH")?.ok_or_else(|| {
-        RuleError::at_offset(
-            path,
-            &source,
-            None,
-            "a rule needs `const MATCH = \"...\";` (Alertmanager matchers)".to_string(),
-        )
-    })?;
-    let matchers = Matchers::parse(&match_text).map_err(|e| {
-        let char_offset = match_text
-            .char_indices()
-            .nth(e.column.saturating_sub(1))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        let offset = declared("MATCH")
-            .and_then(|o| source[o..].find(&match_text).map(|p| o + p + char_offset));
-        RuleError::at_offset(path, &source, offset, format!("MATCH: {}", e.message))
-    })?;
-
-    let limit = string_const("LIMIT")?
-        .map(|l| RateLimit::parse(&l).map_err(|e| at_const("LIMIT", format!("LIMIT: {e}"))))
+    let constants = Constants::of(&ast, path, &source);
+    let matchers = constants.matchers()?;
+    let limit = constants
+        .string("LIMIT")?
+        .map(|l| RateLimit::parse(&l).map_err(|e| constants.at("LIMIT", format!("LIMIT: {e}"))))
         .transpose()?;
-    let cooldown = string_const("COOLDOWN")?
-        .map(|c| parse_duration(&c).map_err(|e| at_const("COOLDOWN", format!("COOLDOWN: {e}"))))
+    let cooldown = constants
+        .string("COOLDOWN")?
+        .map(|c| parse_duration(&c).map_err(|e| constants.at("COOLDOWN", format!("COOLDOWN: {e}"))))
         .transpose()?;
-    let dry_run = match constants.get("DRY_RUN") {
-        None if declared("DRY_RUN").is_some() => {
-            return Err(at_const("DRY_RUN", "DRY_RUN must be true or false".into()))
-        }
-        None => false,
-        Some(v) => v
-            .as_bool()
-            .map_err(|_| at_const("DRY_RUN", "DRY_RUN must be true or false".into()))?,
-    };
-    let mute = match constants.get("MUTE") {
-        None if declared("MUTE").is_some() => {
-            return Err(at_const(
-                "MUTE",
-                "MUTE must be a literal array of time interval names".into(),
-            ))
-        }
-        None => Vec::new(),
-        Some(v) => {
-            let items = v
-                .clone()
-                .into_typed_array::<rhai::ImmutableString>()
-                .map_err(|_| {
-                    at_const(
-                        "MUTE",
-                        "MUTE must be an array of strings, e.g. [\"weekly-maintenance\"]".into(),
-                    )
-                })?;
-            let mut names = Vec::with_capacity(items.len());
-            for item in items {
-                if !known_intervals.contains(item.as_str()) {
-                    let mut known: Vec<&String> = known_intervals.iter().collect();
-                    known.sort();
-                    return Err(at_const(
-                        "MUTE",
-                        format!("MUTE names time interval {item:?}, which the config does not define (defined: {known:?})"),
-                    ));
-                }
-                names.push(item.to_string());
-            }
-            names
-        }
-    };
+    let dry_run = constants.dry_run()?;
+    let mute = constants.mute(known_intervals)?;
 
     warnings.extend(checks::warnings(&ast, &matchers, path, &source));
-
-    let plan = ast.iter_functions().find(|f| f.name == "plan");
-    match plan {
-        Some(f) if f.params.len() == 1 => {}
-        Some(f) => {
-            return Err(RuleError::at_offset(
-                path,
-                &source,
-                error::fn_position(&source, "plan"),
-                format!(
-                    "plan must take exactly one parameter (the event), not {}",
-                    f.params.len()
-                ),
-            ))
-        }
-        None => {
-            return Err(RuleError::at_offset(
-                path,
-                &source,
-                None,
-                "a rule needs `fn plan(event) { ... }` returning an array of intents".into(),
-            ))
-        }
-    }
+    check_plan(&ast, path, &source)?;
 
     // plan() is called without the top level (eval_ast(false)), whose constants were
     // read above: the rule keeps only its functions.
@@ -450,6 +351,149 @@ fn compile_rule(
         source,
         ast,
     })
+}
+
+/// A rule's top-level constants (`MATCH`, `LIMIT`, `COOLDOWN`, `MUTE`, `DRY_RUN`), read
+/// with errors that point at their declaration.
+struct Constants<'a> {
+    values: HashMap<String, Dynamic>,
+    path: &'a Path,
+    source: &'a str,
+}
+
+impl<'a> Constants<'a> {
+    fn of(ast: &rhai::AST, path: &'a Path, source: &'a str) -> Constants<'a> {
+        let values = ast
+            .iter_literal_variables(true, false)
+            .map(|(n, _, v)| (n.to_string(), v))
+            .collect();
+        Constants {
+            values,
+            path,
+            source,
+        }
+    }
+
+    /// Where `name` is declared, if it is.
+    fn declared(&self, name: &str) -> Option<usize> {
+        error::const_position(self.source, name)
+    }
+
+    /// An error at the declaration of `name`.
+    fn at(&self, name: &str, message: String) -> RuleError {
+        RuleError::at_offset(self.path, self.source, self.declared(name), message)
+    }
+
+    /// The literal string `key` holds, if the rule declares it.
+    fn string(&self, key: &str) -> Result<Option<String>, RuleError> {
+        match self.values.get(key) {
+            None if self.declared(key).is_some() => {
+                Err(self.at(key, format!("{key} must be a literal string")))
+            }
+            None => Ok(None),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|ty| self.at(key, format!("{key} must be a string, not {ty}"))),
+        }
+    }
+
+    /// `MATCH`, which every rule has; an error points at the column within it.
+    fn matchers(&self) -> Result<Matchers, RuleError> {
+        let match_text = self.string("MATCH")?.ok_or_else(|| {
+            RuleError::at_offset(
+                self.path,
+                self.source,
+                None,
+                "a rule needs `const MATCH = \"...\";` (Alertmanager matchers)".to_string(),
+            )
+        })?;
+        Matchers::parse(&match_text).map_err(|e| {
+            let char_offset = match_text
+                .char_indices()
+                .nth(e.column.saturating_sub(1))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            let offset = self.declared("MATCH").and_then(|o| {
+                self.source[o..]
+                    .find(&match_text)
+                    .map(|p| o + p + char_offset)
+            });
+            RuleError::at_offset(
+                self.path,
+                self.source,
+                offset,
+                format!("MATCH: {}", e.message),
+            )
+        })
+    }
+
+    fn dry_run(&self) -> Result<bool, RuleError> {
+        let not_a_bool = || self.at("DRY_RUN", "DRY_RUN must be true or false".into());
+        match self.values.get("DRY_RUN") {
+            None if self.declared("DRY_RUN").is_some() => Err(not_a_bool()),
+            None => Ok(false),
+            Some(v) => v.as_bool().map_err(|_| not_a_bool()),
+        }
+    }
+
+    /// `MUTE`: names of time intervals, each of which the config must define.
+    fn mute(&self, known_intervals: &HashSet<String>) -> Result<Vec<String>, RuleError> {
+        let items = match self.values.get("MUTE") {
+            None if self.declared("MUTE").is_some() => {
+                return Err(self.at(
+                    "MUTE",
+                    "MUTE must be a literal array of time interval names".into(),
+                ))
+            }
+            None => return Ok(Vec::new()),
+            Some(v) => v
+                .clone()
+                .into_typed_array::<rhai::ImmutableString>()
+                .map_err(|_| {
+                    self.at(
+                        "MUTE",
+                        "MUTE must be an array of strings, e.g. [\"weekly-maintenance\"]".into(),
+                    )
+                })?,
+        };
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            if !known_intervals.contains(item.as_str()) {
+                let mut known: Vec<&String> = known_intervals.iter().collect();
+                known.sort();
+                return Err(self.at(
+                    "MUTE",
+                    format!("MUTE names time interval {item:?}, which the config does not define (defined: {known:?})"),
+                ));
+            }
+            names.push(item.to_string());
+        }
+        Ok(names)
+    }
+}
+
+/// A rule has `fn plan(event)`, of one parameter.
+fn check_plan(ast: &rhai::AST, path: &Path, source: &str) -> Result<(), RuleError> {
+    match ast.iter_functions().find(|f| f.name == "plan") {
+        Some(f) if f.params.len() == 1 => Ok(()),
+        Some(f) => Err(RuleError::at_offset(
+            path,
+            source,
+            error::fn_position(source, "plan"),
+            format!(
+                "plan must take exactly one parameter (the event), not {}",
+                f.params.len()
+            ),
+        )),
+        None => Err(RuleError::at_offset(
+            path,
+            source,
+            None,
+            "a rule needs `fn plan(event) { ... }` returning an array of intents".into(),
+        )),
+    }
 }
 
 impl Rule {
