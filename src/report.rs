@@ -176,7 +176,9 @@ pub fn report(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, String> {
-    let probes = ProbeHistory::load(probes)?.figures(since);
+    let probes = ProbeHistory::load(probes)
+        .map_err(|e| e.to_string())?
+        .figures(since);
     let mut tally = Tally::default();
     trail.read_since(Some(since), |record| {
         if record.at >= since && record.at <= until {
