@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditRecord, Entry, TrailError, TrailReader};
 use crate::event::{Fingerprint, Status};
-use crate::ingest::probe::{ProbeFigures, ProbeHistory};
+use crate::ingest::probe::{HistoryError, ProbeFigures, ProbeHistory};
 use crate::model::{Action, Decision, Reason, Verdict};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -172,8 +172,8 @@ impl Tally {
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The probes' history in the data dir could not be read.
-    #[error("{0}")]
-    ProbeHistory(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    ProbeHistory(#[from] HistoryError),
     #[error(transparent)]
     Trail(#[from] TrailError),
 }
@@ -186,9 +186,7 @@ pub fn report(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
-    let probes = ProbeHistory::load(probes)
-        .map_err(|e| ReportError::ProbeHistory(e.into()))?
-        .figures(since);
+    let probes = ProbeHistory::load(probes)?.figures(since);
     let mut tally = Tally::default();
     trail.read_since(Some(since), |record| {
         if record.at >= since && record.at <= until {

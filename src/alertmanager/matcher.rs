@@ -70,15 +70,31 @@ pub struct Matcher {
 impl Matcher {
     /// Errors (empty name, invalid regex) report column 1: there is no surrounding input.
     pub fn new(name: &str, op: MatchOp, value: &str) -> Result<Matcher, MatcherError> {
-        Self::build(name, op, value).map_err(|message| MatcherError { message, column: 1 })
+        Self::build(name, op, value, 1)
     }
 
-    fn build(name: &str, op: MatchOp, value: &str) -> Result<Matcher, String> {
+    /// `value_column` is where the value starts in the parsed input, for the error.
+    fn build(
+        name: &str,
+        op: MatchOp,
+        value: &str,
+        value_column: usize,
+    ) -> Result<Matcher, MatcherError> {
+        let error = |message: String| MatcherError {
+            message,
+            column: value_column,
+        };
         if name.is_empty() {
-            return Err("empty label name".to_string());
+            return Err(error("empty label name".to_string()));
         }
         let re = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(compile_anchored(value)?),
+            MatchOp::Regex | MatchOp::NotRegex => Some(compile_anchored(value).map_err(|e| {
+                error(format!(
+                    "invalid regex {}: {}",
+                    go_quote(value),
+                    regex_error_summary(&e)
+                ))
+            })?),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Matcher {
@@ -121,18 +137,10 @@ impl fmt::Display for Matcher {
     }
 }
 
-fn compile_anchored(value: &str) -> Result<Regex, String> {
+fn compile_anchored(value: &str) -> Result<Regex, regex::Error> {
     // Compiling the bare value first rejects inputs such as `a)|(b`, which would
     // otherwise close the anchoring group early and match unanchored.
-    Regex::new(value)
-        .and_then(|_| Regex::new(&format!("^(?:{value})$")))
-        .map_err(|e| {
-            format!(
-                "invalid regex {}: {}",
-                go_quote(value),
-                regex_error_summary(&e)
-            )
-        })
+    Regex::new(value).and_then(|_| Regex::new(&format!("^(?:{value})$")))
 }
 
 fn regex_error_summary(err: &regex::Error) -> String {
@@ -416,7 +424,7 @@ impl Parser {
             Some('"') => self.quoted()?,
             _ => self.unquoted()?,
         };
-        Matcher::build(&name, op, &value).map_err(|message| Self::error(value_column, message))
+        Matcher::build(&name, op, &value, value_column)
     }
 
     fn label_name(&mut self) -> Result<String, MatcherError> {

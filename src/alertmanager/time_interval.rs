@@ -51,10 +51,57 @@ pub struct TimeRangeSpec {
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-#[error("time interval {interval:?}: {message}")]
+#[error("time interval {interval:?}: {problem}")]
 pub struct TimeIntervalError {
     pub interval: String,
-    pub message: String,
+    pub problem: IntervalProblem,
+}
+
+/// What is wrong in one interval: each names the field and quotes the input.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum IntervalProblem {
+    #[error("name must not be empty")]
+    EmptyName,
+    #[error("invalid {field} range {input:?}: expected a single value or START:END")]
+    RangeFormat { field: &'static str, input: String },
+    #[error("invalid {field} {input:?}")]
+    Value { field: &'static str, input: String },
+    #[error("invalid {field} {member:?} in range {input:?}")]
+    Member {
+        field: &'static str,
+        member: String,
+        input: String,
+    },
+    #[error("invalid {field} range {input:?}: {reason}")]
+    Order {
+        field: &'static str,
+        input: String,
+        reason: &'static str,
+    },
+    #[error("invalid day of month {input:?}: days must be 1..31 or -31..-1")]
+    DayOutOfRange { input: String },
+    #[error("invalid month {input:?}: months must be names or 1..12")]
+    MonthOutOfRange { input: String },
+    #[error("invalid time range {start:?} to {end:?}: start_time must be before end_time")]
+    TimeOrder { start: String, end: String },
+    #[error("invalid time {input:?}: expected HH:MM from 00:00 to 24:00")]
+    Time { input: String },
+    #[error(
+        "location {name:?} is not supported: name an IANA time zone such as \"Europe/Berlin\" or \"UTC\""
+    )]
+    LocalLocation { name: String },
+    #[error("unknown location {name:?}: expected an IANA time zone such as \"Europe/Berlin\"")]
+    UnknownLocation { name: String },
+}
+
+impl IntervalProblem {
+    fn order(field: &'static str, input: &str, reason: &'static str) -> IntervalProblem {
+        IntervalProblem::Order {
+            field,
+            input: input.to_owned(),
+            reason,
+        }
+    }
 }
 
 /// Validated, ready to evaluate.
@@ -66,12 +113,12 @@ pub struct TimeInterval {
 
 impl TimeInterval {
     pub fn compile(config: &TimeIntervalConfig) -> Result<TimeInterval, TimeIntervalError> {
-        let fail = |message: String| TimeIntervalError {
+        let fail = |problem: IntervalProblem| TimeIntervalError {
             interval: config.name.clone(),
-            message,
+            problem,
         };
         if config.name.is_empty() {
-            return Err(fail("name must not be empty".to_owned()));
+            return Err(fail(IntervalProblem::EmptyName));
         }
         let intervals = config
             .time_intervals
@@ -142,7 +189,7 @@ struct CompiledSpec {
 }
 
 impl CompiledSpec {
-    fn compile(spec: &TimeIntervalSpec) -> Result<CompiledSpec, String> {
+    fn compile(spec: &TimeIntervalSpec) -> Result<CompiledSpec, IntervalProblem> {
         Ok(CompiledSpec {
             times: spec
                 .times
@@ -220,8 +267,8 @@ fn days_in_month(year: i32, month: u32) -> i64 {
 
 fn parse_all(
     inputs: &[String],
-    parse: fn(&str) -> Result<InclusiveRange, String>,
-) -> Result<Vec<InclusiveRange>, String> {
+    parse: fn(&str) -> Result<InclusiveRange, IntervalProblem>,
+) -> Result<Vec<InclusiveRange>, IntervalProblem> {
     inputs.iter().map(|s| parse(s)).collect()
 }
 
@@ -254,16 +301,17 @@ fn split_range<'a>(
     }
 }
 
-/// Turns a split failure into a message naming the field and the input.
-fn syntax_message(field: &str, input: &str, err: RangeSyntaxError<'_>) -> String {
+/// Turns a split failure into the problem naming the field and the input.
+fn syntax_problem(field: &'static str, input: &str, err: RangeSyntaxError<'_>) -> IntervalProblem {
+    let input = input.to_owned();
     match err {
-        RangeSyntaxError::Format => {
-            format!("invalid {field} range {input:?}: expected a single value or START:END")
-        }
-        RangeSyntaxError::Member(part) if part == input => format!("invalid {field} {input:?}"),
-        RangeSyntaxError::Member(part) => {
-            format!("invalid {field} {part:?} in range {input:?}")
-        }
+        RangeSyntaxError::Format => IntervalProblem::RangeFormat { field, input },
+        RangeSyntaxError::Member(part) if part == input => IntervalProblem::Value { field, input },
+        RangeSyntaxError::Member(part) => IntervalProblem::Member {
+            field,
+            member: part.to_owned(),
+            input,
+        },
     }
 }
 
@@ -306,31 +354,35 @@ fn index_of(names: &[&str], name: &str) -> Option<i64> {
 
 /// Weekdays are names only (no numbers), as in Alertmanager; 0 is Sunday and
 /// ranges do not wrap, so `saturday:sunday` is rejected.
-fn parse_weekdays(input: &str) -> Result<InclusiveRange, String> {
+fn parse_weekdays(input: &str) -> Result<InclusiveRange, IntervalProblem> {
     let range = split_range(input, |s| index_of(&WEEKDAYS, s))
-        .map_err(|e| syntax_message("weekday", input, e))?;
+        .map_err(|e| syntax_problem("weekday", input, e))?;
     if range.begin > range.end {
-        return Err(format!(
-            "invalid weekday range {input:?}: start is after end (weeks run sunday to saturday)"
+        return Err(IntervalProblem::order(
+            "weekday",
+            input,
+            "start is after end (weeks run sunday to saturday)",
         ));
     }
     Ok(range)
 }
 
-fn parse_days_of_month(input: &str) -> Result<InclusiveRange, String> {
+fn parse_days_of_month(input: &str) -> Result<InclusiveRange, IntervalProblem> {
     let range =
-        split_range(input, parse_int).map_err(|e| syntax_message("day of month", input, e))?;
+        split_range(input, parse_int).map_err(|e| syntax_problem("day of month", input, e))?;
     let valid = |d: i64| d != 0 && (-31..=31).contains(&d);
     if !valid(range.begin) || !valid(range.end) {
-        return Err(format!(
-            "invalid day of month {input:?}: days must be 1..31 or -31..-1"
-        ));
+        return Err(IntervalProblem::DayOutOfRange {
+            input: input.to_owned(),
+        });
     }
     // A negative start with a positive end would flip order between months
     // of different lengths.
     if range.begin < 0 && range.end > 0 {
-        return Err(format!(
-            "invalid day of month range {input:?}: end must be negative when start is negative"
+        return Err(IntervalProblem::order(
+            "day of month",
+            input,
+            "end must be negative when start is negative",
         ));
     }
     // Negative days are checked against the shortest month, so "29:-1" is
@@ -343,50 +395,52 @@ fn parse_days_of_month(input: &str) -> Result<InclusiveRange, String> {
         } else {
             "start is after end"
         };
-        return Err(format!("invalid day of month range {input:?}: {reason}"));
+        return Err(IntervalProblem::order("day of month", input, reason));
     }
     Ok(range)
 }
 
 /// Alertmanager accepts any integer as a month and an out-of-range one then
 /// never matches; salve rejects it instead.
-fn parse_months(input: &str) -> Result<InclusiveRange, String> {
+fn parse_months(input: &str) -> Result<InclusiveRange, IntervalProblem> {
     let member = |s: &str| index_of(&MONTHS, s).map(|i| i + 1).or_else(|| parse_int(s));
-    let range = split_range(input, member).map_err(|e| syntax_message("month", input, e))?;
+    let range = split_range(input, member).map_err(|e| syntax_problem("month", input, e))?;
     if !(1..=12).contains(&range.begin) || !(1..=12).contains(&range.end) {
-        return Err(format!(
-            "invalid month {input:?}: months must be names or 1..12"
-        ));
+        return Err(IntervalProblem::MonthOutOfRange {
+            input: input.to_owned(),
+        });
     }
     if range.begin > range.end {
-        return Err(format!("invalid month range {input:?}: start is after end"));
+        return Err(IntervalProblem::order("month", input, "start is after end"));
     }
     Ok(range)
 }
 
-fn parse_years(input: &str) -> Result<InclusiveRange, String> {
-    let range = split_range(input, parse_int).map_err(|e| syntax_message("year", input, e))?;
+fn parse_years(input: &str) -> Result<InclusiveRange, IntervalProblem> {
+    let range = split_range(input, parse_int).map_err(|e| syntax_problem("year", input, e))?;
     if range.begin > range.end {
-        return Err(format!("invalid year range {input:?}: start is after end"));
+        return Err(IntervalProblem::order("year", input, "start is after end"));
     }
     Ok(range)
 }
 
-fn parse_time_range(spec: &TimeRangeSpec) -> Result<MinuteRange, String> {
+fn parse_time_range(spec: &TimeRangeSpec) -> Result<MinuteRange, IntervalProblem> {
     let start = parse_time_of_day(&spec.start_time)?;
     let end = parse_time_of_day(&spec.end_time)?;
     if start >= end {
-        return Err(format!(
-            "invalid time range {:?} to {:?}: start_time must be before end_time",
-            spec.start_time, spec.end_time
-        ));
+        return Err(IntervalProblem::TimeOrder {
+            start: spec.start_time.clone(),
+            end: spec.end_time.clone(),
+        });
     }
     Ok(MinuteRange { start, end })
 }
 
 /// Alertmanager's `^(([01][0-9]|2[0-3]):[0-5][0-9])$|^24:00$`, as minutes.
-fn parse_time_of_day(input: &str) -> Result<u32, String> {
-    let invalid = || format!("invalid time {input:?}: expected HH:MM from 00:00 to 24:00");
+fn parse_time_of_day(input: &str) -> Result<u32, IntervalProblem> {
+    let invalid = || IntervalProblem::Time {
+        input: input.to_owned(),
+    };
     if input == "24:00" {
         return Ok(24 * 60);
     }
@@ -407,17 +461,19 @@ fn parse_time_of_day(input: &str) -> Result<u32, String> {
 
 /// Zones come from chrono-tz's built-in IANA database, not the host's.
 /// Go's `time.LoadLocation` reads "" as UTC, and so does this.
-fn parse_location(location: Option<&str>) -> Result<Tz, String> {
+fn parse_location(location: Option<&str>) -> Result<Tz, IntervalProblem> {
     match location {
         None | Some("") => Ok(Tz::UTC),
         // Alertmanager accepts "Local", the host's zone; salve usually runs
         // in containers whose local zone is silently UTC.
-        Some(name) if name.eq_ignore_ascii_case("local") => Err(format!(
-            "location {name:?} is not supported: name an IANA time zone such as \"Europe/Berlin\" or \"UTC\""
-        )),
-        Some(name) => name.parse::<Tz>().map_err(|_| {
-            format!("unknown location {name:?}: expected an IANA time zone such as \"Europe/Berlin\"")
+        Some(name) if name.eq_ignore_ascii_case("local") => Err(IntervalProblem::LocalLocation {
+            name: name.to_owned(),
         }),
+        Some(name) => name
+            .parse::<Tz>()
+            .map_err(|_| IntervalProblem::UnknownLocation {
+                name: name.to_owned(),
+            }),
     }
 }
 
@@ -439,19 +495,18 @@ mod tests {
         TimeInterval::compile(&config).expect("test interval compiles")
     }
 
-    fn spec_error(spec: TimeIntervalSpec) -> TimeIntervalError {
+    /// The error as users read it.
+    fn spec_error(spec: TimeIntervalSpec) -> String {
         TimeInterval::compile(&TimeIntervalConfig {
             name: "bad".to_owned(),
             time_intervals: vec![spec],
         })
         .expect_err("compile should fail")
+        .to_string()
     }
 
-    fn bad(message: &str) -> TimeIntervalError {
-        TimeIntervalError {
-            interval: "bad".to_owned(),
-            message: message.to_owned(),
-        }
+    fn bad(message: &str) -> String {
+        format!("time interval \"bad\": {message}")
     }
 
     fn strings(values: &[&str]) -> Vec<String> {
@@ -1058,15 +1113,14 @@ times = [{ start_time = "00:00", end_time = "08:00" }, { start_time = "18:00", e
             err,
             TimeIntervalError {
                 interval: String::new(),
-                message: "name must not be empty".to_owned(),
+                problem: IntervalProblem::EmptyName,
             }
         );
         assert_eq!(
             spec_error(TimeIntervalSpec {
                 weekdays: strings(&["funday"]),
                 ..TimeIntervalSpec::default()
-            })
-            .to_string(),
+            }),
             r#"time interval "bad": invalid weekday "funday""#
         );
     }

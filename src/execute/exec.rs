@@ -96,20 +96,7 @@ impl Executor for ExecExecutor {
                 json!(null),
             );
         };
-        let extra: Vec<String> = intent
-            .params
-            .get("args")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let extra = extra_args(intent);
         let Some(mut cmd) = crate::model::named_command(
             &command.argv,
             &extra,
@@ -128,7 +115,7 @@ impl Executor for ExecExecutor {
             .chain(extra.iter())
             .map(String::as_str)
             .collect();
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
                 return Outcome::failed(
@@ -137,26 +124,7 @@ impl Executor for ExecExecutor {
                 )
             }
         };
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let collect = async {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let read_out = async {
-                if let Some(s) = stdout.as_mut() {
-                    let _ = s.read_to_end(&mut out).await;
-                }
-            };
-            let read_err = async {
-                if let Some(s) = stderr.as_mut() {
-                    let _ = s.read_to_end(&mut err).await;
-                }
-            };
-            tokio::join!(read_out, read_err);
-            let status = child.wait().await;
-            (status, out, err)
-        };
-        match tokio::time::timeout(command.timeout, collect).await {
+        match tokio::time::timeout(command.timeout, collect(child)).await {
             Err(_) => Outcome::failed(
                 format!(
                     "timed out after {}",
@@ -168,23 +136,66 @@ impl Executor for ExecExecutor {
                 format!("cannot wait for command: {e}"),
                 json!({ "argv": argv }),
             ),
-            Ok((Ok(status), out, err)) => {
-                let detail = json!({
-                    "argv": argv,
-                    "exit_code": status.code(),
-                    "stdout_tail": tail(&out),
-                    "stderr_tail": tail(&err),
-                });
-                if status.success() {
-                    Outcome::ok(detail)
-                } else {
-                    let why = match status.code() {
-                        Some(code) => format!("exited with status {code}"),
-                        None => "killed by a signal".to_string(),
-                    };
-                    Outcome::failed(why, detail)
-                }
-            }
+            Ok((Ok(status), out, err)) => finished(status, &out, &err, &argv),
         }
     }
+}
+
+/// The rule's `args`, after the configured command's own.
+fn extra_args(intent: &Intent) -> Vec<String> {
+    intent
+        .params
+        .get("args")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads both pipes to their end, then waits for the command's exit.
+async fn collect(
+    mut child: tokio::process::Child,
+) -> (std::io::Result<std::process::ExitStatus>, Vec<u8>, Vec<u8>) {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let read_out = async {
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut out).await;
+        }
+    };
+    let read_err = async {
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut err).await;
+        }
+    };
+    tokio::join!(read_out, read_err);
+    let status = child.wait().await;
+    (status, out, err)
+}
+
+/// A command that ran to its end: ok on status 0, else failed with what it said.
+fn finished(status: std::process::ExitStatus, out: &[u8], err: &[u8], argv: &[&str]) -> Outcome {
+    let detail = json!({
+        "argv": argv,
+        "exit_code": status.code(),
+        "stdout_tail": tail(out),
+        "stderr_tail": tail(err),
+    });
+    if status.success() {
+        return Outcome::ok(detail);
+    }
+    let why = match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "killed by a signal".to_string(),
+    };
+    Outcome::failed(why, detail)
 }

@@ -1,12 +1,14 @@
 //! Executors: the only code that changes anything in the world.
 
 mod docker;
+mod error;
 mod exec;
 mod k8s;
 mod notify;
 mod replicas;
 
 pub use docker::{connect as connect_docker, DockerConfig, DockerExecutor, DockerSettings, OptIn};
+pub use error::{ExecuteError, ReplicaError};
 pub use exec::{ExecCommand, ExecConfig, ExecExecutor};
 pub use k8s::{
     connect as connect_kubernetes, KubernetesConfig, KubernetesExecutor, KubernetesSettings,

@@ -1,17 +1,18 @@
 //! Replica counts as rules write them, resolved against the live count: Docker Swarm
 //! and Kubernetes scale alike.
 
+use super::ReplicaError;
 use crate::model::Intent;
 use serde_json::Value;
 
 /// `scale(t, n)`, `"+1"`, `"-1"`, `"x2"`, bounded by the intent's `min`/`max`.
-pub fn resolve_replicas(intent: &Intent, current: i64) -> Result<i64, String> {
+pub fn resolve_replicas(intent: &Intent, current: i64) -> Result<i64, ReplicaError> {
     let wanted = match intent.params.get("replicas") {
-        Some(Value::Number(n)) => n.as_i64().ok_or("replicas must be a whole number")?,
+        Some(Value::Number(n)) => n.as_i64().ok_or(ReplicaError::NotWhole)?,
         Some(Value::String(s)) => {
             let parse = |t: &str| {
                 t.parse::<i64>()
-                    .map_err(|_| format!("invalid replicas {s:?}"))
+                    .map_err(|_| ReplicaError::Invalid(s.clone()))
             };
             if let Some(n) = s.strip_prefix('+') {
                 current + parse(n)?
@@ -23,7 +24,7 @@ pub fn resolve_replicas(intent: &Intent, current: i64) -> Result<i64, String> {
                 parse(s)?
             }
         }
-        _ => return Err("scale needs a replica count".to_string()),
+        _ => return Err(ReplicaError::Missing),
     };
     let min = intent
         .params

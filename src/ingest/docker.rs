@@ -124,58 +124,18 @@ pub fn event_from_docker(
         }
         _ => return None,
     };
-    let mut labels = Labels::new();
-    labels.insert("source".into(), "docker".into());
-    labels.insert("alertname".into(), alertname.into());
-    labels.insert("container".into(), name.clone());
-    if let Some(id) = &actor.id {
-        labels.insert("container_id".into(), id.chars().take(12).collect());
-    }
-    if let Some(image) = attributes.get("image") {
-        labels.insert("image".into(), image.clone());
-    }
-    if let Some(h) = health {
-        labels.insert("health".into(), h.into());
-    }
-    if action == "die" {
-        labels.insert(
-            "exit_code".into(),
-            attributes.get("exitCode").cloned().unwrap_or_default(),
-        );
-        labels.insert(
-            "stop_requested".into(),
-            stops.requested_before(&name, at).to_string(),
-        );
-    }
-    if let Some(p) = attributes.get("com.docker.compose.project") {
-        labels.insert("compose_project".into(), p.clone());
-    }
-    if let Some(s) = attributes.get("com.docker.compose.service") {
-        labels.insert("compose_service".into(), s.clone());
-    }
-    for (key, value) in &attributes {
-        if !matches!(
-            key.as_str(),
-            "name" | "image" | "exitCode" | "signal" | "execDuration"
-        ) {
-            labels.insert(label_name(key), value.clone());
-        }
-    }
-    let mut annotations = Labels::new();
-    annotations.insert(
-        "summary".into(),
-        match action {
-            "die" => format!(
-                "Container {name} exited with code {}",
-                attributes
-                    .get("exitCode")
-                    .map(String::as_str)
-                    .unwrap_or("?")
-            ),
-            "oom" => format!("Container {name} ran out of memory"),
-            _ => format!("Container {name} is {}", health.unwrap_or("unknown")),
-        },
-    );
+    // A death salve (or someone) asked for is told apart from a crash.
+    let stop_requested = (action == "die").then(|| stops.requested_before(&name, at));
+    let container = Container {
+        name: &name,
+        id: actor.id.as_deref(),
+        attributes: &attributes,
+    };
+    let labels = container_labels(alertname, &container, health, stop_requested);
+    let annotations = Labels::from([(
+        "summary".to_string(),
+        summary(action, &name, &attributes, health),
+    )]);
     Some(Event {
         id: crate::event::new_event_id(),
         source: "docker".into(),
@@ -188,6 +148,78 @@ pub fn event_from_docker(
         generator_url: String::new(),
         received_at,
     })
+}
+
+/// The container an engine event is about, as the event names it.
+struct Container<'a> {
+    name: &'a str,
+    id: Option<&'a str>,
+    attributes: &'a HashMap<String, String>,
+}
+
+/// The labels of a container's event: its name, image, Compose project and service,
+/// its own labels; for a `die`, the exit code and whether a stop was asked for.
+fn container_labels(
+    alertname: &str,
+    container: &Container<'_>,
+    health: Option<&str>,
+    stop_requested: Option<bool>,
+) -> Labels {
+    let attributes = container.attributes;
+    let mut labels = Labels::new();
+    labels.insert("source".into(), "docker".into());
+    labels.insert("alertname".into(), alertname.into());
+    labels.insert("container".into(), container.name.to_string());
+    if let Some(id) = container.id {
+        labels.insert("container_id".into(), id.chars().take(12).collect());
+    }
+    if let Some(image) = attributes.get("image") {
+        labels.insert("image".into(), image.clone());
+    }
+    if let Some(h) = health {
+        labels.insert("health".into(), h.into());
+    }
+    if let Some(stop_requested) = stop_requested {
+        labels.insert(
+            "exit_code".into(),
+            attributes.get("exitCode").cloned().unwrap_or_default(),
+        );
+        labels.insert("stop_requested".into(), stop_requested.to_string());
+    }
+    if let Some(p) = attributes.get("com.docker.compose.project") {
+        labels.insert("compose_project".into(), p.clone());
+    }
+    if let Some(s) = attributes.get("com.docker.compose.service") {
+        labels.insert("compose_service".into(), s.clone());
+    }
+    for (key, value) in attributes {
+        if !matches!(
+            key.as_str(),
+            "name" | "image" | "exitCode" | "signal" | "execDuration"
+        ) {
+            labels.insert(label_name(key), value.clone());
+        }
+    }
+    labels
+}
+
+fn summary(
+    action: &str,
+    name: &str,
+    attributes: &HashMap<String, String>,
+    health: Option<&str>,
+) -> String {
+    match action {
+        "die" => format!(
+            "Container {name} exited with code {}",
+            attributes
+                .get("exitCode")
+                .map(String::as_str)
+                .unwrap_or("?")
+        ),
+        "oom" => format!("Container {name} ran out of memory"),
+        _ => format!("Container {name} is {}", health.unwrap_or("unknown")),
+    }
 }
 
 fn label_filters(settings: &DockerEventsSettings) -> Vec<String> {

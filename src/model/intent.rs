@@ -253,14 +253,18 @@ impl fmt::Display for Action {
     }
 }
 
-impl FromStr for Action {
-    type Err = String;
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?}")]
+pub struct UnknownAction(pub String);
 
-    fn from_str(s: &str) -> Result<Action, String> {
+impl FromStr for Action {
+    type Err = UnknownAction;
+
+    fn from_str(s: &str) -> Result<Action, UnknownAction> {
         Action::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action {s:?}"))
+            .ok_or_else(|| UnknownAction(s.to_string()))
     }
 }
 

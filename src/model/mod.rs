@@ -17,8 +17,10 @@ pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
 pub use error::error_chain;
 pub use history::History;
-pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
+pub use intent::{
+    Action, Backend, Intent, K8sKind, Params, Target, TargetParseError, UnknownAction,
+};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
-pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report};
+pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report, SkipReason};
 pub use rate::{duration_setting, earlier, format_duration, later, parse_duration, RateLimit};
-pub use secret::{read_secret, Secret};
+pub use secret::{read_secret, Secret, SecretError};

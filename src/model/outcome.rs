@@ -27,17 +27,30 @@ impl OutcomeStatus {
     }
 }
 
+/// Why an executor chose not to act, as a script matches on it (the trail's `reason`):
+/// the names are a contract, as `Reason`s are (scripts and dashboards match on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The target does not carry the opt-in label (`docker.label`).
+    NotOptedIn,
+    /// The channel's `rate` held the message for its summary.
+    FoldedIntoSummary,
+}
+
 /// What an executor did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     pub outcome: OutcomeStatus,
     #[serde(default)]
     pub duration_ms: u64,
+    /// What went wrong, or for a skipped action why it was skipped, for people (the
+    /// trail has said it in `error` since skips began: a name scripts read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Why an executor skipped, as a word a script can match on (`not_opted_in`).
+    /// Why an executor skipped, where a script may want to tell (`not_opted_in`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<SkipReason>,
     /// Where the executor can tell: the target's state afterwards (`healthy`, `running`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<String>,
@@ -72,14 +85,14 @@ impl Outcome {
     /// The executor chose not to act: `why` for people, `reason` (when given) for scripts.
     pub fn skipped(
         why: impl Into<String>,
-        reason: Option<&str>,
+        reason: Option<SkipReason>,
         detail: serde_json::Value,
     ) -> Outcome {
         Outcome {
             outcome: OutcomeStatus::Skipped,
             duration_ms: 0,
             error: Some(why.into()),
-            reason: reason.map(str::to_string),
+            reason,
             verified: None,
             detail,
         }

@@ -1,6 +1,6 @@
 //! Secrets from files and environment variables, and a type that never prints them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A string that Debug never prints: a password, a token, a URL with a token in it.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,21 +18,48 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Why a secret could not be read; each names the setting it was for.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{key}: cannot read {}: {source}", path.display())]
+    File {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: environment variable {var} is not set")]
+    EnvUnset { key: String, var: String },
+}
+
+/// Settings whose errors are still text take a secret's error as its message.
+impl From<SecretError> for String {
+    fn from(e: SecretError) -> String {
+        e.to_string()
+    }
+}
+
 /// Reads a secret from a file (trailing newline dropped) or an environment variable.
 pub fn read_secret(
     key: &str,
     file: Option<&Path>,
     env: Option<&str>,
-) -> std::result::Result<Option<String>, String> {
+) -> Result<Option<String>, SecretError> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })?;
         return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
     }
     if let Some(var) = env {
         return match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Some(v)),
-            _ => Err(format!("{key}: environment variable {var} is not set")),
+            _ => Err(SecretError::EnvUnset {
+                key: key.to_string(),
+                var: var.to_string(),
+            }),
         };
     }
     Ok(None)

@@ -124,6 +124,17 @@ pub fn fingerprint_key(fingerprint: &Fingerprint) -> u64 {
     }
 }
 
+/// Where a checkpoint's firing set does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FiringImageError {
+    #[error("a label number past the strings")]
+    LabelPastStrings,
+    #[error("labels cut short")]
+    LabelsCutShort,
+    #[error("an alert stored twice")]
+    AlertTwice,
+}
+
 impl FiringSet {
     pub fn len(&self) -> usize {
         self.len
@@ -370,19 +381,22 @@ impl FiringSet {
     /// The set a checkpoint stored. Each string is stored once and then held as many
     /// times as the alerts (and groups) hold it, counted on the way, rather than one
     /// hold at a time in shards all over: this is most of the work of a start.
-    pub fn from_image(image: FiringImage) -> Result<FiringSet, String> {
+    pub fn from_image(image: FiringImage) -> Result<FiringSet, FiringImageError> {
         let mut set = FiringSet::default();
         let texts = &image.strings;
         let ids: Vec<u32> = texts.iter().map(|s| set.strings.hold(s)).collect();
         if image.labels.iter().any(|n| *n as usize >= ids.len()) {
-            return Err("a label number past the strings".into());
+            return Err(FiringImageError::LabelPastStrings);
         }
         let mut holds = vec![0u32; ids.len()];
         let alertname = texts.iter().position(|s| s == "alertname");
         let mut at = 0usize;
         for (key, starts_at, last_seen, count) in image.alerts {
             let end = at + 2 * count as usize;
-            let pairs = image.labels.get(at..end).ok_or("labels cut short")?;
+            let pairs = image
+                .labels
+                .get(at..end)
+                .ok_or(FiringImageError::LabelsCutShort)?;
             at = end;
             for n in pairs {
                 holds[*n as usize] += 1;
@@ -411,7 +425,7 @@ impl FiringSet {
             let alert = FiringAlert { last_seen, labels };
             let group = set.alerts.get_mut(shard).entry(name).or_default();
             if group.insert(key, alert).is_some() {
-                return Err("an alert stored twice".into());
+                return Err(FiringImageError::AlertTwice);
             }
             set.len += 1;
         }

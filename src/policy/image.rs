@@ -7,7 +7,7 @@
 //! shared, see `shards`) and writes the image from it outside the lock, straight into
 //! the checkpoint's bytes.
 
-use super::firing::{FiringImage, FiringImageOf, FiringSet, FiringSnapshot};
+use super::firing::{FiringImage, FiringImageError, FiringImageOf, FiringSet, FiringSnapshot};
 use super::held::{DryHeld, HeldBack, Holds, Spent};
 use super::shards::ShardedMap;
 use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
@@ -19,10 +19,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// What an image cannot be turned back into a state for.
+/// What an image cannot be made of, or turned back into a state for.
 #[derive(Debug, thiserror::Error)]
-#[error("checkpoint image: {0}")]
-pub struct ImageError(String);
+pub enum ImageError {
+    #[error("checkpoint image: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("checkpoint image: {0}")]
+    Firing(#[from] FiringImageError),
+}
 
 /// An execution: its order, time (ns), action and rule.
 type ExecutionImage = (u64, i64, Action, String);
@@ -106,11 +110,11 @@ fn at(n: i64) -> DateTime<Utc> {
 }
 
 fn json<T: Serialize>(value: &T) -> Result<String, ImageError> {
-    serde_json::to_string(value).map_err(|e| ImageError(e.to_string()))
+    serde_json::to_string(value).map_err(ImageError::Json)
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ImageError> {
-    serde_json::from_str(text).map_err(|e| ImageError(e.to_string()))
+    serde_json::from_str(text).map_err(ImageError::Json)
 }
 
 /// The dedup episodes written as the `Vec<(u128, i64)>` they are read back as.
@@ -254,22 +258,7 @@ impl PolicyState {
         let mut state = PolicyState::new(settings);
         state.dedup = image.dedup.into_iter().map(|(k, t)| (k, at(t))).collect();
         state.executions_recorded = image.executions_recorded;
-        state.by_target = image
-            .by_target
-            .into_iter()
-            .map(|(target, execs)| {
-                let execs = execs
-                    .into_iter()
-                    .map(|(seq, t, action, rule)| Execution {
-                        seq,
-                        at: at(t),
-                        action,
-                        rule,
-                    })
-                    .collect();
-                (target, execs)
-            })
-            .collect();
+        state.by_target = by_target_from(image.by_target);
         state.by_rule = image
             .by_rule
             .into_iter()
@@ -288,66 +277,102 @@ impl PolicyState {
             .into_iter()
             .map(|(action, times)| (action, times.into_iter().map(at).collect()))
             .collect();
-        state.breakers = image
-            .breakers
-            .into_iter()
-            .map(|(action, target, failures, opened, trial)| {
-                let breaker = Breaker {
-                    consecutive_failures: failures,
-                    opened_at: opened.map(at),
-                    trial_pending: trial,
-                };
-                ((action, target), breaker)
-            })
-            .collect();
-        state.firing = FiringSet::from_image(image.firing).map_err(ImageError)?;
+        state.breakers = breakers_from(image.breakers);
+        state.firing = FiringSet::from_image(image.firing)?;
         for text in &image.windows {
             let window: MaintenanceWindow = from_json(text)?;
             state.windows.insert(window.id.clone(), window);
         }
-        let mut pending = HashMap::new();
-        for (text, t) in &image.pending {
-            let decision: crate::model::Decision = from_json(text)?;
-            pending.insert(
-                decision.id.clone(),
-                PendingExecution {
-                    decision,
-                    at: at(*t),
-                },
-            );
-        }
-        state.pending = pending;
+        state.pending = pending_from(&image.pending)?;
         for text in &image.undecided {
             state.record_undecided(from_json(text)?);
         }
         state.evicted.dedup = image.evicted.0;
         state.evicted.firing = image.evicted.1;
         state.evicted.held = image.evicted_held;
-        for (text, until, reason, spent) in image.held {
-            let event: Event = from_json(&text)?;
-            let held = HeldBack {
-                event: Arc::new(event),
-                until: at(until),
-                reason,
-                spent: spent.map(|(rule, action, target)| Spent {
-                    rule,
-                    action,
-                    target,
-                }),
-            };
-            state
-                .holds
-                .timed
-                .insert(held.event.fingerprint.clone(), held);
-        }
-        for (text, rules) in image.dry_held {
-            let event: Event = from_json(&text)?;
-            let held = DryHeld {
-                event: Arc::new(event),
-                rules: rules.into_iter().collect(),
-            };
-            state.holds.dry.insert(held.event.fingerprint.clone(), held);
-        }
+        holds_from(image.held, image.dry_held, &mut state.holds)?;
         Ok(state)
     }
+}
+
+fn by_target_from(
+    image: Vec<(Target, Vec<ExecutionImage>)>,
+) -> HashMap<Target, VecDeque<Execution>> {
+    image
+        .into_iter()
+        .map(|(target, execs)| {
+            let execs = execs
+                .into_iter()
+                .map(|(seq, t, action, rule)| Execution {
+                    seq,
+                    at: at(t),
+                    action,
+                    rule,
+                })
+                .collect();
+            (target, execs)
+        })
+        .collect()
+}
+
+fn breakers_from(
+    image: Vec<(Action, Target, u32, Option<i64>, bool)>,
+) -> HashMap<(Action, Target), Breaker> {
+    image
+        .into_iter()
+        .map(|(action, target, failures, opened, trial)| {
+            let breaker = Breaker {
+                consecutive_failures: failures,
+                opened_at: opened.map(at),
+                trial_pending: trial,
+            };
+            ((action, target), breaker)
+        })
+        .collect()
+}
+
+fn pending_from(image: &[(String, i64)]) -> Result<HashMap<String, PendingExecution>, ImageError> {
+    let mut pending = HashMap::new();
+    for (text, t) in image {
+        let decision: crate::model::Decision = from_json(text)?;
+        pending.insert(
+            decision.id.clone(),
+            PendingExecution {
+                decision,
+                at: at(*t),
+            },
+        );
+    }
+    Ok(pending)
+}
+
+/// The held-back alerts, and those held in dry-run, put into `holds`.
+fn holds_from(
+    held: Vec<HeldImage>,
+    dry_held: Vec<(String, Vec<String>)>,
+    holds: &mut Holds,
+) -> Result<(), ImageError> {
+    for (text, until, reason, spent) in held {
+        let event: Event = from_json(&text)?;
+        let held = HeldBack {
+            event: Arc::new(event),
+            until: at(until),
+            reason,
+            spent: spent.map(|(rule, action, target)| Spent {
+                rule,
+                action,
+                target,
+            }),
+        };
+        holds.timed.insert(held.event.fingerprint.clone(), held);
+    }
+    for (text, rules) in dry_held {
+        let event: Event = from_json(&text)?;
+        let held = DryHeld {
+            event: Arc::new(event),
+            rules: rules.into_iter().collect(),
+        };
+        holds.dry.insert(held.event.fingerprint.clone(), held);
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 impl PolicyState {
+    /// The checks of policy in their order: the first that says no decides.
     pub(super) fn verdict(
         &self,
         rule: &RuleTerms,
@@ -17,186 +18,235 @@ impl PolicyState {
         now: DateTime<Utc>,
         batch: &BatchScope,
     ) -> Judgement {
-        let settings = &self.settings;
-        let suppress = |reason: Reason, detail: String| Judgement {
-            decision: Verdict::Suppress,
-            reason: Some(reason),
-            detail,
-            reconsider_at: None,
+        let check = Check {
+            state: self,
+            rule,
+            event,
+            intent,
+            now,
+            // A rule's LIMIT and COOLDOWN are about acting on targets: a page about one
+            // incident must not silence the page about the next. Nor is a page held for
+            // later: what holds it (a window) is about actions.
+            acting: intent.action != Action::Notify,
         };
-        // A rule's LIMIT and COOLDOWN are about acting on targets: a page about one
-        // incident must not silence the page about the next. Nor is a page held for
-        // later: what holds it (a window) is about actions.
-        let acting = intent.action != Action::Notify;
-        let hold = |reason: Reason, detail: String, until: DateTime<Utc>| Judgement {
-            reconsider_at: Some(until).filter(|_| acting),
-            ..suppress(reason, detail)
-        };
-        // 1. dedup
-        if self.dedup.contains_key(&key) {
-            return suppress(
-                Reason::Dedup,
-                format!(
-                    "already decided for this {} episode (started {})",
-                    event.status,
-                    event.starts_at.to_rfc3339()
-                ),
-            );
-        }
-        if batch.acted.contains(&identity) {
-            return suppress(
-                Reason::Duplicate,
-                "the same action was already decided for another alert of this notification".into(),
-            );
-        }
+        check
+            .dedup(key)
+            .or_else(|| check.duplicate(batch, identity))
+            .or_else(|| check.delay())
+            .or_else(|| check.maintenance())
+            .or_else(|| check.rule_limit())
+            .or_else(|| check.budget())
+            .or_else(|| check.cooldown())
+            .or_else(|| check.breaker())
+            .or_else(|| check.dry_run())
+            .unwrap_or(Judgement {
+                decision: Verdict::Execute,
+                reason: None,
+                detail: String::new(),
+                reconsider_at: None,
+            })
+    }
+}
 
-        // 2. `.after(d)`: not before the alert has fired for d.
-        if let Some(delay) = intent.delay() {
-            let due = crate::model::later(event.starts_at, delay);
-            if now < due {
-                return hold(
-                    Reason::Delayed,
-                    format!(
-                        "after({}): not before the alert has fired that long, at {}",
-                        format_duration(delay),
-                        due.to_rfc3339()
-                    ),
-                    due,
-                );
-            }
-        }
+/// One intent under judgement; each check is `Some` when it holds the intent back.
+struct Check<'a> {
+    state: &'a PolicyState,
+    rule: &'a RuleTerms<'a>,
+    event: &'a Event,
+    intent: &'a Intent,
+    now: DateTime<Utc>,
+    acting: bool,
+}
 
-        // 3. maintenance
-        for name in rule.mute {
-            if let Some(interval) = settings
+fn suppress(reason: Reason, detail: String) -> Option<Judgement> {
+    Some(Judgement {
+        decision: Verdict::Suppress,
+        reason: Some(reason),
+        detail,
+        reconsider_at: None,
+    })
+}
+
+impl Check<'_> {
+    /// Suppressed until `until`, when an acting intent is looked at again.
+    fn hold(&self, reason: Reason, detail: String, until: DateTime<Utc>) -> Option<Judgement> {
+        let mut judgement = suppress(reason, detail)?;
+        judgement.reconsider_at = Some(until).filter(|_| self.acting);
+        Some(judgement)
+    }
+
+    fn dedup(&self, key: u128) -> Option<Judgement> {
+        if !self.state.dedup.contains_key(&key) {
+            return None;
+        }
+        suppress(
+            Reason::Dedup,
+            format!(
+                "already decided for this {} episode (started {})",
+                self.event.status,
+                self.event.starts_at.to_rfc3339()
+            ),
+        )
+    }
+
+    fn duplicate(&self, batch: &BatchScope, identity: u128) -> Option<Judgement> {
+        if !batch.acted.contains(&identity) {
+            return None;
+        }
+        suppress(
+            Reason::Duplicate,
+            "the same action was already decided for another alert of this notification".into(),
+        )
+    }
+
+    /// `.after(d)`: not before the alert has fired for d.
+    fn delay(&self) -> Option<Judgement> {
+        let delay = self.intent.delay()?;
+        let due = crate::model::later(self.event.starts_at, delay);
+        if self.now >= due {
+            return None;
+        }
+        self.hold(
+            Reason::Delayed,
+            format!(
+                "after({}): not before the alert has fired that long, at {}",
+                format_duration(delay),
+                due.to_rfc3339()
+            ),
+            due,
+        )
+    }
+
+    /// The rule's `MUTE` time intervals, then the maintenance windows.
+    fn maintenance(&self) -> Option<Judgement> {
+        let (state, now) = (self.state, self.now);
+        for name in self.rule.mute {
+            if let Some(interval) = state
+                .settings
                 .time_intervals
                 .get(name)
                 .filter(|ti| ti.contains(now))
             {
-                return hold(
+                return self.hold(
                     Reason::Maintenance,
                     format!("time interval {name:?} is active"),
-                    self.interval_ends.end(interval, now),
+                    state.interval_ends.end(interval, now),
                 );
             }
         }
-        if let Some(w) = self.windows.values().find(|w| w.mutes(&event.labels, now)) {
-            return hold(
-                Reason::Maintenance,
+        let w = state
+            .windows
+            .values()
+            .find(|w| w.mutes(&self.event.labels, now))?;
+        self.hold(
+            Reason::Maintenance,
+            format!(
+                "maintenance window {} by {} until {}: {}",
+                w.id,
+                w.created_by,
+                w.ends_at.to_rfc3339(),
+                w.comment
+            ),
+            w.ends_at,
+        )
+    }
+
+    /// The rule's own `LIMIT`. Counted without a copy: the times are gathered only
+    /// for an intent held.
+    fn rule_limit(&self) -> Option<Judgement> {
+        let limit = self.rule.limit.filter(|_| self.acting)?;
+        let (state, rule, target, now) =
+            (self.state, self.rule.name, &self.intent.target, self.now);
+        let used = state.spent_of_rule(rule, limit, target, now).count();
+        if used < limit.count as usize {
+            return None;
+        }
+        self.hold(
+            Reason::RateLimit,
+            format!("rule limit {limit} reached ({used} in window)"),
+            frees_at(state.spent_of_rule(rule, limit, target, now), limit, now),
+        )
+    }
+
+    /// The global budget of the action's kind.
+    fn budget(&self) -> Option<Judgement> {
+        let (state, action, now) = (self.state, self.intent.action, self.now);
+        let limit = *state.settings.limits.get(&action)?;
+        let used = state.spent_of_budget(action, limit, now).count();
+        if used < limit.count as usize {
+            return None;
+        }
+        self.hold(
+            Reason::RateLimit,
+            format!("global {action} budget {limit} reached ({used} in window)"),
+            frees_at(state.spent_of_budget(action, limit, now), limit, now),
+        )
+    }
+
+    fn cooldown(&self) -> Option<Judgement> {
+        let cooldown = self.rule.cooldown.filter(|_| self.acting)?;
+        let target = &self.intent.target;
+        let last = self
+            .state
+            .by_target
+            .get(target)
+            .and_then(|execs| execs.iter().rev().find(|e| e.at <= self.now))?;
+        if last.at <= since(self.now, cooldown) {
+            return None;
+        }
+        self.hold(
+            Reason::Cooldown,
+            format!(
+                "{} was acted on ({} by rule {}) at {}; cooldown {}",
+                target,
+                last.action,
+                last.rule,
+                last.at.to_rfc3339(),
+                format_duration(cooldown)
+            ),
+            crate::model::later(last.at, cooldown),
+        )
+    }
+
+    fn breaker(&self) -> Option<Judgement> {
+        let settings = &self.state.settings;
+        let (action, target) = (self.intent.action, &self.intent.target);
+        let b = self.state.breakers.get(&(action, target.clone()))?;
+        if b.consecutive_failures < settings.breaker_failures {
+            return None;
+        }
+        let opened = b.opened_at?;
+        let reopens = crate::model::later(opened, settings.breaker_open_for);
+        if self.now < reopens {
+            return self.hold(
+                Reason::CircuitOpen,
                 format!(
-                    "maintenance window {} by {} until {}: {}",
-                    w.id,
-                    w.created_by,
-                    w.ends_at.to_rfc3339(),
-                    w.comment
+                    "{} consecutive failures of {action} on {target}; open until {}",
+                    b.consecutive_failures,
+                    reopens.to_rfc3339()
                 ),
-                w.ends_at,
+                reopens,
             );
         }
-
-        // 4. rate limits: the rule's own, then the global budget per action kind
-        // Counted without a copy: the times are gathered only for an intent held.
-        if let Some(limit) = rule.limit.filter(|_| acting) {
-            let used = self
-                .spent_of_rule(rule.name, limit, &intent.target, now)
-                .count();
-            if used >= limit.count as usize {
-                return hold(
-                    Reason::RateLimit,
-                    format!("rule limit {limit} reached ({used} in window)"),
-                    frees_at(
-                        self.spent_of_rule(rule.name, limit, &intent.target, now),
-                        limit,
-                        now,
-                    ),
-                );
-            }
+        if !b.trial_pending {
+            return None;
         }
-        if let Some(limit) = settings.limits.get(&intent.action) {
-            let used = self.spent_of_budget(intent.action, *limit, now).count();
-            if used >= limit.count as usize {
-                return hold(
-                    Reason::RateLimit,
-                    format!(
-                        "global {} budget {limit} reached ({used} in window)",
-                        intent.action
-                    ),
-                    frees_at(
-                        self.spent_of_budget(intent.action, *limit, now),
-                        *limit,
-                        now,
-                    ),
-                );
-            }
-        }
+        // The trial's outcome decides; looked at again a period on.
+        self.hold(
+            Reason::CircuitOpen,
+            "half-open: a trial action is already running".into(),
+            crate::model::later(self.now, settings.breaker_open_for),
+        )
+    }
 
-        // 5. cooldown
-        if let Some(cooldown) = rule.cooldown.filter(|_| acting) {
-            let last = self
-                .by_target
-                .get(&intent.target)
-                .and_then(|execs| execs.iter().rev().find(|e| e.at <= now));
-            if let Some(last) = last {
-                if last.at > since(now, cooldown) {
-                    return hold(
-                        Reason::Cooldown,
-                        format!(
-                            "{} was acted on ({} by rule {}) at {}; cooldown {}",
-                            intent.target,
-                            last.action,
-                            last.rule,
-                            last.at.to_rfc3339(),
-                            format_duration(cooldown)
-                        ),
-                        crate::model::later(last.at, cooldown),
-                    );
-                }
-            }
-        }
-
-        // 6. circuit breaker
-        if let Some(b) = self.breakers.get(&(intent.action, intent.target.clone())) {
-            if b.consecutive_failures >= settings.breaker_failures {
-                if let Some(opened) = b.opened_at {
-                    let reopens = crate::model::later(opened, settings.breaker_open_for);
-                    if now < reopens {
-                        return hold(
-                            Reason::CircuitOpen,
-                            format!(
-                                "{} consecutive failures of {} on {}; open until {}",
-                                b.consecutive_failures,
-                                intent.action,
-                                intent.target,
-                                reopens.to_rfc3339()
-                            ),
-                            reopens,
-                        );
-                    }
-                    if b.trial_pending {
-                        // The trial's outcome decides; looked at again a period on.
-                        return hold(
-                            Reason::CircuitOpen,
-                            "half-open: a trial action is already running".into(),
-                            crate::model::later(now, settings.breaker_open_for),
-                        );
-                    }
-                }
-            }
-        }
-
-        // 7. dry-run
-        if settings.dry_run {
+    fn dry_run(&self) -> Option<Judgement> {
+        if self.state.settings.dry_run {
             return suppress(Reason::DryRun, crate::model::DRY_RUN_BY_SALVE.into());
         }
-        if rule.dry_run {
+        if self.rule.dry_run {
             return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());
         }
-        Judgement {
-            decision: Verdict::Execute,
-            reason: None,
-            detail: String::new(),
-            reconsider_at: None,
-        }
+        None
     }
 }
 

@@ -514,7 +514,7 @@ mod questions {
         let target = target_of(&target, "recent")?;
         let action: Action = action
             .parse()
-            .map_err(|e: String| error(format!("recent: {e}")))?;
+            .map_err(|e: crate::model::UnknownAction| error(format!("recent: {e}")))?;
         let since = super::window_start(&window, eval.now).map_err(error)?;
         Ok(eval.history.recent(&target, action, since, eval.now) as i64)
     }

@@ -5,11 +5,13 @@ mod settings;
 pub use settings::{DockerConfig, DockerSettings, OptIn};
 
 use super::resolve_replicas;
-use super::{ActionContext, Executor};
-use crate::model::{error_chain, Outcome};
+use super::{ActionContext, ExecuteError, Executor};
+use crate::model::{error_chain, Outcome, SkipReason};
 use crate::model::{Action, Backend, Intent, Target};
 use async_trait::async_trait;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum, Service, ServiceSpec,
+};
 use bollard::query_parameters::{
     InspectServiceOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions,
     StopContainerOptions, UpdateServiceOptions,
@@ -21,13 +23,15 @@ use std::time::{Duration, Instant};
 
 /// Connects to the engine and agrees on an API version both sides speak: engines
 /// older than bollard's default are common.
-pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
+pub async fn connect(settings: &DockerSettings) -> Result<Docker, ExecuteError> {
     let docker = match settings.host.as_deref() {
         None => Docker::connect_with_local_defaults(),
         Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
             Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
         }
-        Some(h) if h.starts_with("tcp://") || h.starts_with("http://") || h.starts_with("https://") => {
+        Some(h)
+            if h.starts_with("tcp://") || h.starts_with("http://") || h.starts_with("https://") =>
+        {
             match &settings.cert_path {
                 Some(dir) => {
                     let address = h.replacen("tcp://", "https://", 1);
@@ -41,22 +45,28 @@ pub async fn connect(settings: &DockerSettings) -> Result<Docker, String> {
                     )
                 }
                 None if h.starts_with("https://") => {
-                    return Err(format!("docker.host {h:?} is https: set docker.cert_path to the folder with ca.pem, cert.pem and key.pem"))
+                    return Err(ExecuteError::DockerHttpsNeedsCerts {
+                        host: h.to_string(),
+                    })
                 }
-                None => Docker::connect_with_http(&h.replacen("tcp://", "http://", 1), 120, bollard::API_DEFAULT_VERSION),
+                None => Docker::connect_with_http(
+                    &h.replacen("tcp://", "http://", 1),
+                    120,
+                    bollard::API_DEFAULT_VERSION,
+                ),
             }
         }
         Some(h) => {
-            return Err(format!(
-                "docker.host {h:?}: expected unix:///path, tcp://HOST:PORT or https://HOST:PORT"
-            ))
+            return Err(ExecuteError::DockerHostScheme {
+                host: h.to_string(),
+            })
         }
     }
-    .map_err(|e| format!("cannot connect to Docker: {}", error_chain(&e)))?;
+    .map_err(ExecuteError::DockerConnect)?;
     docker
         .negotiate_version()
         .await
-        .map_err(|e| format!("cannot reach the Docker engine: {}", error_chain(&e)))
+        .map_err(ExecuteError::DockerUnreachable)
 }
 
 pub struct DockerExecutor {
@@ -82,12 +92,10 @@ fn skipped(why: impl Into<String>, detail: Value) -> Outcome {
 }
 
 /// Whatever a rule or an alert says, salve leaves alone what has not opted in.
-const NOT_OPTED_IN: &str = "not_opted_in";
-
 fn not_opted_in(why: String, detail: Value) -> Outcome {
     Outcome::skipped(
         format!("{why} (docker.label): salve does not act on it"),
-        Some(NOT_OPTED_IN),
+        Some(SkipReason::NotOptedIn),
         detail,
     )
 }
@@ -185,31 +193,29 @@ impl DockerExecutor {
             let why = format!("container {name} does not carry the label {}", self.opt_in);
             return not_opted_in(why, detail);
         }
-        // Do not fight the engine or a person: these are reported, not acted on.
-        if matches!(
-            intent.action,
-            Action::Restart | Action::Start | Action::Kill | Action::Stop
-        ) {
-            match state {
-                Some(ContainerStateStatusEnum::RESTARTING) if intent.action != Action::Stop => {
-                    return skipped(
-                        format!("container {name} is already restarting under its restart policy"),
-                        detail,
-                    )
-                }
-                Some(ContainerStateStatusEnum::PAUSED) => {
-                    return skipped(
-                        format!("container {name} is paused on purpose; unpause it first"),
-                        detail,
-                    )
-                }
-                Some(ContainerStateStatusEnum::REMOVING | ContainerStateStatusEnum::DEAD) => {
-                    return skipped(format!("container {name} is being removed"), detail)
-                }
-                _ => {}
-            }
+        if let Some(skip) = leave_alone(name, intent.action, state, &detail) {
+            return skip;
         }
         let started = Instant::now();
+        if let Err(outcome) = self.call_on_container(name, intent, state, &detail).await {
+            return outcome;
+        }
+        let mut detail = detail;
+        detail["api_call_ms"] = json!(started.elapsed().as_millis() as u64);
+        match intent.action {
+            Action::Restart | Action::Start => self.verify_up(name, started, detail).await,
+            _ => Outcome::ok(detail),
+        }
+    }
+
+    /// The engine's call for the action; the outcome when it is not made or fails.
+    async fn call_on_container(
+        &self,
+        name: &str,
+        intent: &Intent,
+        state: Option<ContainerStateStatusEnum>,
+        detail: &Value,
+    ) -> Result<(), Outcome> {
         let result = match intent.action {
             Action::Restart => {
                 let options = RestartContainerOptions {
@@ -220,7 +226,8 @@ impl DockerExecutor {
             }
             Action::Start => {
                 if state == Some(ContainerStateStatusEnum::RUNNING) {
-                    return skipped(format!("container {name} is already running"), detail);
+                    let why = format!("container {name} is already running");
+                    return Err(skipped(why, detail.clone()));
                 }
                 self.docker.start_container(name, None).await
             }
@@ -243,24 +250,18 @@ impl DockerExecutor {
                     .await
             }
             other => {
-                return Outcome::failed(
+                return Err(Outcome::failed(
                     format!("{other} is not an action on a container (restart, start, stop, kill)"),
-                    detail,
-                )
+                    detail.clone(),
+                ))
             }
         };
-        if let Err(e) = result {
-            return Outcome::failed(
+        result.map_err(|e| {
+            Outcome::failed(
                 format!("{} {name}: {}", intent.action, error_chain(&e)),
-                detail,
-            );
-        }
-        let mut detail = detail;
-        detail["api_call_ms"] = json!(started.elapsed().as_millis() as u64);
-        match intent.action {
-            Action::Restart | Action::Start => self.verify_up(name, started, detail).await,
-            _ => Outcome::ok(detail),
-        }
+                detail.clone(),
+            )
+        })
     }
 
     /// Waits (bounded) until the container runs again and, if it has a healthcheck, is
@@ -314,43 +315,10 @@ impl DockerExecutor {
     }
 
     async fn on_compose(&self, project: &str, service: &str, intent: &Intent) -> Outcome {
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("com.docker.compose.project={project}"),
-                format!("com.docker.compose.service={service}"),
-            ],
-        )]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
+        let names = match self.compose_containers(project, service).await {
+            Ok(names) => names,
+            Err(outcome) => return outcome,
         };
-        let containers = match self.docker.list_containers(Some(options)).await {
-            Ok(c) => c,
-            Err(e) => {
-                return Outcome::failed(
-                    format!("cannot list containers: {}", error_chain(&e)),
-                    Value::Null,
-                )
-            }
-        };
-        let mut names: Vec<String> = containers
-            .iter()
-            .filter_map(|c| {
-                c.names
-                    .as_ref()?
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-            })
-            .collect();
-        names.sort();
-        if names.is_empty() {
-            return Outcome::failed(
-                format!("no container belongs to Compose service {project}/{service}"),
-                json!({ "project": project, "service": service }),
-            );
-        }
         let all_at_once = intent
             .params
             .get("all_at_once")
@@ -371,22 +339,82 @@ impl DockerExecutor {
             }
             out
         };
+        self.compose_outcome(project, service, names, &outcomes)
+    }
+
+    /// The names of the service's containers, sorted; none is a failure.
+    async fn compose_containers(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Vec<String>, Outcome> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("com.docker.compose.project={project}"),
+                format!("com.docker.compose.service={service}"),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| {
+                Outcome::failed(
+                    format!("cannot list containers: {}", error_chain(&e)),
+                    Value::Null,
+                )
+            })?;
+        let mut names: Vec<String> = containers
+            .iter()
+            .filter_map(|c| {
+                c.names
+                    .as_ref()?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Err(Outcome::failed(
+                format!("no container belongs to Compose service {project}/{service}"),
+                json!({ "project": project, "service": service }),
+            ));
+        }
+        Ok(names)
+    }
+
+    /// The service's outcome from its containers': skipped when none opted in, failed
+    /// with every failure, verified when all were verified alike.
+    fn compose_outcome(
+        &self,
+        project: &str,
+        service: &str,
+        names: Vec<String>,
+        outcomes: &[Outcome],
+    ) -> Outcome {
         let failures: Vec<String> = outcomes
             .iter()
             .filter(|o| o.is_failure())
             .filter_map(|o| o.error.clone())
             .collect();
+        let all_ran = outcomes.len() == names.len();
         let detail = json!({
             "project": project,
             "service": service,
             "containers": names,
             "results": outcomes.iter().map(|o| json!({ "outcome": o.outcome, "verified": o.verified, "error": o.error, "detail": o.detail })).collect::<Vec<_>>(),
         });
-        let not_opted: Vec<&Outcome> = outcomes
+        let not_opted = outcomes
             .iter()
-            .filter(|o| o.reason.as_deref() == Some(NOT_OPTED_IN))
-            .collect();
-        let mut outcome = if !not_opted.is_empty() && not_opted.len() == outcomes.len() {
+            .filter(|o| o.reason == Some(SkipReason::NotOptedIn))
+            .count();
+        let mut outcome = if not_opted > 0 && not_opted == outcomes.len() {
             let why = format!(
                 "no container of Compose service {project}/{service} carries the label {}",
                 self.opt_in
@@ -401,37 +429,19 @@ impl DockerExecutor {
             .iter()
             .filter_map(|o| o.verified.as_deref())
             .collect();
-        if !verified.is_empty()
-            && verified.iter().all(|v| *v == verified[0])
-            && outcomes.len() == names.len()
-        {
+        if !verified.is_empty() && verified.iter().all(|v| *v == verified[0]) && all_ran {
             outcome.verified = Some(verified[0].to_string());
         }
         outcome
     }
 
     async fn on_swarm(&self, name: &str, intent: &Intent) -> Outcome {
-        let service = match self
-            .docker
-            .inspect_service(name, None::<InspectServiceOptions>)
-            .await
-        {
+        let service = match self.inspect_swarm(name).await {
             Ok(s) => s,
-            Err(e) if is_not_found(&e) => {
-                return Outcome::failed(
-                    format!("swarm service {name} not found"),
-                    json!({ "service": name }),
-                )
-            }
-            Err(e) => {
-                return Outcome::failed(
-                    format!("cannot inspect swarm service {name}: {}", error_chain(&e)),
-                    json!({ "service": name }),
-                )
-            }
+            Err(outcome) => return outcome,
         };
         let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        let Some(mut spec) = service.spec.clone() else {
+        let Some(mut spec) = service.spec else {
             return Outcome::failed(format!("swarm service {name} has no spec"), Value::Null);
         };
         if !self.opt_in.admits(spec.labels.as_ref()) {
@@ -446,46 +456,8 @@ impl DockerExecutor {
             ..Default::default()
         };
         let mut detail = json!({ "service": name });
-        match intent.action {
-            Action::Scale => {
-                let current = spec
-                    .mode
-                    .as_ref()
-                    .and_then(|m| m.replicated.as_ref())
-                    .and_then(|r| r.replicas);
-                let Some(current) = current else {
-                    return Outcome::failed(
-                        format!("swarm service {name} is not replicated; cannot scale it"),
-                        detail,
-                    );
-                };
-                let wanted = match resolve_replicas(intent, current) {
-                    Ok(n) => n,
-                    Err(e) => return Outcome::failed(e, detail),
-                };
-                detail["replicas_before"] = json!(current);
-                detail["replicas"] = json!(wanted);
-                if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
-                    r.replicas = Some(wanted);
-                }
-            }
-            Action::Rollback => {
-                // The engine itself refuses when there is no previous spec; its message is kept.
-                options.rollback = Some("previous".to_string());
-            }
-            Action::Restart => {
-                if let Some(task) = spec.task_template.as_mut() {
-                    task.force_update = Some(task.force_update.unwrap_or(0) + 1);
-                }
-            }
-            other => {
-                return Outcome::failed(
-                    format!(
-                        "{other} is not an action on a swarm service (scale, rollback, restart)"
-                    ),
-                    detail,
-                )
-            }
+        if let Err(outcome) = swarm_change(name, intent, &mut spec, &mut options, &mut detail) {
+            return outcome;
         }
         match self.docker.update_service(name, spec, options, None).await {
             Ok(response) => {
@@ -504,4 +476,95 @@ impl DockerExecutor {
             ),
         }
     }
+
+    async fn inspect_swarm(&self, name: &str) -> Result<Service, Outcome> {
+        self.docker
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+            .map_err(|e| {
+                let error = if is_not_found(&e) {
+                    format!("swarm service {name} not found")
+                } else {
+                    format!("cannot inspect swarm service {name}: {}", error_chain(&e))
+                };
+                Outcome::failed(error, json!({ "service": name }))
+            })
+    }
+}
+
+/// Do not fight the engine or a person: a container restarting under its own policy,
+/// paused or being removed is reported, not acted on.
+fn leave_alone(
+    name: &str,
+    action: Action,
+    state: Option<ContainerStateStatusEnum>,
+    detail: &Value,
+) -> Option<Outcome> {
+    if !matches!(
+        action,
+        Action::Restart | Action::Start | Action::Kill | Action::Stop
+    ) {
+        return None;
+    }
+    let why = match state {
+        Some(ContainerStateStatusEnum::RESTARTING) if action != Action::Stop => {
+            format!("container {name} is already restarting under its restart policy")
+        }
+        Some(ContainerStateStatusEnum::PAUSED) => {
+            format!("container {name} is paused on purpose; unpause it first")
+        }
+        Some(ContainerStateStatusEnum::REMOVING | ContainerStateStatusEnum::DEAD) => {
+            format!("container {name} is being removed")
+        }
+        _ => return None,
+    };
+    Some(skipped(why, detail.clone()))
+}
+
+/// The change the action makes to a swarm service's spec (or the update's options).
+fn swarm_change(
+    name: &str,
+    intent: &Intent,
+    spec: &mut ServiceSpec,
+    options: &mut UpdateServiceOptions,
+    detail: &mut Value,
+) -> Result<(), Outcome> {
+    match intent.action {
+        Action::Scale => {
+            let current = spec
+                .mode
+                .as_ref()
+                .and_then(|m| m.replicated.as_ref())
+                .and_then(|r| r.replicas);
+            let Some(current) = current else {
+                return Err(Outcome::failed(
+                    format!("swarm service {name} is not replicated; cannot scale it"),
+                    detail.clone(),
+                ));
+            };
+            let wanted = resolve_replicas(intent, current)
+                .map_err(|e| Outcome::failed(e.to_string(), detail.clone()))?;
+            detail["replicas_before"] = json!(current);
+            detail["replicas"] = json!(wanted);
+            if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
+                r.replicas = Some(wanted);
+            }
+        }
+        Action::Rollback => {
+            // The engine itself refuses when there is no previous spec; its message is kept.
+            options.rollback = Some("previous".to_string());
+        }
+        Action::Restart => {
+            if let Some(task) = spec.task_template.as_mut() {
+                task.force_update = Some(task.force_update.unwrap_or(0) + 1);
+            }
+        }
+        other => {
+            return Err(Outcome::failed(
+                format!("{other} is not an action on a swarm service (scale, rollback, restart)"),
+                detail.clone(),
+            ))
+        }
+    }
+    Ok(())
 }

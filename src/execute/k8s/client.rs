@@ -2,6 +2,7 @@
 //! gets while the API server asks to be asked again.
 
 use super::*;
+use crate::execute::ExecuteError;
 use crate::model::error_chain;
 use kube::api::PatchParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -11,7 +12,7 @@ use std::future::Future;
 /// Loads the client configuration: `kubernetes.kubeconfig` and `kubernetes.context` when
 /// given, else in-cluster (a pod's service account) or the default kubeconfig. Nothing
 /// is sent to the API server here.
-pub async fn connect(settings: &KubernetesSettings) -> Result<kube::Client, String> {
+pub async fn connect(settings: &KubernetesSettings) -> Result<kube::Client, ExecuteError> {
     let mut config = if settings.context.is_some() || settings.kubeconfig.is_some() {
         let options = KubeConfigOptions {
             context: settings.context.clone(),
@@ -19,20 +20,22 @@ pub async fn connect(settings: &KubernetesSettings) -> Result<kube::Client, Stri
         };
         match &settings.kubeconfig {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let kubeconfig =
+                    Kubeconfig::read_from(path).map_err(|source| ExecuteError::Kubeconfig {
+                        path: path.clone(),
+                        source,
+                    })?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
             }
             None => kube::Config::from_kubeconfig(&options).await,
-        }
-        .map_err(|e| e.to_string())?
+        }?
     } else {
-        kube::Config::infer().await.map_err(|e| e.to_string())?
+        kube::Config::infer().await?
     };
     config.connect_timeout = Some(settings.timeout);
     config.read_timeout = Some(settings.timeout);
     config.write_timeout = Some(settings.timeout);
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// Whether the API server answered without acting and asks to be asked again.

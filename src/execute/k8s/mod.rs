@@ -18,7 +18,7 @@ pub use settings::{KubernetesConfig, KubernetesSettings};
 use client::*;
 use rollout::*;
 
-use crate::execute::{ActionContext, Executor};
+use crate::execute::{ActionContext, ExecuteError, Executor};
 use crate::model::Outcome;
 use crate::model::{Action, Backend, Intent, K8sKind, Target};
 use async_trait::async_trait;
@@ -92,7 +92,7 @@ impl KubernetesExecutor {
         self
     }
 
-    async fn client(&self) -> Result<kube::Client, String> {
+    async fn client(&self) -> Result<kube::Client, ExecuteError> {
         self.client
             .get_or_try_init(|| connect(&self.settings))
             .await

@@ -56,7 +56,7 @@ impl KubernetesExecutor {
         let current = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         let bounded = self.bounded(intent);
         let wanted = resolve_replicas(&bounded, i64::from(current))
-            .map_err(|e| Outcome::failed(e, at.detail()))?;
+            .map_err(|e| Outcome::failed(e.to_string(), at.detail()))?;
         let wanted = i32::try_from(wanted)
             .map_err(|_| Outcome::failed(format!("{wanted} replicas is too many"), at.detail()))?;
         let mut detail = at.detail();

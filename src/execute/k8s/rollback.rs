@@ -36,9 +36,14 @@ pub(super) fn previous_revision<'a>(
     Ok((previous, item, detail))
 }
 
+/// A selector whose `matchExpressions` use an operator apimachinery does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown selector operator {0:?}")]
+pub struct UnknownSelectorOperator(pub String);
+
 /// The selector as the API's `labelSelector` query parameter, in the order
 /// apimachinery prints it (by key), so the request is the one kubectl makes.
-pub fn selector_query(selector: &LabelSelector) -> Result<String, String> {
+pub fn selector_query(selector: &LabelSelector) -> Result<String, UnknownSelectorOperator> {
     let mut parts: Vec<(String, String)> = Vec::new();
     for (k, v) in selector.match_labels.iter().flatten() {
         parts.push((k.clone(), format!("{k}={v}")));
@@ -51,7 +56,7 @@ pub fn selector_query(selector: &LabelSelector) -> Result<String, String> {
             "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
             "Exists" => e.key.clone(),
             "DoesNotExist" => format!("!{}", e.key),
-            other => return Err(format!("unknown selector operator {other:?}")),
+            other => return Err(UnknownSelectorOperator(other.to_string())),
         };
         parts.push((e.key.clone(), text));
     }

@@ -336,8 +336,27 @@ impl<'a> Facts<'a> {
         let Some(event) = self.event() else {
             return json!({ "text": escape(text) });
         };
-        let mut blocks = Vec::new();
-        let title = match self.report() {
+        let lead = self.slack_lead(given);
+        let mut blocks = vec![
+            json!({
+                "type": "header",
+                "text": { "type": "plain_text", "text": cut(&self.slack_title(event), 150), "emoji": true },
+            }),
+            json!({
+                "type": "section",
+                "text": { "type": "mrkdwn", "text": cut_mrkdwn(&lead, 3000) },
+            }),
+            json!({ "type": "section", "fields": self.slack_fields(event) }),
+        ];
+        blocks.extend(self.slack_about(&lead));
+        blocks.extend(self.slack_did());
+        blocks.extend(self.slack_buttons());
+        json!({ "text": escape(text), "blocks": blocks })
+    }
+
+    /// The header: what came of an action, or the alert's status and name.
+    fn slack_title(&self, event: &Event) -> String {
+        match self.report() {
             Some(r) => format!(
                 "salve: {} {} on {}",
                 r.decision.action,
@@ -358,12 +377,12 @@ impl<'a> Facts<'a> {
                 event.status.as_str().to_uppercase(),
                 self.label("alertname").unwrap_or("alert")
             ),
-        };
-        blocks.push(json!({
-            "type": "header",
-            "text": { "type": "plain_text", "text": cut(&title, 150), "emoji": true },
-        }));
-        let lead = match given {
+        }
+    }
+
+    /// The first section, escaped: the given text, else the report, else the summary.
+    fn slack_lead(&self, given: Option<&str>) -> String {
+        match given {
             Some(given) => escape(given),
             None => match self.report_line() {
                 Some(line) => escape(&line),
@@ -373,11 +392,11 @@ impl<'a> Facts<'a> {
                         .unwrap_or("alert"),
                 ),
             },
-        };
-        blocks.push(json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": cut_mrkdwn(&lead, 3000) },
-        }));
+        }
+    }
+
+    /// Status, severity and the key labels, at most the ten Slack shows.
+    fn slack_fields(&self, event: &Event) -> Vec<Value> {
         let mut fields = vec![field("Status", event.status.as_str())];
         if let Some(severity) = self.label("severity") {
             fields.push(field("Severity", severity));
@@ -388,7 +407,11 @@ impl<'a> Facts<'a> {
             }
             fields.push(field(k, v));
         }
-        blocks.push(json!({ "type": "section", "fields": fields }));
+        fields
+    }
+
+    /// Summary and description, those the lead does not already say.
+    fn slack_about(&self, lead: &str) -> Option<Value> {
         let mut about = Vec::new();
         for (name, value) in [
             ("Summary", self.annotation("summary")),
@@ -398,12 +421,16 @@ impl<'a> Facts<'a> {
                 about.push(format!("*{name}:* {}", escape(value)));
             }
         }
-        if !about.is_empty() {
-            blocks.push(json!({
+        (!about.is_empty()).then(|| {
+            json!({
                 "type": "section",
                 "text": { "type": "mrkdwn", "text": cut_mrkdwn(&about.join("\n"), 3000) },
-            }));
-        }
+            })
+        })
+    }
+
+    /// The rule, and what salve did (or, for an outcome notification, what came of it).
+    fn slack_did(&self) -> Option<Value> {
         let did: Vec<String> = match self.report() {
             Some(r) => vec![format!(
                 "{} → {}{}",
@@ -421,18 +448,20 @@ impl<'a> Facts<'a> {
             .context
             .decision
             .as_ref()
-            .map(|d| d.rule.as_str()));
-        if let Some(rule) = rule {
-            let line = if did.is_empty() {
-                format!("salve (rule {})", escape(rule))
-            } else {
-                format!("salve (rule {}): {}", escape(rule), escape(&did.join("; ")))
-            };
-            blocks.push(json!({
-                "type": "context",
-                "elements": [{ "type": "mrkdwn", "text": cut_mrkdwn(&line, 3000) }],
-            }));
-        }
+            .map(|d| d.rule.as_str()))?;
+        let line = if did.is_empty() {
+            format!("salve (rule {})", escape(rule))
+        } else {
+            format!("salve (rule {}): {}", escape(rule), escape(&did.join("; ")))
+        };
+        Some(json!({
+            "type": "context",
+            "elements": [{ "type": "mrkdwn", "text": cut_mrkdwn(&line, 3000) }],
+        }))
+    }
+
+    /// Buttons to the source and the runbook (Slack refuses URLs past 3000 bytes).
+    fn slack_buttons(&self) -> Option<Value> {
         let buttons: Vec<Value> = self
             .links()
             .into_iter()
@@ -445,10 +474,7 @@ impl<'a> Facts<'a> {
                 })
             })
             .collect();
-        if !buttons.is_empty() {
-            blocks.push(json!({ "type": "actions", "elements": buttons }));
-        }
-        json!({ "text": escape(text), "blocks": blocks })
+        (!buttons.is_empty()).then(|| json!({ "type": "actions", "elements": buttons }))
     }
 }
 

@@ -3,6 +3,7 @@
 //! jitter for transient failures; secrets never reach the outcome. A channel with a
 //! `rate` folds what passes it into a summary (`pace`).
 
+mod email;
 mod message;
 mod pace;
 mod settings;
@@ -18,10 +19,6 @@ use crate::model::{Backend, Intent, Target};
 use crate::template;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use lettre::message::header::ContentType;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 pub use pace::Paces;
 use pace::{Admit, Pace};
 use rand::Rng;
@@ -227,21 +224,9 @@ impl Sender {
         context: &ActionContext,
         prepared: &Prepared,
     ) -> Attempt {
-        let text = &prepared.text;
-        let subject = prepared.subject.as_deref();
         match &channel.kind {
             NotifyKind::Log => {
-                let event = context.event.as_deref();
-                tracing::warn!(
-                    target: "salve::notify",
-                    channel = %channel.name,
-                    alertname = event
-                        .and_then(|e| e.labels.get("alertname"))
-                        .map_or("-", String::as_str),
-                    fingerprint = event.map_or("-", |e| e.fingerprint.0.as_str()),
-                    subject = subject.unwrap_or("-"),
-                    "{text}"
-                );
+                log_message(channel, context, prepared);
                 Attempt::Delivered { status: None }
             }
             NotifyKind::Slack { url } => {
@@ -253,20 +238,7 @@ impl Sender {
                 secret,
                 bearer_token,
             } => {
-                let document = WebhookDocument {
-                    channel: channel.name.clone(),
-                    action: "notify".into(),
-                    via: prepared.via.clone(),
-                    subject: subject.map(str::to_string),
-                    text: text.clone(),
-                    sent_at: chrono::Utc::now(),
-                    event: context.event.as_deref().cloned(),
-                    intent: intent.cloned(),
-                    decision: context.decision.clone(),
-                    actions: context.related.clone(),
-                    report: context.report.clone(),
-                };
-                let body = serde_json::to_vec(&document).unwrap_or_default();
+                let body = webhook_body(channel, intent, context, prepared);
                 let mut headers = Vec::new();
                 if let Some(secret) = secret {
                     headers.push((
@@ -290,103 +262,66 @@ impl Sender {
                 username,
                 password,
             } => {
-                let message = (|| -> Result<Message, String> {
-                    let mut builder = Message::builder()
-                        .from(from.parse().map_err(|e| format!("from: {e}"))?)
-                        .subject(subject.unwrap_or("salve notification"));
-                    for a in to {
-                        builder = builder.to(a.parse().map_err(|e| format!("to: {e}"))?);
-                    }
-                    for a in cc {
-                        builder = builder.cc(a.parse().map_err(|e| format!("cc: {e}"))?);
-                    }
-                    builder
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(text.clone())
-                        .map_err(|e| e.to_string())
-                })();
-                let message = match message {
-                    Ok(m) => m,
-                    Err(error) => {
-                        return Attempt::Permanent {
-                            error: format!("cannot build the message: {error}"),
-                            status: None,
-                        }
-                    }
+                let server = email::Server {
+                    host,
+                    port: *port,
+                    tls: *tls,
+                    ca_pem: ca_pem.as_deref(),
+                    credentials: username.as_ref().zip(password.as_ref()),
                 };
-                let mut transport =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                        .port(*port)
-                        .timeout(Some(channel.timeout));
-                let tls_parameters = || {
-                    let mut builder = TlsParameters::builder(host.clone());
-                    if let Some(pem) = ca_pem {
-                        builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
-                    }
-                    builder.build()
-                };
-                let tls_parameters = || {
-                    tls_parameters().map_err(|e| Attempt::Permanent {
-                        error: format!("TLS: {e}"),
-                        status: None,
-                    })
-                };
-                transport = match tls {
-                    SmtpTls::None => transport.tls(Tls::None),
-                    SmtpTls::StartTls => match tls_parameters() {
-                        Ok(p) => transport.tls(Tls::Required(p)),
-                        Err(a) => return a,
-                    },
-                    SmtpTls::Tls => match tls_parameters() {
-                        Ok(p) => transport.tls(Tls::Wrapper(p)),
-                        Err(a) => return a,
-                    },
-                };
-                if let (Some(user), Some(password)) = (username, password) {
-                    transport = transport
-                        .credentials(Credentials::new(user.clone(), password.expose().into()));
-                }
-                let transport = transport.build();
-                // lettre bounds each command; this bounds the whole exchange.
-                let sent = tokio::time::timeout(
-                    channel.timeout.saturating_mul(2),
-                    transport.send(message),
-                )
-                .await;
-                match sent {
-                    Err(_) => Attempt::Permanent {
-                        error: format!("timed out after {}", format_duration(channel.timeout)),
-                        status: None,
-                    },
-                    Ok(Ok(response)) => Attempt::Delivered {
-                        status: Some(smtp_code(&response.code().to_string())),
-                    },
-                    Ok(Err(e)) => {
-                        let status = e.status().map(|c| smtp_code(&c.to_string()));
-                        let error = format!("SMTP: {}", error_chain(&e));
-                        if e.is_timeout() {
-                            Attempt::Permanent {
-                                error: format!(
-                                    "timed out after {}",
-                                    format_duration(channel.timeout)
-                                ),
-                                status,
-                            }
-                        } else if e.is_permanent() {
-                            Attempt::Permanent { error, status }
-                        } else {
-                            // 4xx replies, refused or dropped connections.
-                            Attempt::Transient {
-                                error,
-                                status,
-                                retry_after: None,
-                            }
-                        }
-                    }
-                }
+                let addresses = email::Addresses { from, to, cc };
+                let subject = prepared.subject.as_deref();
+                email::send(channel, server, addresses, subject, &prepared.text).await
             }
         }
     }
+}
+
+/// A `log` channel's message: a warning in salve's own log.
+fn log_message(channel: &NotifyChannel, context: &ActionContext, prepared: &Prepared) {
+    let event = context.event.as_deref();
+    tracing::warn!(
+        target: "salve::notify",
+        channel = %channel.name,
+        alertname = event
+            .and_then(|e| e.labels.get("alertname"))
+            .map_or("-", String::as_str),
+        fingerprint = event.map_or("-", |e| e.fingerprint.0.as_str()),
+        subject = prepared.subject.as_deref().unwrap_or("-"),
+        "{}",
+        prepared.text
+    );
+}
+
+/// The `WebhookDocument` an attempt posts, as the bytes it signs.
+fn webhook_body(
+    channel: &NotifyChannel,
+    intent: Option<&Intent>,
+    context: &ActionContext,
+    prepared: &Prepared,
+) -> Vec<u8> {
+    let document = WebhookDocument {
+        channel: channel.name.clone(),
+        action: "notify".into(),
+        via: prepared.via.clone(),
+        subject: prepared.subject.clone(),
+        text: prepared.text.clone(),
+        sent_at: chrono::Utc::now(),
+        event: context.event.as_deref().cloned(),
+        intent: intent.cloned(),
+        decision: context.decision.clone(),
+        actions: context.related.clone(),
+        report: context.report.clone(),
+    };
+    serde_json::to_vec(&document).unwrap_or_default()
+}
+
+/// A message template that would not render, named by the key it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {error}")]
+struct TemplateError {
+    key: &'static str,
+    error: template::TemplateError,
 }
 
 /// Renders the subject and text (the rule's, else the channel's, else defaults).
@@ -394,14 +329,14 @@ fn prepare(
     channel: &NotifyChannel,
     intent: &Intent,
     context: &ActionContext,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, TemplateError> {
     let facts = message::Facts {
         channel: &channel.name,
         context,
     };
     let variables = facts.template_context();
     // Text a rule put together at run time is data, not a template (see rules::templates).
-    let render = |key: &str, text: &str| -> Result<String, String> {
+    let render = |key: &'static str, text: &str| -> Result<String, TemplateError> {
         let verbatim = intent
             .params
             .get("verbatim")
@@ -410,7 +345,7 @@ fn prepare(
         if verbatim {
             return Ok(text.to_string());
         }
-        template::render(text, &variables).map_err(|e| format!("{key}: {e}"))
+        template::render(text, &variables).map_err(|error| TemplateError { key, error })
     };
     let given_subject = param(intent, "subject").or(channel.subject.as_deref());
     let subject = given_subject.map(|s| render("subject", s)).transpose()?;
@@ -439,10 +374,6 @@ fn prepare(
         slack,
         via: param(intent, "via").map(str::to_string),
     })
-}
-
-fn smtp_code(text: &str) -> u16 {
-    text.parse().unwrap_or(0)
 }
 
 impl Sender {
@@ -533,7 +464,7 @@ impl Executor for NotifyExecutor {
             Ok(p) => p,
             Err(error) => {
                 return Outcome::failed(
-                    error,
+                    error.to_string(),
                     json!({ "channel": name, "type": channel.kind.type_name(), "attempts": 0 }),
                 )
             }

@@ -8,16 +8,12 @@ use super::message::{self, SUMMARY_LISTED};
 use super::{NotifyChannel, NotifyKind, Prepared, Sender};
 use crate::execute::ActionContext;
 use crate::metrics::Metrics;
-use crate::model::{Outcome, OutcomeStatus, RateLimit};
+use crate::model::{Outcome, OutcomeStatus, RateLimit, SkipReason};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// The outcome's `reason` for a message held for the summary: a contract, as
-/// `Reason`s are (scripts and dashboards match on it).
-pub(super) const FOLDED: &str = "folded_into_summary";
 
 /// One channel's count of what it sent and what waits for its summary.
 pub(super) struct Pace {
@@ -194,7 +190,7 @@ pub(super) fn folded(channel: &NotifyChannel, pace: &Pace) -> Outcome {
             "held for a summary: channel {} reached its rate ({rate}); the summary is sent when the rate allows",
             channel.name
         ),
-        Some(FOLDED),
+        Some(SkipReason::FoldedIntoSummary),
         json!({
             "channel": channel.name,
             "type": channel.kind.type_name(),

@@ -9,6 +9,29 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Why the probes' history cannot be read or written; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a probe history: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: postcard::Error,
+    },
+    #[error("{}: version {version} (this salve reads {})", path.display(), VERSION)]
+    Version { path: PathBuf, version: u32 },
+    #[error(transparent)]
+    Encode(postcard::Error),
+    #[error(transparent)]
+    Rename(std::io::Error),
+}
+
 pub const HISTORY_FILE: &str = "probes.history";
 const BUCKET_SECONDS: i64 = 300;
 const KEEP_BUCKETS: usize = 7 * 24 * 12;
@@ -75,42 +98,46 @@ impl ProbeHistory {
     }
 
     /// Reads `dir`'s history; none yet is an empty one, a damaged one an error.
-    pub fn load(dir: &Path) -> Result<ProbeHistory, String> {
+    pub fn load(dir: &Path) -> Result<ProbeHistory, HistoryError> {
         let path = dir.join(HISTORY_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ProbeHistory::default())
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(HistoryError::Io { path, source }),
         };
-        let file: File = postcard::from_bytes(&bytes)
-            .map_err(|e| format!("{}: not a probe history: {e}", path.display()))?;
+        let file: File = match postcard::from_bytes(&bytes) {
+            Ok(file) => file,
+            Err(source) => return Err(HistoryError::Unreadable { path, source }),
+        };
         if file.version != VERSION {
-            return Err(format!(
-                "{}: version {} (this salve reads {VERSION})",
-                path.display(),
-                file.version
-            ));
+            return Err(HistoryError::Version {
+                path,
+                version: file.version,
+            });
         }
         Ok(file.history)
     }
 
     /// Writes the history into `dir`, replacing the file atomically.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
+    pub fn save(&self, dir: &Path) -> Result<(), HistoryError> {
         use std::io::Write;
         let bytes = postcard::to_stdvec(&File {
             version: VERSION,
             history: self.clone(),
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(HistoryError::Encode)?;
         let tmp: PathBuf = dir.join(format!("{HISTORY_FILE}.tmp"));
-        let mut file =
-            std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let io = |source| HistoryError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join(HISTORY_FILE)).map_err(|e| e.to_string())
+            .map_err(io)?;
+        std::fs::rename(&tmp, dir.join(HISTORY_FILE)).map_err(HistoryError::Rename)
     }
 }
 

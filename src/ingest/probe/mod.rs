@@ -8,7 +8,7 @@ mod history;
 mod set;
 mod settings;
 
-pub use history::{ProbeFigures, ProbeHistory, HISTORY_FILE};
+pub use history::{HistoryError, ProbeFigures, ProbeHistory, HISTORY_FILE};
 use set::Recorder;
 pub use set::{ProbeChanges, Probes};
 pub use settings::{BodyPattern, Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
@@ -118,7 +118,7 @@ async fn run(
         },
         _ => None,
     };
-    let (base_labels, fingerprint) = identity(&probe);
+    let identity = identity(&probe);
     let delay = probe.initial_delay + offset(&probe.name, probe.interval);
     tokio::select! {
         biased;
@@ -133,97 +133,126 @@ async fn run(
             why = &mut stop => return stopped(&probe, &metrics, why, streak),
             _ = ticker.tick() => {}
         }
-        let Streak {
-            failures,
-            successes,
-            first_failure,
-            firing,
-        } = &mut streak;
         let at = intake.now();
         let started = Instant::now();
-        let result = match tokio::time::timeout(probe.timeout, check(&probe, client.as_ref())).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(
-                "timeout",
-                format!(
-                    "no answer within {}",
-                    crate::model::rate::format_duration(probe.timeout)
-                ),
-            )),
-        };
+        let result = timed_check(&probe, client.as_ref()).await;
         let took = started.elapsed();
         let class = result.as_ref().err().map(|f| f.class);
         metrics.probe_checked(&probe.name, took, class);
         recorder.record(&probe.name, at, took, class);
+        let seen = Seen { at, took };
         match result {
-            Ok(()) => {
-                *failures = 0;
-                *successes = successes.saturating_add(1);
-                *first_failure = None;
-                if *successes >= probe.success_threshold {
-                    if let Some(fired) = firing.as_ref() {
-                        let mut resolved = fired.clone();
-                        resolved.id = new_event_id();
-                        resolved.status = Status::Resolved;
-                        resolved.ends_at = Some(at);
-                        resolved.received_at = at;
-                        resolved
-                            .annotations
-                            .insert("response_time_ms".into(), took.as_millis().to_string());
-                        match intake.accept(vec![resolved]).await {
-                            Ok(()) => {
-                                tracing::info!(probe = %probe.name, "probe healthy again");
-                                *firing = None;
-                            }
-                            Err(e) => tracing::warn!(probe = %probe.name, error = %e,
-                                "cannot hand over the probe's recovery; trying at the next check"),
-                        }
-                    }
-                }
-            }
-            Err(failure) => {
-                *successes = 0;
-                *failures = failures.saturating_add(1);
-                let since = *first_failure.get_or_insert(at);
-                tracing::debug!(probe = %probe.name, class = failure.class, error = %failure.error, failures = *failures, "probe failed");
-                if firing.is_none() && *failures >= probe.failure_threshold {
-                    let mut labels = base_labels.clone();
-                    labels.insert("failure".into(), failure.class.into());
-                    let event = Event {
-                        id: new_event_id(),
-                        source: "probe".into(),
-                        status: Status::Firing,
-                        labels,
-                        annotations: Labels::from([
-                            ("error".to_string(), failure.error.clone()),
-                            ("response_time_ms".to_string(), took.as_millis().to_string()),
-                            (
-                                "summary".to_string(),
-                                format!(
-                                    "probe {} failed {failures} times in a row: {}",
-                                    probe.name, failure.error
-                                ),
-                            ),
-                        ]),
-                        // An episode salve already knows (from before a restart) goes on.
-                        starts_at: intake.firing_since(&fingerprint).unwrap_or(since),
-                        ends_at: None,
-                        fingerprint: fingerprint.clone(),
-                        generator_url: String::new(),
-                        received_at: at,
-                    };
-                    match intake.accept(vec![event.clone()]).await {
-                        Ok(()) => {
-                            tracing::warn!(probe = %probe.name, class = failure.class, error = %failure.error, "probe failing");
-                            *firing = Some(event);
-                        }
-                        Err(e) => tracing::warn!(probe = %probe.name, error = %e,
-                            "cannot hand over the probe's failure; trying at the next check"),
-                    }
-                }
-            }
+            Ok(()) => succeeded(&probe, &*intake, &mut streak, seen).await,
+            Err(failure) => failed(&probe, &*intake, &mut streak, &identity, failure, seen).await,
         }
+    }
+}
+
+/// When a check was made and how long it took.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    at: DateTime<Utc>,
+    took: Duration,
+}
+
+/// A check, cut off at the probe's timeout.
+async fn timed_check(
+    probe: &ProbeSettings,
+    client: Option<&reqwest::Client>,
+) -> Result<(), Failure> {
+    match tokio::time::timeout(probe.timeout, check(probe, client)).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::new(
+            "timeout",
+            format!(
+                "no answer within {}",
+                crate::model::rate::format_duration(probe.timeout)
+            ),
+        )),
+    }
+}
+
+/// A check passed: after `success_threshold` in a row, the episode it fired resolves.
+async fn succeeded(probe: &ProbeSettings, intake: &dyn Intake, streak: &mut Streak, seen: Seen) {
+    streak.failures = 0;
+    streak.successes = streak.successes.saturating_add(1);
+    streak.first_failure = None;
+    if streak.successes < probe.success_threshold {
+        return;
+    }
+    let Some(fired) = streak.firing.as_ref() else {
+        return;
+    };
+    let mut resolved = fired.clone();
+    resolved.id = new_event_id();
+    resolved.status = Status::Resolved;
+    resolved.ends_at = Some(seen.at);
+    resolved.received_at = seen.at;
+    resolved
+        .annotations
+        .insert("response_time_ms".into(), seen.took.as_millis().to_string());
+    match intake.accept(vec![resolved]).await {
+        Ok(()) => {
+            tracing::info!(probe = %probe.name, "probe healthy again");
+            streak.firing = None;
+        }
+        Err(e) => tracing::warn!(probe = %probe.name, error = %e,
+            "cannot hand over the probe's recovery; trying at the next check"),
+    }
+}
+
+/// A check failed: after `failure_threshold` in a row, the probe fires (once an episode).
+async fn failed(
+    probe: &ProbeSettings,
+    intake: &dyn Intake,
+    streak: &mut Streak,
+    (base_labels, fingerprint): &(Labels, Fingerprint),
+    failure: Failure,
+    seen: Seen,
+) {
+    streak.successes = 0;
+    streak.failures = streak.failures.saturating_add(1);
+    let failures = streak.failures;
+    let since = *streak.first_failure.get_or_insert(seen.at);
+    tracing::debug!(probe = %probe.name, class = failure.class, error = %failure.error, failures, "probe failed");
+    if streak.firing.is_some() || failures < probe.failure_threshold {
+        return;
+    }
+    let mut labels = base_labels.clone();
+    labels.insert("failure".into(), failure.class.into());
+    let event = Event {
+        id: new_event_id(),
+        source: "probe".into(),
+        status: Status::Firing,
+        labels,
+        annotations: Labels::from([
+            ("error".to_string(), failure.error.clone()),
+            (
+                "response_time_ms".to_string(),
+                seen.took.as_millis().to_string(),
+            ),
+            (
+                "summary".to_string(),
+                format!(
+                    "probe {} failed {failures} times in a row: {}",
+                    probe.name, failure.error
+                ),
+            ),
+        ]),
+        // An episode salve already knows (from before a restart) goes on.
+        starts_at: intake.firing_since(fingerprint).unwrap_or(since),
+        ends_at: None,
+        fingerprint: fingerprint.clone(),
+        generator_url: String::new(),
+        received_at: seen.at,
+    };
+    match intake.accept(vec![event.clone()]).await {
+        Ok(()) => {
+            tracing::warn!(probe = %probe.name, class = failure.class, error = %failure.error, "probe failing");
+            streak.firing = Some(event);
+        }
+        Err(e) => tracing::warn!(probe = %probe.name, error = %e,
+            "cannot hand over the probe's failure; trying at the next check"),
     }
 }
 
@@ -268,7 +297,7 @@ async fn check(probe: &ProbeSettings, client: Option<&reqwest::Client>) -> Resul
     }
 }
 
-fn http_client(http: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, String> {
+fn http_client(http: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let redirects = if http.follow_redirects {
         reqwest::redirect::Policy::limited(5)
     } else {
@@ -280,10 +309,9 @@ fn http_client(http: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, S
         .pool_max_idle_per_host(0)
         .danger_accept_invalid_certs(!http.tls_verify);
     if let Some(pem) = &http.ca_pem {
-        builder = builder
-            .add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?);
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
     }
-    builder.build().map_err(|e| e.to_string())
+    builder.build()
 }
 
 async fn check_http(http: &HttpCheck, client: &reqwest::Client) -> Result<(), Failure> {
