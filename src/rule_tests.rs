@@ -199,7 +199,50 @@ fn test_rule_name(file: &Path) -> String {
         .to_string()
 }
 
-fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), String> {
+/// Why a test case failed, as `salve test` prints it below the case's name.
+#[derive(Debug, thiserror::Error)]
+enum CaseFailure {
+    #[error("  cannot read fixture {}: {source}", path.display())]
+    FixtureUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("  fixture {}: {source}", path.display())]
+    FixtureInvalid {
+        path: PathBuf,
+        #[source]
+        source: crate::event::PayloadError,
+    },
+    #[error("  the case has no `fixture` and no `events`")]
+    NoEvents,
+    #[error("  history[{index}].ago: {source}")]
+    HistoryAgo {
+        index: usize,
+        #[source]
+        source: crate::model::rate::ParseError,
+    },
+    #[error("  history[{index}].ago: {source}")]
+    HistoryTooFarBack {
+        index: usize,
+        #[source]
+        source: chrono::OutOfRangeError,
+    },
+    #[error("  expected an error containing {expected:?}, got:\n{got}")]
+    OtherError {
+        expected: String,
+        got: Box<crate::rules::RuleError>,
+    },
+    #[error("  expected an error containing {0:?}, but the rule succeeded")]
+    NoError(String),
+    #[error("  the rule failed:\n{0}")]
+    RuleFailed(Box<crate::rules::RuleError>),
+    /// The decisions differ from the expected ones: the diff, expected first.
+    #[error("{0}")]
+    Decisions(String),
+}
+
+fn run_case(runtime: &Runtime, file: &Path, case: &TestCase) -> Result<(), CaseFailure> {
     let evaluation = evaluate_case(runtime, file, case)?;
     judge(case, &evaluation)
 }
@@ -246,17 +289,21 @@ fn evaluate_case(
     runtime: &Runtime,
     file: &Path,
     case: &TestCase,
-) -> Result<crate::engine::Evaluation, String> {
+) -> Result<crate::engine::Evaluation, CaseFailure> {
     let placeholder = DateTime::<Utc>::UNIX_EPOCH;
     let mut events: Vec<Event> = Vec::new();
     if let Some(fixture) = &case.fixture {
         let path = file.parent().unwrap_or(Path::new(".")).join(fixture);
-        let body = std::fs::read(&path)
-            .map_err(|e| format!("  cannot read fixture {}: {e}", path.display()))?;
-        events.extend(
-            parse_payload(&body, placeholder)
-                .map_err(|e| format!("  fixture {}: {e}", path.display()))?,
-        );
+        let body = std::fs::read(&path).map_err(|source| CaseFailure::FixtureUnreadable {
+            path: path.clone(),
+            source,
+        })?;
+        events.extend(parse_payload(&body, placeholder).map_err(|source| {
+            CaseFailure::FixtureInvalid {
+                path: path.clone(),
+                source,
+            }
+        })?);
     }
     for e in &case.events {
         let starts_at = e.starts_at.unwrap_or(placeholder);
@@ -274,7 +321,7 @@ fn evaluate_case(
         });
     }
     if events.is_empty() {
-        return Err("  the case has no `fixture` and no `events`".into());
+        return Err(CaseFailure::NoEvents);
     }
     let at = case.at.unwrap_or_else(|| {
         let first = events
@@ -303,20 +350,19 @@ fn evaluate_case(
     Ok(plan(runtime, state, &events, at, case.dry_run))
 }
 
-fn judge(case: &TestCase, evaluation: &crate::engine::Evaluation) -> Result<(), String> {
+fn judge(case: &TestCase, evaluation: &crate::engine::Evaluation) -> Result<(), CaseFailure> {
     if let Some(expected) = &case.expect_error {
         return match evaluation.rule_errors.first() {
             Some((_, e)) if e.to_string().contains(expected.as_str()) => Ok(()),
-            Some((_, e)) => Err(format!(
-                "  expected an error containing {expected:?}, got:\n{e}"
-            )),
-            None => Err(format!(
-                "  expected an error containing {expected:?}, but the rule succeeded"
-            )),
+            Some((_, e)) => Err(CaseFailure::OtherError {
+                expected: expected.clone(),
+                got: Box::new(e.clone()),
+            }),
+            None => Err(CaseFailure::NoError(expected.clone())),
         };
     }
     if let Some((_, e)) = evaluation.rule_errors.first() {
-        return Err(format!("  the rule failed:\n{e}"));
+        return Err(CaseFailure::RuleFailed(Box::new(e.clone())));
     }
     let actual: Vec<String> = evaluation
         .decisions
@@ -343,7 +389,7 @@ fn judge(case: &TestCase, evaluation: &crate::engine::Evaluation) -> Result<(), 
         };
         let _ = write!(out, "  {sign} {change}");
     }
-    Err(out)
+    Err(CaseFailure::Decisions(out))
 }
 
 /// A policy state holding the case's past actions and firing alerts.
@@ -352,12 +398,14 @@ fn history_state(
     at: DateTime<Utc>,
     rule: &str,
     settings: &PolicySettings,
-) -> Result<PolicyState, String> {
+) -> Result<PolicyState, CaseFailure> {
     let mut state = PolicyState::new(settings.clone());
     for (i, past) in case.history.iter().enumerate() {
-        let ago = parse_duration(&past.ago).map_err(|e| format!("  history[{i}].ago: {e}"))?;
-        let when =
-            at - chrono::Duration::from_std(ago).map_err(|e| format!("  history[{i}].ago: {e}"))?;
+        let ago = parse_duration(&past.ago)
+            .map_err(|source| CaseFailure::HistoryAgo { index: i, source })?;
+        let when = at
+            - chrono::Duration::from_std(ago)
+                .map_err(|source| CaseFailure::HistoryTooFarBack { index: i, source })?;
         for n in 0..past.count {
             let decision = Decision {
                 id: format!("history-{i}-{n}"),
