@@ -229,7 +229,7 @@ fn label_filters(settings: &DockerEventsSettings) -> Vec<String> {
 /// Why the scan for containers already unhealthy did not report them.
 enum Scan {
     /// The engine did not answer.
-    Engine(String),
+    Engine(bollard::errors::Error),
     /// salve did not take them, for now.
     Refused(IntakeError),
 }
@@ -254,7 +254,7 @@ async fn scan_unhealthy(
     let containers = docker
         .list_containers(Some(options))
         .await
-        .map_err(|e| Scan::Engine(crate::model::error_chain(&e)))?;
+        .map_err(Scan::Engine)?;
     let now = intake.now();
     let mut events = Vec::new();
     for c in containers {
@@ -387,7 +387,8 @@ pub async fn run(
             }
             Err(Scan::Engine(e)) => {
                 up.store(false, Ordering::Release);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
+                let error = crate::model::error_chain(&e);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "Docker engine unreachable");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;

@@ -58,21 +58,26 @@ struct Check<'a> {
     acting: bool,
 }
 
-fn suppress(reason: Reason, detail: String) -> Option<Judgement> {
-    Some(Judgement {
+fn suppressed(reason: Reason, detail: String) -> Judgement {
+    Judgement {
         decision: Verdict::Suppress,
         reason: Some(reason),
         detail,
         reconsider_at: None,
-    })
+    }
+}
+
+fn suppress(reason: Reason, detail: String) -> Option<Judgement> {
+    Some(suppressed(reason, detail))
 }
 
 impl Check<'_> {
     /// Suppressed until `until`, when an acting intent is looked at again.
     fn hold(&self, reason: Reason, detail: String, until: DateTime<Utc>) -> Option<Judgement> {
-        let mut judgement = suppress(reason, detail)?;
-        judgement.reconsider_at = Some(until).filter(|_| self.acting);
-        Some(judgement)
+        Some(Judgement {
+            reconsider_at: Some(until).filter(|_| self.acting),
+            ..suppressed(reason, detail)
+        })
     }
 
     fn dedup(&self, key: u128) -> Option<Judgement> {
