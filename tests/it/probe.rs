@@ -1,7 +1,7 @@
 //! Probes against real listeners this test starts: each failure class, thresholds both
 //! ways, and a probe → rule → `exec` that heals the target → resolved.
 
-use crate::support::{of_kind, s, wait_until, Salve};
+use crate::support::{closed_port, of_kind, s, wait_until, Salve};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -58,11 +58,6 @@ fn serve(answer: Answer) -> u16 {
         }
     });
     port
-}
-
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
 }
 
 fn probe_events<'a>(records: &'a [Value], probe: &str, status: &str) -> Vec<&'a Value> {
