@@ -5,6 +5,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/api_router.rs"]
+mod api_router;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/bench.rs"]

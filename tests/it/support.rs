@@ -166,6 +166,28 @@ impl Builder {
 
     /// Writes the files without starting the server (for CLI-only tests).
     pub fn write(self) -> Salve {
+        let dir = self.write_folder();
+        Salve {
+            dir,
+            port: 0,
+            child: None,
+            starts: 0,
+            env: self.env,
+            args: self.args,
+            dry_run: self.dry_run,
+            open_files: self.open_files,
+            addresses_in_file: self.addresses_in_file,
+            scheme: "http",
+            client: reqwest::blocking::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// Writes `salve.toml`, `rules/` and `data/` into a new temp folder, for a test that
+    /// runs salve in its own process (`api_router`) and needs no HTTP client.
+    pub fn write_folder(&self) -> tempfile::TempDir {
         let dir = tempfile::Builder::new()
             .prefix("salve-it-")
             .tempdir()
@@ -184,22 +206,7 @@ impl Builder {
             fs::write(root.join("rules").join(format!("{name}.rhai")), source)
                 .expect("write a rule");
         }
-        Salve {
-            dir,
-            port: 0,
-            child: None,
-            starts: 0,
-            env: self.env,
-            args: self.args,
-            dry_run: self.dry_run,
-            open_files: self.open_files,
-            addresses_in_file: self.addresses_in_file,
-            scheme: "http",
-            client: reqwest::blocking::Client::builder()
-                .timeout(PATIENCE)
-                .build()
-                .expect("HTTP client"),
-        }
+        dir
     }
 
     /// Writes the files and starts `salve serve`, returning once it is ready.
