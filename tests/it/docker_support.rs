@@ -2,7 +2,7 @@
 //! host's static busybox (nothing is pulled), containers named and labelled per test,
 //! and guards that remove everything a test made, even when it panics.
 
-use crate::support::{of_kind, wait_until_within, Salve};
+use crate::support::{of_kind, settled, wait_until_within, Salve};
 use serde_json::Value;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -283,6 +283,23 @@ impl Scope {
         args.extend_from_slice(command);
         docker_ok(&args);
         name
+    }
+
+    /// Returns once salve has received and evaluated every Docker event the engine sent
+    /// before this call: a container of this test (`short`) turns healthy, and the
+    /// engine's stream is in order, so once salve has decided that event it has decided
+    /// every one before it. A negative check ("no fourth restart") made after this had
+    /// its chance to fail.
+    pub fn sync_events(&self, salve: &Salve, short: &str) {
+        let marker = self.run(short, &FILE_HEALTHCHECK, &HEALTHY);
+        salve.wait_for_audit_within(
+            DOCKER_PATIENCE,
+            &format!("salve to decide {marker} turning healthy"),
+            |r| {
+                let seen = received(r, "ContainerUnhealthy", &marker);
+                !seen.is_empty() && seen.iter().all(|e| evaluated(r, e)) && settled(r, 0)
+            },
+        );
     }
 
     /// Starts salve with this test's `[docker]` config and `rules`, and returns once it

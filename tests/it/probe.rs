@@ -397,7 +397,20 @@ failure_threshold = 100
             == 2
             && crate::support::settled(r, 7)
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // The report counts each probe's checks: wait until the probes' own metric has two
+    // of each, rather than for a time that a slow machine may not fill.
+    wait_until("each probe to have checked twice", || {
+        ["up", "down"]
+            .iter()
+            .all(|probe| {
+                salve
+                    .metric(&format!(
+                        "salve_probe_duration_seconds_count{{probe=\"{probe}\"}}"
+                    ))
+                    .is_some_and(|checks| checks >= 2.0)
+            })
+            .then_some(())
+    });
     let over_http = salve.get("/api/v1/report?since=6h");
     assert_eq!(over_http.status, 200, "{:?}", over_http.body);
     salve.stop();
