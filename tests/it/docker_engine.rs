@@ -9,7 +9,7 @@ use crate::docker_support::{
 };
 use crate::support::{of_kind, wait_until_within, Salve};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The trail's decisions a line each, for a failure message a person can read.
 fn decision_lines(records: &[Value]) -> String {
@@ -297,8 +297,9 @@ fn readiness_follows_the_engine_going_away_and_coming_back() {
         || (inspect(&crashed, "{{.State.Status}}") == "running").then_some(()),
     );
     wait_health(&name, "healthy");
-    // The scan and the replayed events of the gap overlap: each problem is acted on once.
-    std::thread::sleep(Duration::from_secs(2));
+    // The scan and the replayed events of the gap overlap: each problem is acted on once,
+    // checked once an event sent after both has been decided.
+    scope.sync_events(&salve, "sync");
     let records = salve.audit_json();
     let decisions = decision_lines(&records);
     assert_eq!(
