@@ -17,6 +17,8 @@ mod certs;
 mod cli;
 #[path = "it/cli_check.rs"]
 mod cli_check;
+#[path = "it/disk_support.rs"]
+mod disk_support;
 #[path = "it/docker_consent.rs"]
 mod docker_consent;
 #[path = "it/docker_crashes.rs"]

@@ -3,10 +3,11 @@
 //! while salve was stopped is found again at the next start; either way the rule
 //! decides it once. Against the machine's real engine, as `docker.rs`.
 
+use crate::disk_support::Tmpfs;
 use crate::docker_support::{
     docker_ok, evaluated, inspect, received, wait_following, Scope, DOCKER_PATIENCE,
 };
-use crate::support::{native, of_kind, wait_until_within, Salve, Tmpfs};
+use crate::support::{native, of_kind, wait_until_within, Salve};
 use serde_json::Value;
 
 /// Runs until `/tmp/exit` appears, then exits with code 3: a crash the test chooses
