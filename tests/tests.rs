@@ -5,6 +5,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/api_router.rs"]
+mod api_router;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/bench.rs"]
@@ -13,12 +15,24 @@ mod bench;
 mod certs;
 #[path = "it/cli.rs"]
 mod cli;
-#[path = "it/docker.rs"]
-mod docker;
+#[path = "it/cli_check.rs"]
+mod cli_check;
+#[path = "it/disk_support.rs"]
+mod disk_support;
+#[path = "it/docker_consent.rs"]
+mod docker_consent;
+#[path = "it/docker_crashes.rs"]
+mod docker_crashes;
+#[path = "it/docker_engine.rs"]
+mod docker_engine;
 #[path = "it/docker_events.rs"]
 mod docker_events;
+#[path = "it/docker_health.rs"]
+mod docker_health;
 #[path = "it/docker_support.rs"]
 mod docker_support;
+#[path = "it/docker_swarm.rs"]
+mod docker_swarm;
 #[path = "it/durability.rs"]
 mod durability;
 #[path = "it/e2e.rs"]
@@ -31,20 +45,40 @@ mod fuzz_smoke;
 mod held_back;
 #[path = "it/http_input.rs"]
 mod http_input;
-#[path = "it/k8s.rs"]
-mod k8s;
+#[path = "it/k8s_api_server.rs"]
+mod k8s_api_server;
+#[path = "it/k8s_evict.rs"]
+mod k8s_evict;
+#[path = "it/k8s_manifests.rs"]
+mod k8s_manifests;
+#[path = "it/k8s_restart.rs"]
+mod k8s_restart;
+#[path = "it/k8s_rollback.rs"]
+mod k8s_rollback;
+#[path = "it/k8s_scale.rs"]
+mod k8s_scale;
+#[path = "it/k8s_support.rs"]
+mod k8s_support;
 #[path = "it/loud_failures.rs"]
 mod loud_failures;
 #[path = "it/maintenance.rs"]
 mod maintenance;
-#[path = "it/notify.rs"]
-mod notify;
+#[path = "it/notify_check.rs"]
+mod notify_check;
+#[path = "it/notify_email.rs"]
+mod notify_email;
 #[path = "it/notify_escaping.rs"]
 mod notify_escaping;
+#[path = "it/notify_messages.rs"]
+mod notify_messages;
+#[path = "it/notify_outcomes.rs"]
+mod notify_outcomes;
 #[path = "it/notify_rate.rs"]
 mod notify_rate;
 #[path = "it/notify_support.rs"]
 mod notify_support;
+#[path = "it/notify_webhook.rs"]
+mod notify_webhook;
 #[path = "it/overload.rs"]
 mod overload;
 #[path = "it/policy.rs"]

@@ -3,14 +3,12 @@
 //! while salve was stopped is found again at the next start; either way the rule
 //! decides it once. Against the machine's real engine, as `docker.rs`.
 
+use crate::disk_support::Tmpfs;
 use crate::docker_support::{
-    docker_ok, evaluated, inspect, received, wait_following, wait_for, Scope, DOCKER_PATIENCE,
+    docker_ok, evaluated, inspect, received, wait_following, Scope, DOCKER_PATIENCE,
 };
-use crate::support::{native, of_kind, Salve};
+use crate::support::{native, of_kind, wait_until_within, Salve};
 use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Runs until `/tmp/exit` appears, then exits with code 3: a crash the test chooses
 /// the moment of, with no kill or stop request before it.
@@ -89,52 +87,6 @@ fn assert_decided_once(salve: &Salve, scope: &Scope, containers: &[&str]) {
     assert_eq!(marked, expected);
 }
 
-/// A tmpfs of `size` mounted on `dir` (the test runs as root), unmounted when dropped.
-struct SmallDisk {
-    dir: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(dir: &Path, size: &str) -> SmallDisk {
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount a tmpfs (the test needs root)");
-        SmallDisk {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Writes a file until the disk is full.
-    fn fill(&self) {
-        let mut file = std::fs::File::create(self.filler()).expect("create the filler");
-        let chunk = vec![0u8; 64 * 1024];
-        let full = loop {
-            if let Err(e) = file.write_all(&chunk) {
-                break e;
-            }
-        };
-        assert_eq!(full.raw_os_error(), Some(28), "ENOSPC expected: {full}");
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.filler()).expect("remove the filler");
-    }
-
-    fn filler(&self) -> PathBuf {
-        self.dir.join("filler")
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        // Lazily: salve may still hold files there while the test unwinds.
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
 /// Posts small events until one is refused: the trail's last page is full too, so no
 /// record fits anywhere. The refusal: 503.
 fn assert_refused_once_full(salve: &Salve) {
@@ -161,7 +113,7 @@ fn assert_refused_once_full(salve: &Salve) {
 fn a_docker_event_refused_while_the_disk_is_full_is_recorded_and_decided_once_space_is_freed() {
     let scope = Scope::new();
     let mut salve = marking_salve(&scope);
-    let disk = SmallDisk::mount(&salve.data_dir(), "16m");
+    let disk = Tmpfs::mount(&salve.data_dir(), "16m");
     salve.start();
     wait_following(&salve, 1);
     let worker = scope.run("worker", &[], &EXITS_ON_REQUEST);
@@ -169,7 +121,7 @@ fn a_docker_event_refused_while_the_disk_is_full_is_recorded_and_decided_once_sp
     disk.fill();
     assert_refused_once_full(&salve);
     crash(&worker);
-    wait_for("the events source to be refused", || {
+    wait_until_within(DOCKER_PATIENCE, "the events source to be refused", || {
         salve
             .logs()
             .contains("cannot record a Docker event")
@@ -196,7 +148,7 @@ fn a_container_that_exited_while_salve_was_stopped_is_decided_once_at_the_next_s
 
     salve.stop();
     crash(&meanwhile);
-    wait_for("the container to exit", || {
+    wait_until_within(DOCKER_PATIENCE, "the container to exit", || {
         (inspect(&meanwhile, "{{.State.Status}}") == "exited").then_some(())
     });
     salve.start();

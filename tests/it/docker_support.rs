@@ -2,7 +2,7 @@
 //! host's static busybox (nothing is pulled), containers named and labelled per test,
 //! and guards that remove everything a test made, even when it panics.
 
-use crate::support::{of_kind, Salve};
+use crate::support::{of_kind, settled, wait_until_within, Salve};
 use serde_json::Value;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The image every test container runs: busybox and its applets, `CMD ["/bin/sh"]`.
 pub const IMAGE: &str = "salve-test-busybox:latest";
@@ -89,20 +89,6 @@ pub fn docker_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Polls `probe` every 100 ms until it returns Some, or fails after [`DOCKER_PATIENCE`].
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DOCKER_PATIENCE;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("gave up after {DOCKER_PATIENCE:?} waiting for: {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Builds [`IMAGE`] once per test process (and not at all when the engine already has
@@ -299,6 +285,23 @@ impl Scope {
         name
     }
 
+    /// Returns once salve has received and evaluated every Docker event the engine sent
+    /// before this call: a container of this test (`short`) turns healthy, and the
+    /// engine's stream is in order, so once salve has decided that event it has decided
+    /// every one before it. A negative check ("no fourth restart") made after this had
+    /// its chance to fail.
+    pub fn sync_events(&self, salve: &Salve, short: &str) {
+        let marker = self.run(short, &FILE_HEALTHCHECK, &HEALTHY);
+        salve.wait_for_audit_within(
+            DOCKER_PATIENCE,
+            &format!("salve to decide {marker} turning healthy"),
+            |r| {
+                let seen = received(r, "ContainerUnhealthy", &marker);
+                !seen.is_empty() && seen.iter().all(|e| evaluated(r, e)) && settled(r, 0)
+            },
+        );
+    }
+
     /// Starts salve with this test's `[docker]` config and `rules`, and returns once it
     /// follows the engine's events.
     pub fn start_salve(&self, rules: &[(&str, &str)]) -> Salve {
@@ -327,7 +330,7 @@ impl Drop for Scope {
 /// Waits until the salve log says the event stream is followed `times` times (once per
 /// start of the server).
 pub fn wait_following(salve: &Salve, times: usize) {
-    wait_for("salve to follow Docker events", || {
+    wait_until_within(DOCKER_PATIENCE, "salve to follow Docker events", || {
         (salve.logs().matches("following Docker events").count() >= times).then_some(())
     });
 }
@@ -342,7 +345,7 @@ pub fn health(name: &str) -> String {
 }
 
 pub fn wait_health(name: &str, status: &str) {
-    wait_for(&format!("{name} to be {status}"), || {
+    wait_until_within(DOCKER_PATIENCE, &format!("{name} to be {status}"), || {
         (health(name) == status).then_some(())
     });
 }

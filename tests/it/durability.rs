@@ -1,23 +1,9 @@
 //! The audit trail is the engine's memory: stops, restarts and crashes must neither
 //! lose an acknowledged event nor repeat an action.
 
-use crate::support::{decisions, native, of_kind, s, wait_until, Salve};
+use crate::support::{decisions, marker, native, of_kind, s, wait_until, Salve, MARK_CONTAINER};
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-fn marker(name: &str, file: &str) -> String {
-    format!(
-        "[exec.{name}]\nargv = [\"/bin/sh\", \"-c\", 'echo \"$*\" >> \"{{dir}}/{file}\"', \"sh\"]\n"
-    )
-}
-
-const MARK_CONTAINER: &str = r#"
-const MATCH = `alertname="ContainerDown"`;
-
-fn plan(event) {
-    [exec("mark", [event.labels.container])]
-}
-"#;
 
 #[test]
 fn a_restart_neither_loses_an_acknowledged_event_nor_repeats_its_action() {
@@ -54,8 +40,7 @@ fn a_restart_neither_loses_an_acknowledged_event_nor_repeats_its_action() {
 
 /// Posts one native event per fingerprint, waiting for each to be settled.
 fn post_settled(salve: &Salve, labels: &[(&str, &str)], total: usize) -> Vec<Value> {
-    let reply = salve.post_json("/api/v1/events", &native(labels));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    salve.post_event(labels);
     salve.wait_settled(total)
 }
 

@@ -1,7 +1,7 @@
 //! The real client: Prometheus scrapes a target this test runs, fires an alert through a
 //! real Alertmanager into salve, and salve's `exec` brings the target back.
 
-use crate::support::{of_kind, s, Salve};
+use crate::support::{free_port, of_kind, s, Salve};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -14,13 +14,6 @@ use std::time::{Duration, Instant};
 /// End-to-end waits cover Prometheus' scrape, rule evaluation, `for`, and Alertmanager's
 /// group_wait: seconds each.
 const E2E_PATIENCE: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
 
 fn require(binary: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {

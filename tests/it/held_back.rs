@@ -122,7 +122,7 @@ fn a_restart_of_salve_inside_the_cooldown_still_reconsiders_the_alert_once() {
                 .is_some_and(|d| outcome_of(r, d).is_some())
         },
     );
-    std::thread::sleep(Duration::from_secs(3));
+    scope.sync_events(&salve, "sync");
     let records = salve.audit_json();
     assert_eq!(
         executed(&records, "restart", &target).len(),
@@ -265,7 +265,8 @@ fn what_dry_run_saw_broken_is_restarted_once_salve_acts() {
     let outcome = outcome_of(&records, live[0]).expect("outcome");
     assert_eq!(outcome["outcome"], "ok", "{outcome:#}\n{}", salve.logs());
     wait_health(&web, "healthy");
-    std::thread::sleep(Duration::from_secs(2));
+    // Its turning healthy, and every event before it, decided.
+    scope.sync_events(&salve, "sync");
     assert_eq!(
         executed(&salve.audit_json(), "restart", &target).len(),
         1,

@@ -326,7 +326,7 @@ fn a_full_disk_is_seen_on_ready_counted_and_logged_once_a_second_and_passes() {
             "const MATCH = `alertname=\"Full\"`;\nfn plan(event) { [] }\n",
         )
         .write();
-    let disk = crate::support::Tmpfs::mount(&salve.data_dir(), "4m");
+    let disk = crate::disk_support::Tmpfs::mount(&salve.data_dir(), "4m");
     salve.start();
     disk.fill();
     let mut refused = 0;

@@ -1,7 +1,7 @@
 //! Maintenance: named weekly windows in a zone with daylight saving time, and ad-hoc
 //! windows made through the API.
 
-use crate::support::{decisions, fixture_path, native, of_kind, s, Salve};
+use crate::support::{decisions, fixture_path, marker, native, of_kind, s, Salve, MARK_CONTAINER};
 use serde_json::{json, Value};
 
 const SUNDAY_NIGHT: &str = r#"
@@ -98,20 +98,10 @@ fn plan(event) {
     assert_eq!(actual, expected);
 }
 
-const MARK_CONTAINER: &str = r#"
-const MATCH = `alertname="ContainerDown"`;
-
-fn plan(event) {
-    [exec("mark", [event.labels.container])]
-}
-"#;
-
 #[test]
 fn an_ad_hoc_window_mutes_survives_a_restart_and_can_be_deleted() {
     let mut salve = Salve::builder()
-        .config(
-            "[exec.mark]\nargv = [\"/bin/sh\", \"-c\", 'echo \"$*\" >> \"{dir}/marks.txt\"', \"sh\"]\n",
-        )
+        .config(&marker("mark", "marks.txt"))
         .rule("container-down", MARK_CONTAINER)
         .start();
 

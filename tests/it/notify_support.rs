@@ -2,7 +2,7 @@
 //! standing in for Slack and webhook endpoints (scripted statuses, every request
 //! recorded) and a real SMTP server (Debian's `python3-aiosmtpd`).
 
-use crate::support::{of_kind, wait_until};
+use crate::support::{of_kind, wait_until, Salve};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -352,4 +352,40 @@ pub fn message_body(message: &str) -> &str {
         .or_else(|| message.split_once("\n\n"))
         .map(|(_, b)| b)
         .unwrap_or_default()
+}
+
+/// The hex HMAC-SHA256 of `body` under `key`, as salve signs a webhook.
+pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Posts one native event named `alertname` and returns the trail once its actions
+/// have outcomes.
+pub fn fire_and_settle(salve: &Salve, alertname: &str) -> Vec<Value> {
+    salve.post_event(&[("alertname", alertname)]);
+    salve.wait_settled(1)
+}
+
+/// The key webhook channels sign with, and the tests check signatures against.
+pub const SECRET: &str = "s3cret-signing-key";
+
+/// Removes what changes from run to run (ids, clocks) anywhere in a document.
+pub fn stable(mut value: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for key in ["id", "event_id", "received_at", "sent_at", "duration_ms"] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
 }

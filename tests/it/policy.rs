@@ -1,15 +1,8 @@
 //! What Alertmanager's habits (re-sent groups, resolved alerts inside firing groups,
 //! several alerts about one workload) must and must not cause.
 
-use crate::support::{decisions, of_kind, Salve};
+use crate::support::{decisions, marker, of_kind, Salve};
 use serde_json::json;
-
-/// An exec command that appends its arguments, one line per run, to `{dir}/FILE`.
-fn marker(name: &str, file: &str) -> String {
-    format!(
-        "[exec.{name}]\nargv = [\"/bin/sh\", \"-c\", 'echo \"$*\" >> \"{{dir}}/{file}\"', \"sh\"]\n"
-    )
-}
 
 #[test]
 fn an_alert_resolved_inside_a_firing_group_reaches_rules_as_resolved_once() {

@@ -4,7 +4,9 @@
 //! unready `/-/ready`, never a 200 for something not committed.
 
 use crate::postgres_support::Postgres;
-use crate::support::{assert_check_refuses, decisions, native, of_kind, s, wait_until, Salve};
+use crate::support::{
+    assert_check_refuses, decisions, native, of_kind, s, wait_until, Salve, LIMITED,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -15,12 +17,6 @@ connect_timeout = "1s"
 
 [exec.mark]
 argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
-"#;
-
-const LIMITED: &str = r#"
-const MATCH = `alertname="Flapping"`;
-const LIMIT = "1 per 1h per target";
-fn plan(event) { [exec("mark", ["limited"])] }
 "#;
 
 /// salve on `pg`, the URL in a file with whitespace around it (as a Secret mounts it).

@@ -1,7 +1,7 @@
 //! Probes against real listeners this test starts: each failure class, thresholds both
 //! ways, and a probe → rule → `exec` that heals the target → resolved.
 
-use crate::support::{of_kind, s, wait_until, Salve};
+use crate::support::{closed_port, of_kind, s, wait_until, Salve};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -58,11 +58,6 @@ fn serve(answer: Answer) -> u16 {
         }
     });
     port
-}
-
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
 }
 
 fn probe_events<'a>(records: &'a [Value], probe: &str, status: &str) -> Vec<&'a Value> {
@@ -402,7 +397,20 @@ failure_threshold = 100
             == 2
             && crate::support::settled(r, 7)
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // The report counts each probe's checks: wait until the probes' own metric has two
+    // of each, rather than for a time that a slow machine may not fill.
+    wait_until("each probe to have checked twice", || {
+        ["up", "down"]
+            .iter()
+            .all(|probe| {
+                salve
+                    .metric(&format!(
+                        "salve_probe_duration_seconds_count{{probe=\"{probe}\"}}"
+                    ))
+                    .is_some_and(|checks| checks >= 2.0)
+            })
+            .then_some(())
+    });
     let over_http = salve.get("/api/v1/report?since=6h");
     assert_eq!(over_http.status, 200, "{:?}", over_http.body);
     salve.stop();

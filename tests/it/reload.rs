@@ -3,7 +3,7 @@
 //! changes is named in the answer, the log and `salve_config_restart_required`
 //! (issue 26, point 5: a `[[probe]]` added and reloaded only started after a restart).
 
-use crate::support::{of_kind, wait_until, Reply, Salve};
+use crate::support::{closed_port, of_kind, wait_until, Reply, Salve};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,11 +22,6 @@ fn counted_port() -> (u16, Arc<AtomicUsize>) {
         }
     });
     (port, count)
-}
-
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
 }
 
 fn tcp_probe(name: &str, port: u16) -> String {

@@ -1,17 +1,15 @@
 //! Rules that misbehave: a loop that never ends, a broken edit at reload.
 
-use crate::support::{decisions, native, of_kind, s, Salve};
+use crate::support::{decisions, marker, native, of_kind, s, Salve};
 use serde_json::json;
-
-const MARKER: &str =
-    "[exec.mark]\nargv = [\"/bin/sh\", \"-c\", 'echo \"$*\" >> \"{dir}/marks.txt\"', \"sh\"]\n";
 
 #[test]
 fn a_rule_that_loops_forever_is_cut_off_and_other_rules_still_act() {
     // Operations run out long before the wall-clock backstop, even in a debug build.
     let salve = Salve::builder()
         .config(&format!(
-            "[engine]\nrule_max_operations = 100000\n\n{MARKER}"
+            "[engine]\nrule_max_operations = 100000\n\n{}",
+            marker("mark", "marks.txt")
         ))
         .rule(
             "a-spins",
@@ -100,7 +98,10 @@ fn plan(event) {
 
 #[test]
 fn a_broken_reload_is_refused_and_the_running_rules_keep_acting() {
-    let salve = Salve::builder().config(MARKER).rule("old", MARK_N).start();
+    let salve = Salve::builder()
+        .config(&marker("mark", "marks.txt"))
+        .rule("old", MARK_N)
+        .start();
     assert_eq!(
         salve.metric("salve_config_last_reload_successful"),
         Some(1.0)

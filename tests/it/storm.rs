@@ -2,7 +2,7 @@
 //! limits, cooldowns, open breakers, windows) survives it and the restarts after it,
 //! from the checkpoint.
 
-use crate::support::{decisions, native, of_kind, s, wait_until, Salve};
+use crate::support::{decisions, native, of_kind, s, wait_until, Salve, LIMITED};
 use serde_json::{json, Value};
 
 const CONFIG: &str = r#"
@@ -25,12 +25,6 @@ argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
 
 [exec.broken]
 argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/tries.txt"; exit 1', "sh"]
-"#;
-
-const LIMITED: &str = r#"
-const MATCH = `alertname="Flapping"`;
-const LIMIT = "1 per 1h per target";
-fn plan(event) { [exec("mark", ["limited"])] }
 "#;
 
 const COOLING: &str = r#"
@@ -64,11 +58,6 @@ fn start() -> Salve {
         .rule("fixer", FIXER)
         .rule("muted", MUTED)
         .start()
-}
-
-fn post(salve: &Salve, labels: &[(&str, &str)]) {
-    let reply = salve.post_json("/api/v1/events", &native(labels));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
 /// The decisions recorded for events with this `n` label, as `decisions` prints them.
@@ -111,9 +100,9 @@ fn trail_holds_a_decision(salve: &Salve) -> bool {
 #[test]
 fn limits_cooldowns_breakers_and_windows_hold_after_a_storm_rotated_the_trail_away() {
     let mut salve = start();
-    post(&salve, &[("alertname", "Flapping"), ("n", "1")]);
-    post(&salve, &[("alertname", "Cooling"), ("n", "1")]);
-    post(&salve, &[("alertname", "Broken"), ("n", "1")]);
+    salve.post_event(&[("alertname", "Flapping"), ("n", "1")]);
+    salve.post_event(&[("alertname", "Cooling"), ("n", "1")]);
+    salve.post_event(&[("alertname", "Broken"), ("n", "1")]);
     let window = salve.post_json(
         "/api/v1/maintenance",
         &json!({
@@ -148,10 +137,10 @@ fn limits_cooldowns_breakers_and_windows_hold_after_a_storm_rotated_the_trail_aw
         "{rotated} rotated files kept with keep_files = 1"
     );
 
-    post(&salve, &[("alertname", "Flapping"), ("n", "2")]);
-    post(&salve, &[("alertname", "Cooling"), ("n", "2")]);
-    post(&salve, &[("alertname", "Broken"), ("n", "2")]);
-    post(&salve, &[("alertname", "Muted"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Flapping"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Cooling"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Broken"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Muted"), ("n", "2")]);
     let records = wait_until("the four new alerts to be decided", || {
         let records = salve.audit_json();
         (decided_for(&records, "2").len() == 4).then_some(records)
@@ -172,7 +161,7 @@ fn limits_cooldowns_breakers_and_windows_hold_after_a_storm_rotated_the_trail_aw
 #[test]
 fn a_damaged_checkpoint_is_warned_about_and_the_limit_still_holds() {
     let mut salve = start();
-    post(&salve, &[("alertname", "Flapping"), ("n", "1")]);
+    salve.post_event(&[("alertname", "Flapping"), ("n", "1")]);
     salve.wait_settled(1);
     salve.stop();
     let checkpoint = salve.data_dir().join("state.checkpoint");
@@ -187,7 +176,7 @@ fn a_damaged_checkpoint_is_warned_about_and_the_limit_still_holds() {
         "no warning:\n{}",
         salve.logs()
     );
-    post(&salve, &[("alertname", "Flapping"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Flapping"), ("n", "2")]);
     let records = salve.wait_settled(2);
     assert_eq!(
         decided_for(&records, "2"),

@@ -26,8 +26,16 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 /// A real Alertmanager payload from `tests/fixtures/alertmanager/`.
 pub fn fixture(name: &str) -> Value {
-    let path = fixture_path(name);
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    json_file(&fixture_path(name))
+}
+
+/// A Kubernetes object as the API server returns it, from `tests/fixtures/k8s/`.
+pub fn k8s_fixture(name: &str) -> Value {
+    json_file(&repo_dir().join("tests/fixtures/k8s").join(name))
+}
+
+fn json_file(path: &Path) -> Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -40,6 +48,7 @@ pub const FIXTURES: [&str; 5] = [
     "firing-subroute.json",
 ];
 
+/// A loopback port free when asked (another process may take it before it is bound).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -47,20 +56,56 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// Polls `probe` until it returns Some, or panics after [`PATIENCE`] with `what` and
-/// whatever `explain` says about the last state.
-pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
+/// A loopback port nothing listens on: a TCP check of it fails at once.
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+/// Polls `probe` until it returns Some, or panics after [`PATIENCE`] with `what`.
+pub fn wait_until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    wait_until_within(PATIENCE, what, probe)
+}
+
+/// [`wait_until`] with its own bound, for waits on slower real systems (Docker).
+pub fn wait_until_within<T>(
+    patience: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(v) = probe() {
             return v;
         }
         if Instant::now() >= deadline {
-            panic!("gave up after {PATIENCE:?} waiting for: {what}");
+            panic!("gave up after {patience:?} waiting for: {what}");
         }
         std::thread::sleep(Duration::from_millis(40));
     }
 }
+
+/// An exec command that appends its arguments, one line per run, to `{dir}/FILE`.
+pub fn marker(name: &str, file: &str) -> String {
+    format!(
+        "[exec.{name}]\nargv = [\"/bin/sh\", \"-c\", 'echo \"$*\" >> \"{{dir}}/{file}\"', \"sh\"]\n"
+    )
+}
+
+/// Marks (with the `mark` command) the container of every `ContainerDown` alert.
+pub const MARK_CONTAINER: &str = r#"
+const MATCH = `alertname="ContainerDown"`;
+
+fn plan(event) {
+    [exec("mark", [event.labels.container])]
+}
+"#;
+
+/// `Flapping` marks `limited` (with the `mark` command) once an hour per target.
+pub const LIMITED: &str = r#"
+const MATCH = `alertname="Flapping"`;
+const LIMIT = "1 per 1h per target";
+fn plan(event) { [exec("mark", ["limited"])] }
+"#;
 
 /// Files to write into a test's folder before salve starts.
 #[derive(Default)]
@@ -121,6 +166,28 @@ impl Builder {
 
     /// Writes the files without starting the server (for CLI-only tests).
     pub fn write(self) -> Salve {
+        let dir = self.write_folder();
+        Salve {
+            dir,
+            port: 0,
+            child: None,
+            starts: 0,
+            env: self.env,
+            args: self.args,
+            dry_run: self.dry_run,
+            open_files: self.open_files,
+            addresses_in_file: self.addresses_in_file,
+            scheme: "http",
+            client: reqwest::blocking::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// Writes `salve.toml`, `rules/` and `data/` into a new temp folder, for a test that
+    /// runs salve in its own process (`api_router`) and needs no HTTP client.
+    pub fn write_folder(&self) -> tempfile::TempDir {
         let dir = tempfile::Builder::new()
             .prefix("salve-it-")
             .tempdir()
@@ -139,22 +206,7 @@ impl Builder {
             fs::write(root.join("rules").join(format!("{name}.rhai")), source)
                 .expect("write a rule");
         }
-        Salve {
-            dir,
-            port: 0,
-            child: None,
-            starts: 0,
-            env: self.env,
-            args: self.args,
-            dry_run: self.dry_run,
-            open_files: self.open_files,
-            addresses_in_file: self.addresses_in_file,
-            scheme: "http",
-            client: reqwest::blocking::Client::builder()
-                .timeout(PATIENCE)
-                .build()
-                .expect("HTTP client"),
-        }
+        dir
     }
 
     /// Writes the files and starts `salve serve`, returning once it is ready.
@@ -383,6 +435,12 @@ impl Salve {
 
     pub fn post_json(&self, path: &str, body: &Value) -> Reply {
         self.reply(self.client.post(self.url(path)).json(body).send())
+    }
+
+    /// Posts one native event with these labels; it must be accepted.
+    pub fn post_event(&self, labels: &[(&str, &str)]) {
+        let reply = self.post_json("/api/v1/events", &native(labels));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
 
     /// Posts a fixture exactly as stored (the bytes Alertmanager's payload became).
@@ -706,49 +764,4 @@ pub fn native(labels: &[(&str, &str)]) -> Value {
         .map(|(k, v)| (k.to_string(), Value::from(*v)))
         .collect();
     serde_json::json!({ "labels": labels })
-}
-
-/// A small tmpfs mounted over a folder (as root), unmounted on drop: a disk that fills.
-pub struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    pub fn mount(path: &Path, size: &str) -> Tmpfs {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .expect("run mount (util-linux)");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs on {} (the disk-full tests need root): {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs {
-            path: path.to_path_buf(),
-        }
-    }
-
-    /// Fills what is left with one file, which `free` removes.
-    pub fn fill(&self) {
-        let filler = self.path.join("filler");
-        let mut file = File::create(&filler).expect("create the filler");
-        for size in [64 * 1024, 4096, 1] {
-            let block = vec![0u8; size];
-            while std::io::Write::write_all(&mut file, &block).is_ok() {}
-        }
-        let _ = file.sync_all();
-    }
-
-    pub fn free(&self) {
-        fs::remove_file(self.path.join("filler")).expect("remove the filler");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
 }

@@ -67,11 +67,6 @@ fn as_format_1(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn send(salve: &Salve, labels: &[(&str, &str)]) {
-    let reply = salve.post_json("/api/v1/events", &native(labels));
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-}
-
 fn decision_of<'a>(records: &'a [Value], event_id: &Value) -> Vec<&'a Value> {
     of_kind(records, "decision")
         .into_iter()
@@ -96,7 +91,7 @@ fn an_upgrade_over_a_previous_format_checkpoint_keeps_limits_breakers_windows_an
     let mut limited = native(&[("alertname", "Limited"), ("n", "1")]);
     limited["starts_at"] = json!("2026-12-07T01:00:00Z");
     assert_eq!(salve.post_json("/api/v1/events", &limited).status, 200);
-    send(&salve, &[("alertname", "Broken")]);
+    salve.post_event(&[("alertname", "Broken")]);
     let records = salve.wait_settled(2);
     assert_eq!(
         of_kind(&records, "outcome")
@@ -109,7 +104,7 @@ fn an_upgrade_over_a_previous_format_checkpoint_keeps_limits_breakers_windows_an
     // Enough traffic to rotate the trail past keep_files: the records above are then
     // only in the checkpoint.
     for i in 0..150 {
-        send(&salve, &[("alertname", "Padding"), ("i", &i.to_string())]);
+        salve.post_event(&[("alertname", "Padding"), ("i", &i.to_string())]);
     }
     salve.wait_settled(152);
     salve.stop();
@@ -146,9 +141,9 @@ fn an_upgrade_over_a_previous_format_checkpoint_keeps_limits_breakers_windows_an
     // The same episode again, the limited target again, the broken one, the muted one.
     let before = of_kind(&salve.audit_json(), "evaluated").len();
     assert_eq!(salve.post_json("/api/v1/events", &limited).status, 200);
-    send(&salve, &[("alertname", "Limited"), ("n", "2")]);
-    send(&salve, &[("alertname", "Broken"), ("again", "yes")]);
-    send(&salve, &[("alertname", "Muted")]);
+    salve.post_event(&[("alertname", "Limited"), ("n", "2")]);
+    salve.post_event(&[("alertname", "Broken"), ("again", "yes")]);
+    salve.post_event(&[("alertname", "Muted")]);
     let records = salve.wait_for_audit("the four decided", |r| {
         of_kind(r, "evaluated").len() >= before + 4
     });

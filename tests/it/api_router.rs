@@ -1,0 +1,335 @@
+//! The API's error shapes and credentials, driven through `api::app` with
+//! `tower::ServiceExt::oneshot`: no socket, no child process, one request a call. What
+//! a client sees break (a status, `{"error", "detail"}`, a header) is compared whole.
+
+use crate::support::{native, Salve};
+use axum::body::Body;
+use axum::Router;
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, Request};
+use http_body_util::BodyExt;
+use salve::engine::{self, Engine, Overrides, ServeOptions};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// A rule for the events these tests post, so that they are queued (and counted
+/// against `max_backlog`) rather than recorded as unmatched.
+const NOTE: &str = r#"
+const MATCH = `alertname="Note"`;
+fn plan(event) { [] }
+"#;
+
+/// An engine started on a test folder, and its API as a router.
+struct Api {
+    app: Router,
+    engine: Arc<Engine>,
+    // Holds the folder (config, rules, data) for as long as the engine runs.
+    _folder: tempfile::TempDir,
+}
+
+/// A reply: status, headers and body (JSON when it parses, else a JSON string).
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    /// Starts the engine as `salve serve` does, on `config` (and `files` written into
+    /// the folder first, `{dir}` in the config naming it), without listening anywhere.
+    async fn start(config: &str, files: &[(&str, &str)]) -> Api {
+        let folder = Salve::builder()
+            .config(config)
+            .rule("note", NOTE)
+            .write_folder();
+        let dir: &Path = folder.path();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write a file the config names");
+        }
+        let overrides = Overrides {
+            rules_dir: Some(dir.join("rules")),
+            data_dir: Some(dir.join("data")),
+            ..Overrides::default()
+        };
+        let config_path = dir.join("salve.toml");
+        let runtime = overrides
+            .load(Some(&config_path))
+            .unwrap_or_else(|e| panic!("load {}: {e}", config_path.display()));
+        let options = ServeOptions {
+            config_path: Some(config_path),
+            overrides,
+            clock: engine::system_clock(),
+        };
+        let engine = engine::start(runtime, options)
+            .await
+            .unwrap_or_else(|e| panic!("start the engine: {e}"));
+        Api {
+            app: salve::api::app(engine.clone()),
+            engine,
+            _folder: folder,
+        }
+    }
+
+    async fn call(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read the answer's body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, content_type: &str, body: impl Into<Body>) -> Answer {
+        self.call(
+            Request::post(path)
+                .header(CONTENT_TYPE, content_type)
+                .body(body.into())
+                .expect("a request"),
+        )
+        .await
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.post(path, "application/json", body.to_string()).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Request::get(path).body(Body::empty()).expect("a request"))
+            .await
+    }
+}
+
+impl Answer {
+    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_a_400_with_its_line_and_column() {
+    let api = Api::start("", &[]).await;
+    let answer = api
+        .post(
+            "/api/v1/alertmanager",
+            "application/json",
+            "{\n  \"status\": \"firing\",\n  \"alerts\": [\n}",
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.body["detail"], json!({ "line": 4, "column": 1 }));
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("malformed JSON at line 4, column 1:")),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_of_the_wrong_shape_is_a_422_naming_the_field() {
+    let api = Api::start("", &[]).await;
+    let answer = api
+        .post_json(
+            "/api/v1/alertmanager",
+            &json!({ "status": "firing", "alerts": [{ "labels": {} }] }),
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "field `alerts[0]`: missing field `status`",
+            "detail": { "field": "alerts[0]" }
+        })
+    );
+
+    let answer = api
+        .post_json("/api/v1/events", &json!({ "labels": {} }))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "field `labels`: an event needs at least one label",
+            "detail": { "field": "labels" }
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_a_413_and_another_media_type_a_415() {
+    let api = Api::start("[api]\nmax_body_bytes = 1024\n", &[]).await;
+    let mut big = b"{\"padding\": \"".to_vec();
+    big.resize(2048 - 2, b'x');
+    big.extend_from_slice(b"\"}");
+    let answer = api
+        .post("/api/v1/alertmanager", "application/json", big)
+        .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({ "error": "request body is larger than the configured limit (api.max_body_bytes)" })
+    );
+
+    let answer = api
+        .post(
+            "/api/v1/events",
+            "text/plain",
+            native(&[("alertname", "Note")]).to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, 415, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({ "error": "expected Content-Type: application/json, got \"text/plain\"" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_audit_kind_or_replay_assume_is_a_400_listing_the_accepted_values() {
+    let api = Api::start("", &[]).await;
+    let answer = api.get("/api/v1/audit?kind=decisions").await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "kind: \"decisions\" is not a record kind (one of received, decision, \
+                      outcome, rule_error, evaluated, maintenance, reload, reconsidered)",
+            "detail": {
+                "field": "kind",
+                "accepted": ["received", "decision", "outcome", "rule_error", "evaluated",
+                             "maintenance", "reload", "reconsidered"],
+            },
+        })
+    );
+    assert_eq!(api.get("/api/v1/audit?kind=reload").await.status, 200);
+
+    let answer = api
+        .post_json("/api/v1/replay", &json!({ "assume": "sometimes" }))
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "field `assume`: \"sometimes\" is not an outcome to assume (one of ok, failed)",
+            "detail": { "field": "assume", "accepted": ["ok", "failed"] },
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_route_is_a_404_and_a_wrong_method_a_405_naming_the_allowed_ones() {
+    let api = Api::start("", &[]).await;
+    let answer = api.get("/api/v1/nothing-here").await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert_eq!(answer.body, json!({ "error": "no such endpoint" }));
+
+    let answer = api.get("/api/v1/events").await;
+    assert_eq!(answer.status, 405, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "/api/v1/events does not take GET; it takes POST",
+            "detail": { "allow": ["POST"] },
+        })
+    );
+    assert_eq!(answer.header(ALLOW), Some("POST"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_is_required_on_the_api_but_not_on_health_and_metrics() {
+    let api = Api::start(
+        "[api]\nbearer_token_file = \"{dir}/token\"\n",
+        &[("token", "router-token\n")],
+    )
+    .await;
+    let rules = |authorization: Option<&str>| {
+        let mut request = Request::get("/api/v1/rules");
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request.body(Body::empty()).expect("a request")
+    };
+    for refused in [None, Some("Bearer wrong"), Some("Basic cm91dGVyLXRva2Vu")] {
+        let answer = api.call(rules(refused)).await;
+        assert_eq!(answer.status, 401, "{refused:?}: {}", answer.body);
+        assert_eq!(
+            answer.body,
+            json!({ "error": "missing or wrong credentials" })
+        );
+        assert_eq!(answer.header(WWW_AUTHENTICATE), Some("Bearer"));
+    }
+    // The scheme is compared without regard to case (RFC 9110).
+    for accepted in ["Bearer router-token", "bearer router-token"] {
+        let answer = api.call(rules(Some(accepted))).await;
+        assert_eq!(answer.status, 200, "{accepted}: {}", answer.body);
+    }
+    for open in ["/-/healthy", "/-/ready", "/metrics"] {
+        assert_eq!(api.get(open).await.status, 200, "{open}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_is_required_with_its_realm_when_configured() {
+    let api = Api::start(
+        "[api]\nbasic_auth_username = \"salve\"\nbasic_auth_password_file = \"{dir}/password\"\n",
+        &[("password", "hunter2")],
+    )
+    .await;
+    let audit = |authorization: &str| {
+        Request::get("/api/v1/audit")
+            .header(AUTHORIZATION, authorization)
+            .body(Body::empty())
+            .expect("a request")
+    };
+    // base64("salve:wrong"), then base64("salve:hunter2").
+    let answer = api.call(audit("Basic c2FsdmU6d3Jvbmc=")).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(
+        answer.header(WWW_AUTHENTICATE),
+        Some("Basic realm=\"salve\"")
+    );
+    let answer = api.call(audit("Basic c2FsdmU6aHVudGVyMg==")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_the_backlog_takes_or_a_stopping_salve_is_a_503_with_retry_after() {
+    let api = Api::start("[engine]\nmax_backlog = 1\n", &[]).await;
+    let two = json!([
+        native(&[("alertname", "Note"), ("n", "1")]),
+        native(&[("alertname", "Note"), ("n", "2")])
+    ]);
+    let answer = api.post_json("/api/v1/events", &two).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let seconds: u64 = answer
+        .header(RETRY_AFTER)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After in whole seconds: {:?}", answer.headers));
+    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+
+    api.engine.begin_stop();
+    let answer = api
+        .post_json("/api/v1/events", &native(&[("alertname", "Note")]))
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header(RETRY_AFTER), Some("5"));
+}
