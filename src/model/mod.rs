@@ -12,6 +12,7 @@ mod maintenance;
 mod outcome;
 pub mod rate;
 mod secret;
+mod setting;
 
 pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
@@ -20,5 +21,8 @@ pub use history::History;
 pub use intent::{Action, Backend, Intent, K8sKind, Params, Target, TargetParseError};
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report};
-pub use rate::{duration_setting, earlier, format_duration, later, parse_duration, RateLimit};
+pub use rate::{
+    earlier, format_duration, later, parse_duration, HumanDuration, RateForm, RateLimit,
+};
 pub use secret::{read_secret, Secret};
+pub use setting::{secret_setting, InvalidSetting};
