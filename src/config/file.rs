@@ -25,6 +25,8 @@ use std::time::Duration;
 pub struct ConfigFile {
     /// Address the HTTP API listens on. Default `127.0.0.1:9095`. Read at start: a
     /// reload names a change among the settings that need a restart.
+    #[serde(deserialize_with = "socket_address")]
+    #[schemars(with = "String")]
     pub listen: SocketAddr,
     /// Where the audit trail lives. Default `data`. Read at start: a reload names a
     /// change among the settings that need a restart.
@@ -66,6 +68,13 @@ pub struct ConfigFile {
 /// The address salve listens on when the file names none.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9095);
+
+/// `listen`, an error quoting what was written.
+fn socket_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("invalid address {text:?}: {e}")))
+}
 
 impl Default for ConfigFile {
     fn default() -> ConfigFile {

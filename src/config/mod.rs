@@ -231,3 +231,98 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> String {
+        match Config::parse(text, Path::new("salve.toml")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_shape_is_refused_at_its_key_line_and_column() {
+        assert_eq!(
+            refused("[policy]\ndedup_ttl = \"soon\"\n"),
+            "salve.toml:2:13: policy.dedup_ttl: invalid duration \"soon\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")"
+        );
+        assert_eq!(
+            refused("[[probe]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n[[probe]]\nname = \"b\"\ntcp = \"127.0.0.1:2\"\ninterval = \"often\"\n"),
+            "salve.toml:7:12: probe[1].interval: invalid duration \"often\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")"
+        );
+        assert!(refused("[limits]\nrestart = \"5 a minute\"\n")
+            .contains("limits.restart: invalid rate \"5 a minute\""));
+    }
+
+    #[test]
+    fn a_channel_names_its_key_in_full_and_refuses_the_keys_of_another_type() {
+        let refusal = refused("[notify.ops]\ntype = \"log\"\nurl = \"http://x/\"\n");
+        assert!(
+            refusal.ends_with("notify.ops.url: does not apply to a channel of type \"log\""),
+            "{refusal}"
+        );
+        let refusal = refused("[notify.ops]\ntype = \"log\"\nbackof = \"1s\"\n");
+        assert!(
+            refusal.contains("notify.ops.backof: unknown field `backof`"),
+            "{refusal}"
+        );
+        let refusal = refused("[notify.ops]\nurl = \"http://x/\"\n");
+        assert!(
+            refusal.ends_with("notify.ops: missing field `type`"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_one_place_and_a_written_value_replaces_them() {
+        let config = Config::parse("", Path::new("empty.toml")).expect("an empty file");
+        let file = ConfigFile::default();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.policy.dedup_ttl, file.policy.dedup_ttl.get());
+        assert_eq!(config.shutdown_grace, file.engine.shutdown_grace.get());
+        assert_eq!(config.quarantine.after, 5);
+        let config = Config::parse("[policy]\ndedup_ttl = \"2h\"\n", Path::new("salve.toml"))
+            .expect("valid");
+        assert_eq!(config.policy.dedup_ttl, Duration::from_secs(7200));
+        assert_eq!(config.policy.firing_ttl, file.policy.firing_ttl.get());
+    }
+
+    #[test]
+    fn quarantine_after_in_the_old_form_is_read_with_a_warning_naming_the_new_one() {
+        let config = Config::parse(
+            "[engine]\nquarantine_after = \"3 in 2m\"\n",
+            Path::new("salve.toml"),
+        )
+        .expect("the old form is still read");
+        assert_eq!(
+            (config.quarantine.after, config.quarantine.within),
+            (3, Duration::from_secs(120))
+        );
+        assert_eq!(
+            config.warnings,
+            ["engine.quarantine_after: \"3 in 2m\" is the old form; write it \"3 per 2m\", as every rate in salve"]
+        );
+        let config = Config::parse(
+            "[engine]\nquarantine_after = \"3 per 2m\"\n",
+            Path::new("salve.toml"),
+        )
+        .expect("the one grammar");
+        assert_eq!(config.quarantine.within, Duration::from_secs(120));
+        assert!(config.warnings.is_empty());
+        assert!(
+            refused("[engine]\nquarantine_after = \"0 per 1m\"\n").ends_with(
+                "engine.quarantine_after: \"0 per 1m\": the count must be a whole number above 0"
+            )
+        );
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_valid() {
+        let config = Config::defaults();
+        assert_eq!(config.notify.len(), 2);
+        assert!(config.warnings.is_empty());
+    }
+}

@@ -281,4 +281,50 @@ mod tests {
             now + chrono::Duration::seconds(60)
         );
     }
+
+    #[test]
+    fn the_old_form_of_a_rate_is_read_and_said_to_be_old() {
+        assert_eq!(
+            RateLimit::parse_either_form("5 in 1m"),
+            Ok((
+                RateLimit {
+                    count: 5,
+                    window: Duration::from_secs(60),
+                    per_target: false
+                },
+                RateForm::OldIn
+            ))
+        );
+        assert_eq!(
+            RateLimit::parse_either_form("5 per 1m").map(|(_, form)| form),
+            Ok(RateForm::Per)
+        );
+        assert_eq!(
+            RateLimit::parse_either_form("5 in soon").map_err(|e| e.message),
+            Err("invalid rate \"5 in soon\": invalid duration \"soon\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")".into())
+        );
+    }
+
+    #[test]
+    fn durations_and_rates_deserialize_from_what_people_write_and_serialize_back() {
+        #[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+        struct Written {
+            every: HumanDuration,
+            limit: RateLimit,
+        }
+        let written: Written =
+            toml::from_str("every = \"1h30m\"\nlimit = \"3 per 15m per target\"\n").expect("valid");
+        assert_eq!(written.every, HumanDuration::from_secs(5400));
+        assert!(written.limit.per_target);
+        assert_eq!(
+            toml::to_string(&written).expect("serializes"),
+            "every = \"1h30m\"\nlimit = \"3 per 15m per target\"\n"
+        );
+        let refused = toml::from_str::<Written>("every = \"soon\"\nlimit = \"1 per 1m\"\n")
+            .map_err(|e| e.message().to_string());
+        assert_eq!(
+            refused,
+            Err("invalid duration \"soon\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")".into())
+        );
+    }
 }

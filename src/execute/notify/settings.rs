@@ -224,8 +224,15 @@ impl NotifyConfig {
                     type_name.as_str()
                 )
             } else {
-                let known: Vec<&String> = common_keys.iter().chain(&own_keys).collect();
-                format!("unknown field, expected one of {known:?}")
+                let known: Vec<String> = common_keys
+                    .iter()
+                    .chain(&own_keys)
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                format!(
+                    "unknown field `{key}`, expected one of {}",
+                    known.join(", ")
+                )
             };
             return Err(InvalidSetting::new(key.clone(), message));
         }
