@@ -2,6 +2,7 @@
 //! and its validation into a [`NotifyChannel`], secrets read, every error naming the
 //! key at fault.
 
+use crate::model::rate::ParseError;
 use crate::model::{secret_setting, HumanDuration, InvalidSetting, RateLimit, Secret};
 use crate::template;
 use schemars::JsonSchema;
@@ -276,15 +277,16 @@ impl<'de> Deserialize<'de> for NotifyConfig {
 pub struct ChannelRate(pub RateLimit);
 
 impl ChannelRate {
-    fn parse(text: &str) -> Result<ChannelRate, String> {
-        let rate = RateLimit::parse(text).map_err(|e| e.message)?;
+    fn parse(text: &str) -> Result<ChannelRate, ParseError> {
+        let refused = |message: String| ParseError { message };
+        let rate = RateLimit::parse(text)?;
         if text.split_whitespace().count() != 3 {
-            return Err(format!(
+            return Err(refused(format!(
                 "{text:?}: a channel's rate counts every message to it; write it like \"30 per 1m\""
-            ));
+            )));
         }
         if rate.count == 0 {
-            return Err(format!("{text:?}: at least 1 message per window"));
+            return Err(refused(format!("{text:?}: at least 1 message per window")));
         }
         Ok(ChannelRate(rate))
     }
