@@ -236,6 +236,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config_path = default_config_path(args.config);
     match Runtime::load(config_path.as_deref(), args.rules.as_deref(), false) {
         Ok(runtime) => {
+            for warning in &runtime.config.warnings {
+                eprintln!("warning: {warning}\n");
+            }
             for warning in runtime.rules.warnings() {
                 eprintln!("{warning}\n");
             }

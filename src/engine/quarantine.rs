@@ -2,17 +2,48 @@
 //! for a while, so it cannot spend every round's budget again and again. Released after
 //! the cool-off or by a reload.
 
-use crate::model::{earlier, later};
+use crate::model::{earlier, later, InvalidSetting, RateLimit};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-/// `[engine] quarantine_after = "5 in 1m"` and `quarantine_for`.
+/// `[engine] quarantine_after = "5 per 1m"` and `quarantine_for`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuarantineSettings {
     pub after: usize,
     pub within: Duration,
     pub cool_off: Duration,
+}
+
+impl QuarantineSettings {
+    /// Validates `quarantine_after` (a count above 0, no split by target) with
+    /// `quarantine_for`.
+    pub fn new(rate: RateLimit, cool_off: Duration) -> Result<QuarantineSettings, InvalidSetting> {
+        let key = "engine.quarantine_after";
+        if rate.count == 0 {
+            return Err(InvalidSetting::new(
+                key,
+                format!(
+                    "{:?}: the count must be a whole number above 0",
+                    rate.to_string()
+                ),
+            ));
+        }
+        if rate.per_target {
+            return Err(InvalidSetting::new(
+                key,
+                format!(
+                    "{:?}: a rule is quarantined whatever its targets; write it like \"5 per 1m\"",
+                    rate.to_string()
+                ),
+            ));
+        }
+        Ok(QuarantineSettings {
+            after: rate.count as usize,
+            within: rate.window,
+            cool_off,
+        })
+    }
 }
 
 #[derive(Debug, Default)]

@@ -1,9 +1,8 @@
 //! Named commands from config: argv without a shell, a timeout, a clean environment.
 
 use super::{ActionContext, Executor};
-use crate::model::duration_setting;
-use crate::model::Outcome;
 use crate::model::{Backend, Intent, Target};
+use crate::model::{HumanDuration, InvalidSetting, Outcome};
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,13 +19,19 @@ pub struct ExecConfig {
     /// Program and arguments; no shell is involved. A rule's args are appended.
     pub argv: Vec<String>,
     /// Killed after this long. Default `30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    #[serde(default = "ExecConfig::default_timeout")]
+    pub timeout: HumanDuration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<PathBuf>,
     /// Names of salve's environment variables passed to the command; nothing else is.
     #[serde(default)]
     pub env: Vec<String>,
+}
+
+impl ExecConfig {
+    fn default_timeout() -> HumanDuration {
+        HumanDuration::from_secs(30)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,20 +45,17 @@ pub struct ExecCommand {
 
 impl ExecCommand {
     /// Validates `[exec.NAME]`.
-    pub fn from_config(name: &str, cmd: &ExecConfig) -> Result<ExecCommand, String> {
-        if cmd.argv.is_empty() || cmd.argv[0].is_empty() {
-            return Err(format!(
-                "exec.{name}.argv: needs at least the program to run"
+    pub fn from_config(name: &str, cmd: &ExecConfig) -> Result<ExecCommand, InvalidSetting> {
+        if cmd.argv.first().is_none_or(String::is_empty) {
+            return Err(InvalidSetting::new(
+                format!("exec.{name}.argv"),
+                "needs at least the program to run",
             ));
         }
         Ok(ExecCommand {
             name: name.to_string(),
             argv: cmd.argv.clone(),
-            timeout: duration_setting(
-                &format!("exec.{name}.timeout"),
-                &cmd.timeout,
-                Duration::from_secs(30),
-            )?,
+            timeout: cmd.timeout.get(),
             working_dir: cmd.working_dir.clone(),
             env: cmd.env.clone(),
         })

@@ -12,6 +12,7 @@ mod maintenance;
 mod outcome;
 pub mod rate;
 mod secret;
+mod setting;
 
 pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
@@ -22,5 +23,8 @@ pub use intent::{
 };
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report, SkipReason};
-pub use rate::{duration_setting, earlier, format_duration, later, parse_duration, RateLimit};
+pub use rate::{
+    earlier, format_duration, later, parse_duration, HumanDuration, RateForm, RateLimit,
+};
 pub use secret::{read_secret, Secret, SecretError};
+pub use setting::{secret_setting, InvalidSetting};

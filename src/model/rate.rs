@@ -1,6 +1,9 @@
 //! Durations and rates written by people ("15m", "3 per 15m per target"), parsed once.
 
 use chrono::{DateTime, Utc};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -50,18 +53,63 @@ pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// A duration setting of the config: `default` when absent, else parsed, an error
-/// naming the key (`exec.restart-web.timeout: invalid duration ...`).
-pub fn duration_setting(
-    key: &str,
-    value: &Option<String>,
-    default: Duration,
-) -> Result<Duration, String> {
-    match value {
-        None => Ok(default),
-        Some(v) => parse_duration(v).map_err(|e| format!("{key}: {e}")),
+/// A duration as people write it in `salve.toml` ("30s", "15m", "1h30m", "250ms"),
+/// parsed when the file is read, so a bad one fails there naming its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn from_secs(secs: u64) -> HumanDuration {
+        HumanDuration(Duration::from_secs(secs))
+    }
+
+    pub const fn from_millis(millis: u64) -> HumanDuration {
+        HumanDuration(Duration::from_millis(millis))
+    }
+
+    pub const fn get(self) -> Duration {
+        self.0
     }
 }
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration: a number and a unit (ms, s, m, h, d, w, y), e.g. \"30s\", \"15m\", \"1h30m\"; at most 100y.",
+            "pattern": DURATION_PATTERN,
+        })
+    }
+}
+
+/// What the schema accepts as a duration; the parser is the judge, this only guides
+/// editors.
+const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*[a-zA-Zµ]+\s*)+$";
 
 /// Prints a duration the way people write them ("15m", "1h30m", "250ms").
 pub fn format_duration(d: Duration) -> String {
@@ -106,6 +154,64 @@ impl RateLimit {
         })
     }
 }
+
+/// How a rate was written: salve's one grammar, or the form `[engine] quarantine_after`
+/// had before ("5 in 1m"), still read so that an old file keeps working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateForm {
+    /// "N per WINDOW".
+    Per,
+    /// "N in WINDOW": read as "N per WINDOW", with a warning naming that form.
+    OldIn,
+}
+
+impl RateLimit {
+    /// As [`RateLimit::parse`], and also "N in WINDOW", the old form of
+    /// `quarantine_after`; says which form it read, so its caller can warn.
+    pub fn parse_either_form(input: &str) -> Result<(RateLimit, RateForm), ParseError> {
+        let words: Vec<&str> = input.split_whitespace().collect();
+        match words.as_slice() {
+            [count, "in", window] => {
+                let rate =
+                    RateLimit::parse(&format!("{count} per {window}")).map_err(|e| ParseError {
+                        message: e.message.replace(&format!("{count} per {window}"), input),
+                    })?;
+                Ok((rate, RateForm::OldIn))
+            }
+            _ => Ok((RateLimit::parse(input)?, RateForm::Per)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RateLimit, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RateLimit::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for RateLimit {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for RateLimit {
+    fn schema_name() -> Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A count per window: \"5 per 1m\", or \"3 per 15m per target\" where a split by target applies.",
+            "pattern": RATE_PATTERN,
+        })
+    }
+}
+
+/// What the schema accepts as a rate; the parser is the judge, this only guides editors.
+const RATE_PATTERN: &str = r"^\s*[0-9]+\s+per\s+\S+(\s+per\s+(target|rule))?\s*$";
 
 impl fmt::Display for RateLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,6 +279,52 @@ mod tests {
         assert_eq!(
             later(now, Duration::from_secs(60)),
             now + chrono::Duration::seconds(60)
+        );
+    }
+
+    #[test]
+    fn the_old_form_of_a_rate_is_read_and_said_to_be_old() {
+        assert_eq!(
+            RateLimit::parse_either_form("5 in 1m"),
+            Ok((
+                RateLimit {
+                    count: 5,
+                    window: Duration::from_secs(60),
+                    per_target: false
+                },
+                RateForm::OldIn
+            ))
+        );
+        assert_eq!(
+            RateLimit::parse_either_form("5 per 1m").map(|(_, form)| form),
+            Ok(RateForm::Per)
+        );
+        assert_eq!(
+            RateLimit::parse_either_form("5 in soon").map_err(|e| e.message),
+            Err("invalid rate \"5 in soon\": invalid duration \"soon\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")".into())
+        );
+    }
+
+    #[test]
+    fn durations_and_rates_deserialize_from_what_people_write_and_serialize_back() {
+        #[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+        struct Written {
+            every: HumanDuration,
+            limit: RateLimit,
+        }
+        let written: Written =
+            toml::from_str("every = \"1h30m\"\nlimit = \"3 per 15m per target\"\n").expect("valid");
+        assert_eq!(written.every, HumanDuration::from_secs(5400));
+        assert!(written.limit.per_target);
+        assert_eq!(
+            toml::to_string(&written).expect("serializes"),
+            "every = \"1h30m\"\nlimit = \"3 per 15m per target\"\n"
+        );
+        let refused = toml::from_str::<Written>("every = \"soon\"\nlimit = \"1 per 1m\"\n")
+            .map_err(|e| e.message().to_string());
+        assert_eq!(
+            refused,
+            Err("invalid duration \"soon\": expected number at 0 (write it like \"30s\", \"15m\" or \"1h\")".into())
         );
     }
 }

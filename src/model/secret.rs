@@ -32,13 +32,6 @@ pub enum SecretError {
     EnvUnset { key: String, var: String },
 }
 
-/// Settings whose errors are still text take a secret's error as its message.
-impl From<SecretError> for String {
-    fn from(e: SecretError) -> String {
-        e.to_string()
-    }
-}
-
 /// Reads a secret from a file (trailing newline dropped) or an environment variable.
 pub fn read_secret(
     key: &str,

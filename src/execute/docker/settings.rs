@@ -1,38 +1,50 @@
 //! `[docker]`: where the engine is, whether to follow its events, how long to verify.
 
-use crate::model::duration_setting;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::model::rate::ParseError;
+use crate::model::HumanDuration;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
     /// Engine address: `unix:///var/run/docker.sock` (default: DOCKER_HOST or the local
     /// socket), `tcp://HOST:2376` (TLS when `cert_path` is set) or `https://HOST:2376`.
     /// Read at start, as are `cert_path` and `events`: a reload names a change among the
     /// settings that need a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Folder with `ca.pem`, `cert.pem` and `key.pem` (as DOCKER_CERT_PATH) for TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_path: Option<PathBuf>,
     /// Follow the engine's events (health, die, oom). Default: whenever the engine is
     /// reachable. `true` makes an unreachable engine keep `/-/ready` at 503.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<bool>,
     /// The label a container (or Swarm service) must carry for salve to act on it or
     /// follow its events: `key` or `key=value`. Default `salve.enable=true`, as
     /// docker-autoheal's opt-in; `"all"` opts in every container on the host. Actions
     /// use a new label after a reload; the event stream is filtered by the one salve
     /// started with until a restart (a reload names it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub label: OptIn,
     /// How long a restart may take to come back running (and healthy). Default `60s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_timeout: Option<String>,
+    pub verify_timeout: HumanDuration,
+}
+
+impl Default for DockerConfig {
+    fn default() -> DockerConfig {
+        DockerConfig {
+            host: None,
+            cert_path: None,
+            events: None,
+            label: OptIn::default(),
+            verify_timeout: HumanDuration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +76,7 @@ impl Default for OptIn {
 }
 
 impl OptIn {
-    fn parse(text: &str) -> Result<OptIn, String> {
+    fn parse(text: &str) -> Result<OptIn, ParseError> {
         if text == "all" {
             return Ok(OptIn::Everything);
         }
@@ -73,9 +85,9 @@ impl OptIn {
             None => (text, None),
         };
         if key.trim().is_empty() || key.trim() != key {
-            return Err(format!(
-                "docker.label: {text:?} is not a label (`key`, `key=value`, or \"all\")"
-            ));
+            return Err(ParseError {
+                message: format!("{text:?} is not a label (`key`, `key=value`, or \"all\")"),
+            });
         }
         Ok(OptIn::Label {
             key: key.to_string(),
@@ -115,25 +127,42 @@ impl std::fmt::Display for OptIn {
     }
 }
 
+impl<'de> Deserialize<'de> for OptIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OptIn, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OptIn::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for OptIn {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for OptIn {
+    fn schema_name() -> Cow<'static, str> {
+        "OptIn".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A label `key` or `key=value`, or \"all\".",
+        })
+    }
+}
+
 impl DockerSettings {
-    /// Validates `[docker]`.
-    pub fn from_config(d: &DockerConfig) -> Result<DockerSettings, String> {
-        Ok(DockerSettings {
+    /// `[docker]`, every value of which was checked as the file was read.
+    pub fn from_config(d: &DockerConfig) -> DockerSettings {
+        DockerSettings {
             host: d.host.clone(),
             cert_path: d.cert_path.clone(),
             events: d.events,
-            label: d
-                .label
-                .as_deref()
-                .map(OptIn::parse)
-                .transpose()?
-                .unwrap_or_default(),
-            verify_timeout: duration_setting(
-                "docker.verify_timeout",
-                &d.verify_timeout,
-                Duration::from_secs(60),
-            )?,
-        })
+            label: d.label.clone(),
+            verify_timeout: d.verify_timeout.get(),
+        }
     }
 
     /// Whether the operator asked for Docker explicitly (then an unreachable engine is

@@ -1,6 +1,6 @@
 //! `[kubernetes]`: how salve reaches the API server and the bounds it keeps to.
 
-use crate::model::duration_setting;
+use crate::model::{HumanDuration, InvalidSetting};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -8,28 +8,39 @@ use std::time::Duration;
 
 /// How salve reaches the Kubernetes API. Without any of it: in-cluster config in a pod,
 /// else the kubeconfig's current context; none at all only fails Kubernetes actions.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// The kubeconfig context to use. Default: the file's current context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// The kubeconfig file. Default: `KUBECONFIG`, else `~/.kube/config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
     /// Bound on the API requests of one action (before verification). Default `30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    pub timeout: HumanDuration,
     /// How long to watch a rollout after restart, scale or rollback before the outcome
     /// says `timeout`; a rule's `.timeout(seconds)` overrides it. Default `5m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_timeout: Option<String>,
+    pub verify_timeout: HumanDuration,
     /// `scale` never goes below this, whatever the rule says. Default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_replicas: Option<u32>,
     /// `scale` never goes above this, whatever the rule says. Default: no limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_replicas: Option<u32>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> KubernetesConfig {
+        KubernetesConfig {
+            context: None,
+            kubeconfig: None,
+            timeout: HumanDuration::from_secs(30),
+            verify_timeout: HumanDuration::from_secs(5 * 60),
+            min_replicas: None,
+            max_replicas: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,11 +55,12 @@ pub struct KubernetesSettings {
 
 impl Default for KubernetesSettings {
     fn default() -> KubernetesSettings {
+        let defaults = KubernetesConfig::default();
         KubernetesSettings {
             context: None,
             kubeconfig: None,
-            timeout: Duration::from_secs(30),
-            verify_timeout: Duration::from_secs(300),
+            timeout: defaults.timeout.get(),
+            verify_timeout: defaults.verify_timeout.get(),
             min_replicas: None,
             max_replicas: None,
         }
@@ -57,28 +69,26 @@ impl Default for KubernetesSettings {
 
 impl KubernetesSettings {
     /// Validates `[kubernetes]`.
-    pub fn from_config(k: &KubernetesConfig) -> Result<KubernetesSettings, String> {
-        let defaults = KubernetesSettings::default();
-        let timeout = duration_setting("kubernetes.timeout", &k.timeout, defaults.timeout)?;
-        if timeout.is_zero() {
-            return Err("kubernetes.timeout: must be more than 0s".into());
+    pub fn from_config(k: &KubernetesConfig) -> Result<KubernetesSettings, InvalidSetting> {
+        if k.timeout.get().is_zero() {
+            return Err(InvalidSetting::new(
+                "kubernetes.timeout",
+                "must be more than 0s",
+            ));
         }
         if let (Some(min), Some(max)) = (k.min_replicas, k.max_replicas) {
             if min > max {
-                return Err(format!(
-                    "kubernetes.min_replicas: {min} is above max_replicas {max}"
+                return Err(InvalidSetting::new(
+                    "kubernetes.min_replicas",
+                    format!("{min} is above max_replicas {max}"),
                 ));
             }
         }
         Ok(KubernetesSettings {
             context: k.context.clone(),
             kubeconfig: k.kubeconfig.clone(),
-            timeout,
-            verify_timeout: duration_setting(
-                "kubernetes.verify_timeout",
-                &k.verify_timeout,
-                defaults.verify_timeout,
-            )?,
+            timeout: k.timeout.get(),
+            verify_timeout: k.verify_timeout.get(),
             min_replicas: k.min_replicas.map(i64::from),
             max_replicas: k.max_replicas.map(i64::from),
         })

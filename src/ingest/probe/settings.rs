@@ -2,7 +2,7 @@
 //! every error naming the probe and the key at fault (`probe[2].timeout: ...`).
 
 use crate::event::Labels;
-use crate::model::parse_duration;
+use crate::model::{format_duration, HumanDuration, InvalidSetting};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One health check salve runs itself; its failures become `ProbeFailed` events.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Unique; the `probe` label of its events, and what its fingerprint comes from.
@@ -25,24 +25,24 @@ pub struct ProbeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<String>,
     /// Time between checks. Default `30s`; at least `1s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<String>,
+    #[serde(default = "defaults::interval")]
+    pub interval: HumanDuration,
     /// One check gives up after this long (class `timeout`). Default `5s`; less than
     /// the interval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    #[serde(default = "defaults::timeout")]
+    pub timeout: HumanDuration,
     /// Wait before the first check. Default `0s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial_delay: Option<String>,
+    #[serde(default)]
+    pub initial_delay: HumanDuration,
     /// Consecutive failures that fire the event. Default 3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_threshold: Option<u32>,
+    #[serde(default = "defaults::failure_threshold")]
+    pub failure_threshold: u32,
     /// Consecutive successes that resolve it. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_threshold: Option<u32>,
+    #[serde(default = "defaults::success_threshold")]
+    pub success_threshold: u32,
     /// http: `GET` (default), `HEAD`, `POST` or `PUT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<HttpMethod>,
     /// http: request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -57,7 +57,7 @@ pub struct ProbeConfig {
     pub expect_body: Option<String>,
     /// http: an answer slower than this is a failure of class `slow`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_response_time: Option<String>,
+    pub max_response_time: Option<HumanDuration>,
     /// http: follow redirects (at most 5). Default false: a redirect is its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
@@ -77,6 +77,55 @@ pub struct ProbeConfig {
     /// so rules can act on the right target.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The defaults of a probe's keys, each written once: here.
+mod defaults {
+    use crate::model::HumanDuration;
+
+    pub fn interval() -> HumanDuration {
+        HumanDuration::from_secs(30)
+    }
+
+    pub fn timeout() -> HumanDuration {
+        HumanDuration::from_secs(5)
+    }
+
+    pub fn failure_threshold() -> u32 {
+        3
+    }
+
+    pub fn success_threshold() -> u32 {
+        1
+    }
+
+    /// An HTTP probe's `follow_redirects`: a redirect is its status.
+    pub const FOLLOW_REDIRECTS: bool = false;
+
+    /// An HTTP probe's `tls_verify`.
+    pub const TLS_VERIFY: bool = true;
+}
+
+/// `method` of an HTTP probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+        }
+    }
 }
 
 /// A validated probe. Equal settings are the same probe: a reload leaves it running.
@@ -152,121 +201,152 @@ impl ProbeSettings {
     pub fn from_config(
         probes: &[ProbeConfig],
         commands: &HashMap<String, ProbeCommand>,
-    ) -> Result<Vec<ProbeSettings>, String> {
+    ) -> Result<Vec<ProbeSettings>, InvalidSetting> {
         let mut names = HashSet::new();
         let mut out = Vec::with_capacity(probes.len());
         for (i, p) in probes.iter().enumerate() {
             let key = |k: &str| format!("probe[{i}].{k}");
             if p.name.trim().is_empty() {
-                return Err(format!("{}: is empty", key("name")));
+                return Err(InvalidSetting::new(key("name"), "is empty"));
             }
             if !names.insert(p.name.as_str()) {
-                return Err(format!("{}: {:?} names two probes", key("name"), p.name));
-            }
-            let duration = |k: &str, v: &Option<String>, default: Duration| match v {
-                None => Ok(default),
-                Some(text) => parse_duration(text).map_err(|e| format!("{}: {e}", key(k))),
-            };
-            let interval = duration("interval", &p.interval, Duration::from_secs(30))?;
-            if interval < Duration::from_secs(1) {
-                return Err(format!("{}: must be 1s or more", key("interval")));
-            }
-            let timeout = duration("timeout", &p.timeout, Duration::from_secs(5))?;
-            if timeout >= interval {
-                return Err(format!(
-                    "{}: must be less than the interval ({})",
-                    key("timeout"),
-                    p.interval.as_deref().unwrap_or("30s")
+                return Err(InvalidSetting::new(
+                    key("name"),
+                    format!("{:?} names two probes", p.name),
                 ));
             }
-            let initial_delay = duration("initial_delay", &p.initial_delay, Duration::ZERO)?;
-            let failure_threshold = p.failure_threshold.unwrap_or(3);
-            let success_threshold = p.success_threshold.unwrap_or(1);
-            if failure_threshold == 0 {
-                return Err(format!("{}: must be 1 or more", key("failure_threshold")));
-            }
-            if success_threshold == 0 {
-                return Err(format!("{}: must be 1 or more", key("success_threshold")));
-            }
-            let check = match (&p.http, &p.tcp, &p.exec) {
-                (Some(url), None, None) => Check::Http(http_check(p, url, &key)?),
-                (None, Some(address), None) => {
-                    if !address.contains(':') {
-                        return Err(format!("{}: {address:?} is not HOST:PORT", key("tcp")));
-                    }
-                    Check::Tcp {
-                        address: address.clone(),
-                        send: p.send.clone(),
-                        expect: p.expect.clone(),
-                    }
-                }
-                (None, None, Some(name)) => match commands.get(name) {
-                    Some(command) => Check::Exec(command.clone()),
-                    None => {
-                        let mut known: Vec<&String> = commands.keys().collect();
-                        known.sort();
-                        return Err(format!(
-                            "{}: no command [exec.{name}] (defined: {known:?})",
-                            key("exec")
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(format!(
-                        "probe[{i}] ({}): give exactly one of http, tcp or exec",
-                        p.name
-                    ))
-                }
-            };
-            let http_only = [
-                ("method", p.method.is_some()),
-                ("headers", !p.headers.is_empty()),
-                ("body", p.body.is_some()),
-                ("expect_status", !p.expect_status.is_empty()),
-                ("expect_body", p.expect_body.is_some()),
-                ("max_response_time", p.max_response_time.is_some()),
-                ("follow_redirects", p.follow_redirects.is_some()),
-                ("tls_verify", p.tls_verify.is_some()),
-                ("ca_file", p.ca_file.is_some()),
-            ];
-            let tcp_only = [("send", p.send.is_some()), ("expect", p.expect.is_some())];
-            let misplaced = match check {
-                Check::Http(_) => tcp_only.iter().find(|(_, set)| *set),
-                Check::Tcp { .. } => http_only.iter().find(|(_, set)| *set),
-                Check::Exec(_) => http_only.iter().chain(&tcp_only).find(|(_, set)| *set),
-            };
-            if let Some((k, _)) = misplaced {
-                return Err(format!("{}: does not apply to this kind of probe", key(k)));
-            }
-            out.push(ProbeSettings {
-                name: p.name.clone(),
-                check,
-                interval,
-                timeout,
-                initial_delay,
-                failure_threshold,
-                success_threshold,
-                labels: p.labels.clone().into_iter().collect(),
-            });
+            out.push(probe(i, p, commands, &key)?);
         }
         Ok(out)
     }
+}
+
+/// One `[[probe]]` whose name is good.
+fn probe(
+    i: usize,
+    p: &ProbeConfig,
+    commands: &HashMap<String, ProbeCommand>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<ProbeSettings, InvalidSetting> {
+    let (interval, timeout) = (p.interval.get(), p.timeout.get());
+    if interval < std::time::Duration::from_secs(1) {
+        return Err(InvalidSetting::new(key("interval"), "must be 1s or more"));
+    }
+    if timeout >= interval {
+        return Err(InvalidSetting::new(
+            key("timeout"),
+            format!(
+                "must be less than the interval ({})",
+                format_duration(interval)
+            ),
+        ));
+    }
+    for (k, threshold) in [
+        ("failure_threshold", p.failure_threshold),
+        ("success_threshold", p.success_threshold),
+    ] {
+        if threshold == 0 {
+            return Err(InvalidSetting::new(key(k), "must be 1 or more"));
+        }
+    }
+    let check = match (&p.http, &p.tcp, &p.exec) {
+        (Some(url), None, None) => Check::Http(http_check(p, url, key)?),
+        (None, Some(address), None) => tcp_check(p, address, key)?,
+        (None, None, Some(name)) => exec_check(name, commands, key)?,
+        _ => {
+            return Err(InvalidSetting::new(
+                format!("probe[{i}] ({})", p.name),
+                "give exactly one of http, tcp or exec",
+            ))
+        }
+    };
+    if let Some(k) = misplaced_key(p, &check) {
+        return Err(InvalidSetting::new(
+            key(k),
+            "does not apply to this kind of probe",
+        ));
+    }
+    Ok(ProbeSettings {
+        name: p.name.clone(),
+        check,
+        interval,
+        timeout,
+        initial_delay: p.initial_delay.get(),
+        failure_threshold: p.failure_threshold,
+        success_threshold: p.success_threshold,
+        labels: p.labels.clone().into_iter().collect(),
+    })
+}
+
+fn tcp_check(
+    p: &ProbeConfig,
+    address: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Check, InvalidSetting> {
+    if !address.contains(':') {
+        return Err(InvalidSetting::new(
+            key("tcp"),
+            format!("{address:?} is not HOST:PORT"),
+        ));
+    }
+    Ok(Check::Tcp {
+        address: address.to_string(),
+        send: p.send.clone(),
+        expect: p.expect.clone(),
+    })
+}
+
+fn exec_check(
+    name: &str,
+    commands: &HashMap<String, ProbeCommand>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Check, InvalidSetting> {
+    match commands.get(name) {
+        Some(command) => Ok(Check::Exec(command.clone())),
+        None => {
+            let mut known: Vec<&String> = commands.keys().collect();
+            known.sort();
+            Err(InvalidSetting::new(
+                key("exec"),
+                format!("no command [exec.{name}] (defined: {known:?})"),
+            ))
+        }
+    }
+}
+
+/// A key set that only another kind of probe reads: a mistake, refused rather than
+/// ignored.
+fn misplaced_key(p: &ProbeConfig, check: &Check) -> Option<&'static str> {
+    let http_only = [
+        ("method", p.method.is_some()),
+        ("headers", !p.headers.is_empty()),
+        ("body", p.body.is_some()),
+        ("expect_status", !p.expect_status.is_empty()),
+        ("expect_body", p.expect_body.is_some()),
+        ("max_response_time", p.max_response_time.is_some()),
+        ("follow_redirects", p.follow_redirects.is_some()),
+        ("tls_verify", p.tls_verify.is_some()),
+        ("ca_file", p.ca_file.is_some()),
+    ];
+    let tcp_only = [("send", p.send.is_some()), ("expect", p.expect.is_some())];
+    let misplaced = match check {
+        Check::Http(_) => tcp_only.iter().find(|(_, set)| *set),
+        Check::Tcp { .. } => http_only.iter().find(|(_, set)| *set),
+        Check::Exec(_) => http_only.iter().chain(&tcp_only).find(|(_, set)| *set),
+    };
+    misplaced.map(|(k, _)| *k)
 }
 
 fn http_check(
     p: &ProbeConfig,
     url: &str,
     key: &dyn Fn(&str) -> String,
-) -> Result<HttpCheck, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{}: {e}", key("http")))?;
+) -> Result<HttpCheck, InvalidSetting> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| InvalidSetting::new(key("http"), e))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{}: needs an http:// or https:// URL", key("http")));
-    }
-    let method = p.method.clone().unwrap_or_else(|| "GET".into());
-    if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT") {
-        return Err(format!(
-            "{}: {method:?}: use GET, HEAD, POST or PUT",
-            key("method")
+        return Err(InvalidSetting::new(
+            key("http"),
+            "needs an http:// or https:// URL",
         ));
     }
     let expect_body = p
@@ -274,27 +354,24 @@ fn http_check(
         .as_deref()
         .map(|pattern| regex::Regex::new(pattern).map(BodyPattern))
         .transpose()
-        .map_err(|e| format!("{}: {e}", key("expect_body")))?;
-    let max_response_time = p
-        .max_response_time
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| format!("{}: {e}", key("max_response_time")))?;
+        .map_err(|e| InvalidSetting::new(key("expect_body"), e))?;
     let ca_pem = p
         .ca_file
         .as_ref()
         .map(|path| {
-            std::fs::read(path).map_err(|e| format!("{}: {}: {e}", key("ca_file"), path.display()))
+            std::fs::read(path).map_err(|e| {
+                InvalidSetting::new(key("ca_file"), format!("{}: {e}", path.display()))
+            })
         })
         .transpose()?;
     if let Some(pem) = &ca_pem {
-        reqwest::Certificate::from_pem(pem)
-            .map_err(|e| format!("{}: not a PEM certificate: {e}", key("ca_file")))?;
+        reqwest::Certificate::from_pem(pem).map_err(|e| {
+            InvalidSetting::new(key("ca_file"), format!("not a PEM certificate: {e}"))
+        })?;
     }
     Ok(HttpCheck {
         url: url.to_string(),
-        method,
+        method: p.method.unwrap_or_default().as_str().to_string(),
         headers: p
             .headers
             .iter()
@@ -303,9 +380,9 @@ fn http_check(
         body: p.body.clone(),
         expect_status: p.expect_status.clone(),
         expect_body,
-        max_response_time,
-        follow_redirects: p.follow_redirects.unwrap_or(false),
-        tls_verify: p.tls_verify.unwrap_or(true),
+        max_response_time: p.max_response_time.map(HumanDuration::get),
+        follow_redirects: p.follow_redirects.unwrap_or(defaults::FOLLOW_REDIRECTS),
+        tls_verify: p.tls_verify.unwrap_or(defaults::TLS_VERIFY),
         ca_pem,
     })
 }
