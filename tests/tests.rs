@@ -9,6 +9,8 @@ mod support;
 mod api_router;
 #[path = "it/architecture.rs"]
 mod architecture;
+#[path = "it/architecture_sizes.rs"]
+mod architecture_sizes;
 #[path = "it/bench.rs"]
 mod bench;
 #[path = "it/certs.rs"]

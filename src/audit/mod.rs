@@ -16,7 +16,9 @@ pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
     ReadError, TrailError,
 };
-pub use record::{AuditRecord, Entry, MaintenanceChange, OutcomeRecord, RecordKind};
+pub use record::{
+    AuditRecord, Entry, MaintenanceChange, OutcomeRecord, RecordKind, UnknownRecordKind,
+};
 pub use retention::{apply_retention, trimmed, Removed, Retention, TRIMMED_MARK};
 pub use writer::{AuditError, AuditLog, AuditWriterStats, TrailPosition};
 

@@ -60,18 +60,24 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+/// A name that is not a record kind; it lists the kinds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{given:?} is not a record kind (one of {})", RecordKind::names().collect::<Vec<_>>().join(", "))]
+pub struct UnknownRecordKind {
+    pub given: String,
+}
+
 impl std::str::FromStr for RecordKind {
-    type Err = String;
+    type Err = UnknownRecordKind;
 
     /// A typo is an error that lists the kinds, not a filter that silently matches
     /// nothing.
-    fn from_str(s: &str) -> Result<RecordKind, String> {
+    fn from_str(s: &str) -> Result<RecordKind, UnknownRecordKind> {
         RecordKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = RecordKind::names().collect();
-                format!("{s:?} is not a record kind (one of {})", names.join(", "))
+            .ok_or_else(|| UnknownRecordKind {
+                given: s.to_string(),
             })
     }
 }

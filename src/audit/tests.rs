@@ -316,7 +316,9 @@ fn a_record_kind_reads_back_from_its_name_and_a_typo_names_every_kind() {
     let line = serde_json::to_value(&record).expect("a record serializes");
     assert_eq!(line["kind"], record.kind().as_str());
     assert_eq!(
-        "decisions".parse::<super::RecordKind>(),
+        "decisions"
+            .parse::<super::RecordKind>()
+            .map_err(|e| e.to_string()),
         Err(
             "\"decisions\" is not a record kind (one of received, decision, outcome, \
              rule_error, evaluated, maintenance, reload, reconsidered)"

@@ -17,3 +17,16 @@ pub trait History: Send + Sync {
     /// Whether an alert matching `matchers` is firing at `now`.
     fn firing(&self, matchers: &Matchers, now: DateTime<Utc>) -> bool;
 }
+
+/// A past in which nothing happened: what `salve check` runs a rule's trial `plan()`
+/// against, and what tests of a rule alone give it.
+pub struct NoHistory;
+
+impl History for NoHistory {
+    fn recent(&self, _: &Target, _: Action, _: DateTime<Utc>, _: DateTime<Utc>) -> usize {
+        0
+    }
+    fn firing(&self, _: &Matchers, _: DateTime<Utc>) -> bool {
+        false
+    }
+}

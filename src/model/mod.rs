@@ -17,7 +17,7 @@ mod setting;
 pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
 pub use error::error_chain;
-pub use history::History;
+pub use history::{History, NoHistory};
 pub use intent::{
     Action, Backend, Intent, K8sKind, Params, Target, TargetParseError, UnknownAction,
 };

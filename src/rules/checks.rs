@@ -8,7 +8,7 @@ use super::calls::{self, Call};
 use super::{api, EvalContext, Rule, RuleError, RuleSet};
 use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::model::{Action, History, Target};
+use crate::model::NoHistory;
 use chrono::{DateTime, Utc};
 use rhai::{ASTNode, EvalAltResult, Expr, FnPtr, Position, Stmt, AST};
 use std::collections::{BTreeSet, HashMap};
@@ -328,17 +328,6 @@ fn pinned(matchers: &Matchers, name: &str) -> bool {
 }
 
 /// Trial runs answer every `recent()` with 0 and `firing()` with false.
-struct NoHistory;
-
-impl History for NoHistory {
-    fn recent(&self, _: &Target, _: Action, _: DateTime<Utc>, _: DateTime<Utc>) -> usize {
-        0
-    }
-    fn firing(&self, _: &Matchers, _: DateTime<Utc>) -> bool {
-        false
-    }
-}
-
 impl RuleSet {
     /// Runs each rule's `plan()` on a firing and a resolved event built from its `MATCH`
     /// (every label it reads given a value) and returns the errors that are mistakes in

@@ -1,26 +1,13 @@
 //! Rules as their authors meet them: load errors, evaluation, isolation, matching.
 
 use super::{EvalContext, RuleError, RuleSet};
-use crate::alertmanager::Matchers;
 use crate::event::{Event, Fingerprint, Labels, Status};
-use crate::model::Action;
-use crate::model::{History, Intent, Target};
-use chrono::{DateTime, Utc};
+use crate::model::{Intent, NoHistory};
+use chrono::Utc;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-struct NoHistory;
-
-impl History for NoHistory {
-    fn recent(&self, _: &Target, _: Action, _: DateTime<Utc>, _: DateTime<Utc>) -> usize {
-        0
-    }
-    fn firing(&self, _: &Matchers, _: DateTime<Utc>) -> bool {
-        false
-    }
-}
 
 pub(super) fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
     let intervals: HashSet<String> = ["weekly-maintenance".to_string()].into_iter().collect();

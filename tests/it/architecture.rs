@@ -1,6 +1,6 @@
 //! Keeps the layer map of ARCHITECTURE.md true: leaves import only leaves, stages only
 //! leaves, composition anything, and every top-level module of `src/` is in the map.
-//! Also keeps every source file small enough to hold one job.
+//! Its lexer also serves `architecture_sizes.rs`, which keeps files and functions small.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -14,11 +14,6 @@ const LAYERS: [(&str, &str); 3] = [
     ("composition", "anything"),
 ];
 const CFG_TEST: [&str; 7] = ["#", "[", "cfg", "(", "test", ")", "]"];
-/// The most lines a file of `src/` may have before its tests (ARCHITECTURE.md).
-const MAX_LINES: usize = 700;
-/// The most lines a function of `src/` may have, outside tests (ARCHITECTURE.md).
-const MAX_FUNCTION_LINES: usize = 100;
-
 /// Module name to its layer and the layer's "may import" rule.
 type LayerOf = BTreeMap<String, (&'static str, &'static str)>;
 
@@ -72,12 +67,12 @@ fn cells(line: &str) -> Vec<&str> {
 }
 
 #[derive(Clone)]
-struct Token {
-    text: String,
-    line: usize,
+pub(super) struct Token {
+    pub(super) text: String,
+    pub(super) line: usize,
 }
 
-fn is_ident_char(c: char) -> bool {
+pub(super) fn is_ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
@@ -356,20 +351,20 @@ fn top_level_module(file: &str) -> &str {
     first.strip_suffix(".rs").unwrap_or(first)
 }
 
-struct SourceFile<'a> {
-    path: &'a str,
-    module: Vec<String>,
+pub(super) struct SourceFile<'a> {
+    pub(super) path: &'a str,
+    pub(super) module: Vec<String>,
     /// The tokens without the `#[cfg(test)]` items.
-    code: Vec<Token>,
+    pub(super) code: Vec<Token>,
     /// Its lines in all, and before its first top-level `#[cfg(test)]` item.
-    lines: usize,
-    lines_before_tests: usize,
+    pub(super) lines: usize,
+    pub(super) lines_before_tests: usize,
     /// Whether its module, or one it is in, is declared `#[cfg(test)] mod x;`.
-    test_only: bool,
+    pub(super) test_only: bool,
 }
 
 /// `sources` (repo-relative path, text) lexed, each knowing whether only tests compile it.
-fn lex_sources<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<SourceFile<'_>> {
+pub(super) fn lex_sources<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<SourceFile<'_>> {
     let mut test_only_modules = BTreeSet::new();
     let mut files = Vec::new();
     for (path, source) in sources {
@@ -425,78 +420,6 @@ fn check_imports<S: AsRef<str>>(sources: &[(S, S)], layer_of: &LayerOf) -> Vec<S
     violations
 }
 
-/// Every file of `sources` too long to hold one job. Tests beside the code are not
-/// counted, so a module keeps its tests at hand; a test-only file counts in full.
-fn check_lengths<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<String> {
-    let mut too_long = Vec::new();
-    for file in lex_sources(sources) {
-        let (count, what) = if file.test_only {
-            (file.lines, "lines, all of them tests")
-        } else {
-            (file.lines_before_tests, "lines before its tests")
-        };
-        if count > MAX_LINES {
-            too_long.push(format!(
-                "{}: {count} {what} (at most {MAX_LINES}); split it by job (ARCHITECTURE.md)",
-                file.path
-            ));
-        }
-    }
-    too_long
-}
-
-/// Every function of `sources`, outside tests, too long to read as one step: from its
-/// `fn` to the brace that closes its body.
-fn check_function_lengths<S: AsRef<str>>(sources: &[(S, S)]) -> Vec<String> {
-    let mut too_long = Vec::new();
-    for file in lex_sources(sources).into_iter().filter(|s| !s.test_only) {
-        let code = &file.code;
-        for (k, token) in code.iter().enumerate() {
-            let name = code.get(k + 1).map_or("", |t| t.text.as_str());
-            if token.text != "fn" || !name.starts_with(is_ident_char) {
-                continue;
-            }
-            let Some(last_line) = body_end_line(code, k + 2) else {
-                continue;
-            };
-            let lines = last_line - token.line + 1;
-            if lines > MAX_FUNCTION_LINES {
-                too_long.push(format!(
-                    "{}:{}: fn {name} has {lines} lines (at most {MAX_FUNCTION_LINES}); \
-                     split it by what each part does (ARCHITECTURE.md)",
-                    file.path, token.line
-                ));
-            }
-        }
-    }
-    too_long
-}
-
-/// The line of the brace closing the body of the function whose signature goes on at
-/// `start`, or `None` for a signature without a body (a trait's required method).
-fn body_end_line(tokens: &[Token], start: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut in_body = false;
-    for token in &tokens[start..] {
-        match token.text.as_str() {
-            ";" if depth == 0 && !in_body => return None,
-            "{" if depth == 0 => {
-                in_body = true;
-                depth += 1;
-            }
-            "(" | "[" | "{" => depth += 1,
-            ")" | "]" | "}" => {
-                depth -= 1;
-                if depth == 0 && in_body {
-                    return Some(token.line);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 fn check_layout(layer_of: &LayerOf, modules_in_src: &BTreeSet<&str>) -> Vec<String> {
     let unplaced = modules_in_src
         .iter()
@@ -514,7 +437,7 @@ fn check_layout(layer_of: &LayerOf, modules_in_src: &BTreeSet<&str>) -> Vec<Stri
     unplaced.chain(absent).collect()
 }
 
-fn read_sources(dir: &Path, relative: &str, sources: &mut Vec<(String, String)>) {
+pub(super) fn read_sources(dir: &Path, relative: &str, sources: &mut Vec<(String, String)>) {
     let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.expect("list a src/ folder").path())
@@ -535,7 +458,7 @@ fn read_sources(dir: &Path, relative: &str, sources: &mut Vec<(String, String)>)
     }
 }
 
-fn repo_root() -> PathBuf {
+pub(super) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -556,32 +479,6 @@ fn stages_depend_one_way() {
         count == 0,
         "{count} architecture violations:\n{}",
         violations.join("\n")
-    );
-}
-
-#[test]
-fn no_source_file_is_longer_than_700_lines() {
-    let mut sources = Vec::new();
-    read_sources(&repo_root().join("src"), "src", &mut sources);
-    let too_long = check_lengths(&sources);
-    let count = too_long.len();
-    assert!(
-        count == 0,
-        "{count} source files are too long:\n{}",
-        too_long.join("\n")
-    );
-}
-
-#[test]
-fn no_function_is_longer_than_100_lines() {
-    let mut sources = Vec::new();
-    read_sources(&repo_root().join("src"), "src", &mut sources);
-    let too_long = check_function_lengths(&sources);
-    let count = too_long.len();
-    assert!(
-        count == 0,
-        "{count} functions are too long:\n{}",
-        too_long.join("\n")
     );
 }
 
@@ -730,68 +627,4 @@ fn the_map_must_match_the_tree() {
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(found[0].contains("must place top-level module `web` in a layer"));
     assert!(found[1].contains("lists `api`") && found[1].contains("the map must match the tree"));
-}
-
-#[test]
-fn counts_the_lines_before_the_tests_and_test_only_files_in_full() {
-    let lines = |n: usize| "fn f() {}\n".repeat(n);
-    // A `#[cfg(test)]` in a comment or literal, or below the top level, starts no tests.
-    let code = format!(
-        "// #[cfg(test)]\nconst S: &str = \"\n#[cfg(test)]\n\";\nmod inner {{\n    \
-         #[cfg(test)]\n    fn t() {{}}\n}}\n{}",
-        lines(693)
-    );
-    // The tests start at the first attribute of their item.
-    let tested = format!(
-        "{}#[allow(dead_code)]\n#[cfg(test)]\nmod tests {{\n{}}}\n",
-        lines(700),
-        lines(300)
-    );
-    let (tests, short) = (lines(701), lines(700));
-    let sources = [
-        ("src/config.rs", code.as_str()),
-        ("src/engine.rs", tested.as_str()),
-        ("src/policy/mod.rs", "#[cfg(test)]\nmod tests;\n"),
-        ("src/policy/tests.rs", tests.as_str()),
-        ("src/rules/mod.rs", short.as_str()),
-    ];
-    let split = "split it by job (ARCHITECTURE.md)";
-    let expected = [
-        format!("src/config.rs: 701 lines before its tests (at most 700); {split}"),
-        format!("src/policy/tests.rs: 701 lines, all of them tests (at most 700); {split}"),
-    ];
-    assert_eq!(check_lengths(&sources), expected);
-}
-
-#[test]
-fn measures_functions_from_fn_to_the_end_of_their_body() {
-    let body = |n: usize| "    step();\n".repeat(n);
-    // 1 + 98 + 1 lines: at the limit. The braces of a closure, a struct literal and a
-    // string inside do not end it early; a trait's method without a body is no function.
-    let at_limit = format!(
-        "pub fn short(\n    x: u8,\n) -> u8 {{\n    let s = \"}}\";\n    let f = || {{ 1 }};\n{}}}\n\
-         trait T {{\n    fn required(&self);\n}}\n",
-        body(94)
-    );
-    let over = format!(
-        "impl X {{\n    async fn long(&self) {{\n{}    }}\n}}\n",
-        body(99)
-    );
-    let tests = format!(
-        "#[cfg(test)]\nmod tests {{\n    fn long_test() {{\n{}    }}\n}}\n",
-        body(200)
-    );
-    let sources = [
-        ("src/policy/verdict.rs", at_limit.as_str()),
-        ("src/engine/start.rs", over.as_str()),
-        ("src/rules/mod.rs", tests.as_str()),
-    ];
-    let found = check_function_lengths(&sources);
-    assert_eq!(
-        found,
-        [
-            "src/engine/start.rs:2: fn long has 101 lines (at most 100); \
-          split it by what each part does (ARCHITECTURE.md)"
-        ]
-    );
 }

@@ -9,7 +9,7 @@ use crate::docker_support::{
     wait_following, wait_health, Scope, DOCKER_PATIENCE, FILE_HEALTHCHECK, HEALTHY,
     HEALTHY_AFTER_RESTART, HEALTHY_ONCE,
 };
-use crate::support::{of_kind, Salve};
+use crate::support::{of_kind, wait_until, Salve};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -351,7 +351,10 @@ fn a_rule_taken_out_of_dry_run_by_a_reload_acts_once_on_what_still_fires() {
             .is_some_and(|d| outcome_of(r, d).is_some())
     });
     assert!(!records.is_empty());
-    std::thread::sleep(Duration::from_secs(2));
+    // Nothing is held any more, so nothing is left to be decided again.
+    wait_until("no alert left held", || {
+        (salve.metric("salve_reconsiderations_pending") == Some(0.0)).then_some(())
+    });
     let records = salve.audit_json();
     let live = executed(&records, "exec", "exec:fix");
     assert_eq!(live.len(), 1, "{live:#?}");
@@ -365,7 +368,7 @@ fn a_rule_taken_out_of_dry_run_by_a_reload_acts_once_on_what_still_fires() {
 #[test]
 fn a_held_alert_is_reconsidered_once_by_whichever_replica_leads_when_the_hold_ends() {
     use crate::postgres_support::Postgres;
-    use crate::support::{native, wait_until};
+    use crate::support::native;
     let pg = Postgres::start();
     let shared = tempfile::tempdir().expect("shared folder");
     let config = format!(
@@ -417,7 +420,13 @@ fn a_held_alert_is_reconsidered_once_by_whichever_replica_leads_when_the_hold_en
     assert_eq!(again.len(), 1, "{again:#?}");
     assert!(time(&again[0]["at"]) >= until);
     a.start();
-    std::thread::sleep(Duration::from_secs(3));
+    // Back as a follower, the killed leader has folded the reconsideration: neither
+    // replica holds the alert any more, so neither can decide it again.
+    for replica in [&a, &b] {
+        wait_until("the reconsideration folded by both replicas", || {
+            (replica.metric("salve_reconsiderations_pending") == Some(0.0)).then_some(())
+        });
+    }
     assert_eq!(marks(), ["1", "2"], "once, whichever replica leads");
     assert_eq!(of_kind(&b.audit_json(), "reconsidered").len(), 1);
 }

@@ -328,7 +328,8 @@ fn of_three_replicas_one_leads_all_accept_and_an_alert_sent_to_all_acts_once() {
     wait_until("the one action to run", || {
         (marks(shared.path()) == ["web-1"]).then_some(())
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Every event decided and every action decided ended: nothing more can run.
+    c.wait_settled(15);
     assert_eq!(marks(shared.path()), ["web-1"]);
     // Every decision carries the leader's epoch; what was received carries none.
     assert_eq!(
@@ -431,7 +432,7 @@ fn a_leader_paused_past_its_lease_is_fenced_and_acts_on_nothing_after_it_resumes
     wait_until("the resend to be decided", || {
         (of_kind(&b.audit_json(), "evaluated").len() == 2).then_some(())
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    b.wait_settled(2);
     assert_eq!(marks(shared.path()), ["web-1"]);
     assert!(a.logs().contains("lost the lead"));
     assert!(leads(&b));
@@ -453,8 +454,9 @@ fn an_action_the_killed_leader_never_reported_is_abandoned_once_and_not_run_agai
     wait_until("the action to be reported abandoned", || {
         (!of_kind(&b.audit_json(), "outcome").is_empty()).then_some(())
     });
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let records = b.audit_json();
+    // The new leader has settled what the old one left: every event decided, every
+    // action decided with its outcome; a run again would need a decision of its own.
+    let records = b.wait_settled(1);
     let outcomes: Vec<String> = of_kind(&records, "outcome")
         .into_iter()
         .map(|o| s(&o["outcome"]))
