@@ -1,6 +1,6 @@
 //! salve: alerts in, rules plan, policy checks, executors act, the audit remembers.
 
-pub mod alertmanager;
+pub(crate) mod alertmanager;
 pub mod api;
 pub mod audit;
 pub mod cli;
@@ -10,15 +10,15 @@ pub mod event;
 pub mod execute;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod ingest;
-pub mod logging;
-pub mod metrics;
+pub(crate) mod ingest;
+pub(crate) mod logging;
+pub(crate) mod metrics;
 pub mod model;
 pub mod policy;
-pub mod replay;
-pub mod report;
-pub mod rule_tests;
-pub mod rules;
-pub mod schema;
-pub mod serve;
-pub mod template;
+pub(crate) mod replay;
+pub(crate) mod report;
+pub(crate) mod rule_tests;
+pub(crate) mod rules;
+pub(crate) mod schema;
+pub(crate) mod serve;
+pub(crate) mod template;

@@ -161,23 +161,6 @@ impl AuditLog {
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// Blocking form for callers outside the async runtime.
-    pub fn append_blocking(&self, records: &[AuditRecord]) -> Result<(), AuditError> {
-        let handle = tokio::runtime::Handle::try_current();
-        match handle {
-            Ok(h) => tokio::task::block_in_place(|| h.block_on(self.append(records))),
-            Err(_) => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .map_err(|e| AuditError::Io {
-                        path: self.dir.clone(),
-                        message: e.to_string(),
-                    })?;
-                rt.block_on(self.append(records))
-            }
-        }
-    }
-
     /// Waits until everything sent before this call is written and flushed.
     pub async fn close(&self) {
         let (done, wait) = oneshot::channel();

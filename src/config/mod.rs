@@ -156,7 +156,7 @@ pub struct TlsFiles {
 }
 
 /// What salve runs on without a config file.
-pub const EMBEDDED_DEFAULTS: &str = include_str!("defaults.toml");
+const EMBEDDED_DEFAULTS: &str = include_str!("defaults.toml");
 
 impl Config {
     /// Loads `path`, or the built-in defaults when `path` is None.

@@ -62,7 +62,7 @@ impl Health {
         self.died.lock().clone()
     }
 
-    pub fn trail_written(&self) {
+    fn trail_written(&self) {
         let mut trail = self.trail.lock();
         if let Some(error) = trail.failing.take() {
             tracing::info!(refused = trail.refused_since_logged, last_error = %error,
@@ -74,7 +74,7 @@ impl Health {
 
     /// A write failed: logged now if nothing was logged in the last second, else
     /// counted into the next line.
-    pub fn trail_failed(&self, error: &str) {
+    fn trail_failed(&self, error: &str) {
         let mut trail = self.trail.lock();
         trail.failing = Some(error.to_string());
         trail.refused_since_logged += 1;
@@ -90,7 +90,7 @@ impl Health {
         }
     }
 
-    pub fn trail_failing(&self) -> Option<String> {
+    fn trail_failing(&self) -> Option<String> {
         self.trail.lock().failing.clone()
     }
 

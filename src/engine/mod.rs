@@ -141,11 +141,6 @@ impl Engine {
     pub fn metrics_handle(&self) -> Arc<Metrics> {
         self.metrics.clone()
     }
-
-    pub fn is_ready(&self) -> bool {
-        self.not_ready_reason().is_none()
-    }
-
     /// Why `/-/ready` says no, if it does.
     pub fn not_ready_reason(&self) -> Option<String> {
         if let Some(why) = self.health.not_ready_reason() {

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const ALERT_UNHEALTHY: &str = "ContainerUnhealthy";
-pub const ALERT_EXITED: &str = "ContainerExited";
-pub const ALERT_OOM: &str = "ContainerOOMKilled";
+const ALERT_UNHEALTHY: &str = "ContainerUnhealthy";
+const ALERT_EXITED: &str = "ContainerExited";
+const ALERT_OOM: &str = "ContainerOOMKilled";
 
 /// A kill or stop asked for through the API this long before a death makes it a
 /// requested stop, not a crash.
@@ -84,7 +84,7 @@ impl StopRequests {
 
 /// The identity of a container alert: the same for firing and resolved, whatever the
 /// other labels say, so a `healthy` event resolves the `unhealthy` one.
-pub fn container_fingerprint(alertname: &str, container: &str) -> Fingerprint {
+fn container_fingerprint(alertname: &str, container: &str) -> Fingerprint {
     let identity: Labels = [
         ("alertname", alertname),
         ("container", container),
@@ -97,7 +97,7 @@ pub fn container_fingerprint(alertname: &str, container: &str) -> Fingerprint {
 }
 
 /// One Docker engine event as a salve event, or None for the events salve ignores.
-pub fn event_from_docker(
+fn event_from_docker(
     msg: &EventMessage,
     stops: &mut StopRequests,
     received_at: DateTime<Utc>,

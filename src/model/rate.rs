@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Far past any window an operator means, and far enough inside chrono's range that
 /// no time within it, moved by it, overflows.
 /// (A year is 365.25 days, as "100y" is read.)
-pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
+const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -35,7 +35,7 @@ impl InvalidSetting {
 
     /// A secret that cannot be read (`model::read_secret`), whose text already begins
     /// with `key`.
-    pub fn unreadable_secret(key: &str, error: &super::SecretError) -> InvalidSetting {
+    fn unreadable_secret(key: &str, error: &super::SecretError) -> InvalidSetting {
         let text = super::error_chain(error);
         let message = text
             .strip_prefix(key)

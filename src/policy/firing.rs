@@ -112,7 +112,7 @@ pub struct FiringImage {
 }
 
 /// A fingerprint as a number: Alertmanager's are 16 hex digits; any other text is hashed.
-pub fn fingerprint_key(fingerprint: &Fingerprint) -> u64 {
+fn fingerprint_key(fingerprint: &Fingerprint) -> u64 {
     match u64::from_str_radix(&fingerprint.0, 16) {
         Ok(n) if fingerprint.0.len() == 16 => n,
         _ => {

@@ -313,9 +313,4 @@ impl PolicyState {
     pub fn held(&self) -> (usize, usize) {
         (self.holds.timed.len(), self.holds.dry.len())
     }
-
-    /// When the next hold ends.
-    pub fn next_hold_end(&self) -> Option<DateTime<Utc>> {
-        self.holds.timed.values().map(|held| held.until).min()
-    }
 }

@@ -500,24 +500,6 @@ impl Rule {
     pub fn source(&self) -> &str {
         &self.source
     }
-
-    /// A rule of salve's own rather than of a file (outcome notifications): it plans
-    /// nothing; policy applies its limit like a file rule's.
-    pub fn builtin(name: String, limit: Option<RateLimit>) -> Rule {
-        Rule {
-            name,
-            path: PathBuf::new(),
-            matchers: Matchers::default(),
-            limit,
-            cooldown: None,
-            mute: Vec::new(),
-            dry_run: false,
-            warnings: Vec::new(),
-            templates: None,
-            source: Arc::from(""),
-            ast: AST::empty(),
-        }
-    }
 }
 
 impl RuleSet {

@@ -43,7 +43,7 @@ pub struct UnknownSelectorOperator(pub String);
 
 /// The selector as the API's `labelSelector` query parameter, in the order
 /// apimachinery prints it (by key), so the request is the one kubectl makes.
-pub fn selector_query(selector: &LabelSelector) -> Result<String, UnknownSelectorOperator> {
+fn selector_query(selector: &LabelSelector) -> Result<String, UnknownSelectorOperator> {
     let mut parts: Vec<(String, String)> = Vec::new();
     for (k, v) in selector.match_labels.iter().flatten() {
         parts.push((k.clone(), format!("{k}={v}")));

@@ -32,13 +32,13 @@ pub enum HistoryError {
     Rename(std::io::Error),
 }
 
-pub const HISTORY_FILE: &str = "probes.history";
+const HISTORY_FILE: &str = "probes.history";
 const BUCKET_SECONDS: i64 = 300;
 const KEEP_BUCKETS: usize = 7 * 24 * 12;
 const VERSION: u32 = 1;
 
 /// Upper bounds (ms) of the response-time histogram's buckets; the last is open.
-pub const BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+const BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {

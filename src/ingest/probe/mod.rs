@@ -8,10 +8,10 @@ mod history;
 mod set;
 mod settings;
 
-pub use history::{HistoryError, ProbeFigures, ProbeHistory, HISTORY_FILE};
+pub use history::{HistoryError, ProbeFigures, ProbeHistory};
 use set::Recorder;
 pub use set::{ProbeChanges, Probes};
-pub use settings::{BodyPattern, Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
+pub use settings::{Check, HttpCheck, ProbeCommand, ProbeConfig, ProbeSettings};
 
 use super::Intake;
 use crate::event::{new_event_id, Event, Fingerprint, Labels, Status};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-pub const ALERT_PROBE_FAILED: &str = "ProbeFailed";
+const ALERT_PROBE_FAILED: &str = "ProbeFailed";
 
 /// Why a check failed: a class from seed 003 and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl Failure {
 }
 
 /// Every class a failed check can have (seed 003).
-pub const CLASSES: [&str; 9] = [
+const CLASSES: [&str; 9] = [
     "timeout",
     "refused",
     "dns",

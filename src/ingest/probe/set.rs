@@ -26,7 +26,7 @@ pub struct Recorder {
     first_result: Arc<tokio::sync::Notify>,
 }
 
-pub const SAVE_EVERY: Duration = Duration::from_secs(30);
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 impl Recorder {
     pub(super) fn record(
@@ -195,10 +195,6 @@ impl Probes {
     /// How many probes run.
     pub fn len(&self) -> usize {
         self.tasks.lock().running.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Writes what the probes did so far into the data dir.

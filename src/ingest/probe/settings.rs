@@ -100,10 +100,10 @@ mod defaults {
     }
 
     /// An HTTP probe's `follow_redirects`: a redirect is its status.
-    pub const FOLLOW_REDIRECTS: bool = false;
+    pub(super) const FOLLOW_REDIRECTS: bool = false;
 
     /// An HTTP probe's `tls_verify`.
-    pub const TLS_VERIFY: bool = true;
+    pub(super) const TLS_VERIFY: bool = true;
 }
 
 /// `method` of an HTTP probe.
