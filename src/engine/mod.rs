@@ -505,7 +505,7 @@ impl Intake for Engine {
         self.admit(events.len())?;
         Engine::accept(self, events).await.map_err(|e| {
             self.metrics.intake_rejected("unrecorded");
-            IntakeError::Unrecorded(e.to_string())
+            IntakeError::Unrecorded(Box::new(e))
         })
     }
 

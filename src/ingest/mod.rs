@@ -16,7 +16,7 @@ pub enum IntakeError {
     Rejected(#[from] PayloadError),
     /// The trail could not make them durable.
     #[error("cannot record events durably: {0}")]
-    Unrecorded(String),
+    Unrecorded(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// More events are waiting to be decided than `[engine] max_backlog`; try again
     /// after `retry_after`.
     #[error(

@@ -1,7 +1,7 @@
 //! What a rule asks for: an action on a target. Plain values, never side effects.
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,7 +41,17 @@ impl K8sKind {
 /// What an action is taken on. Printed and parsed as `docker:container/NAME`,
 /// `compose:PROJECT/SERVICE`, `swarm:service/NAME`, `k8s:NAMESPACE/KIND/NAME`,
 /// `exec:NAME`, `notify:CHANNEL`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde_with::DeserializeFromStr,
+    serde_with::SerializeDisplay,
+)]
 pub enum Target {
     DockerContainer {
         name: String,
@@ -176,19 +186,6 @@ impl FromStr for Target {
             }),
             _ => Err(err()),
         }
-    }
-}
-
-impl Serialize for Target {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Target {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Target, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -55,7 +54,19 @@ pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 
 /// A duration as people write it in `salve.toml` ("30s", "15m", "1h30m", "250ms"),
 /// parsed when the file is read, so a bad one fails there naming its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde_with::DeserializeFromStr,
+    serde_with::SerializeDisplay,
+)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
@@ -78,18 +89,11 @@ impl fmt::Display for HumanDuration {
     }
 }
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_duration(&text)
-            .map(HumanDuration)
-            .map_err(serde::de::Error::custom)
-    }
-}
+impl std::str::FromStr for HumanDuration {
+    type Err = ParseError;
 
-impl Serialize for HumanDuration {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+    fn from_str(text: &str) -> Result<HumanDuration, ParseError> {
+        parse_duration(text).map(HumanDuration)
     }
 }
 
@@ -117,7 +121,9 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// "N per WINDOW" or "N per WINDOW per target".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde_with::DeserializeFromStr, serde_with::SerializeDisplay,
+)]
 pub struct RateLimit {
     pub count: u32,
     pub window: Duration,
@@ -183,16 +189,11 @@ impl RateLimit {
     }
 }
 
-impl<'de> Deserialize<'de> for RateLimit {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RateLimit, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        RateLimit::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+impl std::str::FromStr for RateLimit {
+    type Err = ParseError;
 
-impl Serialize for RateLimit {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+    fn from_str(text: &str) -> Result<RateLimit, ParseError> {
+        RateLimit::parse(text)
     }
 }
 

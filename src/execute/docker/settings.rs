@@ -3,7 +3,7 @@
 use crate::model::rate::ParseError;
 use crate::model::HumanDuration;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,7 +58,9 @@ pub struct DockerSettings {
 }
 
 /// Which containers and services salve may act on and follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde_with::DeserializeFromStr, serde_with::SerializeDisplay,
+)]
 pub enum OptIn {
     /// Every one on the host (`label = "all"`).
     Everything,
@@ -127,16 +129,11 @@ impl std::fmt::Display for OptIn {
     }
 }
 
-impl<'de> Deserialize<'de> for OptIn {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OptIn, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        OptIn::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+impl std::str::FromStr for OptIn {
+    type Err = ParseError;
 
-impl Serialize for OptIn {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+    fn from_str(text: &str) -> Result<OptIn, ParseError> {
+        OptIn::parse(text)
     }
 }
 

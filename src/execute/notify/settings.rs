@@ -7,7 +7,7 @@ use crate::model::{secret_setting, HumanDuration, InvalidSetting, RateLimit, Sec
 use crate::template;
 use schemars::JsonSchema;
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -273,11 +273,15 @@ impl<'de> Deserialize<'de> for NotifyConfig {
 /// A channel's `rate`: salve's grammar of rates, counting every message to the channel,
 /// so neither "per target" nor "per rule" (a split the channel does not make), and at
 /// least 1 message (else nothing, the summary included, could ever be sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde_with::DeserializeFromStr, serde_with::SerializeDisplay,
+)]
 pub struct ChannelRate(pub RateLimit);
 
-impl ChannelRate {
-    fn parse(text: &str) -> Result<ChannelRate, ParseError> {
+impl std::str::FromStr for ChannelRate {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<ChannelRate, ParseError> {
         let refused = |message: String| ParseError { message };
         let rate = RateLimit::parse(text)?;
         if text.split_whitespace().count() != 3 {
@@ -292,16 +296,9 @@ impl ChannelRate {
     }
 }
 
-impl<'de> Deserialize<'de> for ChannelRate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ChannelRate, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        ChannelRate::parse(&text).map_err(D::Error::custom)
-    }
-}
-
-impl Serialize for ChannelRate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+impl std::fmt::Display for ChannelRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
