@@ -630,6 +630,28 @@ fn describe_raw(r: &AuditRecord) -> String {
             event.fingerprint,
             alertname(event),
         ),
+        Entry::ApprovalRequested(r) => format!(
+            "{at} approval    {} rule={} {} {} -> asks {} ({}) until {}",
+            r.fingerprint,
+            r.rule,
+            r.action,
+            r.target,
+            r.group,
+            r.id,
+            r.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        Entry::ApprovalDecided(d) => format!(
+            "{at} approval    {} {} by {} after {:.0}s{}",
+            d.id,
+            d.state,
+            d.actor,
+            d.waited_seconds,
+            if d.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", d.comment)
+            }
+        ),
     }
 }
 
@@ -654,6 +676,12 @@ fn decision_verdict(d: &crate::model::Decision) -> String {
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         None => verdict,
+    };
+    let verdict = match (&d.approval, d.reason) {
+        (Some(id), Some(crate::model::Reason::AwaitingApproval) | None) => {
+            format!("{verdict} [approval {id}]")
+        }
+        _ => verdict,
     };
     if d.dry_run {
         format!("{verdict} [dry-run]")

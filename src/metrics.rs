@@ -42,6 +42,9 @@ pub struct Metrics {
     pub connections_timed_out: Family<LabelPairs, Counter>,
     pub reconsidered: Family<LabelPairs, Counter>,
     pub reconsiderations_pending: Gauge,
+    pub approvals_pending: Gauge,
+    pub approval_decisions: Family<LabelPairs, Counter>,
+    pub approval_wait_seconds: Histogram,
     pub notifications_folded: Family<LabelPairs, Counter>,
     pub notification_summaries: Family<LabelPairs, Counter>,
 }
@@ -102,6 +105,12 @@ impl Metrics {
                 "Alerts decided again when what held their actions back ended, by what held them";
             reconsiderations_pending: "reconsiderations_pending", Gauge::default(),
                 "Alerts held back, to be decided again when their hold ends (or, held in dry-run, when their rule acts)";
+            approvals_pending: "approvals_pending", Gauge::default(),
+                "Approvals asked for and not yet answered";
+            approval_decisions: "approval_decisions", Family::default(),
+                "Approvals ended, by state: approved, denied, expired, cancelled, invalidated, and executed or suppressed once approved";
+            approval_wait_seconds: "approval_wait_seconds", Histogram::new(exponential_buckets(1.0, 3.0, 10)),
+                "Time from an approval's request to its answer (approved or denied)";
             leader: "leader", Gauge::default(),
                 "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others";
             task_up: "task_up", Family::default(),
@@ -202,6 +211,17 @@ impl Metrics {
         self.reconsidered
             .get_or_create(&pairs(&[("held", held)]))
             .inc();
+    }
+
+    /// An approval ended in `state`, `waited` seconds after it was asked for; the wait
+    /// of a person's answer is observed.
+    pub fn approval_decided(&self, state: &str, waited: f64, answered: bool) {
+        self.approval_decisions
+            .get_or_create(&pairs(&[("state", state)]))
+            .inc();
+        if answered {
+            self.approval_wait_seconds.observe(waited);
+        }
     }
 
     pub fn acted(&self, action: &str, outcome: &str) {

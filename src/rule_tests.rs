@@ -422,6 +422,7 @@ fn history_state(
                 detail: String::new(),
                 dry_run: false,
                 reconsider_at: None,
+                approval: None,
             };
             state.record_decision(&decision, when);
         }

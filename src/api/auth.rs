@@ -22,10 +22,15 @@ fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
 
 pub(super) async fn require_auth(
     State(state): State<ApiState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let auth = state.engine.runtime().config.auth.clone();
+    request.extensions_mut().insert(Caller {
+        name: "api".into(),
+        role: Role::Admin,
+        via: "token",
+    });
     let Some(auth) = auth else {
         return next.run(request).await;
     };
@@ -61,4 +66,26 @@ pub(super) async fn require_auth(
             .insert(header::WWW_AUTHENTICATE, value);
     }
     response
+}
+
+// Stand-in for the identities of `[[api.identity]]`, replaced when they land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Sender,
+    Viewer,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub fn may_approve(self) -> bool {
+        matches!(self, Role::Approver | Role::Admin)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+    pub via: &'static str,
 }

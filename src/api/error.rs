@@ -3,7 +3,7 @@
 //! Handlers return `Result<_, ApiError>` and use `?`: each error they meet converts
 //! into the variant that says how it is answered (status, detail, `Retry-After`).
 
-use crate::engine::{LoadError, PageError, WindowError};
+use crate::engine::{ApprovalError, LoadError, PageError, WindowError};
 use crate::event::PayloadError;
 use crate::ingest::IntakeError;
 use crate::model::format_duration;
@@ -78,6 +78,10 @@ pub enum ApiError {
     /// A maintenance window change the engine refused.
     #[error(transparent)]
     Window(#[from] WindowError),
+    /// An answer to an approval that was not taken: 404, 403, 409 (already decided),
+    /// 410 (expired), 503 (not recorded).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
     /// A reload that failed: 400, with the errors as detail.
     #[error("reload refused; the previous rules keep running")]
     ReloadRefused(#[source] LoadError),
@@ -147,6 +151,13 @@ impl ApiError {
                 WindowError::NotFound(_) => StatusCode::NOT_FOUND,
                 WindowError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
+            ApiError::Approval(e) => match e {
+                ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
+                ApprovalError::NotAllowed { .. } => StatusCode::FORBIDDEN,
+                ApprovalError::Decided { .. } => StatusCode::CONFLICT,
+                ApprovalError::Expired { .. } => StatusCode::GONE,
+                ApprovalError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -167,6 +178,12 @@ impl ApiError {
             ) => json!({ "field": field }),
             ApiError::ReloadRefused(errors) => json!({ "errors": errors.to_string() }),
             ApiError::MethodNotAllowed { allow, .. } => json!({ "allow": allow }),
+            ApiError::Approval(ApprovalError::Decided {
+                id, state, by, at, ..
+            }) => json!({ "id": id, "state": state, "decided_by": by, "decided_at": at }),
+            ApiError::Approval(ApprovalError::Expired { id, at }) => {
+                json!({ "id": id, "state": "expired", "expired_at": at })
+            }
             _ => Value::Null,
         }
     }

@@ -3,12 +3,14 @@
 //! the engine's methods; the webhook endpoints see it only as an [`Intake`], like any
 //! other source.
 
+mod approvals;
 mod auth;
 mod body;
 mod error;
 mod handlers;
 
 pub use body::{BodyLimits, JsonBody};
+pub use auth::{Caller, Role};
 pub use error::ApiError;
 
 use crate::engine::Engine;
@@ -61,6 +63,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
                 .delete(handlers::delete_window_query),
         )
         .route("/api/v1/maintenance/{id}", delete(handlers::delete_window))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{id}", get(approvals::show))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/-/reload", post(handlers::reload).put(handlers::reload))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -440,6 +440,7 @@ fn record_fingerprint(record: &AuditRecord) -> Option<&str> {
         }
         Entry::Decision(d) => Some(&d.fingerprint.0),
         Entry::Outcome(o) => o.fingerprint.as_ref().map(|f| f.0.as_str()),
+        Entry::ApprovalRequested(r) => Some(&r.fingerprint.0),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 use crate::event::{Event, Fingerprint};
 use crate::model::Outcome;
 use crate::model::{Action, Reason, Target};
-use crate::model::{Decision, MaintenanceWindow};
+use crate::model::{ApprovalDecided, ApprovalRequest, Decision, MaintenanceWindow};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,10 +21,12 @@ pub enum RecordKind {
     Maintenance,
     Reload,
     Reconsidered,
+    ApprovalRequested,
+    ApprovalDecided,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::Received,
         RecordKind::Decision,
         RecordKind::Outcome,
@@ -33,6 +35,8 @@ impl RecordKind {
         RecordKind::Maintenance,
         RecordKind::Reload,
         RecordKind::Reconsidered,
+        RecordKind::ApprovalRequested,
+        RecordKind::ApprovalDecided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,8 @@ impl RecordKind {
             RecordKind::Maintenance => "maintenance",
             RecordKind::Reload => "reload",
             RecordKind::Reconsidered => "reconsidered",
+            RecordKind::ApprovalRequested => "approval_requested",
+            RecordKind::ApprovalDecided => "approval_decided",
         }
     }
 
@@ -129,6 +135,12 @@ pub enum Entry {
     /// episode: its event is decided again, as a re-send would be, and the decisions
     /// follow. `event` keeps its first arrival in `received_at`.
     Reconsidered { event: Event, held: Reason },
+    /// An action asks a person first: who may answer, where the request went, until
+    /// when, and the intent and alert it is for. Written with the decision that asked.
+    ApprovalRequested(ApprovalRequest),
+    /// An approval was answered (approved, denied) or ended by salve (expired,
+    /// cancelled, invalidated), by whom. Only the first on an approval counts.
+    ApprovalDecided(ApprovalDecided),
     /// An ad-hoc maintenance window was created or deleted through the API.
     Maintenance(MaintenanceChange),
     /// Rules or config were reloaded (or a reload was refused).
@@ -264,6 +276,8 @@ impl AuditRecord {
             Entry::Maintenance(_) => RecordKind::Maintenance,
             Entry::Reload { .. } => RecordKind::Reload,
             Entry::Reconsidered { .. } => RecordKind::Reconsidered,
+            Entry::ApprovalRequested(_) => RecordKind::ApprovalRequested,
+            Entry::ApprovalDecided(_) => RecordKind::ApprovalDecided,
         }
     }
 
@@ -273,6 +287,7 @@ impl AuditRecord {
             Entry::RuleError { rule, .. } => Some(rule),
             Entry::Decision(d) => Some(&d.rule),
             Entry::Outcome(o) => Some(&o.rule),
+            Entry::ApprovalRequested(r) => Some(&r.rule),
             _ => None,
         }
     }
@@ -282,6 +297,7 @@ impl AuditRecord {
         match &self.entry {
             Entry::Decision(d) => Some(&d.target),
             Entry::Outcome(o) => Some(&o.target),
+            Entry::ApprovalRequested(r) => Some(&r.target),
             _ => None,
         }
     }

@@ -63,6 +63,9 @@ pub struct ConfigFile {
     /// Read at start: a reload names a change among the settings that need a restart.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreConfig>,
+    /// Groups of people who may approve risky actions (`[approvals.NAME]`), and the
+    /// actions that always ask (`require`, `require_targets`).
+    pub approvals: super::ApprovalsConfig,
 }
 
 /// The address salve listens on when the file names none.
@@ -96,6 +99,7 @@ impl Default for ConfigFile {
             on_outcome: Vec::new(),
             probe: Vec::new(),
             store: None,
+            approvals: super::ApprovalsConfig::default(),
         }
     }
 }

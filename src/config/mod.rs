@@ -5,6 +5,7 @@
 //! (`execute::DockerConfig`, `NotifyConfig`, `ingest::probe::ProbeConfig`, ...), each
 //! error a `model::InvalidSetting` naming the key at fault.
 
+mod approvals;
 mod file;
 mod tls;
 mod validate;
@@ -13,6 +14,7 @@ pub use file::{
     ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig,
     QuarantineAfter, StoreConfig, DEFAULT_LISTEN,
 };
+pub use approvals::{text_hash, ApprovalGroup, ApprovalGroupConfig, Approvals, ApprovalsConfig};
 pub use validate::default_limit;
 
 use crate::audit::Retention;
@@ -100,6 +102,8 @@ pub struct Config {
     pub probes: Vec<crate::ingest::probe::ProbeSettings>,
     /// `[store]`: the trail in PostgreSQL, shared by replicas.
     pub store: Option<crate::audit::StoreSettings>,
+    /// `[approvals]`: who may say yes to a risky action, and where they are asked.
+    pub approvals: Approvals,
     /// What is accepted but should be written otherwise (an old form), each naming its
     /// key and the form to write; logged at load and printed by `salve check`.
     pub warnings: Vec<String>,

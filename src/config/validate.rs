@@ -54,6 +54,7 @@ impl Config {
         let notify = channels(&file.notify)?;
         let on_outcome = on_outcome(&file.on_outcome, &notify)?;
         let probes = ProbeSettings::from_config(&file.probe, &probe_commands(&exec))?;
+        let approvals = super::approvals::approvals(&file.approvals, |c| notify.contains_key(c))?;
         let engine = &file.engine;
         let warnings = engine
             .quarantine_after
@@ -64,7 +65,10 @@ impl Config {
             listen: file.listen,
             data_dir: file.data_dir.clone(),
             rules_dir: file.rules_dir.clone(),
-            policy: policy_settings(&file)?,
+            policy: PolicySettings {
+                approvals: approvals.terms.clone(),
+                ..policy_settings(&file)?
+            },
             exec,
             audit_max_file_bytes: file.audit.max_file_bytes,
             audit_retention: Retention {
@@ -94,6 +98,7 @@ impl Config {
             on_outcome,
             probes,
             store: file.store.as_ref().map(store_settings).transpose()?,
+            approvals,
             warnings,
         })
     }
@@ -119,6 +124,7 @@ fn policy_settings(file: &ConfigFile) -> Checked<PolicySettings> {
         max_dedup_entries: policy.max_dedup_entries,
         max_firing_alerts: policy.max_firing_alerts,
         max_held_alerts: policy.max_held_alerts,
+        approvals: Default::default(),
     })
 }
 

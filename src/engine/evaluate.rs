@@ -413,6 +413,19 @@ fn decide_notification(
                         count_decision(metrics, &decision);
                         out.records
                             .push(AuditRecord::new(now, Entry::Decision(decision.clone())));
+                        if super::approvals::asks_anew(&st, &decision) {
+                            if let Some(request) = super::approvals::request_of(
+                                round.runtime,
+                                rule,
+                                event,
+                                &decision,
+                                now,
+                            ) {
+                                st.record_approval_requested(&request);
+                                out.records
+                                    .push(AuditRecord::new(now, Entry::ApprovalRequested(request)));
+                            }
+                        }
                         out.decisions.push(decision);
                     }
                 }

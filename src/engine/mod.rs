@@ -6,6 +6,7 @@
 //! trail folded into state; what a stop left).
 
 mod act;
+mod approvals;
 mod checkpoint;
 mod evaluate;
 mod health;
@@ -23,6 +24,7 @@ mod trail;
 pub use checkpoint::{
     checkpoint_bytes, frame_checkpoint_body, restore_checkpoint, CheckpointError, Unreadable,
 };
+pub use approvals::{Answer, ApprovalError};
 pub use checkpoint::{replay, RecoveryError, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, replay_round, rule_terms, Evaluation};
 pub use health::Task;
@@ -66,6 +68,9 @@ pub struct Engine {
     started: restart::StartOnly,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// One answer to approvals at a time on this salve, so that a losing answer is
+    /// refused before it is written (across replicas the trail orders them).
+    approving: tokio::sync::Mutex<()>,
     /// The probes, once `serve` starts them; a reload applies the config's to them.
     probes: std::sync::OnceLock<crate::ingest::probe::Probes>,
     state: Arc<RwLock<PolicyState>>,

@@ -39,6 +39,8 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
             state.record_window_deleted(id)
         }
         Entry::Reconsidered { event, .. } => state.record_reconsidered(event),
+        Entry::ApprovalRequested(request) => state.record_approval_requested(request),
+        Entry::ApprovalDecided(decided) => state.record_approval_decided(decided, record.at),
         Entry::RuleError { .. } | Entry::Reload { .. } => {}
     }
 }

@@ -56,9 +56,11 @@ impl Runtime {
             .map_err(LoadError::Rules)?;
         let channels: HashSet<&str> = config.notify.keys().map(String::as_str).collect();
         let commands: HashSet<&str> = config.exec.keys().map(String::as_str).collect();
+        let groups: HashSet<&str> = config.approvals.groups.keys().map(String::as_str).collect();
         let undefined = rules.undefined_names(&Defined {
             channels: &channels,
             commands: &commands,
+            groups: &groups,
         });
         if !undefined.is_empty() {
             return Err(LoadError::Rules(undefined));
@@ -180,6 +182,7 @@ impl Engine {
                 let restart_required = self.started.differing(&runtime.config);
                 *self.runtime.write() = Arc::new(runtime);
                 self.go_live();
+                self.invalidate_approvals().await;
                 self.reloads.send_modify(|n| *n += 1);
                 self.metrics.reloaded(true, count);
                 self.metrics.restart_required(!restart_required.is_empty());

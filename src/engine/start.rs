@@ -61,6 +61,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         overrides: options.overrides,
         started,
         reloading: tokio::sync::Mutex::new(()),
+        approving: tokio::sync::Mutex::new(()),
         probes: std::sync::OnceLock::new(),
         state: Arc::new(RwLock::new(state)),
         audit,
@@ -192,6 +193,7 @@ async fn every_second(engine: std::sync::Weak<Engine>) {
             return;
         };
         engine.retry_trail().await;
+        engine.close_approvals().await;
         engine.reconsider_due().await;
         engine.checkpoint_if_due().await;
     }

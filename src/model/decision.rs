@@ -27,12 +27,20 @@ pub enum Reason {
     Cooldown,
     CircuitOpen,
     DryRun,
-    /// `.after(d)`: not before the alert has fired for `d`.
+    /// `.after(d)`: not before the alert has fired for `d` (counted from the approval,
+    /// for an action that asks for one).
     Delayed,
+    /// The action asks a person first (`.approval()`, `[approvals] require`): asked, or
+    /// still waiting for an answer.
+    AwaitingApproval,
+    /// A person said no to this action for this episode of the alert.
+    ApprovalDenied,
+    /// Nobody answered in time: no, for this episode of the alert.
+    ApprovalExpired,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Dedup,
         Reason::Duplicate,
         Reason::Maintenance,
@@ -41,6 +49,9 @@ impl Reason {
         Reason::CircuitOpen,
         Reason::DryRun,
         Reason::Delayed,
+        Reason::AwaitingApproval,
+        Reason::ApprovalDenied,
+        Reason::ApprovalExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +64,9 @@ impl Reason {
             Reason::CircuitOpen => "circuit_open",
             Reason::DryRun => "dry_run",
             Reason::Delayed => "delayed",
+            Reason::AwaitingApproval => "awaiting_approval",
+            Reason::ApprovalDenied => "approval_denied",
+            Reason::ApprovalExpired => "approval_expired",
         }
     }
 }
@@ -90,6 +104,10 @@ pub struct Decision {
     /// alert is decided again if it still fires in the same episode (`reconsidered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconsider_at: Option<DateTime<Utc>>,
+    /// The approval this decision asked for (`awaiting_approval`), waits for, or acted
+    /// on (or held back) once a person said yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// The `detail` of a decision suppressed because salve itself runs in dry-run (rather

@@ -310,6 +310,29 @@ impl Intent {
             .map(Duration::from_millis)
     }
 
+    /// `.approval(group)` / `.approval(group, ttl)`: a person of `group` says yes first.
+    pub fn with_approval(self, group: &str, ttl: Option<Duration>) -> Intent {
+        let intent = self.with(super::APPROVAL_GROUP, group);
+        match ttl {
+            Some(ttl) => {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                intent.with(super::APPROVAL_TTL_MS, ms)
+            }
+            None => intent,
+        }
+    }
+
+    /// The group and time to live [`Intent::with_approval`] set, if any.
+    pub fn approval(&self) -> Option<(&str, Option<Duration>)> {
+        let group = self.params.get(super::APPROVAL_GROUP)?.as_str()?;
+        let ttl = self
+            .params
+            .get(super::APPROVAL_TTL_MS)
+            .and_then(serde_json::Value::as_u64)
+            .map(Duration::from_millis);
+        Some((group, ttl))
+    }
+
     /// Equal for identical intents (same action, target and settings): the key that
     /// folds one notification's duplicate intents into one action.
     /// `identity` as a 128-bit hash, stable across processes and versions: what dedup

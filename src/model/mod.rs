@@ -3,6 +3,7 @@
 //! and rates as people write them, maintenance windows, and errors with their causes.
 //! A leaf: it imports only other leaves.
 
+mod approval;
 mod command;
 mod decision;
 mod error;
@@ -14,6 +15,10 @@ pub mod rate;
 mod secret;
 mod setting;
 
+pub use approval::{
+    Actor, ApprovalDecided, ApprovalRequest, ApprovalState, ApprovalView, UnknownApprovalState,
+    APPROVAL_GROUP, APPROVAL_TTL_MS, MAX_APPROVAL_TTL,
+};
 pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};
 pub use error::error_chain;

@@ -8,12 +8,13 @@
 //! the checkpoint's bytes.
 
 use super::firing::{FiringImage, FiringImageError, FiringImageOf, FiringSet, FiringSnapshot};
+use super::approvals::{ApprovalEntry, Approvals, Decided};
 use super::held::{DryHeld, HeldBack, Holds, Spent};
 use super::shards::ShardedMap;
 use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
 use super::PolicySettings;
 use crate::event::Event;
-use crate::model::{Action, MaintenanceWindow, Reason, Target};
+use crate::model::{Action, ApprovalState, MaintenanceWindow, Reason, Target};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +52,60 @@ pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
     held: Vec<HeldImage>,
     dry_held: Vec<(String, Vec<String>)>,
     evicted_held: u64,
+    /// Since format 3: the approvals asked for and what became of them.
+    approvals: Vec<ApprovalImage>,
+}
+
+/// An approval: its request (JSON), its state, who decided (actor as JSON, when, the
+/// comment, the decision record's id), and the decision that spent it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ApprovalImage {
+    request: String,
+    state: ApprovalState,
+    decided: Option<(String, i64, String, String)>,
+    spent_by: Option<(String, String)>,
+}
+
+/// The image of checkpoint format 2 (salve before approvals).
+#[derive(Debug, Deserialize)]
+pub struct StateImageV2 {
+    dedup: Vec<(u128, i64)>,
+    executions_recorded: u64,
+    by_target: Vec<(Target, Vec<ExecutionImage>)>,
+    by_rule: Vec<(String, Vec<(i64, Target)>)>,
+    by_action: Vec<(Action, Vec<i64>)>,
+    breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
+    firing: FiringImage,
+    windows: Vec<String>,
+    pending: Vec<(String, i64)>,
+    undecided: Vec<String>,
+    evicted: (u64, u64),
+    held: Vec<HeldImage>,
+    dry_held: Vec<(String, Vec<String>)>,
+    evicted_held: u64,
+}
+
+impl From<StateImageV2> for StateImage {
+    /// Format 2 asked nobody: an upgrade starts with no approvals.
+    fn from(v2: StateImageV2) -> StateImage {
+        StateImage {
+            dedup: v2.dedup,
+            executions_recorded: v2.executions_recorded,
+            by_target: v2.by_target,
+            by_rule: v2.by_rule,
+            by_action: v2.by_action,
+            breakers: v2.breakers,
+            firing: v2.firing,
+            windows: v2.windows,
+            pending: v2.pending,
+            undecided: v2.undecided,
+            evicted: v2.evicted,
+            held: v2.held,
+            dry_held: v2.dry_held,
+            evicted_held: v2.evicted_held,
+            approvals: Vec::new(),
+        }
+    }
 }
 
 /// A held-back alert: its event, until when, why, and the limit that held it.
@@ -76,7 +131,7 @@ impl From<StateImageV1> for StateImage {
     /// Format 1 held nothing back: an upgrade starts with no holds, and the alerts a
     /// hold was lost for are decided again at their next event.
     fn from(v1: StateImageV1) -> StateImage {
-        StateImage {
+        StateImage::from(StateImageV2 {
             dedup: v1.dedup,
             executions_recorded: v1.executions_recorded,
             by_target: v1.by_target,
@@ -91,7 +146,7 @@ impl From<StateImageV1> for StateImage {
             held: Vec::new(),
             dry_held: Vec::new(),
             evicted_held: 0,
-        }
+        })
     }
 }
 
@@ -152,6 +207,7 @@ impl PolicyState {
             undecided: self.undecided.values().cloned().collect(),
             evicted: self.evicted,
             holds: self.holds.clone(),
+            approvals: self.approvals.by_id.values().cloned().collect(),
         }
     }
 }
@@ -170,6 +226,7 @@ pub struct StateSnapshot {
     undecided: Vec<Arc<Event>>,
     evicted: Evictions,
     holds: Holds,
+    approvals: Vec<ApprovalEntry>,
 }
 
 impl StateSnapshot {
@@ -246,8 +303,47 @@ impl StateSnapshot {
                 .map(|h| Ok((json(&*h.event)?, h.rules.iter().cloned().collect())))
                 .collect::<Result<_, ImageError>>()?,
             evicted_held: self.evicted.held,
+            approvals: self
+                .approvals
+                .iter()
+                .map(approval_image)
+                .collect::<Result<_, ImageError>>()?,
         })
     }
+}
+
+fn approval_image(entry: &ApprovalEntry) -> Result<ApprovalImage, ImageError> {
+    let decided = match &entry.decided {
+        Some(d) => Some((json(&d.actor)?, ns(d.at), d.comment.clone(), d.record.clone())),
+        None => None,
+    };
+    Ok(ApprovalImage {
+        request: json(&*entry.request)?,
+        state: entry.state,
+        decided,
+        spent_by: entry.spent_by.clone(),
+    })
+}
+
+fn approvals_from(images: Vec<ApprovalImage>, approvals: &mut Approvals) -> Result<(), ImageError> {
+    for image in images {
+        let decided = match image.decided {
+            Some((actor, t, comment, record)) => Some(Decided {
+                actor: from_json(&actor)?,
+                at: at(t),
+                comment,
+                record,
+            }),
+            None => None,
+        };
+        approvals.insert(ApprovalEntry {
+            request: Arc::new(from_json(&image.request)?),
+            state: image.state,
+            decided,
+            spent_by: image.spent_by,
+        });
+    }
+    Ok(())
 }
 
 impl PolicyState {
@@ -291,6 +387,7 @@ impl PolicyState {
         state.evicted.firing = image.evicted.1;
         state.evicted.held = image.evicted_held;
         holds_from(image.held, image.dry_held, &mut state.holds)?;
+        approvals_from(image.approvals, &mut state.approvals)?;
         Ok(state)
     }
 }

@@ -1,6 +1,7 @@
 //! Policy: is acting safe right now? dedup, maintenance, rate limits, cooldowns,
 //! circuit breakers, dry-run, in that order. Every "no" is a decision with its reason.
 
+mod approvals;
 mod firing;
 mod held;
 mod history;
@@ -10,9 +11,10 @@ mod state;
 mod strings;
 mod verdict;
 
+pub use approvals::{ApprovalEntry, ApprovalTerms, Decided, DEFAULT_TTL as DEFAULT_APPROVAL_TTL};
 pub use held::{DryHeld, HeldBack, Spent};
 pub use history::SharedHistory;
-pub use image::{ImageError, StateImage, StateImageV1, StateSnapshot};
+pub use image::{ImageError, StateImage, StateImageV1, StateImageV2, StateSnapshot};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
 };

@@ -32,6 +32,8 @@ pub struct PolicySettings {
     /// At most this many alerts are held back to be decided again; past it one is
     /// decided again only when re-sent.
     pub max_held_alerts: usize,
+    /// Which actions ask a person first whatever the rule says, and for how long.
+    pub approvals: super::approvals::ApprovalTerms,
 }
 
 /// What policy needs of a rule: its name and its own limits and mutes. A borrowed view,
@@ -56,7 +58,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// a dedup entry costs 16 bytes, not copies of the strings it is made of.
 /// Decisions made in dry-run have keys of their own (`dry_run`), so that they never
 /// stop a live decision on the same episode.
-fn dedup_key(
+pub(super) fn dedup_key(
     rule: &str,
     fingerprint: &Fingerprint,
     starts_at: DateTime<Utc>,
@@ -128,6 +130,8 @@ pub struct PolicyState {
     pub(super) received: u64,
     /// Alerts held back by something that ends, to be decided again then.
     pub(super) holds: Holds,
+    /// Approvals asked for, by id, and what became of them.
+    pub(super) approvals: super::approvals::Approvals,
     pub(super) interval_ends: IntervalEnds,
 }
 
@@ -294,6 +298,7 @@ impl PolicyState {
             }
             _ => {}
         }
+        self.spend_approval(d);
         self.hold(d);
     }
 
@@ -387,6 +392,7 @@ impl PolicyState {
         );
         self.evicted.firing += evicted as u64;
         self.windows.retain(|_, w| w.ends_at > now);
+        self.prune_approvals(now);
         let horizon = since(now, HISTORY_HORIZON);
         self.by_target
             .retain(|_, execs| execs.back().is_some_and(|e| e.at >= horizon));
@@ -521,6 +527,7 @@ impl PolicyState {
             reason,
             detail,
             reconsider_at,
+            approval,
         } = self.verdict(rule, event, intent, (identity, key), now, batch);
         if decision == Verdict::Execute || matches!(reason, Some(Reason::DryRun)) {
             batch.acted.insert(identity);
@@ -540,6 +547,7 @@ impl PolicyState {
             detail,
             dry_run,
             reconsider_at,
+            approval,
         };
         (decision, key)
     }

@@ -1,9 +1,12 @@
 //! The verdict on one intent: the checks of policy in their order, each "no" with its
 //! reason and, where what holds the intent back ends, when it does.
 
+use super::approvals::Asked;
 use super::state::{since, BatchScope, PolicyState, RuleTerms};
 use crate::event::Event;
-use crate::model::{format_duration, Action, Intent, RateLimit, Reason, Target, Verdict};
+use crate::model::{
+    format_duration, Action, ApprovalState, Intent, RateLimit, Reason, Target, Verdict,
+};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -28,10 +31,12 @@ impl PolicyState {
             // incident must not silence the page about the next. Nor is a page held for
             // later: what holds it (a window) is about actions.
             acting: intent.action != Action::Notify,
+            asked: self.asked(rule.name, event, intent),
         };
-        check
+        let mut judgement = check
             .dedup(key)
             .or_else(|| check.duplicate(batch, identity))
+            .or_else(|| check.unanswered())
             .or_else(|| check.delay())
             .or_else(|| check.maintenance())
             .or_else(|| check.rule_limit())
@@ -39,12 +44,18 @@ impl PolicyState {
             .or_else(|| check.cooldown())
             .or_else(|| check.breaker())
             .or_else(|| check.dry_run())
+            .or_else(|| check.ask())
             .unwrap_or(Judgement {
                 decision: Verdict::Execute,
                 reason: None,
                 detail: String::new(),
                 reconsider_at: None,
-            })
+                approval: None,
+            });
+        if let Asked::Known(entry) = &check.asked {
+            judgement.approval = Some(entry.request.id.clone());
+        }
+        judgement
     }
 }
 
@@ -56,6 +67,7 @@ struct Check<'a> {
     intent: &'a Intent,
     now: DateTime<Utc>,
     acting: bool,
+    asked: Asked<'a>,
 }
 
 fn suppressed(reason: Reason, detail: String) -> Judgement {
@@ -64,6 +76,7 @@ fn suppressed(reason: Reason, detail: String) -> Judgement {
         reason: Some(reason),
         detail,
         reconsider_at: None,
+        approval: None,
     }
 }
 
@@ -104,10 +117,85 @@ impl Check<'_> {
         )
     }
 
-    /// `.after(d)`: not before the alert has fired for d.
+    /// An approval asked for this intent on this episode and not (yet) granted: still
+    /// waiting, or answered no (denied, expired), which holds for the episode.
+    fn unanswered(&self) -> Option<Judgement> {
+        let Asked::Known(entry) = &self.asked else {
+            return None;
+        };
+        let request = &entry.request;
+        let by = || {
+            entry
+                .decided
+                .as_ref()
+                .map(|d| format!("{} at {}", d.actor, d.at.to_rfc3339()))
+                .unwrap_or_default()
+        };
+        match entry.state {
+            ApprovalState::Pending => suppress(
+                Reason::AwaitingApproval,
+                format!(
+                    "waiting for {} to approve (approval {}) until {}",
+                    request.group,
+                    request.id,
+                    request.expires_at.to_rfc3339()
+                ),
+            ),
+            ApprovalState::Denied => suppress(
+                Reason::ApprovalDenied,
+                format!("approval {} denied by {}", request.id, by()),
+            ),
+            ApprovalState::Expired => suppress(
+                Reason::ApprovalExpired,
+                format!(
+                    "approval {} expired at {} with no answer from {}",
+                    request.id,
+                    request.expires_at.to_rfc3339(),
+                    request.group
+                ),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Asks for an approval: every check before passed, so a yes is worth asking for.
+    fn ask(&self) -> Option<Judgement> {
+        let Asked::Ask { group, ttl } = &self.asked else {
+            return None;
+        };
+        let expires_at = crate::model::later(self.now, *ttl);
+        Some(Judgement {
+            approval: Some(uuid::Uuid::now_v7().to_string()),
+            ..suppressed(
+                Reason::AwaitingApproval,
+                format!(
+                    "asks {group} for approval; expires at {}",
+                    expires_at.to_rfc3339()
+                ),
+            )
+        })
+    }
+
+    /// When a granted approval was granted: a delay counts from it.
+    fn approved_at(&self) -> Option<DateTime<Utc>> {
+        match &self.asked {
+            Asked::Known(entry) if entry.state == ApprovalState::Approved => {
+                entry.decided.as_ref().map(|d| d.at)
+            }
+            _ => None,
+        }
+    }
+
+    /// `.after(d)`: not before the alert has fired for d, or for an intent that asks a
+    /// person, not before d has passed since the yes (the ask itself comes first).
     fn delay(&self) -> Option<Judgement> {
         let delay = self.intent.delay()?;
-        let due = crate::model::later(self.event.starts_at, delay);
+        let from = match (&self.asked, self.approved_at()) {
+            (Asked::Not, _) => self.event.starts_at,
+            (_, Some(approved)) => approved,
+            (_, None) => return None,
+        };
+        let due = crate::model::later(from, delay);
         if self.now >= due {
             return None;
         }
@@ -245,11 +333,21 @@ impl Check<'_> {
     }
 
     fn dry_run(&self) -> Option<Judgement> {
+        let would_ask = match &self.asked {
+            Asked::Ask { group, .. } => format!("; would ask {group} for approval"),
+            _ => String::new(),
+        };
         if self.state.settings.dry_run {
-            return suppress(Reason::DryRun, crate::model::DRY_RUN_BY_SALVE.into());
+            return suppress(
+                Reason::DryRun,
+                format!("{}{would_ask}", crate::model::DRY_RUN_BY_SALVE),
+            );
         }
         if self.rule.dry_run {
-            return suppress(Reason::DryRun, "the rule sets DRY_RUN".into());
+            return suppress(
+                Reason::DryRun,
+                format!("the rule sets DRY_RUN{would_ask}"),
+            );
         }
         None
     }
@@ -302,6 +400,8 @@ pub(super) struct Judgement {
     pub reason: Option<Reason>,
     pub detail: String,
     pub reconsider_at: Option<DateTime<Utc>>,
+    /// The approval the decision asks for, waits for, or spends.
+    pub approval: Option<String>,
 }
 
 /// When a spent limit lets one more through: `used` are the executions in its window,

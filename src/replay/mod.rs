@@ -108,7 +108,7 @@ pub(super) fn told<'a>(recorded: impl IntoIterator<Item = &'a Decision>) -> Told
     let mut told = Told::Nothing;
     for d in recorded {
         if d.reason == Some(Reason::DryRun) {
-            return if d.detail == DRY_RUN_BY_SALVE {
+            return if d.detail.starts_with(DRY_RUN_BY_SALVE) {
                 Told::DryRun
             } else {
                 Told::Live

@@ -132,9 +132,11 @@ fn undefined(body: &str) -> Vec<String> {
     let set = load(&[("bad", &rule(body))]).expect("the rule loads");
     let channels: HashSet<&str> = ["ops"].into_iter().collect();
     let commands: HashSet<&str> = ["reload"].into_iter().collect();
+    let groups: HashSet<&str> = ["sre"].into_iter().collect();
     set.undefined_names(&Defined {
         channels: &channels,
         commands: &commands,
+        groups: &groups,
     })
     .iter()
     .map(|e| e.short())

@@ -64,6 +64,19 @@ pub(super) enum ArgumentError {
     Matchers(#[source] crate::alertmanager::matcher::MatcherError),
     #[error("now: unknown time zone {0:?}")]
     Zone(String),
+    #[error("approval: {0}")]
+    ApprovalTtl(#[source] crate::model::rate::ParseError),
+    #[error("approval: {0:?} is not between 1s and 24h")]
+    ApprovalTtlRange(String),
+}
+
+/// The time to live of `.approval(group, text)`, as the function and `salve check` judge it.
+pub(super) fn approval_ttl(text: &str) -> Result<Duration, ArgumentError> {
+    let d = parse_duration(text).map_err(ArgumentError::ApprovalTtl)?;
+    if d < Duration::from_secs(1) || d > crate::model::MAX_APPROVAL_TTL {
+        return Err(ArgumentError::ApprovalTtlRange(text.to_string()));
+    }
+    Ok(d)
 }
 
 /// The delay of `.after(text)`, as the function and `salve check` judge it.
@@ -104,6 +117,7 @@ pub(super) fn literal_mistake(function: &str, index: usize, text: &str) -> Optio
         ("recent", 1) => text.parse::<Action>().err().map(|e| format!("recent: {e}")),
         ("recent", 2) => window_start(text, chrono::Utc::now()).err().map(mistake),
         ("after", 1) => delay(text).err().map(mistake),
+        ("approval", 2) => approval_ttl(text).err().map(mistake),
         ("firing", 0) => matchers(text).err().map(mistake),
         ("now", 0) => zone(text).err().map(mistake),
         _ => None,
@@ -405,6 +419,30 @@ mod options {
     pub fn after(intent: Intent, delay: ImmutableString) -> Fallible<Intent> {
         let d = super::delay(&delay).map_err(error)?;
         Ok(intent.with_delay(d))
+    }
+
+    /// Ask a person of `[approvals.GROUP]` first; act only on their yes, decided again
+    /// by policy at that moment. The request expires into "no" after the group's `ttl`.
+    #[rhai_fn(name = "approval", return_raw)]
+    pub fn approval(intent: Intent, group: ImmutableString) -> Fallible<Intent> {
+        if group.is_empty() {
+            return Err(error("approval: the group is empty"));
+        }
+        Ok(intent.with_approval(&group, None))
+    }
+
+    /// As `approval(group)`, expiring after `ttl` (1s to 24h) instead of the group's.
+    #[rhai_fn(name = "approval", return_raw)]
+    pub fn approval_for(
+        intent: Intent,
+        group: ImmutableString,
+        ttl: ImmutableString,
+    ) -> Fallible<Intent> {
+        if group.is_empty() {
+            return Err(error("approval: the group is empty"));
+        }
+        let ttl = super::approval_ttl(&ttl).map_err(error)?;
+        Ok(intent.with_approval(&group, Some(ttl)))
     }
 
     /// Seconds to wait: Docker's stop timeout, Kubernetes' verification (0 skips it).

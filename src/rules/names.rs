@@ -12,6 +12,8 @@ use std::collections::HashSet;
 pub struct Defined<'a> {
     pub channels: &'a HashSet<&'a str>,
     pub commands: &'a HashSet<&'a str>,
+    /// `[approvals.NAME]` groups, which `.approval(NAME)` asks.
+    pub groups: &'a HashSet<&'a str>,
 }
 
 impl RuleSet {
@@ -21,18 +23,24 @@ impl RuleSet {
         for rule in self.rules() {
             calls::each_call(&rule.ast, &mut |call| {
                 let function = call.name;
-                let (what, known) = if function == "exec" {
-                    ("command", defined.commands)
+                let (what, known, index) = if function == "approval" {
+                    ("approval group", defined.groups, 1)
+                } else if function == "exec" {
+                    ("command", defined.commands, 0)
                 } else if telling_names().iter().any(|n| n == function) {
-                    ("channel", defined.channels)
+                    ("channel", defined.channels, 0)
                 } else {
                     return true;
                 };
-                if let Some((name, pos)) = call.literal(0) {
+                if let Some((name, pos)) = call.literal(index) {
                     if !known.contains(name.as_str()) {
                         let mut names: Vec<&&str> = known.iter().collect();
                         names.sort();
-                        let section = if what == "command" { "exec" } else { "notify" };
+                        let section = match what {
+                            "command" => "exec",
+                            "channel" => "notify",
+                            _ => "approvals",
+                        };
                         errors.push(RuleError::at(
                             &rule.path,
                             rule.source(),
