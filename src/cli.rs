@@ -638,7 +638,8 @@ fn describe_raw(r: &AuditRecord) -> String {
             r.target,
             r.group,
             r.id,
-            r.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            r.expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         Entry::ApprovalDecided(d) => format!(
             "{at} approval    {} {} by {} after {:.0}s{}",

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "it/api_router.rs"]
 mod api_router;
+#[path = "it/approvals.rs"]
+mod approvals;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/architecture_sizes.rs"]

@@ -9,8 +9,8 @@ mod body;
 mod error;
 mod handlers;
 
-pub use body::{BodyLimits, JsonBody};
 pub use auth::{Caller, Role};
+pub use body::{BodyLimits, JsonBody};
 pub use error::ApiError;
 
 use crate::engine::Engine;

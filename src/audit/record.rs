@@ -137,7 +137,7 @@ pub enum Entry {
     Reconsidered { event: Event, held: Reason },
     /// An action asks a person first: who may answer, where the request went, until
     /// when, and the intent and alert it is for. Written with the decision that asked.
-    ApprovalRequested(ApprovalRequest),
+    ApprovalRequested(Box<ApprovalRequest>),
     /// An approval was answered (approved, denied) or ended by salve (expired,
     /// cancelled, invalidated), by whom. Only the first on an approval counts.
     ApprovalDecided(ApprovalDecided),

@@ -110,7 +110,10 @@ pub fn approvals(
         let key = |field: &str| format!("approvals.{name}.{field}");
         let ttl = group.ttl.map_or(DEFAULT_APPROVAL_TTL, |t| t.get());
         if ttl < Duration::from_secs(1) || ttl > MAX_APPROVAL_TTL {
-            return Err(InvalidSetting::new(key("ttl"), "must be between 1s and 24h"));
+            return Err(InvalidSetting::new(
+                key("ttl"),
+                "must be between 1s and 24h",
+            ));
         }
         if let Some(channel) = group.notify.iter().find(|c| !channel_exists(c)) {
             return Err(InvalidSetting::new(

@@ -10,11 +10,11 @@ mod file;
 mod tls;
 mod validate;
 
+pub use approvals::{text_hash, ApprovalGroup, ApprovalGroupConfig, Approvals, ApprovalsConfig};
 pub use file::{
     ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig,
     QuarantineAfter, StoreConfig, DEFAULT_LISTEN,
 };
-pub use approvals::{text_hash, ApprovalGroup, ApprovalGroupConfig, Approvals, ApprovalsConfig};
 pub use validate::default_limit;
 
 use crate::audit::Retention;

@@ -152,7 +152,11 @@ impl Engine {
     /// Every approval remembered, newest first.
     pub fn approvals(&self) -> Vec<ApprovalView> {
         let state = self.state.read();
-        state.approvals().into_iter().map(ApprovalEntry::view).collect()
+        state
+            .approvals()
+            .into_iter()
+            .map(ApprovalEntry::view)
+            .collect()
     }
 
     /// A person's answer to a pending approval. Refused when it is not pending any
@@ -209,7 +213,10 @@ impl Engine {
         let entry = state
             .approval(id)
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        let won = entry.decided.as_ref().is_some_and(|d| d.record == mine.decision);
+        let won = entry
+            .decided
+            .as_ref()
+            .is_some_and(|d| d.record == mine.decision);
         if !won || mine.actor.via == "salve" {
             return Err(lost(entry));
         }
@@ -260,7 +267,13 @@ impl Engine {
                         }
                         _ => "",
                     };
-                    Some(decided_record(entry, closed, Actor::salve(), why.into(), now))
+                    Some(decided_record(
+                        entry,
+                        closed,
+                        Actor::salve(),
+                        why.into(),
+                        now,
+                    ))
                 })
                 .collect()
         };

@@ -422,8 +422,10 @@ fn decide_notification(
                                 now,
                             ) {
                                 st.record_approval_requested(&request);
-                                out.records
-                                    .push(AuditRecord::new(now, Entry::ApprovalRequested(request)));
+                                out.records.push(AuditRecord::new(
+                                    now,
+                                    Entry::ApprovalRequested(Box::new(request)),
+                                ));
                             }
                         }
                         out.decisions.push(decision);

@@ -20,11 +20,11 @@ mod runtime;
 mod start;
 mod trail;
 
+pub use approvals::{Answer, ApprovalError};
 #[doc(hidden)]
 pub use checkpoint::{
     checkpoint_bytes, frame_checkpoint_body, restore_checkpoint, CheckpointError, Unreadable,
 };
-pub use approvals::{Answer, ApprovalError};
 pub use checkpoint::{replay, RecoveryError, CHECKPOINT_FILE};
 pub use evaluate::{evaluate_events, evaluate_round, plan, replay_round, rule_terms, Evaluation};
 pub use health::Task;

@@ -11,8 +11,8 @@ use super::held::HeldBack;
 use super::state::{since, PolicyState};
 use crate::event::{Fingerprint, Status};
 use crate::model::{
-    Action, Actor, ApprovalDecided, ApprovalRequest, ApprovalState, ApprovalView, Decision,
-    Intent, Reason, Verdict,
+    Action, Actor, ApprovalDecided, ApprovalRequest, ApprovalState, ApprovalView, Decision, Intent,
+    Reason, Verdict,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -72,8 +72,20 @@ impl Approvals {
 }
 
 /// One rule's intent on one episode of one alert: what an approval is for.
-fn ask_key(rule: &str, fingerprint: &Fingerprint, starts_at: DateTime<Utc>, identity: u128) -> u128 {
-    super::state::dedup_key(rule, fingerprint, starts_at, Status::Firing, identity, false)
+fn ask_key(
+    rule: &str,
+    fingerprint: &Fingerprint,
+    starts_at: DateTime<Utc>,
+    identity: u128,
+) -> u128 {
+    super::state::dedup_key(
+        rule,
+        fingerprint,
+        starts_at,
+        Status::Firing,
+        identity,
+        false,
+    )
 }
 
 impl ApprovalEntry {
@@ -151,11 +163,21 @@ impl PolicyState {
     }
 
     /// Where an intent stands with approval, as policy decides it.
-    pub(super) fn asked(&self, rule: &str, event: &crate::event::Event, intent: &Intent) -> Asked<'_> {
+    pub(super) fn asked(
+        &self,
+        rule: &str,
+        event: &crate::event::Event,
+        intent: &Intent,
+    ) -> Asked<'_> {
         let Some((group, ttl)) = self.asks(intent) else {
             return Asked::Not;
         };
-        let key = ask_key(rule, &event.fingerprint, event.starts_at, intent.identity_key());
+        let key = ask_key(
+            rule,
+            &event.fingerprint,
+            event.starts_at,
+            intent.identity_key(),
+        );
         match self
             .approvals
             .by_ask
@@ -188,7 +210,7 @@ impl PolicyState {
     /// Every approval remembered, newest first.
     pub fn approvals(&self) -> Vec<&ApprovalEntry> {
         let mut all: Vec<&ApprovalEntry> = self.approvals.by_id.values().collect();
-        all.sort_by(|a, b| b.request.requested_at.cmp(&a.request.requested_at));
+        all.sort_by_key(|e| std::cmp::Reverse(e.request.requested_at));
         all
     }
 
@@ -212,8 +234,8 @@ impl PolicyState {
         let Some(entry) = self.approvals.by_id.get_mut(&decided.id) else {
             return;
         };
-        let closes_approved = entry.state == ApprovalState::Approved
-            && decided.state == ApprovalState::Suppressed;
+        let closes_approved =
+            entry.state == ApprovalState::Approved && decided.state == ApprovalState::Suppressed;
         if !entry.state.is_open() && !closes_approved {
             return;
         }
@@ -260,7 +282,8 @@ impl PolicyState {
         else {
             return;
         };
-        if entry.state != ApprovalState::Approved {
+        // A delay is part of the action approved: it counts from the yes.
+        if entry.state != ApprovalState::Approved || d.reason == Some(Reason::Delayed) {
             return;
         }
         entry.state = match d.decision {
@@ -287,9 +310,7 @@ impl PolicyState {
                 && self.firing.seen_since(&event.fingerprint, firing_since);
             let state = match entry.state {
                 ApprovalState::Pending if !fires => ApprovalState::Cancelled,
-                ApprovalState::Pending if entry.request.expires_at <= now => {
-                    ApprovalState::Expired
-                }
+                ApprovalState::Pending if entry.request.expires_at <= now => ApprovalState::Expired,
                 ApprovalState::Approved if !fires => ApprovalState::Suppressed,
                 _ => continue,
             };

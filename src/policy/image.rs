@@ -7,8 +7,8 @@
 //! shared, see `shards`) and writes the image from it outside the lock, straight into
 //! the checkpoint's bytes.
 
-use super::firing::{FiringImage, FiringImageError, FiringImageOf, FiringSet, FiringSnapshot};
 use super::approvals::{ApprovalEntry, Approvals, Decided};
+use super::firing::{FiringImage, FiringImageError, FiringImageOf, FiringSet, FiringSnapshot};
 use super::held::{DryHeld, HeldBack, Holds, Spent};
 use super::shards::ShardedMap;
 use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
@@ -314,7 +314,12 @@ impl StateSnapshot {
 
 fn approval_image(entry: &ApprovalEntry) -> Result<ApprovalImage, ImageError> {
     let decided = match &entry.decided {
-        Some(d) => Some((json(&d.actor)?, ns(d.at), d.comment.clone(), d.record.clone())),
+        Some(d) => Some((
+            json(&d.actor)?,
+            ns(d.at),
+            d.comment.clone(),
+            d.record.clone(),
+        )),
         None => None,
     };
     Ok(ApprovalImage {

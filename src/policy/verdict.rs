@@ -344,10 +344,7 @@ impl Check<'_> {
             );
         }
         if self.rule.dry_run {
-            return suppress(
-                Reason::DryRun,
-                format!("the rule sets DRY_RUN{would_ask}"),
-            );
+            return suppress(Reason::DryRun, format!("the rule sets DRY_RUN{would_ask}"));
         }
         None
     }
