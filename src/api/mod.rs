@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod handlers;
 
+pub use auth::{Caller, Role};
 pub use body::{BodyLimits, JsonBody};
 pub use error::ApiError;
 

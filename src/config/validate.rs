@@ -55,6 +55,7 @@ impl Config {
         let on_outcome = on_outcome(&file.on_outcome, &notify)?;
         let probes = ProbeSettings::from_config(&file.probe, &probe_commands(&exec))?;
         let engine = &file.engine;
+        let auth = load_auth(&file.api)?;
         let warnings = engine
             .quarantine_after
             .old_form_warning()
@@ -78,7 +79,9 @@ impl Config {
                 max_label_value_bytes: file.api.max_label_value_bytes,
                 max_annotations_bytes: file.api.max_annotations_bytes,
             },
-            auth: load_auth(&file.api)?,
+            auth: auth.clone(),
+            identities: super::identity::identities(&file.api, auth.as_ref())?,
+            proxy: super::identity::trusted_proxy(&file.api)?,
             tls: listener_tls(&file.api)?,
             rule_budget: rule_budget(engine)?,
             max_backlog: engine.max_backlog.max(1),
