@@ -379,3 +379,37 @@ fn only_the_people_of_the_group_may_answer() {
     assert_eq!(approval(&salve, &id)["state"], "pending");
     assert_eq!(answer(&salve, &id, "approve", "").status, 200);
 }
+
+#[test]
+fn the_cli_lists_and_answers_as_the_identity_its_token_names() {
+    let salve = salve_asking(".approval(\"sre\")", "");
+    let id = asked(&salve);
+    let url = salve.url("");
+    std::fs::write(salve.dir().join("bob"), "bob-token\n").expect("write bob's token");
+    std::fs::write(salve.dir().join("alice"), "alice-token\n").expect("write alice's token");
+    let as_who = |who: &str, args: &[&str]| {
+        let mut all = vec!["approvals"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url, "--token-file", who]);
+        salve.cli(&all)
+    };
+    let listed = as_who("bob", &["list", "--state", "pending"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(text.contains(&id) && text.contains("pending"), "{text}");
+    let refused = as_who("bob", &["approve", &id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{refused:?}"
+    );
+    let approved = as_who("alice", &["approve", &id, "--comment", "from the CLI"]);
+    assert!(approved.status.success(), "{approved:?}");
+    assert!(String::from_utf8_lossy(&approved.stdout).contains("approved"));
+    let again = as_who("alice", &["deny", &id]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("409"),
+        "{again:?}"
+    );
+    wait_state(&salve, &id, "executed");
+}
