@@ -127,6 +127,10 @@ pub struct ReplayArgs {
     /// The outcome of a replayed action the recording did not run: ok or failed.
     #[arg(long, default_value = "ok")]
     pub assume: String,
+    /// How an action that asks a person is answered: recorded (as the trail says),
+    /// approved or denied (every one, at once).
+    #[arg(long, default_value = "recorded")]
+    pub approvals: String,
     /// What would live have done: decide live where salve ran in dry-run when it
     /// recorded (by default each request is decided in the mode it was recorded in).
     #[arg(long)]
@@ -537,6 +541,10 @@ fn since_or_a_day(since: Option<DateTime<Utc>>) -> DateTime<Utc> {
 fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let assume: crate::replay::Assume =
         args.assume.parse().map_err(|e| anyhow!("--assume: {e}"))?;
+    let answers: crate::replay::Answers = args
+        .approvals
+        .parse()
+        .map_err(|e| anyhow!("--approvals: {e}"))?;
     let Some(runtime) = load_or_report(args.load) else {
         return Ok(ExitCode::from(1));
     };
@@ -548,8 +556,9 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         crate::replay::Mode::AsRecorded
     };
-    let replay = crate::replay::replay(&trail.reader, &runtime, since, until, assume, mode)
-        .map_err(|e| anyhow!(e))?;
+    let replay =
+        crate::replay::replay(&trail.reader, &runtime, since, until, assume, answers, mode)
+            .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&replay)?);
     } else {

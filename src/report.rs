@@ -18,6 +18,19 @@ pub struct Report {
     pub until: DateTime<Utc>,
     pub probes: Vec<ProbeFigures>,
     pub targets: Vec<TargetFigures>,
+    pub approvals: ApprovalFigures,
+}
+
+/// What became of the approvals asked in the window, and how long people took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApprovalFigures {
+    pub requested: usize,
+    /// How each ended (`approved`, `denied`, `expired`, `cancelled`, `invalidated`,
+    /// and `suppressed` for a yes whose alert stopped firing first).
+    pub decided: BTreeMap<String, usize>,
+    /// Mean and longest time from the request to a person's answer.
+    pub mean_seconds_to_decide: Option<f64>,
+    pub max_seconds_to_decide: Option<f64>,
 }
 
 /// What salve's actions on one target came to.
@@ -64,6 +77,9 @@ struct Tally {
     actions: BTreeMap<String, usize>,
     /// Executed actions, by decision id, for their outcomes.
     acting: HashMap<String, (EpisodeKey, String)>,
+    approvals: ApprovalFigures,
+    /// Seconds people took to answer.
+    answered_in: Vec<f64>,
 }
 
 /// Suppressed because salve had spent what it may do, not because of when or what:
@@ -112,6 +128,17 @@ impl Tally {
                     }
                 }
             }
+            Entry::ApprovalRequested(_) => self.approvals.requested += 1,
+            Entry::ApprovalDecided(d) => {
+                *self
+                    .approvals
+                    .decided
+                    .entry(d.state.as_str().to_string())
+                    .or_default() += 1;
+                if d.actor.via != "salve" {
+                    self.answered_in.push(d.waited_seconds);
+                }
+            }
             Entry::Received { event, .. } if event.status == Status::Resolved => {
                 let key = (event.fingerprint.clone(), event.starts_at);
                 if let Some(episode) = self.episodes.get_mut(&key) {
@@ -121,6 +148,16 @@ impl Tally {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn approvals(&self) -> ApprovalFigures {
+        let answered = &self.answered_in;
+        ApprovalFigures {
+            mean_seconds_to_decide: (!answered.is_empty())
+                .then(|| answered.iter().sum::<f64>() / answered.len() as f64),
+            max_seconds_to_decide: answered.iter().copied().reduce(f64::max),
+            ..self.approvals.clone()
         }
     }
 
@@ -197,6 +234,7 @@ pub fn report(
         since,
         until,
         probes,
+        approvals: tally.approvals(),
         targets: tally.targets(),
     })
 }
@@ -257,6 +295,22 @@ impl Report {
                 seconds(t.mtbf_seconds),
                 t.escalations,
                 100.0 * t.escalation_rate
+            );
+        }
+        let a = &self.approvals;
+        if a.requested > 0 || !a.decided.is_empty() {
+            let ended: Vec<String> = a.decided.iter().map(|(s, n)| format!("{s}={n}")).collect();
+            let _ = writeln!(
+                out,
+                "\napprovals: {} requested; {}; time to decide mean {}, max {}",
+                a.requested,
+                if ended.is_empty() {
+                    "none ended".to_string()
+                } else {
+                    ended.join(", ")
+                },
+                seconds(a.mean_seconds_to_decide),
+                seconds(a.max_seconds_to_decide)
             );
         }
         out

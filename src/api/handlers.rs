@@ -260,6 +260,9 @@ pub(super) struct ReplayRequest {
     /// `ok` (default) or `failed`.
     #[serde(default)]
     assume: Assume,
+    /// `recorded` (default), `approved` or `denied`.
+    #[serde(default)]
+    approvals: crate::replay::Answers,
     /// `true`: what would live have done, as `salve replay --dry-run`.
     #[serde(default)]
     dry_run: bool,
@@ -275,6 +278,9 @@ pub(super) async fn replay(
         // before it was typed): 400 with what it accepts, not 422 like a wrong shape.
         ApiError::Shape { field, .. } if field == "assume" => {
             ApiError::unaccepted("assume", e.to_string(), Assume::names())
+        }
+        ApiError::Shape { field, .. } if field == "approvals" => {
+            ApiError::unaccepted("approvals", e.to_string(), crate::replay::Answers::names())
         }
         _ => e,
     })?;
@@ -296,7 +302,15 @@ pub(super) async fn replay(
     let runtime = engine.runtime();
     let trail = engine.trail_reader();
     let replay = tokio::task::spawn_blocking(move || {
-        crate::replay::replay(&trail, &runtime, since, until, request.assume, mode)
+        crate::replay::replay(
+            &trail,
+            &runtime,
+            since,
+            until,
+            request.assume,
+            request.approvals,
+            mode,
+        )
     })
     .await??;
     Ok(Json(replay))

@@ -191,5 +191,6 @@ fn terms(
         require: written.require.clone(),
         require_targets,
         group,
+        assumed: None,
     })
 }

@@ -31,6 +31,9 @@ pub struct ApprovalTerms {
     pub require_targets: Vec<regex::Regex>,
     /// The group a requirement of the config asks (`[approvals] group`).
     pub group: Option<String>,
+    /// Replay only (`--approvals approved|denied`): every approval is taken as given
+    /// this answer at once, instead of the answers the trail recorded.
+    pub assumed: Option<bool>,
 }
 
 /// The time to live of a group that does not say.
@@ -140,6 +143,8 @@ pub(super) enum Asked<'a> {
     Ask { group: String, ttl: Duration },
     /// Its approval is this one, in the state it says.
     Known(&'a ApprovalEntry),
+    /// Replay assumes every approval denied.
+    AssumedDenied,
 }
 
 impl PolicyState {
@@ -172,6 +177,11 @@ impl PolicyState {
         let Some((group, ttl)) = self.asks(intent) else {
             return Asked::Not;
         };
+        match self.settings.approvals.assumed {
+            Some(true) => return Asked::Not,
+            Some(false) => return Asked::AssumedDenied,
+            None => {}
+        }
         let key = ask_key(
             rule,
             &event.fingerprint,

@@ -44,7 +44,7 @@ impl PolicyState {
             .or_else(|| check.cooldown())
             .or_else(|| check.breaker())
             .or_else(|| check.dry_run())
-            .or_else(|| check.ask())
+            .or_else(|| check.ask(key))
             .unwrap_or(Judgement {
                 decision: Verdict::Execute,
                 reason: None,
@@ -120,6 +120,12 @@ impl Check<'_> {
     /// An approval asked for this intent on this episode and not (yet) granted: still
     /// waiting, or answered no (denied, expired), which holds for the episode.
     fn unanswered(&self) -> Option<Judgement> {
+        if let Asked::AssumedDenied = &self.asked {
+            return suppress(
+                Reason::ApprovalDenied,
+                "assumed denied (salve replay --approvals denied)".into(),
+            );
+        }
         let Asked::Known(entry) = &self.asked else {
             return None;
         };
@@ -159,13 +165,22 @@ impl Check<'_> {
     }
 
     /// Asks for an approval: every check before passed, so a yes is worth asking for.
-    fn ask(&self) -> Option<Judgement> {
+    /// Its id is made of what it asks and when, so a replay that asks the same at the
+    /// same moment names the same approval, and takes the answer the trail recorded.
+    fn ask(&self, key: u128) -> Option<Judgement> {
         let Asked::Ask { group, ttl } = &self.asked else {
             return None;
         };
         let expires_at = crate::model::later(self.now, *ttl);
+        let id = {
+            use std::hash::Hasher;
+            let mut h = siphasher::sip128::SipHasher13::new();
+            h.write_u128(key);
+            h.write_i64(super::image::ns(self.now));
+            uuid::Uuid::from_u128(siphasher::sip128::Hasher128::finish128(&h).as_u128())
+        };
         Some(Judgement {
-            approval: Some(uuid::Uuid::now_v7().to_string()),
+            approval: Some(id.to_string()),
             ..suppressed(
                 Reason::AwaitingApproval,
                 format!(

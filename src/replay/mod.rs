@@ -220,6 +220,68 @@ impl std::str::FromStr for Assume {
     }
 }
 
+/// How a replayed action that asks a person is answered: `--approvals` and the API's
+/// `approvals`, whose names are a contract. `recorded`: as the trail says they were
+/// (an approval the replay asks that nobody answered stays pending); `approved` or
+/// `denied`: every one at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Answers {
+    #[default]
+    Recorded,
+    Approved,
+    Denied,
+}
+
+impl Answers {
+    pub const ALL: [Answers; 3] = [Answers::Recorded, Answers::Approved, Answers::Denied];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answers::Recorded => "recorded",
+            Answers::Approved => "approved",
+            Answers::Denied => "denied",
+        }
+    }
+
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Answers::ALL.into_iter().map(Answers::as_str)
+    }
+
+    /// The answer policy takes as given, if not the recorded ones.
+    pub(crate) fn assumed(self) -> Option<bool> {
+        match self {
+            Answers::Recorded => None,
+            Answers::Approved => Some(true),
+            Answers::Denied => Some(false),
+        }
+    }
+}
+
+/// A name that is not a way to answer approvals; lists the names that are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a way to answer approvals (one of {names})", names = Answers::names().collect::<Vec<_>>().join(", "))]
+pub struct UnknownAnswers(String);
+
+impl std::str::FromStr for Answers {
+    type Err = UnknownAnswers;
+
+    fn from_str(s: &str) -> Result<Answers, UnknownAnswers> {
+        Answers::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAnswers(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Answers {
+    type Error = UnknownAnswers;
+
+    fn try_from(s: String) -> Result<Answers, UnknownAnswers> {
+        s.parse()
+    }
+}
+
 /// Through [`FromStr`](std::str::FromStr), so a request's bad value reads as the CLI's.
 impl TryFrom<String> for Assume {
     type Error = UnknownAssume;
@@ -290,6 +352,7 @@ pub fn replay(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     assume: Assume,
+    answers: Answers,
     mode: Mode,
 ) -> Result<Replay, ReplayError> {
     let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<AuditRecord>>(2);
@@ -309,7 +372,7 @@ pub fn replay(
             }
             read
         });
-        let mut replayer = Replayer::new(runtime, since, until, assume, mode);
+        let mut replayer = Replayer::new(runtime, since, until, (assume, answers), mode);
         for batch in batches {
             for record in batch {
                 replayer.read(record);

@@ -2,7 +2,7 @@
 //! each round's decisions are compared with the recorded ones for the same events.
 
 use super::{
-    difference, told, Assume, Difference, Key, Keyer, Mode, Replay, Summary, Told, Window,
+    difference, told, Answers, Assume, Difference, Key, Keyer, Mode, Replay, Summary, Told, Window,
 };
 use crate::audit::{AuditRecord, Entry, OutcomeRecord};
 use crate::engine::{fold, replay_round, Runtime};
@@ -105,6 +105,8 @@ pub(super) struct Replayer<'r> {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     assume: Assume,
+    /// How approvals the replay asks are answered.
+    answers: Answers,
     mode: Mode,
     /// Whether salve ran in dry-run, as the last request that showed it says: the mode
     /// of a request with nothing recorded to tell.
@@ -151,7 +153,7 @@ impl<'r> Replayer<'r> {
         runtime: &'r Runtime,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-        assume: Assume,
+        (assume, answers): (Assume, Answers),
         mode: Mode,
     ) -> Replayer<'r> {
         Replayer {
@@ -159,6 +161,7 @@ impl<'r> Replayer<'r> {
             since,
             until,
             assume,
+            answers,
             mode,
             dry_run_then: false,
             state: Arc::new(RwLock::new(PolicyState::new(runtime.config.policy.clone()))),
@@ -223,9 +226,9 @@ impl<'r> Replayer<'r> {
                 return;
             }
             self.in_window = true;
-            self.state
-                .write()
-                .set_settings(self.runtime.config.policy.clone());
+            let mut settings = self.runtime.config.policy.clone();
+            settings.approvals.assumed = self.answers.assumed();
+            self.state.write().set_settings(settings);
         }
         self.position += 1;
         let position = self.position;
@@ -242,6 +245,12 @@ impl<'r> Replayer<'r> {
         }
         match &record.entry {
             Entry::Maintenance(_) => {
+                self.close_open();
+                self.step(position, 0, StepKind::Change(Box::new(record)));
+            }
+            // A person's answer, as recorded, to the approval the replay asked at the
+            // same moment for the same (its id is made of both).
+            Entry::ApprovalDecided(_) if self.answers == Answers::Recorded => {
                 self.close_open();
                 self.step(position, 0, StepKind::Change(Box::new(record)));
             }

@@ -413,3 +413,70 @@ fn the_cli_lists_and_answers_as_the_identity_its_token_names() {
     );
     wait_state(&salve, &id, "executed");
 }
+
+/// `salve replay --approvals ANSWERS --json` over the test's trail.
+fn replayed(salve: &Salve, answers: &str) -> Value {
+    let out = salve.cli(&[
+        "replay",
+        "--config",
+        "salve.toml",
+        "--rules",
+        "rules",
+        "--data-dir",
+        "data",
+        "--approvals",
+        answers,
+        "--json",
+    ]);
+    // Differences exit 3, as diff's do (1 there).
+    let differs = out.status.code() == Some(3);
+    assert!(out.status.success() || differs, "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("replay JSON")
+}
+
+#[test]
+fn replay_takes_the_recorded_answers_or_assumes_them_all() {
+    let mut salve = salve_asking(".approval(\"sre\")", "");
+    let id = asked(&salve);
+    assert_eq!(answer(&salve, &id, "approve", "").status, 200);
+    wait_state(&salve, &id, "executed");
+    salve.wait_for_audit("the outcome", |r| !of_kind(r, "outcome").is_empty());
+    salve.stop();
+
+    let recorded = replayed(&salve, "recorded");
+    assert_eq!(recorded["differences"], json!([]), "{recorded:#}");
+    assert_eq!(recorded["summary"]["suppressed"]["awaiting_approval"], 1);
+
+    let denied = replayed(&salve, "denied");
+    let kinds: Vec<&str> = denied["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"removed"),
+        "the yes is taken away: {denied:#}"
+    );
+    assert_eq!(denied["summary"]["suppressed"]["approval_denied"], 2);
+
+    let approved = replayed(&salve, "approved");
+    let added: Vec<&Value> = approved["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter(|d| d["kind"] == "added")
+        .collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "acted at once, without waiting: {approved:#}"
+    );
+    let report = salve.cli(&["report", "--data-dir", "data", "--json"]);
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    assert_eq!(report["approvals"]["requested"], 1, "{report:#}");
+    assert_eq!(report["approvals"]["decided"], json!({ "approved": 1 }));
+    assert!(report["approvals"]["mean_seconds_to_decide"].as_f64().is_some());
+    let bad = salve.cli(&["replay", "--data-dir", "data", "--approvals", "maybe"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("recorded, approved, denied"));
+}
