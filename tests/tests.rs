@@ -13,6 +13,8 @@ mod api_router;
 mod api_support;
 #[path = "it/approvals.rs"]
 mod approvals;
+#[path = "it/approvals_replicas.rs"]
+mod approvals_replicas;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/architecture_sizes.rs"]

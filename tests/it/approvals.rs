@@ -476,7 +476,9 @@ fn replay_takes_the_recorded_answers_or_assumes_them_all() {
     let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
     assert_eq!(report["approvals"]["requested"], 1, "{report:#}");
     assert_eq!(report["approvals"]["decided"], json!({ "approved": 1 }));
-    assert!(report["approvals"]["mean_seconds_to_decide"].as_f64().is_some());
+    assert!(report["approvals"]["mean_seconds_to_decide"]
+        .as_f64()
+        .is_some());
     let bad = salve.cli(&["replay", "--data-dir", "data", "--approvals", "maybe"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("recorded, approved, denied"));
 }
