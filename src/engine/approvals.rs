@@ -9,7 +9,8 @@ use crate::audit::{AuditError, AuditRecord, Entry};
 use crate::config::{text_hash, ApprovalGroup};
 use crate::event::Event;
 use crate::model::{
-    Actor, ApprovalDecided, ApprovalRequest, ApprovalState, ApprovalView, Decision, Reason,
+    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState,
+    ApprovalView, Decision, Reason,
 };
 use crate::policy::{ApprovalEntry, PolicyState};
 use crate::rules::Rule;
@@ -71,14 +72,25 @@ fn may_answer(group: &ApprovalGroup, answer: &Answer) -> bool {
     }
 }
 
-/// The request an `awaiting_approval` decision asks, from the rule and group of now.
+/// A new link token: 256 random bits, URL-safe.
+fn link_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The request an `awaiting_approval` decision asks, from the rule and group of now,
+/// and a signed link for each address of the group's `emails` (its token only here:
+/// the request keeps its hash).
 pub(super) fn request_of(
     runtime: &Runtime,
     rule: &Rule,
     event: &Event,
     decision: &Decision,
     now: DateTime<Utc>,
-) -> Option<ApprovalRequest> {
+) -> Option<(ApprovalRequest, Vec<ApprovalLink>)> {
     let id = decision.approval.clone()?;
     let intent_group = crate::model::Intent {
         action: decision.action,
@@ -93,7 +105,17 @@ pub(super) fn request_of(
     let ttl = ttl
         .or_else(|| group.map(|g| g.ttl))
         .unwrap_or(crate::policy::DEFAULT_APPROVAL_TTL);
-    Some(ApprovalRequest {
+    let links: Vec<ApprovalLink> = group
+        .map(|g| g.emails.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|email| ApprovalLink {
+            approval: id.clone(),
+            email: email.clone(),
+            token: link_token(),
+        })
+        .collect();
+    let request = ApprovalRequest {
         id,
         group: group_name,
         rule: rule.name.clone(),
@@ -110,7 +132,12 @@ pub(super) fn request_of(
         rule_hash: text_hash(rule.source()),
         group_hash: group.map(|g| g.hash.clone()).unwrap_or_default(),
         event: event.clone(),
-    })
+        links: links
+            .iter()
+            .map(|l| (l.email.clone(), link_hash(&l.token)))
+            .collect(),
+    };
+    Some((request, links))
 }
 
 /// Whether a decision asks for an approval not asked for before.
@@ -144,6 +171,22 @@ fn decided_record(
 }
 
 impl Engine {
+    /// The approval a signed link's token is for, and the address it was sent to; none
+    /// for a token salve never sent.
+    pub fn approval_by_link(&self, token: &str) -> Option<(ApprovalView, String)> {
+        let hash = link_hash(token);
+        let state = self.state.read();
+        state.approvals().into_iter().find_map(|entry| {
+            let email = entry
+                .request
+                .links
+                .iter()
+                .find(|(_, h)| crate::model::same_secret(h, &hash))?
+                .0;
+            Some((entry.view(), email.clone()))
+        })
+    }
+
     /// An approval, as the API shows it.
     pub fn approval(&self, id: &str) -> Option<ApprovalView> {
         self.state.read().approval(id).map(ApprovalEntry::view)

@@ -25,6 +25,8 @@ pub struct Evaluation {
     /// Rules this evaluation put in quarantine, until when, and the event that cut
     /// them off the last time.
     pub quarantined: Vec<(String, DateTime<Utc>, Event)>,
+    /// Signed links of the approvals this evaluation asked, to mail once on disk.
+    pub links: Vec<crate::model::ApprovalLink>,
 }
 
 /// What policy needs of a rule file.
@@ -414,7 +416,7 @@ fn decide_notification(
                         out.records
                             .push(AuditRecord::new(now, Entry::Decision(decision.clone())));
                         if super::approvals::asks_anew(&st, &decision) {
-                            if let Some(request) = super::approvals::request_of(
+                            if let Some((request, links)) = super::approvals::request_of(
                                 round.runtime,
                                 rule,
                                 event,
@@ -426,6 +428,7 @@ fn decide_notification(
                                     now,
                                     Entry::ApprovalRequested(Box::new(request)),
                                 ));
+                                out.links.extend(links);
                             }
                         }
                         out.decisions.push(decision);

@@ -161,6 +161,25 @@ pub struct ApprovalRequest {
     pub group_hash: String,
     /// The alert it is for, so that a yes decides it again after a restart.
     pub event: Event,
+    /// The signed links sent to the group's `emails`: by address, the SHA-256 (hex) of
+    /// that address's token. The tokens themselves are only in the mail.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub links: std::collections::BTreeMap<String, String>,
+}
+
+/// A signed link's token and the address it is for, to be mailed once the request it
+/// belongs to is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalLink {
+    pub approval: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// The SHA-256 of a link's token, as hex: what the trail keeps of it.
+pub fn link_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// An `approval_decided` record: the end of `pending` (or of `approved`), by whom.

@@ -16,7 +16,7 @@ mod secret;
 mod setting;
 
 pub use approval::{
-    Actor, ApprovalDecided, ApprovalRequest, ApprovalState, ApprovalView, UnknownApprovalState,
+    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState, ApprovalView, UnknownApprovalState,
     APPROVAL_GROUP, APPROVAL_TTL_MS, MAX_APPROVAL_TTL,
 };
 pub use command::named_command;
@@ -31,5 +31,5 @@ pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report, SkipReason};
 pub use rate::{
     earlier, format_duration, later, parse_duration, HumanDuration, RateForm, RateLimit,
 };
-pub use secret::{read_secret, Secret, SecretError};
+pub use secret::{read_secret, same_secret, Secret, SecretError};
 pub use setting::{secret_setting, InvalidSetting};

@@ -57,3 +57,10 @@ pub fn read_secret(
     }
     Ok(None)
 }
+
+/// Whether two secrets (or their hashes) are the same, in time that does not depend on
+/// where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
