@@ -9,6 +9,8 @@ mod support;
 mod api_router;
 #[path = "it/approvals.rs"]
 mod approvals;
+#[path = "it/approvals_slack.rs"]
+mod approvals_slack;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/architecture_sizes.rs"]
