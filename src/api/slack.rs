@@ -38,8 +38,9 @@ pub enum SlackError {
     /// A signature or timestamp header missing or unreadable: 401.
     #[error("not signed by Slack: {0}")]
     Unsigned(&'static str),
-    /// A timestamp more than five minutes from now: 401.
-    #[error("X-Slack-Request-Timestamp is {0}s from now, more than the 300s a request may be")]
+    /// A timestamp more than five minutes from now: 401. Seconds it is behind salve's
+    /// clock (ahead, when negative).
+    #[error("X-Slack-Request-Timestamp is {}, more than the 5 minutes a request may be", skew_text(*.0))]
     Stale(i64),
     /// A signature no channel's signing secret makes: 401.
     #[error("X-Slack-Signature does not match the body under any Slack channel's signing secret")]
@@ -47,6 +48,14 @@ pub enum SlackError {
     /// A signed body that is not what Slack sends: 400.
     #[error("{0}")]
     Malformed(String),
+}
+
+fn skew_text(behind: i64) -> String {
+    if behind >= 0 {
+        format!("{behind}s behind salve's clock")
+    } else {
+        format!("{}s ahead of salve's clock", behind.unsigned_abs())
+    }
 }
 
 impl SlackError {

@@ -6,7 +6,7 @@
 //! channels hear what became of the request, and the message clicked is changed.
 
 use crate::approvals::{approval, asked, marks, rule, wait_state};
-use crate::notify_support::{hmac_hex, Receiver};
+use crate::notify_support::{slack_click as click_body, slack_signature, Receiver};
 use crate::support::{marker, wait_until, Reply, Salve};
 use serde_json::{json, Value};
 
@@ -51,37 +51,16 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The form Slack posts for a click on `action_id` of approval `id` by `user`.
-fn click_body(user: &str, action_id: &str, id: &str, response_url: &str) -> String {
-    let payload = json!({
-        "type": "block_actions",
-        "user": { "id": user, "username": "ada", "name": "ada", "team_id": "T0001" },
-        "team": { "id": "T0001", "domain": "example" },
-        "api_app_id": "A0001",
-        "trigger_id": "1.2.3",
-        "response_url": response_url,
-        "actions": [{
-            "type": "button",
-            "action_id": action_id,
-            "block_id": "b1",
-            "value": id,
-            "text": { "type": "plain_text", "text": "Approve" },
-            "action_ts": "1700000000.000100"
-        }]
-    });
-    serde_urlencoded::to_string([("payload", payload.to_string())]).expect("a form")
-}
-
 /// Posts `body` signed with `secret` at `at`, as Slack signs it.
 fn post_signed(salve: &Salve, secret: &str, at: i64, body: &str) -> Reply {
-    let signature = hmac_hex(secret.as_bytes(), format!("v0:{at}:{body}").as_bytes());
+    let signature = slack_signature(secret, at, body);
     salve.send(
         salve
             .client()
             .post(salve.url("/api/v1/slack/interactions"))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", at.to_string())
-            .header("x-slack-signature", format!("v0={signature}"))
+            .header("x-slack-signature", signature)
             .body(body.to_string()),
     )
 }
