@@ -3,10 +3,14 @@
 //! receiver: the request carries Approve and Deny buttons holding only its id; a click
 //! signed as Slack signs it decides, once, and anything else is refused (wrong secret,
 //! stale timestamp, someone the group does not name, the same click sent again); the
-//! channels hear what became of the request, and the message clicked is changed.
+//! channels hear what became of the request, and the message clicked is changed. An
+//! email channel of the group, on a real SMTP server, gets the same as plain text.
 
 use crate::approvals::{approval, asked, marks, rule, wait_state};
-use crate::notify_support::{slack_click as click_body, slack_signature, Receiver};
+use crate::notify_support::{
+    header, message_body, quoted_printable, slack_click as click_body, slack_signature, Receiver,
+    SmtpServer,
+};
 use crate::support::{marker, wait_until, Reply, Salve};
 use serde_json::{json, Value};
 
@@ -303,4 +307,47 @@ fn without_a_signing_secret_there_are_no_buttons_and_clicks_are_not_taken() {
         click.body
     );
     assert_eq!(approval(&salve, &id)["state"], "pending");
+}
+
+#[test]
+fn an_email_channel_gets_the_request_and_its_end_as_plain_text() {
+    let smtp = SmtpServer::start();
+    let salve = Salve::builder()
+        .config(&format!(
+            "{}\n[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:{}\"\n\
+             from = \"salve@example.org\"\nto = [\"sre@example.org\"]\n\n\
+             [approvals.sre]\nnotify = [\"mail\"]\nslack_users = [\"{APPROVER}\"]\n",
+            marker("mark", "marks"),
+            smtp.port
+        ))
+        .rule("failover", &rule(".approval(\"sre\", \"2s\")"))
+        .start();
+    let id = asked(&salve);
+    let mails = wait_until("the request and its expiry by mail", || {
+        Some(smtp.messages()).filter(|m| m.len() == 2)
+    });
+    let subjects: Vec<Option<&str>> = mails.iter().map(|m| header(m, "Subject")).collect();
+    assert_eq!(
+        subjects,
+        [
+            Some("salve: approval needed for exec on exec:mark (DbDown)"),
+            Some("salve: approval expired for exec on exec:mark (DbDown)"),
+        ],
+        "{mails:#?}"
+    );
+    let request = quoted_printable(message_body(&mails[0]));
+    for line in [
+        "Rule: failover (",
+        "Target: exec:mark",
+        "Labels: alertname=DbDown host=db-1",
+        &format!("Approval: {id} (group sre)"),
+        &format!("Answer with POST /api/v1/approvals/{id}/approve (or /deny)."),
+    ] {
+        assert!(request.contains(line), "{line:?} not in {request}");
+    }
+    assert!(
+        message_body(&mails[1]).contains("nobody answered in time"),
+        "{}",
+        mails[1]
+    );
 }

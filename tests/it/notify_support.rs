@@ -354,6 +354,27 @@ pub fn message_body(message: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// A quoted-printable body (RFC 2045) as text: soft line breaks joined, `=XX` decoded.
+pub fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let mut bytes = Vec::new();
+    let mut rest = joined.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) if first == b'=' => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The hex HMAC-SHA256 of `body` under `key`, as salve signs a webhook.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
