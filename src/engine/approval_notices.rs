@@ -19,12 +19,15 @@ use crate::model::{ApprovalState, Decision, OutcomeStatus};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// At most this many `response_url`s are kept: one per approval a person clicked
-/// and that has not ended yet, which a day's TTL and a few groups never approach.
+/// At most this many `response_url`s are kept: one per pending approval a person
+/// clicked in the last half hour, which a few groups never approach.
 const MAX_RESPONSE_URLS: usize = 10_000;
+
+/// How long Slack takes a `response_url` after the click that gave it.
+const RESPONSE_URL_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// How long an approval's sending task waits for its next message before it ends
 /// (the next message then starts another).
@@ -34,9 +37,10 @@ const QUEUE_IDLE: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(super) struct Notices {
     messenger: ApprovalMessenger,
-    /// The last click's `response_url` on each approval, by approval id: kept in
-    /// memory only (a `response_url` lives 30 minutes, and is no fact of the trail).
-    response_urls: Mutex<HashMap<String, String>>,
+    /// The last click's `response_url` on each approval, by approval id, and when it
+    /// came: kept in memory only (it is no fact of the trail), for as long as Slack
+    /// takes it.
+    response_urls: Mutex<HashMap<String, (String, Instant)>>,
     /// The task sending each approval's messages in order, by approval id.
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>,
 }
@@ -154,18 +158,24 @@ impl Engine {
     }
 
     /// Remembers the `response_url` of a Slack click on approval `id`, so that the
-    /// message clicked shows what became of the approval. Only for an approval salve
-    /// knows: what a click names is not trusted to grow memory.
+    /// message clicked shows what became of the approval. Only for a pending approval
+    /// (what a click names is not trusted to grow memory), whose end forgets it.
     pub fn remember_slack_response(&self, id: &str, response_url: &str) {
-        if self.state.read().approval(id).is_none() || !is_http(response_url) {
+        let pending = self
+            .state
+            .read()
+            .approval(id)
+            .is_some_and(|entry| entry.state.is_open());
+        if !pending || !is_http(response_url) {
             return;
         }
         let mut urls = self.notices.response_urls.lock();
+        urls.retain(|_, (_, at)| at.elapsed() < RESPONSE_URL_LIFETIME);
         if urls.len() >= MAX_RESPONSE_URLS && !urls.contains_key(id) {
             tracing::warn!(approval = %id, "not keeping a Slack response_url: {MAX_RESPONSE_URLS} are kept already");
             return;
         }
-        urls.insert(id.to_string(), response_url.to_string());
+        urls.insert(id.to_string(), (response_url.to_string(), Instant::now()));
     }
 
     /// A click on an approval that was decided already: the message clicked is
@@ -232,14 +242,17 @@ impl Notices {
         }
     }
 
-    /// The `response_url` to update for approval `id`; forgotten once it has `ended`.
+    /// The `response_url` to update for approval `id`, while Slack takes it;
+    /// forgotten once the approval has `ended`.
     fn response_url(&self, id: &str, ended: bool) -> Option<String> {
         let mut urls = self.response_urls.lock();
-        if ended {
+        let kept = if ended {
             urls.remove(id)
         } else {
             urls.get(id).cloned()
-        }
+        };
+        kept.filter(|(_, at)| at.elapsed() < RESPONSE_URL_LIFETIME)
+            .map(|(url, _)| url)
     }
 }
 
