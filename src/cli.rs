@@ -1,5 +1,10 @@
 //! The command line: `salve serve|check|test|plan|audit`.
 
+mod approvals;
+mod lines;
+
+pub use approvals::ApprovalsArgs;
+
 use crate::audit::{AuditFilter, AuditRecord, Entry, RecordKind, TrailReader};
 use crate::config::Config;
 use crate::engine::{
@@ -48,6 +53,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// How the probes and remediation did (the last 24h unless --since): uptime, MTTR, recovery.
     Report(ReportArgs),
+    /// Approvals a running salve asked for: list, show, approve, deny.
+    Approvals(ApprovalsArgs),
     /// Write the JSON Schemas (config, native event, audit record) into a folder.
     #[command(hide = true)]
     Schemas { dir: PathBuf },
@@ -185,6 +192,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan_command(args),
         Command::Report(args) => report(args),
         Command::Replay(args) => replay_command(args),
+        Command::Approvals(args) => approvals::approvals(args),
         Command::Audit(args) => {
             // Lines the trail cannot read are warned about, as `serve` does.
             logging::init(cli.log_format);
@@ -437,7 +445,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&records)?);
     } else {
         for r in &records {
-            println!("{}", describe(r));
+            println!("{}", lines::describe(r));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -566,149 +574,4 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         print!("{}", report.text());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One line for a record. Values come from alerts and rules, so control characters
-/// and line breaks in them are escaped: a label cannot forge a line or colour a
-/// terminal.
-fn describe(r: &AuditRecord) -> String {
-    let line = describe_raw(r);
-    if !line.chars().any(char::is_control) {
-        return line;
-    }
-    line.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-fn describe_raw(r: &AuditRecord) -> String {
-    let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    match &r.entry {
-        Entry::Received { event, .. } => format!(
-            "{at} received    {} {} {} ({})",
-            event.source,
-            event.fingerprint,
-            alertname(event),
-            event.status
-        ),
-        Entry::RuleError {
-            rule,
-            error,
-            fingerprint,
-            ..
-        } => format!("{at} rule_error  {fingerprint} rule={rule} {error}"),
-        Entry::Decision(d) => format!(
-            "{at} decision    {} rule={} {} {} -> {}",
-            d.fingerprint,
-            d.rule,
-            d.action,
-            d.target,
-            decision_verdict(d)
-        ),
-        Entry::Outcome(o) => describe_outcome(&at, o),
-        Entry::Evaluated {
-            fingerprint, rules, ..
-        } => format!("{at} evaluated   {fingerprint} rules={}", rules.join(",")),
-        Entry::Maintenance(change) => format!(
-            "{at} maintenance {}",
-            serde_json::to_string(change).unwrap_or_default()
-        ),
-        Entry::Reload { ok, rules, error } => {
-            format!(
-                "{at} reload      ok={ok} rules={rules}{}",
-                error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-            )
-        }
-        Entry::Reconsidered { event, held } => format!(
-            "{at} reconsidered {} {} (held: {held})",
-            event.fingerprint,
-            alertname(event),
-        ),
-        Entry::ApprovalRequested(r) => format!(
-            "{at} approval    {} rule={} {} {} -> asks {} ({}) until {}",
-            r.fingerprint,
-            r.rule,
-            r.action,
-            r.target,
-            r.group,
-            r.id,
-            r.expires_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
-        Entry::ApprovalDecided(d) => format!(
-            "{at} approval    {} {} by {} after {:.0}s{}",
-            d.id,
-            d.state,
-            d.actor,
-            d.waited_seconds,
-            if d.comment.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", d.comment)
-            }
-        ),
-    }
-}
-
-fn alertname(event: &Event) -> &str {
-    event
-        .labels
-        .get("alertname")
-        .map(String::as_str)
-        .unwrap_or("-")
-}
-
-/// A recorded decision's verdict: its reason, when it is reconsidered, and dry-run.
-fn decision_verdict(d: &crate::model::Decision) -> String {
-    let verdict = match (d.decision, d.reason) {
-        (Verdict::Execute, _) => "execute".to_string(),
-        (_, Some(reason)) => format!("suppress {reason}: {}", d.detail),
-        _ => "suppress".to_string(),
-    };
-    let verdict = match d.reconsider_at {
-        Some(t) => format!(
-            "{verdict} (reconsidered at {})",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
-        None => verdict,
-    };
-    let verdict = match (&d.approval, d.reason) {
-        (Some(id), Some(crate::model::Reason::AwaitingApproval) | None) => {
-            format!("{verdict} [approval {id}]")
-        }
-        _ => verdict,
-    };
-    if d.dry_run {
-        format!("{verdict} [dry-run]")
-    } else {
-        verdict
-    }
-}
-
-fn describe_outcome(at: &str, o: &crate::audit::OutcomeRecord) -> String {
-    format!(
-        "{at} outcome     {} rule={} {} {} -> {:?} in {}ms{}{}",
-        o.fingerprint.as_ref().map_or("-", |f| f.0.as_str()),
-        o.rule,
-        o.action,
-        o.target,
-        o.outcome.outcome,
-        o.outcome.duration_ms,
-        o.outcome
-            .verified
-            .as_ref()
-            .map(|v| format!(" ({v})"))
-            .unwrap_or_default(),
-        o.outcome
-            .error
-            .as_ref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default(),
-    )
 }

@@ -5,8 +5,12 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/api_identities.rs"]
+mod api_identities;
 #[path = "it/api_router.rs"]
 mod api_router;
+#[path = "it/api_support.rs"]
+mod api_support;
 #[path = "it/approvals.rs"]
 mod approvals;
 #[path = "it/approvals_slack.rs"]

@@ -106,7 +106,7 @@ async fn answer(
     if !caller.role.may_approve() {
         return Err(crate::engine::ApprovalError::NotAllowed {
             id,
-            who: format!("{} (role {:?})", caller.name, caller.role).to_lowercase(),
+            who: format!("{} (role {})", caller.name, caller.role),
             group: "its group".into(),
         }
         .into());

@@ -3,6 +3,7 @@
 //! Handlers return `Result<_, ApiError>` and use `?`: each error they meet converts
 //! into the variant that says how it is answered (status, detail, `Retry-After`).
 
+use super::Role;
 use crate::engine::{ApprovalError, LoadError, PageError, WindowError};
 use crate::event::PayloadError;
 use crate::ingest::IntakeError;
@@ -92,6 +93,16 @@ pub enum ApiError {
     /// Missing or wrong credentials: 401.
     #[error("missing or wrong credentials")]
     Unauthorized,
+    /// A caller whose role does not take the route: 403 naming the caller, their role
+    /// and the roles that would.
+    #[error("{name} has the role {role}; {method} {path} needs {}", one_of(needs))]
+    Forbidden {
+        name: String,
+        role: Role,
+        method: String,
+        path: String,
+        needs: Vec<Role>,
+    },
     /// A path no endpoint serves: 404.
     #[error("no such endpoint")]
     NoSuchEndpoint,
@@ -109,6 +120,18 @@ pub enum ApiError {
 
 pub(super) const BODY_TOO_LARGE: &str =
     "request body is larger than the configured limit (api.max_body_bytes)";
+
+/// "admin", "sender or admin", "viewer, approver or admin".
+fn one_of(roles: &[Role]) -> String {
+    match roles {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(|r| r.as_str()).collect();
+            format!("{} or {last}", rest.join(", "))
+        }
+    }
+}
 
 fn rejection_text(rejection: &BytesRejection) -> String {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -164,6 +187,7 @@ impl ApiError {
             },
             ApiError::Slack(e) => e.status(),
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +213,9 @@ impl ApiError {
             ApiError::Approval(ApprovalError::Expired { id, at }) => {
                 json!({ "id": id, "state": "expired", "expired_at": at })
             }
+            ApiError::Forbidden {
+                name, role, needs, ..
+            } => json!({ "caller": name, "role": role, "needs": needs }),
             _ => Value::Null,
         }
     }

@@ -321,7 +321,8 @@ fn a_record_kind_reads_back_from_its_name_and_a_typo_names_every_kind() {
             .map_err(|e| e.to_string()),
         Err(
             "\"decisions\" is not a record kind (one of received, decision, outcome, \
-             rule_error, evaluated, maintenance, reload, reconsidered)"
+             rule_error, evaluated, maintenance, reload, reconsidered, approval_requested, \
+             approval_decided)"
                 .to_string()
         )
     );

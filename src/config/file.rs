@@ -5,17 +5,19 @@
 //! for people, and the schema's `default`s come from the same `Default`.
 
 use crate::alertmanager::TimeIntervalConfig;
+use crate::api::Role;
 use crate::event::EventLimits;
 use crate::execute::{DockerConfig, ExecConfig, KubernetesConfig, NotifyConfig};
 use crate::ingest::probe::ProbeConfig;
 use crate::model::{Action, HumanDuration, OutcomeTrigger, RateForm, RateLimit};
 use crate::rules::RuleBudget;
+use ipnet::IpNet;
 use schemars::JsonSchema;
 use schemars::{json_schema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -296,6 +298,97 @@ pub struct ApiConfig {
     /// during the handshake, on every path, `/-/healthy` included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
+    /// Named callers, `[[api.identity]]`: each a `name`, a token (`token_file` or
+    /// `token_env`) and a `role`, so that the API knows who calls and what they may do.
+    /// The single `bearer_token_file` (or basic auth) works beside them, as an admin.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity: Vec<IdentityConfig>,
+    /// A proxy in front of salve that signs users in (oauth2-proxy) and names them in a
+    /// header, believed only from the proxy's addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// `[[api.identity]]`: one named caller and the token it presents as
+/// `Authorization: Bearer TOKEN`. Re-read at every reload, like `bearer_token_file`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Who this is, as the audit and approvals name them; unique.
+    pub name: String,
+    /// File that holds the token (a mounted Secret, say); its trailing newline is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// As `token_file`, from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// What the caller may do: `sender` (post alerts and events), `viewer` (read, and
+    /// `POST /api/v1/plan`), `approver` (a viewer who approves actions) or `admin`
+    /// (everything).
+    pub role: Role,
+}
+
+/// `[api.proxy]`: the user a signing-in proxy names in a header.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The header that holds the user's name, e.g. `X-Forwarded-Email`.
+    pub header: String,
+    /// The proxy's addresses, networks (`"10.0.0.0/8"`) or single addresses
+    /// (`"127.0.0.1"`). The header of a connection from anywhere else is ignored.
+    pub from: Vec<PeerNet>,
+    /// The role every user the proxy names has. Default `viewer`.
+    #[serde(default = "ProxyConfig::default_role")]
+    pub role: Role,
+}
+
+impl ProxyConfig {
+    fn default_role() -> Role {
+        Role::Viewer
+    }
+}
+
+/// An address or network of `[api.proxy] from`, as written: `"10.0.0.0/8"`,
+/// `"::1/128"` or a single address.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde_with::DeserializeFromStr, serde_with::SerializeDisplay,
+)]
+pub struct PeerNet(pub IpNet);
+
+impl std::str::FromStr for PeerNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PeerNet, String> {
+        let text = text.trim();
+        if text.contains('/') {
+            return text
+                .parse()
+                .map(PeerNet)
+                .map_err(|_| format!("{text:?} is not a network (write it like \"10.0.0.0/8\")"));
+        }
+        text.parse::<IpAddr>()
+            .map(|address| PeerNet(IpNet::from(address)))
+            .map_err(|_| format!("{text:?} is not an IP address or a network"))
+    }
+}
+
+impl std::fmt::Display for PeerNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl JsonSchema for PeerNet {
+    fn schema_name() -> Cow<'static, str> {
+        "PeerNet".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "An IP network in CIDR form (\"10.0.0.0/8\", \"::1/128\") or one IP address.",
+        })
+    }
 }
 
 impl Default for ApiConfig {
@@ -318,6 +411,8 @@ impl Default for ApiConfig {
             tls_cert_file: None,
             tls_key_file: None,
             client_ca_file: None,
+            identity: Vec::new(),
+            proxy: None,
         }
     }
 }

@@ -1,20 +1,23 @@
 //! `salve.toml`: read straight into typed values, validated once, and handed downstream.
 //! Files by job: `file` (the file model: types, defaults, and doc comments that are its
 //! JSON Schema), `validate` (the file into [`Config`]: what one key's type cannot say),
-//! `tls` (the listener's certificates). Each stage owns and validates its own section
+//! `identity` (the API's named callers and trusted proxy), `tls` (the listener's
+//! certificates). Each stage owns and validates its own section
 //! (`execute::DockerConfig`, `NotifyConfig`, `ingest::probe::ProbeConfig`, ...), each
 //! error a `model::InvalidSetting` naming the key at fault.
 
 mod approvals;
 mod file;
+mod identity;
 mod tls;
 mod validate;
 
 pub use approvals::{text_hash, ApprovalGroup, ApprovalGroupConfig, Approvals, ApprovalsConfig};
 pub use file::{
-    ApiConfig, AuditConfig, ConfigFile, EngineConfig, OnOutcomeConfig, PolicyConfig,
-    QuarantineAfter, StoreConfig, DEFAULT_LISTEN,
+    ApiConfig, AuditConfig, ConfigFile, EngineConfig, IdentityConfig, OnOutcomeConfig, PeerNet,
+    PolicyConfig, ProxyConfig, QuarantineAfter, StoreConfig, DEFAULT_LISTEN,
 };
+pub use identity::{ApiIdentity, TrustedProxy};
 pub use validate::default_limit;
 
 use crate::audit::Retention;
@@ -84,7 +87,12 @@ pub struct Config {
     /// settings that need a restart), but for `body_read_timeout`, read at each request.
     pub connections: ConnectionLimits,
     pub event_limits: EventLimits,
+    /// The single `[api]` credential (bearer token or basic auth); its caller is an admin.
     pub auth: Option<ApiAuth>,
+    /// `[[api.identity]]`: named callers, each with its token and role.
+    pub identities: Vec<ApiIdentity>,
+    /// `[api.proxy]`: the proxy whose header names the caller.
+    pub proxy: Option<TrustedProxy>,
     /// HTTPS on the listener (`[api] tls_cert_file`, `tls_key_file`, `client_ca_file`),
     /// its files read when the config is loaded, so a bad one fails `check` and reload.
     pub tls: Option<ListenerTls>,

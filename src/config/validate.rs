@@ -56,6 +56,7 @@ impl Config {
         let probes = ProbeSettings::from_config(&file.probe, &probe_commands(&exec))?;
         let approvals = super::approvals::approvals(&file.approvals, |c| notify.contains_key(c))?;
         let engine = &file.engine;
+        let auth = load_auth(&file.api)?;
         let warnings = engine
             .quarantine_after
             .old_form_warning()
@@ -82,7 +83,9 @@ impl Config {
                 max_label_value_bytes: file.api.max_label_value_bytes,
                 max_annotations_bytes: file.api.max_annotations_bytes,
             },
-            auth: load_auth(&file.api)?,
+            auth: auth.clone(),
+            identities: super::identity::identities(&file.api, auth.as_ref())?,
+            proxy: super::identity::trusted_proxy(&file.api)?,
             tls: listener_tls(&file.api)?,
             rule_budget: rule_budget(engine)?,
             max_backlog: engine.max_backlog.max(1),

@@ -11,6 +11,7 @@
 use crate::config::ConnectionLimits;
 use crate::metrics::Metrics;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::Service;
@@ -19,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -66,8 +68,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 if let Some(count) = accept_errors.tick() {
                     tracing::warn!(error = %e, count, "cannot accept connections");
@@ -96,7 +98,7 @@ pub async fn serve(
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             door.metrics.connections(1);
-            door.connection(stream, stop).await;
+            door.connection(stream, peer, stop).await;
             door.metrics.connections(-1);
             drop(slot);
         });
@@ -115,17 +117,22 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 impl Door {
-    async fn connection(&self, stream: TcpStream, mut stop: watch::Receiver<bool>) {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let activity = Arc::new(Activity::new(Instant::now()));
         let Some(tls) = &self.tls else {
-            return self.http(stream, activity, stop).await;
+            return self.http(stream, peer, activity, stop).await;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.borrow().clone());
         let deadline = activity.since() + self.limits.header_read_timeout;
         let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
         tokio::select! {
             done = handshake => match done {
-                Ok(Ok(stream)) => self.http(stream, activity, stop).await,
+                Ok(Ok(stream)) => self.http(stream, peer, activity, stop).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => self.metrics.connection_timed_out("tls_handshake"),
             },
@@ -134,14 +141,21 @@ impl Door {
     }
 
     /// Serves HTTP/1.1 on `io` until the client or hyper closes it, a timeout does,
-    /// or salve stops (after the request in flight is answered).
-    async fn http<S>(&self, io: S, activity: Arc<Activity>, mut stop: watch::Receiver<bool>)
-    where
+    /// or salve stops (after the request in flight is answered). Each request carries
+    /// the peer's address (`ConnectInfo`), which says whether a proxy's header is believed.
+    async fn http<S>(
+        &self,
+        io: S,
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+        mut stop: watch::Receiver<bool>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let app = TowerToHyperService::new(self.app.clone());
         let tracked = activity.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
             let mut in_flight = InFlight::begin(tracked.clone());
             let response = app.call(request);
             async move {

@@ -2,126 +2,13 @@
 //! `tower::ServiceExt::oneshot`: no socket, no child process, one request a call. What
 //! a client sees break (a status, `{"error", "detail"}`, a header) is compared whole.
 
+use crate::api_support::Api;
 use crate::notify_support::{slack_click, slack_signature};
-use crate::support::{native, Salve};
+use crate::support::native;
 use axum::body::Body;
-use axum::Router;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, Request};
-use http_body_util::BodyExt;
-use salve::engine::{self, Engine, Overrides, ServeOptions};
-use serde_json::{json, Value};
-use std::path::Path;
-use std::sync::Arc;
-use tower::ServiceExt;
-
-/// A rule for the events these tests post, so that they are queued (and counted
-/// against `max_backlog`) rather than recorded as unmatched.
-const NOTE: &str = r#"
-const MATCH = `alertname="Note"`;
-fn plan(event) { [] }
-"#;
-
-/// An engine started on a test folder, and its API as a router.
-struct Api {
-    app: Router,
-    engine: Arc<Engine>,
-    // Holds the folder (config, rules, data) for as long as the engine runs.
-    _folder: tempfile::TempDir,
-}
-
-/// A reply: status, headers and body (JSON when it parses, else a JSON string).
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Api {
-    /// Starts the engine as `salve serve` does, on `config` (and `files` written into
-    /// the folder first, `{dir}` in the config naming it), without listening anywhere.
-    async fn start(config: &str, files: &[(&str, &str)]) -> Api {
-        let folder = Salve::builder()
-            .config(config)
-            .rule("note", NOTE)
-            .write_folder();
-        let dir: &Path = folder.path();
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).expect("write a file the config names");
-        }
-        let overrides = Overrides {
-            rules_dir: Some(dir.join("rules")),
-            data_dir: Some(dir.join("data")),
-            ..Overrides::default()
-        };
-        let config_path = dir.join("salve.toml");
-        let runtime = overrides
-            .load(Some(&config_path))
-            .unwrap_or_else(|e| panic!("load {}: {e}", config_path.display()));
-        let options = ServeOptions {
-            config_path: Some(config_path),
-            overrides,
-            clock: engine::system_clock(),
-        };
-        let engine = engine::start(runtime, options)
-            .await
-            .unwrap_or_else(|e| panic!("start the engine: {e}"));
-        Api {
-            app: salve::api::app(engine.clone()),
-            engine,
-            _folder: folder,
-        }
-    }
-
-    async fn call(&self, request: Request<Body>) -> Answer {
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("read the answer's body")
-            .to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn post(&self, path: &str, content_type: &str, body: impl Into<Body>) -> Answer {
-        self.call(
-            Request::post(path)
-                .header(CONTENT_TYPE, content_type)
-                .body(body.into())
-                .expect("a request"),
-        )
-        .await
-    }
-
-    async fn post_json(&self, path: &str, body: &Value) -> Answer {
-        self.post(path, "application/json", body.to_string()).await
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.call(Request::get(path).body(Body::empty()).expect("a request"))
-            .await
-    }
-}
-
-impl Answer {
-    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
+use http::Request;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_is_a_400_with_its_line_and_column() {
@@ -213,13 +100,12 @@ async fn a_bad_audit_kind_or_replay_assume_is_a_400_listing_the_accepted_values(
         answer.body,
         json!({
             "error": "kind: \"decisions\" is not a record kind (one of received, decision, \
-                      outcome, rule_error, evaluated, maintenance, reload, reconsidered, \
-                      approval_requested, approval_decided)",
+                      outcome, rule_error, evaluated, maintenance, reload, reconsidered, approval_requested, approval_decided)",
             "detail": {
                 "field": "kind",
                 "accepted": ["received", "decision", "outcome", "rule_error", "evaluated",
-                             "maintenance", "reload", "reconsidered", "approval_requested",
-                             "approval_decided"],
+                             "maintenance", "reload", "reconsidered",
+                             "approval_requested", "approval_decided"],
             },
         })
     );

@@ -8,12 +8,33 @@ use serde_json::{json, Value};
 
 const STARTS_AT: &str = "2026-12-07T03:00:00Z";
 
-/// `[exec.mark]` and the group `sre`, whose only member is the API's own token.
+/// `[exec.mark]`; the single token (an admin, but in no group), the approvers alice
+/// (of `sre`) and carol (of no group), the viewer bob; and the group `sre`.
 fn config(extra: &str) -> String {
+    let identity = |name: &str, role: &str| {
+        format!(
+            "[[api.identity]]\nname = \"{name}\"\ntoken_env = \"{}_TOKEN\"\nrole = \"{role}\"\n",
+            name.to_uppercase()
+        )
+    };
     format!(
-        "{}\n[approvals.sre]\nttl = \"10m\"\nidentities = [\"api\"]\n{extra}",
-        marker("mark", "marks")
+        "{}\n[api]\nbearer_token_env = \"ADMIN_TOKEN\"\n{}{}{}\n[approvals.sre]\nttl = \"10m\"\nidentities = [\"alice\"]\n{extra}",
+        marker("mark", "marks"),
+        identity("alice", "approver"),
+        identity("carol", "approver"),
+        identity("bob", "viewer"),
     )
+}
+
+fn builder(approval: &str, extra: &str) -> crate::support::Builder {
+    Salve::builder()
+        .config(&config(extra))
+        .rule("failover", &rule(approval))
+        .env("ADMIN_TOKEN", "admin-token")
+        .env("ALICE_TOKEN", "alice-token")
+        .env("CAROL_TOKEN", "carol-token")
+        .env("BOB_TOKEN", "bob-token")
+        .bearer("admin-token")
 }
 
 /// `DbDown` marks its host, asking `sre` first (`.approval(...)` as given).
@@ -30,10 +51,7 @@ fn plan(event) {{
 }
 
 fn salve_asking(approval: &str, extra: &str) -> Salve {
-    Salve::builder()
-        .config(&config(extra))
-        .rule("failover", &rule(approval))
-        .start()
+    builder(approval, extra).start()
 }
 
 fn alert(status: &str) -> Value {
@@ -67,10 +85,25 @@ pub fn asked(salve: &Salve) -> String {
     request["id"].as_str().expect("an id").to_string()
 }
 
+/// Alice's answer.
 fn answer(salve: &Salve, id: &str, choice: &str, comment: &str) -> crate::support::Reply {
-    salve.post_json(
-        &format!("/api/v1/approvals/{id}/{choice}"),
-        &json!({ "comment": comment }),
+    answer_as(salve, "alice-token", id, choice, comment)
+}
+
+fn answer_as(
+    salve: &Salve,
+    token: &str,
+    id: &str,
+    choice: &str,
+    comment: &str,
+) -> crate::support::Reply {
+    let url = salve.url(&format!("/api/v1/approvals/{id}/{choice}"));
+    salve.send(
+        salve
+            .client()
+            .post(url)
+            .bearer_auth(token)
+            .json(&json!({ "comment": comment })),
     )
 }
 
@@ -121,7 +154,7 @@ fn an_approved_action_runs_once_and_names_its_approval() {
     let yes = answer(&salve, &id, "approve", "go ahead");
     assert_eq!(yes.status, 200, "{:?}", yes.body);
     assert_eq!(yes.body["state"], "approved");
-    assert_eq!(yes.body["decided_by"]["id"], "api");
+    assert_eq!(yes.body["decided_by"]["id"], "alice");
     assert_eq!(yes.body["comment"], "go ahead");
 
     let records = salve.wait_for_audit("the approved action and its outcome", |r| {
@@ -135,7 +168,7 @@ fn an_approved_action_runs_once_and_names_its_approval() {
 
     let again = answer(&salve, &id, "approve", "");
     assert_eq!(again.status, 409, "{:?}", again.body);
-    assert_eq!(again.body["detail"]["decided_by"]["id"], "api");
+    assert_eq!(again.body["detail"]["decided_by"]["id"], "alice");
     assert!(
         again.body["detail"]["decided_at"].is_string(),
         "{:?}",
@@ -154,6 +187,7 @@ fn an_approved_action_runs_once_and_names_its_approval() {
     assert_eq!(decided.len(), 1, "{decided:#?}");
     assert_eq!(decided[0]["state"], "approved");
     assert_eq!(decided[0]["actor"]["via"], "api");
+    assert_eq!(decided[0]["actor"]["id"], "alice");
     wait_until("salve_approvals_pending 0", || {
         (salve.metric("salve_approvals_pending") == Some(0.0)).then_some(())
     });
@@ -310,11 +344,7 @@ fn config_requires_approval_for_a_kind_of_action_whatever_the_rule_says() {
 
 #[test]
 fn dry_run_says_it_would_ask() {
-    let salve = Salve::builder()
-        .config(&config(""))
-        .rule("failover", &rule(".approval(\"sre\")"))
-        .dry_run()
-        .start();
+    let salve = builder(".approval(\"sre\")", "").dry_run().start();
     send(&salve, "firing");
     let records = salve.wait_settled(1);
     let decision = of_kind(&records, "decision")[0];
@@ -326,4 +356,60 @@ fn dry_run_says_it_would_ask() {
         "{decision:#}"
     );
     assert!(of_kind(&records, "approval_requested").is_empty());
+}
+
+#[test]
+fn only_the_people_of_the_group_may_answer() {
+    let salve = salve_asking(".approval(\"sre\")", "");
+    let id = asked(&salve);
+    let viewer = answer_as(&salve, "bob-token", &id, "approve", "");
+    assert_eq!(viewer.status, 403, "a viewer: {:?}", viewer.body);
+    let outsider = answer_as(&salve, "carol-token", &id, "approve", "");
+    assert_eq!(
+        outsider.status, 403,
+        "an approver of no group: {:?}",
+        outsider.body
+    );
+    let admin = answer_as(&salve, "admin-token", &id, "deny", "");
+    assert_eq!(
+        admin.status, 403,
+        "an admin not in the group: {:?}",
+        admin.body
+    );
+    assert_eq!(approval(&salve, &id)["state"], "pending");
+    assert_eq!(answer(&salve, &id, "approve", "").status, 200);
+}
+
+#[test]
+fn the_cli_lists_and_answers_as_the_identity_its_token_names() {
+    let salve = salve_asking(".approval(\"sre\")", "");
+    let id = asked(&salve);
+    let url = salve.url("");
+    std::fs::write(salve.dir().join("bob"), "bob-token\n").expect("write bob's token");
+    std::fs::write(salve.dir().join("alice"), "alice-token\n").expect("write alice's token");
+    let as_who = |who: &str, args: &[&str]| {
+        let mut all = vec!["approvals"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url, "--token-file", who]);
+        salve.cli(&all)
+    };
+    let listed = as_who("bob", &["list", "--state", "pending"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(text.contains(&id) && text.contains("pending"), "{text}");
+    let refused = as_who("bob", &["approve", &id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{refused:?}"
+    );
+    let approved = as_who("alice", &["approve", &id, "--comment", "from the CLI"]);
+    assert!(approved.status.success(), "{approved:?}");
+    assert!(String::from_utf8_lossy(&approved.stdout).contains("approved"));
+    let again = as_who("alice", &["deny", &id]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("409"),
+        "{again:?}"
+    );
+    wait_state(&salve, &id, "executed");
 }

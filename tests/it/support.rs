@@ -117,9 +117,17 @@ pub struct Builder {
     dry_run: bool,
     open_files: Option<u32>,
     addresses_in_file: bool,
+    bearer: Option<String>,
 }
 
 impl Builder {
+    /// Every request of the test's client carries `Authorization: Bearer TOKEN` unless
+    /// it sets its own.
+    pub fn bearer(mut self, token: &str) -> Builder {
+        self.bearer = Some(token.to_string());
+        self
+    }
+
     /// `salve.toml`; `{dir}` is replaced by the test's folder (for files commands write).
     /// Unless it has a `[docker]` table, `[docker] events = false` is appended, so the
     /// test does not follow the machine's Docker engine.
@@ -180,6 +188,7 @@ impl Builder {
             scheme: "http",
             client: reqwest::blocking::Client::builder()
                 .timeout(PATIENCE)
+                .default_headers(authorization(self.bearer.as_deref()))
                 .build()
                 .expect("HTTP client"),
         }
@@ -215,6 +224,15 @@ impl Builder {
         salve.start();
         salve
     }
+}
+
+fn authorization(bearer: Option<&str>) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    headers
 }
 
 /// One test's salve: its folder and, while running, its server process.
