@@ -45,6 +45,7 @@ pub struct Metrics {
     pub approvals_pending: Gauge,
     pub approval_decisions: Family<LabelPairs, Counter>,
     pub approval_wait_seconds: Histogram,
+    pub approval_notices: Family<LabelPairs, Counter>,
     pub notifications_folded: Family<LabelPairs, Counter>,
     pub notification_summaries: Family<LabelPairs, Counter>,
 }
@@ -111,6 +112,8 @@ impl Metrics {
                 "Approvals ended, by state: approved, denied, expired, cancelled, invalidated, and executed or suppressed once approved";
             approval_wait_seconds: "approval_wait_seconds", Histogram::new(exponential_buckets(1.0, 3.0, 10)),
                 "Time from an approval's request to its answer (approved or denied)";
+            approval_notices: "approval_notices", Family::default(),
+                "Messages about approvals, by message (request; ended, for what became of one; slack_update, a Slack message changed through a click's response_url), channel and outcome (ok, failed)";
             leader: "leader", Gauge::default(),
                 "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others";
             task_up: "task_up", Family::default(),
@@ -204,6 +207,17 @@ impl Metrics {
     pub fn notification_summary(&self, channel: &str, outcome: &str) {
         self.notification_summaries
             .get_or_create(&pairs(&[("channel", channel), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// A message about an approval sent (`ok`) or given up on (`failed`).
+    pub fn approval_notice(&self, message: &str, channel: &str, outcome: &str) {
+        self.approval_notices
+            .get_or_create(&pairs(&[
+                ("message", message),
+                ("channel", channel),
+                ("outcome", outcome),
+            ]))
             .inc();
     }
 

@@ -15,6 +15,8 @@ mod api_support;
 mod approvals;
 #[path = "it/approvals_replicas.rs"]
 mod approvals_replicas;
+#[path = "it/approvals_slack.rs"]
+mod approvals_slack;
 #[path = "it/architecture.rs"]
 mod architecture;
 #[path = "it/architecture_sizes.rs"]

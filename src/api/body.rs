@@ -54,7 +54,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// The body within [`BodyLimits`]: a client that announces more than it may send is
 /// answered at once rather than waited for, and one that stops sending is answered 408
 /// (hyper then closes the connection, as the rest of the body was never read).
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, ApiError> {
     let limits = request.extensions().get::<BodyLimits>().copied();
     let Some(limits) = limits else {
         return Ok(Bytes::from_request(request, state).await?);

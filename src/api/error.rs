@@ -83,6 +83,10 @@ pub enum ApiError {
     /// 410 (expired), 503 (not recorded).
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// A request to the Slack interactions endpoint not taken: 404 (no Slack channel
+    /// has a signing secret), 401 (not signed, or too old), 400 (not Slack's payload).
+    #[error(transparent)]
+    Slack(#[from] super::SlackError),
     /// A reload that failed: 400, with the errors as detail.
     #[error("reload refused; the previous rules keep running")]
     ReloadRefused(#[source] LoadError),
@@ -181,6 +185,7 @@ impl ApiError {
                 ApprovalError::Expired { .. } => StatusCode::GONE,
                 ApprovalError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
+            ApiError::Slack(e) => e.status(),
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchEndpoint => StatusCode::NOT_FOUND,

@@ -8,10 +8,12 @@ mod auth;
 mod body;
 mod error;
 mod handlers;
+mod slack;
 
 pub use auth::{Caller, Role};
 pub use body::{BodyLimits, JsonBody};
 pub use error::ApiError;
+pub use slack::SlackError;
 
 use crate::engine::Engine;
 use crate::ingest::Intake;
@@ -77,6 +79,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/-/healthy", get(|| async { "salve is healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
+        // Outside `protected`: Slack cannot send the API's credentials; its requests
+        // are checked against its signature instead (`slack.rs`).
+        .route("/api/v1/slack/interactions", post(slack::interactions))
         .fallback(|| async { ApiError::NoSuchEndpoint })
         // The body is limited by `read_body`, to what the config says at the time.
         .layer(DefaultBodyLimit::disable())

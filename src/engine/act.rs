@@ -55,6 +55,10 @@ impl Engine {
             }
         }
         drop(writing);
+        // On disk now (in PostgreSQL, for a leader with a store): the people asked may
+        // be told, and those whose approval this round spent, what came of it.
+        let moved = self.approvals_moved(&evaluation.records, &evaluation.decisions);
+        self.announce_approvals(&moved);
         let events: usize = notifications.iter().map(Vec::len).sum();
         self.count_decided(events, started);
         for (rule, until, event) in evaluation.quarantined {

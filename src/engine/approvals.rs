@@ -285,6 +285,7 @@ impl Engine {
             }
         }
         self.count_approvals();
+        self.announce_approvals(&self.approvals_decided(records));
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! trail folded into state; what a stop left).
 
 mod act;
+mod approval_notices;
 mod approvals;
 mod checkpoint;
 mod evaluate;
@@ -71,6 +72,8 @@ pub struct Engine {
     /// One answer to approvals at a time on this salve, so that a losing answer is
     /// refused before it is written (across replicas the trail orders them).
     approving: tokio::sync::Mutex<()>,
+    /// What tells people about approvals, and the Slack messages to change in place.
+    notices: approval_notices::Notices,
     /// The probes, once `serve` starts them; a reload applies the config's to them.
     probes: std::sync::OnceLock<crate::ingest::probe::Probes>,
     state: Arc<RwLock<PolicyState>>,

@@ -62,6 +62,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         started,
         reloading: tokio::sync::Mutex::new(()),
         approving: tokio::sync::Mutex::new(()),
+        notices: Default::default(),
         probes: std::sync::OnceLock::new(),
         state: Arc::new(RwLock::new(state)),
         audit,

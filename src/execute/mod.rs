@@ -16,6 +16,10 @@ pub use k8s::{
 pub use notify::{
     sign as notify_signature, NotifyExecutor, Paces, WebhookDocument, SIGNATURE_HEADER,
 };
+pub use notify::{
+    slack_ephemeral, ApprovalLinks, ApprovalMessenger, ApprovalNotice, APPROVE_ACTION, DENY_ACTION,
+    LINK_ACTIONS,
+};
 pub use notify::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 pub use replicas::resolve_replicas;
 

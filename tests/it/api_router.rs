@@ -3,9 +3,10 @@
 //! a client sees break (a status, `{"error", "detail"}`, a header) is compared whole.
 
 use crate::api_support::Api;
+use crate::notify_support::{slack_click, slack_signature};
 use crate::support::native;
 use axum::body::Body;
-use http::header::{ALLOW, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::Request;
 use serde_json::json;
 
@@ -220,4 +221,91 @@ async fn more_than_the_backlog_takes_or_a_stopping_salve_is_a_503_with_retry_aft
         .await;
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(answer.header(RETRY_AFTER), Some("5"));
+}
+
+/// A request as Slack sends it to the interactions endpoint, signed with `secret`.
+fn slack_request(secret: &str, at: i64, body: &str) -> Request<Body> {
+    Request::post("/api/v1/slack/interactions")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", at.to_string())
+        .header("x-slack-signature", slack_signature(secret, at, body))
+        .body(Body::from(body.to_string()))
+        .expect("a request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_interactions_are_checked_by_their_signature_not_the_api_token() {
+    let api = Api::start(
+        "[api]\nbearer_token_file = \"{dir}/token\"\n\n[notify.ops]\ntype = \"slack\"\n\
+         url = \"http://127.0.0.1:9/slack\"\nsigning_secret_file = \"{dir}/signing\"\n",
+        &[
+            ("token", "router-token\n"),
+            ("signing", "router-slack-secret\n"),
+        ],
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let secret = "router-slack-secret";
+    let click = slack_click("U1", "approve", "no-such-approval", "");
+    // Past the token check, which Slack cannot pass: a click on no approval is a 404.
+    let answer = api.call(slack_request(secret, now, &click)).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({ "error": "no approval no-such-approval" })
+    );
+    let refused = [
+        (slack_request("another secret", now, &click), "X-Slack-Signature does not match the body under any Slack channel's signing secret"),
+        (slack_request(secret, now - 301, &click), "X-Slack-Request-Timestamp is 301s behind salve's clock, more than the 5 minutes a request may be"),
+        (slack_request(secret, now + 400, &click), "X-Slack-Request-Timestamp is 400s ahead of salve's clock, more than the 5 minutes a request may be"),
+        (Request::post("/api/v1/slack/interactions").body(Body::from(click.clone())).expect("a request"), "not signed by Slack: no X-Slack-Request-Timestamp"),
+    ];
+    for (request, error) in refused {
+        let answer = api.call(request).await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(answer.body, json!({ "error": error }));
+        assert_eq!(answer.header(WWW_AUTHENTICATE), None);
+    }
+    let malformed = [
+        ("a=b", "the form has no payload field"),
+        ("payload=%7B", "payload is not Slack's interaction JSON: EOF while parsing an object at line 1 column 1"),
+    ];
+    for (body, error) in malformed {
+        let answer = api.call(slack_request(secret, now, body)).await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.body, json!({ "error": error }));
+    }
+    // A click on a link button in the message: acknowledged, nothing done.
+    let link = slack_click("U1", "source", "", "");
+    let answer = api.call(slack_request(secret, now, &link)).await;
+    assert_eq!((answer.status, answer.body), (200, json!("")));
+    let metrics = api.engine.metrics().render();
+    assert!(
+        metrics.contains(
+            "salve_requests_rejected_total{path=\"/api/v1/slack/interactions\",status=\"401\"} 4"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signing_secret_slack_interactions_are_a_404_saying_how_to_turn_them_on() {
+    let api = Api::start(
+        "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:9/slack\"\n",
+        &[],
+    )
+    .await;
+    let click = slack_click("U1", "approve", "a-1", "");
+    let answer = api
+        .call(slack_request(
+            "anything",
+            chrono::Utc::now().timestamp(),
+            &click,
+        ))
+        .await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({ "error": "Slack interactions are off: no [notify.NAME] channel of type \"slack\" has signing_secret_file or signing_secret_env" })
+    );
 }

@@ -38,7 +38,7 @@ fn builder(approval: &str, extra: &str) -> crate::support::Builder {
 }
 
 /// `DbDown` marks its host, asking `sre` first (`.approval(...)` as given).
-fn rule(approval: &str) -> String {
+pub fn rule(approval: &str) -> String {
     format!(
         r#"
 const MATCH = `alertname="DbDown"`;
@@ -62,13 +62,13 @@ fn alert(status: &str) -> Value {
     })
 }
 
-fn send(salve: &Salve, status: &str) {
+pub fn send(salve: &Salve, status: &str) {
     let reply = salve.post_json("/api/v1/events", &alert(status));
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
 /// Sends the alert and waits for its approval to be asked; returns the approval's id.
-fn asked(salve: &Salve) -> String {
+pub fn asked(salve: &Salve) -> String {
     send(salve, "firing");
     let records = salve.wait_for_audit("the approval request", |r| {
         !of_kind(r, "approval_requested").is_empty()
@@ -107,19 +107,19 @@ fn answer_as(
     )
 }
 
-fn approval(salve: &Salve, id: &str) -> Value {
+pub fn approval(salve: &Salve, id: &str) -> Value {
     let reply = salve.get(&format!("/api/v1/approvals/{id}"));
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body
 }
 
-fn wait_state(salve: &Salve, id: &str, state: &str) -> Value {
+pub fn wait_state(salve: &Salve, id: &str, state: &str) -> Value {
     wait_until(&format!("approval {id} to be {state}"), || {
         Some(approval(salve, id)).filter(|a| a["state"] == state)
     })
 }
 
-fn marks(salve: &Salve) -> Vec<String> {
+pub fn marks(salve: &Salve) -> Vec<String> {
     salve.lines("marks")
 }
 

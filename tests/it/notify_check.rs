@@ -48,6 +48,22 @@ fn check_rejects_bad_channels_with_the_key_at_fault() {
         ),
         ("[notify.x]\ntype = \"pager\"\n", "unknown variant `pager`"),
         (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\nsigning_secret_file = \"/nonexistent/slack-signing\"\n",
+            "notify.ops.signing_secret: cannot read /nonexistent/slack-signing",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\nsigning_secret_file = \"/dev/null\"\n",
+            "notify.ops.signing_secret: is empty",
+        ),
+        (
+            "[notify.ops]\ntype = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\nsigning_secret_file = \"/dev/null\"\nsigning_secret_env = \"HOME\"\n",
+            "notify.ops.signing_secret: give one of signing_secret_file, signing_secret_env",
+        ),
+        (
+            "[notify.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\nsigning_secret_env = \"HOME\"\n",
+            "notify.hook.signing_secret_env: does not apply to a channel of type \"webhook\"",
+        ),
+        (
             "[api]\nbasic_auth_password_env = \"HOME\"\n",
             "api.basic_auth_password_env: needs basic_auth_username (without it the API would be open)",
         ),

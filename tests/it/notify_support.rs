@@ -354,12 +354,62 @@ pub fn message_body(message: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// A quoted-printable body (RFC 2045) as text: soft line breaks joined, `=XX` decoded.
+pub fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let mut bytes = Vec::new();
+    let mut rest = joined.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) if first == b'=' => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The hex HMAC-SHA256 of `body` under `key`, as salve signs a webhook.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The form Slack posts for a click on the button `action_id` of approval `id` by
+/// the user `user` (`block_actions`, as Slack sends it, trimmed of what salve ignores).
+pub fn slack_click(user: &str, action_id: &str, id: &str, response_url: &str) -> String {
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": { "id": user, "username": "ada", "name": "ada", "team_id": "T0001" },
+        "team": { "id": "T0001", "domain": "example" },
+        "api_app_id": "A0001",
+        "trigger_id": "1.2.3",
+        "response_url": response_url,
+        "actions": [{
+            "type": "button",
+            "action_id": action_id,
+            "block_id": "b1",
+            "value": id,
+            "text": { "type": "plain_text", "text": "Approve" },
+            "action_ts": "1700000000.000100"
+        }]
+    });
+    serde_urlencoded::to_string([("payload", payload.to_string())]).expect("a form")
+}
+
+/// `X-Slack-Signature` for `body` sent at `at` (Unix seconds), signed with `secret`
+/// as Slack signs it.
+pub fn slack_signature(secret: &str, at: i64, body: &str) -> String {
+    let signed = format!("v0:{at}:{body}");
+    format!("v0={}", hmac_hex(secret.as_bytes(), signed.as_bytes()))
 }
 
 /// Posts one native event named `alertname` and returns the trail once its actions

@@ -489,11 +489,11 @@ fn describe_decision(d: &Decision) -> String {
     }
 }
 
-fn field(name: &str, value: &str) -> Value {
+pub(super) fn field(name: &str, value: &str) -> Value {
     json!({ "type": "mrkdwn", "text": cut_mrkdwn(&format!("*{}*\n{}", escape(name), escape(value)), 2000) })
 }
 
-fn is_link(url: &str) -> bool {
+pub(super) fn is_link(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
 
@@ -505,14 +505,14 @@ pub(super) fn one_line(text: &str) -> String {
 /// Slack's mrkdwn reads `<`, `>` and `&` as markup (`<!channel>`, `<URL|text>`): these
 /// three are all Slack lets a sender escape
 /// (<https://api.slack.com/reference/surfaces/formatting#escaping>).
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 /// At most `max` characters, with an ellipsis when cut (Slack refuses longer fields).
-fn cut(text: &str, max: usize) -> String {
+pub(super) fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -523,7 +523,7 @@ fn cut(text: &str, max: usize) -> String {
 
 /// [`cut`] for escaped mrkdwn: an entity the cut falls into goes whole, so the end
 /// never reads `&am…`. Every `&` in escaped text starts an entity.
-fn cut_mrkdwn(text: &str, max: usize) -> String {
+pub(super) fn cut_mrkdwn(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

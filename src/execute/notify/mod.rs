@@ -3,11 +3,17 @@
 //! jitter for transient failures; secrets never reach the outcome. A channel with a
 //! `rate` folds what passes it into a summary (`pace`).
 
+mod approval;
+mod approval_message;
 mod email;
 mod message;
 mod pace;
 mod settings;
 
+pub use approval::ApprovalMessenger;
+pub use approval_message::{
+    slack_ephemeral, ApprovalLinks, ApprovalNotice, APPROVE_ACTION, DENY_ACTION, LINK_ACTIONS,
+};
 pub use settings::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 
 use super::{ActionContext, Executor};
@@ -81,6 +87,9 @@ struct Prepared {
     slack: Vec<u8>,
     /// The webhook document's `via`: the function the rule used, or `summary`.
     via: Option<String>,
+    /// A webhook channel's whole body, when it is not a [`WebhookDocument`] (a
+    /// message about an approval).
+    webhook: Option<Vec<u8>>,
 }
 
 pub struct NotifyExecutor {
@@ -92,19 +101,25 @@ pub struct NotifyExecutor {
 
 impl NotifyExecutor {
     pub fn new(channels: HashMap<String, NotifyChannel>, paces: &Paces) -> NotifyExecutor {
-        // No redirects: a signed body and a bearer token go where the config says only.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("salve/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         let paces = paces.of(&channels);
         NotifyExecutor {
             channels,
             paces,
-            sender: Sender { http },
+            sender: Sender {
+                http: http_client(),
+            },
         }
     }
+}
+
+/// The client every channel posts with.
+fn http_client() -> reqwest::Client {
+    // No redirects: a signed body and a bearer token go where the config says only.
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("salve/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }
 
 /// What delivers a prepared message, with its retries: a rule's message, or the
@@ -229,7 +244,7 @@ impl Sender {
                 log_message(channel, context, prepared);
                 Attempt::Delivered { status: None }
             }
-            NotifyKind::Slack { url } => {
+            NotifyKind::Slack { url, .. } => {
                 self.post(channel, url.expose(), prepared.slack.clone(), &[])
                     .await
             }
@@ -238,7 +253,10 @@ impl Sender {
                 secret,
                 bearer_token,
             } => {
-                let body = webhook_body(channel, intent, context, prepared);
+                let body = match &prepared.webhook {
+                    Some(body) => body.clone(),
+                    None => webhook_body(channel, intent, context, prepared),
+                };
                 let mut headers = Vec::new();
                 if let Some(secret) = secret {
                     headers.push((
@@ -373,6 +391,7 @@ fn prepare(
         text,
         slack,
         via: param(intent, "via").map(str::to_string),
+        webhook: None,
     })
 }
 

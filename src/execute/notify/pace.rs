@@ -242,6 +242,7 @@ fn prepare(channel: &NotifyChannel, rate: &RateLimit, held: &Held) -> Prepared {
         text,
         slack,
         via: Some("summary".into()),
+        webhook: None,
     }
 }
 

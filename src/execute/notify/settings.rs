@@ -107,7 +107,7 @@ pub struct EmailConfig {
 }
 
 /// `type = "slack"`: an incoming webhook's URL, which is a secret: prefer `url_env`
-/// or `url_file`.
+/// or `url_file`; and, for approval buttons, the Slack app's signing secret.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
@@ -118,6 +118,15 @@ pub struct SlackConfig {
     pub url_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_file: Option<PathBuf>,
+    /// The Slack app's Signing Secret (Basic Information, App Credentials), from a
+    /// file. With it, approval requests to this channel carry Approve and Deny buttons,
+    /// and `POST /api/v1/slack/interactions` takes the clicks it signs. Default: none,
+    /// no buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_file: Option<PathBuf>,
+    /// The signing secret from an environment variable instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_env: Option<String>,
 }
 
 /// `type = "webhook"`.
@@ -366,6 +375,9 @@ pub enum NotifyKind {
     },
     Slack {
         url: Secret,
+        /// The app's signing secret: approval buttons on, and what their clicks are
+        /// checked against.
+        signing_secret: Option<Secret>,
     },
     Webhook {
         url: Secret,
@@ -409,6 +421,7 @@ impl NotifyChannel {
                     slack.url_env.as_deref(),
                     &section,
                 )?,
+                signing_secret: signing_secret(slack, &section)?,
             },
             NotifyType::Webhook(hook) => webhook(hook, &section)?,
             NotifyType::Email(config) => email(config, &section)?,
@@ -423,6 +436,28 @@ impl NotifyChannel {
             rate: common.rate.map(|r| r.0),
             kind,
         })
+    }
+}
+
+/// A Slack channel's signing secret: from one of `signing_secret_file`,
+/// `signing_secret_env`, and not empty (an empty key would verify what anyone signs).
+fn signing_secret(slack: &SlackConfig, section: &str) -> Result<Option<Secret>, InvalidSetting> {
+    let key = format!("{section}.signing_secret");
+    if slack.signing_secret_file.is_some() && slack.signing_secret_env.is_some() {
+        return Err(InvalidSetting::new(
+            key,
+            "give one of signing_secret_file, signing_secret_env",
+        ));
+    }
+    let secret = secret_setting(
+        &key,
+        slack.signing_secret_file.as_deref(),
+        slack.signing_secret_env.as_deref(),
+    )?;
+    match secret {
+        Some(s) if s.trim().is_empty() => Err(InvalidSetting::new(key, "is empty")),
+        Some(s) => Ok(Some(Secret(s.trim().to_string()))),
+        None => Ok(None),
     }
 }
 
