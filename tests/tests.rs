@@ -13,6 +13,8 @@ mod api_router;
 mod api_support;
 #[path = "it/approvals.rs"]
 mod approvals;
+#[path = "it/approvals_links.rs"]
+mod approvals_links;
 #[path = "it/approvals_replicas.rs"]
 mod approvals_replicas;
 #[path = "it/approvals_slack.rs"]

@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod error;
 mod handlers;
+mod links;
 mod slack;
 
 pub use auth::{Caller, Role};
@@ -82,6 +83,11 @@ pub fn app(engine: Arc<Engine>) -> Router {
         // Outside `protected`: Slack cannot send the API's credentials; its requests
         // are checked against its signature instead (`slack.rs`).
         .route("/api/v1/slack/interactions", post(slack::interactions))
+        // Signed links: the token is the credential.
+        .route(
+            "/approvals/link/{token}",
+            get(links::show).post(links::answer),
+        )
         .fallback(|| async { ApiError::NoSuchEndpoint })
         // The body is limited by `read_body`, to what the config says at the time.
         .layer(DefaultBodyLimit::disable())

@@ -24,6 +24,10 @@ pub struct ApprovalsConfig {
     /// group is defined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The address people reach salve at, for the signed links mailed to a group's
+    /// `emails`, e.g. `https://salve.example.org`. Default: `http://` and `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     /// `[approvals.NAME]`: the groups.
     #[serde(flatten)]
     pub groups: BTreeMap<String, ApprovalGroupConfig>,
@@ -81,6 +85,8 @@ impl ApprovalGroup {
 pub struct Approvals {
     pub groups: HashMap<String, ApprovalGroup>,
     pub terms: ApprovalTerms,
+    /// `external_url`, without a trailing slash, if given.
+    pub external_url: Option<String>,
 }
 
 impl Approvals {
@@ -147,7 +153,21 @@ pub fn approvals(
         );
     }
     let terms = terms(written, &groups)?;
-    Ok(Approvals { groups, terms })
+    let external_url = match &written.external_url {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+            return Err(InvalidSetting::new(
+                "approvals.external_url",
+                format!("{url:?} is not an http:// or https:// address"),
+            ))
+        }
+        Some(url) => Some(url.trim_end_matches('/').to_string()),
+        None => None,
+    };
+    Ok(Approvals {
+        groups,
+        terms,
+        external_url,
+    })
 }
 
 fn terms(

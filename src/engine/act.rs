@@ -59,6 +59,7 @@ impl Engine {
         // be told, and those whose approval this round spent, what came of it.
         let moved = self.approvals_moved(&evaluation.records, &evaluation.decisions);
         self.announce_approvals(&moved);
+        self.mail_links(&evaluation.links);
         let events: usize = notifications.iter().map(Vec::len).sum();
         self.count_decided(events, started);
         for (rule, until, event) in evaluation.quarantined {

@@ -102,6 +102,61 @@ impl Engine {
         }
     }
 
+    /// Mails each signed link of a round's requests to its address, through the first
+    /// email channel of the group's `notify` (its server and sender, this address as
+    /// the only recipient), after the request itself.
+    pub(super) fn mail_links(&self, links: &[crate::model::ApprovalLink]) {
+        if links.is_empty() {
+            return;
+        }
+        let runtime = self.runtime();
+        let base = runtime
+            .config
+            .approvals
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", runtime.config.listen));
+        let state = self.state.read();
+        for link in links {
+            let Some(entry) = state.approval(&link.approval) else {
+                continue;
+            };
+            let mailer = entry.request.channels.iter().find_map(|name| {
+                let channel = runtime.config.notify.get(name)?;
+                matches!(channel.kind, crate::execute::NotifyKind::Email { .. })
+                    .then(|| channel.clone())
+            });
+            let Some(mut channel) = mailer else {
+                tracing::warn!(approval = %link.approval, email = %link.email,
+                    "signed link not sent: the group's notify names no email channel");
+                continue;
+            };
+            if let crate::execute::NotifyKind::Email { to, cc, .. } = &mut channel.kind {
+                *to = vec![link.email.clone()];
+                cc.clear();
+            }
+            let page = format!("{base}/approvals/link/{}", link.token);
+            let notice = ApprovalNotice {
+                approval: entry.view(),
+                event: Arc::new(entry.request.event.clone()),
+                rule_file: runtime
+                    .rules
+                    .get(&entry.request.rule)
+                    .map(|rule| rule.path.display().to_string()),
+                links: Some(crate::execute::ApprovalLinks {
+                    approve: format!("{page}?choice=approve"),
+                    deny: format!("{page}?choice=deny"),
+                }),
+            };
+            let message = Message {
+                channels: vec![channel],
+                notice,
+                response_url: None,
+            };
+            self.notices.queue(&link.approval, message, &self.metrics);
+        }
+    }
+
     /// The approvals a round asked for, and those its decisions spent (executed, or
     /// held back by policy after the yes): what `process_many` announces once the
     /// round is written.

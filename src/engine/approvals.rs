@@ -9,8 +9,8 @@ use crate::audit::{AuditError, AuditRecord, Entry};
 use crate::config::{text_hash, ApprovalGroup};
 use crate::event::Event;
 use crate::model::{
-    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState,
-    ApprovalView, Decision, Reason,
+    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState, ApprovalView,
+    Decision, Reason,
 };
 use crate::policy::{ApprovalEntry, PolicyState};
 use crate::rules::Rule;
@@ -185,6 +185,18 @@ impl Engine {
                 .0;
             Some((entry.view(), email.clone()))
         })
+    }
+
+    /// A signed link's answer: to the approval the token was sent for.
+    pub async fn answer_approval_by_link(
+        &self,
+        token: &str,
+        answer: Answer,
+    ) -> Result<ApprovalView, ApprovalError> {
+        let (approval, _) = self
+            .approval_by_link(token)
+            .ok_or_else(|| ApprovalError::NotFound("for this link".into()))?;
+        self.answer_approval(&approval.id, answer).await
     }
 
     /// An approval, as the API shows it.

@@ -16,8 +16,8 @@ mod secret;
 mod setting;
 
 pub use approval::{
-    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState, ApprovalView, UnknownApprovalState,
-    APPROVAL_GROUP, APPROVAL_TTL_MS, MAX_APPROVAL_TTL,
+    link_hash, Actor, ApprovalDecided, ApprovalLink, ApprovalRequest, ApprovalState, ApprovalView,
+    UnknownApprovalState, APPROVAL_GROUP, APPROVAL_TTL_MS, MAX_APPROVAL_TTL,
 };
 pub use command::named_command;
 pub use decision::{Decision, Reason, Verdict, DRY_RUN_BY_SALVE};

@@ -33,9 +33,9 @@ pub struct ApprovalNotice {
     pub event: Arc<Event>,
     /// The rule's file, while the rule is loaded.
     pub rule_file: Option<String>,
-    /// Links that answer the request without logging in, for an email channel's
-    /// readers. Signed links are built by the engine (none yet: it leaves this empty,
-    /// and the mail then says how to answer through the API).
+    /// The signed links that answer the request without logging in, in the mail sent
+    /// to one of the group's `emails` (the engine builds them, one token an address);
+    /// without them, the mail says how to answer through the API.
     pub links: Option<ApprovalLinks>,
 }
 
