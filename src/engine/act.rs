@@ -58,7 +58,7 @@ impl Engine {
         // On disk now (in PostgreSQL, for a leader with a store): the people asked may
         // be told, and those whose approval this round spent, what came of it.
         let moved = self.approvals_moved(&evaluation.records, &evaluation.decisions);
-        self.announce_approvals(&moved);
+        self.announce_approvals_with(&moved, &evaluation.links);
         self.mail_links(&evaluation.links);
         let events: usize = notifications.iter().map(Vec::len).sum();
         self.count_decided(events, started);

@@ -57,10 +57,21 @@ impl Engine {
     /// while it is pending, else what became of it. Read at once, sent later: what is
     /// sent is the state these records made, whatever follows.
     pub(super) fn announce_approvals(&self, ids: &[String]) {
+        self.announce_approvals_with(ids, &[]);
+    }
+
+    /// As [`Engine::announce_approvals`], a request's webhook documents carrying the
+    /// signed links of `links` (a round's, once on disk).
+    pub(super) fn announce_approvals_with(
+        &self,
+        ids: &[String],
+        links: &[crate::model::ApprovalLink],
+    ) {
         if ids.is_empty() {
             return;
         }
         let runtime = self.runtime();
+        let base = external_url(&runtime);
         let state = self.state.read();
         for id in ids {
             let Some(entry) = state.approval(id) else {
@@ -74,8 +85,12 @@ impl Engine {
                     .rules
                     .get(&request.rule)
                     .map(|rule| rule.path.display().to_string()),
-                // The hook for signed links: built here, per approval, once they exist.
                 links: None,
+                webhook_links: links
+                    .iter()
+                    .filter(|l| l.approval == *id)
+                    .map(|l| (l.email.clone(), signed_links(&base, &l.token)))
+                    .collect(),
             };
             let channels: Vec<NotifyChannel> = request
                 .channels
@@ -110,12 +125,7 @@ impl Engine {
             return;
         }
         let runtime = self.runtime();
-        let base = runtime
-            .config
-            .approvals
-            .external_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", runtime.config.listen));
+        let base = external_url(&runtime);
         let state = self.state.read();
         for link in links {
             let Some(entry) = state.approval(&link.approval) else {
@@ -135,7 +145,6 @@ impl Engine {
                 *to = vec![link.email.clone()];
                 cc.clear();
             }
-            let page = format!("{base}/approvals/link/{}", link.token);
             let notice = ApprovalNotice {
                 approval: entry.view(),
                 event: Arc::new(entry.request.event.clone()),
@@ -143,10 +152,8 @@ impl Engine {
                     .rules
                     .get(&entry.request.rule)
                     .map(|rule| rule.path.display().to_string()),
-                links: Some(crate::execute::ApprovalLinks {
-                    approve: format!("{page}?choice=approve"),
-                    deny: format!("{page}?choice=deny"),
-                }),
+                links: Some(signed_links(&base, &link.token)),
+                webhook_links: Default::default(),
             };
             let message = Message {
                 channels: vec![channel],
@@ -251,6 +258,7 @@ impl Engine {
                 .get(&entry.request.rule)
                 .map(|rule| rule.path.display().to_string()),
             links: None,
+            webhook_links: Default::default(),
         };
         let body = notice.slack_replacement();
         self.respond_to_slack(response_url, body);
@@ -308,6 +316,25 @@ impl Notices {
         };
         kept.filter(|(_, at)| at.elapsed() < RESPONSE_URL_LIFETIME)
             .map(|(url, _)| url)
+    }
+}
+
+/// Where people's browsers reach salve: `[approvals] external_url`, else `listen`.
+fn external_url(runtime: &super::Runtime) -> String {
+    runtime
+        .config
+        .approvals
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", runtime.config.listen))
+}
+
+/// A token's page, opened to approve or to deny.
+fn signed_links(base: &str, token: &str) -> crate::execute::ApprovalLinks {
+    let page = format!("{base}/approvals/link/{token}");
+    crate::execute::ApprovalLinks {
+        approve: format!("{page}?choice=approve"),
+        deny: format!("{page}?choice=deny"),
     }
 }
 

@@ -507,5 +507,15 @@ pub fn plan(
     settings.dry_run = dry_run;
     state.set_settings(settings);
     let state = Arc::new(RwLock::new(state));
-    evaluate_events(runtime, &state, events, now, None)
+    let mut evaluation = evaluate_events(runtime, &state, events, now, None);
+    // A plan asks nobody: it says whom it would ask.
+    for decision in &mut evaluation.decisions {
+        if decision.reason == Some(crate::model::Reason::AwaitingApproval) {
+            if let Some(rest) = decision.detail.strip_prefix("asks ") {
+                decision.detail = format!("would ask {rest}");
+            }
+        }
+    }
+    evaluation.links.clear();
+    evaluation
 }

@@ -156,10 +156,16 @@ impl PolicyState {
         if let Some((group, ttl)) = intent.approval() {
             return Some((group.to_string(), ttl.unwrap_or_else(|| ttl_of(group))));
         }
-        let target = intent.target.to_string();
+        if intent.action == Action::Notify {
+            return None;
+        }
+        // The target is printed only when a pattern needs it: this runs for every intent.
         let required = terms.require.contains(&intent.action)
-            || terms.require_targets.iter().any(|r| r.is_match(&target));
-        if !required || intent.action == Action::Notify {
+            || (!terms.require_targets.is_empty() && {
+                let target = intent.target.to_string();
+                terms.require_targets.iter().any(|r| r.is_match(&target))
+            });
+        if !required {
             return None;
         }
         let group = terms.group.clone()?;

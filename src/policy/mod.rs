@@ -20,6 +20,8 @@ pub use state::{
 };
 
 #[cfg(test)]
+mod approvals_tests;
+#[cfg(test)]
 mod held_tests;
 #[cfg(test)]
 mod tests;

@@ -167,6 +167,19 @@ fn a_command_the_config_lacks_is_an_error_in_a_bare_call() {
 }
 
 #[test]
+fn an_approval_group_the_config_lacks_is_an_error_and_a_ttl_past_a_day_too() {
+    assert_eq!(
+        undefined("    [restart(c).approval(\"sre\"), restart(c).approval(\"sreh\", \"5m\")]"),
+        ["rules/bad.rhai:5:54: approval names approval group \"sreh\", which the config does not define (no [approvals.sreh]; defined: [\"sre\"])"]
+    );
+    let err = first_line(&rule("    [restart(c).approval(\"sre\", \"2d\")]"));
+    assert!(
+        err.contains("approval: \"2d\" is not between 1s and 24h"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_literal_duration_is_an_error_at_its_position_and_no_panic() {
     let err = first_line(&rule(
         "    let n = if true { recent(c, \"restart\", \"soon\") } else { 0 };\n    []",

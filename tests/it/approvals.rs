@@ -359,6 +359,37 @@ fn dry_run_says_it_would_ask() {
 }
 
 #[test]
+fn plan_says_whom_it_would_ask_and_a_rule_test_can_expect_it() {
+    let salve = salve_asking(".approval(\"sre\")", "");
+    let planned = salve.post_json("/api/v1/plan", &alert("firing"));
+    assert_eq!(planned.status, 200, "{:?}", planned.body);
+    let decision = &planned.body["decisions"][0];
+    assert_eq!(decision["reason"], "awaiting_approval", "{decision:#}");
+    assert!(
+        decision["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("would ask sre for approval")),
+        "{decision:#}"
+    );
+    assert!(
+        salve.get("/api/v1/approvals").body == json!([]),
+        "a plan asks nobody"
+    );
+    std::fs::write(
+        salve.rules_dir().join("failover.test.toml"),
+        r#"
+[[case]]
+name = "a failover waits for a person"
+events = [{ labels = { alertname = "DbDown", host = "db-1" } }]
+expect = [{ action = "exec", target = "exec:mark", decision = "suppress", reason = "awaiting_approval" }]
+"#,
+    )
+    .expect("write the rule's test");
+    let out = salve.cli(&["test", "--config", "salve.toml", "--rules", "rules"]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
 fn only_the_people_of_the_group_may_answer() {
     let salve = salve_asking(".approval(\"sre\")", "");
     let id = asked(&salve);

@@ -3,17 +3,19 @@
 //! its form's POST answers once, as that address; a second answer is a 409.
 
 use crate::approvals::{asked, marks, rule, wait_state};
-use crate::notify_support::{header, message_body, quoted_printable, SmtpServer};
+use crate::notify_support::{header, message_body, quoted_printable, Receiver, SmtpServer};
 use crate::support::{marker, wait_until, Salve};
 
-fn salve_mailing(smtp: &SmtpServer) -> Salve {
+fn salve_mailing(smtp: &SmtpServer, hook: &Receiver) -> Salve {
     Salve::builder()
         .config(&format!(
             "{}\n[notify.mail]\ntype = \"email\"\nsmtp = \"smtp://127.0.0.1:{}\"\n\
              from = \"salve@example.org\"\nto = [\"sre@example.org\"]\n\n\
-             [approvals.sre]\nnotify = [\"mail\"]\nemails = [\"oncall@example.org\", \"lead@example.org\"]\n",
+             [notify.hook]\ntype = \"webhook\"\nurl = \"{}\"\nretries = 0\n\n\
+             [approvals.sre]\nnotify = [\"mail\", \"hook\"]\nemails = [\"oncall@example.org\", \"lead@example.org\"]\n",
             marker("mark", "marks"),
-            smtp.port
+            smtp.port,
+            hook.url("/hook"),
         ))
         .rule("failover", &rule(".approval(\"sre\")"))
         .start()
@@ -48,11 +50,28 @@ fn post_answer(salve: &Salve, url: &str, choice: &str) -> (u16, String) {
 #[test]
 fn a_signed_link_shows_on_get_and_decides_once_on_post() {
     let smtp = SmtpServer::start();
-    let salve = salve_mailing(&smtp);
+    let hook = Receiver::start(&[]);
+    let salve = salve_mailing(&smtp, &hook);
     let id = asked(&salve);
     let oncall = link_for(&smtp, "oncall@example.org");
     let lead = link_for(&smtp, "lead@example.org");
     assert_ne!(oncall, lead, "one token an address");
+    // The webhook's request document hands each address its own links.
+    let document = wait_until("the request's webhook document", || {
+        hook.requests()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|d| d["kind"] == "approval_requested")
+    });
+    assert_eq!(
+        document["links"]["oncall@example.org"]["approve"],
+        format!("{oncall}?choice=approve").as_str(),
+        "{document:#}"
+    );
+    assert_eq!(
+        document["links"]["lead@example.org"]["deny"],
+        format!("{lead}?choice=deny").as_str()
+    );
     assert!(oncall.contains("/approvals/link/"), "{oncall}");
     // The trail keeps no token, only its hash.
     let token = oncall.rsplit('/').next().unwrap_or_default().to_string();

@@ -37,10 +37,13 @@ pub struct ApprovalNotice {
     /// to one of the group's `emails` (the engine builds them, one token an address);
     /// without them, the mail says how to answer through the API.
     pub links: Option<ApprovalLinks>,
+    /// Every address's signed links, by address, for the webhook document of the
+    /// request: a webhook that pages people hands each their own (empty after it).
+    pub webhook_links: std::collections::BTreeMap<String, ApprovalLinks>,
 }
 
 /// A signed link to approve and one to deny.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApprovalLinks {
     pub approve: String,
     pub deny: String,
@@ -57,6 +60,9 @@ struct ApprovalDocument<'a> {
     approval: &'a ApprovalView,
     /// The alert (without the source's raw payload).
     event: &'a Event,
+    /// The request's signed links, by the address each answers as.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    links: &'a std::collections::BTreeMap<String, ApprovalLinks>,
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -100,6 +106,7 @@ impl ApprovalNotice {
             sent_at: Utc::now(),
             approval: &self.approval,
             event: &self.event,
+            links: &self.webhook_links,
         };
         serde_json::to_vec(&document).unwrap_or_default()
     }
@@ -449,6 +456,7 @@ mod tests {
             event: Arc::new(event),
             rule_file: Some("/etc/salve/rules/failover.rhai".into()),
             links: None,
+            webhook_links: Default::default(),
         }
     }
 
