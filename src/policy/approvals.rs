@@ -318,12 +318,9 @@ impl PolicyState {
     /// of for `firing_ttl`); and the granted ones whose alert stopped firing before
     /// it was decided again. Each with the state it ends in.
     pub fn approvals_to_close(&self, now: DateTime<Utc>) -> Vec<(String, ApprovalState)> {
-        let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
         let mut closing = Vec::new();
         for (id, entry) in &self.approvals.by_id {
-            let event = &entry.request.event;
-            let fires = self.firing.since(&event.fingerprint) == Some(event.starts_at)
-                && self.firing.seen_since(&event.fingerprint, firing_since);
+            let fires = self.fires_in_episode(&entry.request.event, now);
             let state = match entry.state {
                 ApprovalState::Pending if !fires => ApprovalState::Cancelled,
                 ApprovalState::Pending if entry.request.expires_at <= now => ApprovalState::Expired,
@@ -338,12 +335,7 @@ impl PolicyState {
 
     /// Whether the alert an approval was asked for still fires in that episode.
     pub fn approval_alert_fires(&self, entry: &ApprovalEntry, now: DateTime<Utc>) -> bool {
-        let event = &entry.request.event;
-        self.firing.since(&event.fingerprint) == Some(event.starts_at)
-            && self.firing.seen_since(
-                &event.fingerprint,
-                crate::model::earlier(now, self.settings.firing_ttl),
-            )
+        self.fires_in_episode(&entry.request.event, now)
     }
 
     /// How many approvals wait for an answer.

@@ -188,7 +188,6 @@ impl PolicyState {
         max: usize,
         rule_limit: impl Fn(&str) -> Option<RateLimit>,
     ) -> Vec<(Event, Reason)> {
-        let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
         let mut ended: Vec<(DateTime<Utc>, &Fingerprint)> = self
             .holds
             .timed
@@ -207,10 +206,11 @@ impl PolicyState {
         let mut due = Vec::new();
         let mut handed: HashMap<Room, usize> = HashMap::new();
         for fingerprint in ended {
-            let still_firing = self.holds.timed.get(&fingerprint).is_some_and(|held| {
-                self.firing.since(&fingerprint) == Some(held.event.starts_at)
-                    && self.firing.seen_since(&fingerprint, firing_since)
-            });
+            let still_firing = self
+                .holds
+                .timed
+                .get(&fingerprint)
+                .is_some_and(|held| self.fires_in_episode(&held.event, now));
             if !still_firing {
                 self.holds.timed.remove(&fingerprint);
                 continue;
@@ -271,6 +271,14 @@ impl PolicyState {
             *handed.entry(room).or_default() += 1;
         }
         None
+    }
+
+    /// Whether `event`'s alert still fires in `event`'s episode at `now`: not resolved
+    /// since, nor unheard of for `firing_ttl`.
+    pub(super) fn fires_in_episode(&self, event: &Event, now: DateTime<Utc>) -> bool {
+        let firing_since = crate::model::earlier(now, self.settings.firing_ttl);
+        self.firing.since(&event.fingerprint) == Some(event.starts_at)
+            && self.firing.seen_since(&event.fingerprint, firing_since)
     }
 
     /// Salve, or rules, now act for real (a start without `--dry-run`, a reload): the
