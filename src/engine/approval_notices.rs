@@ -81,10 +81,7 @@ impl Engine {
             let notice = ApprovalNotice {
                 approval: entry.view(),
                 event: Arc::new(request.event.clone()),
-                rule_file: runtime
-                    .rules
-                    .get(&request.rule)
-                    .map(|rule| rule.path.display().to_string()),
+                rule_file: runtime.rules.get(&request.rule).map(rule_place),
                 links: None,
                 webhook_links: links
                     .iter()
@@ -148,10 +145,7 @@ impl Engine {
             let notice = ApprovalNotice {
                 approval: entry.view(),
                 event: Arc::new(entry.request.event.clone()),
-                rule_file: runtime
-                    .rules
-                    .get(&entry.request.rule)
-                    .map(|rule| rule.path.display().to_string()),
+                rule_file: runtime.rules.get(&entry.request.rule).map(rule_place),
                 links: Some(signed_links(&base, &link.token)),
                 webhook_links: Default::default(),
             };
@@ -256,7 +250,7 @@ impl Engine {
                 .runtime()
                 .rules
                 .get(&entry.request.rule)
-                .map(|rule| rule.path.display().to_string()),
+                .map(rule_place),
             links: None,
             webhook_links: Default::default(),
         };
@@ -316,6 +310,14 @@ impl Notices {
         };
         kept.filter(|(_, at)| at.elapsed() < RESPONSE_URL_LIFETIME)
             .map(|(url, _)| url)
+    }
+}
+
+/// The rule's file, and the line that asks when the rule itself does.
+fn rule_place(rule: &crate::rules::Rule) -> String {
+    match rule.asks_at_line {
+        Some(line) => format!("{}:{line}", rule.path.display()),
+        None => rule.path.display().to_string(),
     }
 }
 

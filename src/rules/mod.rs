@@ -45,6 +45,8 @@ pub struct Rule {
     pub dry_run: bool,
     /// What loads but looks wrong (`salve check` prints it, `serve` logs it).
     pub warnings: Vec<RuleError>,
+    /// The line of the rule's first `.approval(...)`, which an approval request names.
+    pub asks_at_line: Option<usize>,
     /// The string literals that are message templates: only these are rendered.
     templates: Option<Arc<[rhai::ImmutableString]>>,
     source: Arc<str>,
@@ -331,6 +333,13 @@ fn compile_rule(
         .transpose()?;
     let dry_run = constants.dry_run()?;
     let mute = constants.mute(known_intervals)?;
+    let mut asks_at_line = None;
+    calls::each_call(&ast, &mut |call| {
+        if call.name == "approval" {
+            asks_at_line = call.pos.line();
+        }
+        asks_at_line.is_none()
+    });
 
     warnings.extend(checks::warnings(&ast, &matchers, path, &source));
     check_plan(&ast, path, &source)?;
@@ -347,6 +356,7 @@ fn compile_rule(
         mute,
         dry_run,
         warnings,
+        asks_at_line,
         templates,
         source,
         ast,

@@ -133,7 +133,7 @@ fn a_request_reaches_slack_with_buttons_holding_only_its_id_and_the_webhook_as_j
         "DbDown",
         "db-1",
         "failover",
-        "failover.rhai",
+        "failover.rhai:5",
         "exec:mark",
         "passed dedup",
         "approval\\\":\\\"sre",
