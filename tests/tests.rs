@@ -111,6 +111,8 @@ mod replay;
 mod rules;
 #[path = "it/slow_clients.rs"]
 mod slow_clients;
+#[path = "it/state.rs"]
+mod state;
 #[path = "it/storm.rs"]
 mod storm;
 #[path = "it/upgrade.rs"]

@@ -180,6 +180,12 @@ pub(super) async fn read_audit(
     Ok(response)
 }
 
+/// `GET /api/v1/state`: breakers, cooldowns, limits and budgets with when each clears,
+/// quarantined rules, approvals waiting, the lead and the mode.
+pub(super) async fn state(State(engine): Shared) -> Json<crate::engine::StateView> {
+    Json(engine.state_view())
+}
+
 pub(super) async fn list_windows(State(engine): Shared) -> Json<Vec<MaintenanceWindow>> {
     Json(engine.windows())
 }

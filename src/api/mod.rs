@@ -66,6 +66,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
                 .delete(handlers::delete_window_query),
         )
         .route("/api/v1/maintenance/{id}", delete(handlers::delete_window))
+        .route("/api/v1/state", get(handlers::state))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}", get(approvals::show))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))

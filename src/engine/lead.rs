@@ -57,6 +57,11 @@ impl Lead {
         }
     }
 
+    /// This replica's name in the lease.
+    pub(super) fn holder(&self) -> &str {
+        &self.holder
+    }
+
     pub(super) fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
     }

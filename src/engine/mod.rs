@@ -18,6 +18,7 @@ mod reconsider;
 mod recovery;
 mod restart;
 mod runtime;
+mod safety;
 mod start;
 mod trail;
 
@@ -33,6 +34,7 @@ pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Overrides, Reloaded, Runtime};
+pub use safety::{Quarantined, StateView};
 pub use start::{start, ServeOptions, StartError};
 pub use trail::{PageError, Trail};
 

@@ -6,6 +6,7 @@ mod firing;
 mod held;
 mod history;
 mod image;
+mod safety;
 mod shards;
 mod state;
 mod strings;
@@ -15,6 +16,7 @@ pub use approvals::{ApprovalEntry, ApprovalTerms, Decided, DEFAULT_TTL as DEFAUL
 pub use held::{DryHeld, HeldBack, Spent};
 pub use history::SharedHistory;
 pub use image::{ImageError, StateImage, StateImageV1, StateImageV2, StateSnapshot};
+pub use safety::{BreakerView, BudgetView, CooldownView, LimitView, SafetyView};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
 };

@@ -1,0 +1,68 @@
+//! `GET /api/v1/state`: whether salve will act next, and what would stop it. The
+//! policy's safety view (breakers, cooldowns, limits, budgets) with what only the engine
+//! knows: the mode, the lead, quarantined rules, approvals waiting.
+
+use super::Engine;
+use crate::policy::SafetyView;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct StateView {
+    pub at: DateTime<Utc>,
+    /// salve's own `--dry-run` (or `dry_run = true`), and the rules that set `DRY_RUN`.
+    pub dry_run: bool,
+    pub rules_in_dry_run: Vec<String>,
+    /// Whether this replica decides and acts (always, without `[store]`), and its name
+    /// in the lease.
+    pub leader: bool,
+    pub replica: String,
+    /// Rules cut off again and again, not run until when.
+    pub quarantined: Vec<Quarantined>,
+    pub approvals_pending: usize,
+    #[serde(flatten)]
+    pub safety: SafetyView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Quarantined {
+    pub rule: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Engine {
+    /// The state that decides whether salve acts next, as of now.
+    pub fn state_view(&self) -> StateView {
+        let runtime = self.runtime();
+        let now = self.now();
+        let mut quarantined: Vec<Quarantined> = self
+            .quarantined()
+            .into_iter()
+            .map(|(rule, until)| Quarantined { rule, until })
+            .collect();
+        quarantined.sort_by(|a, b| a.rule.cmp(&b.rule));
+        let mut rules_in_dry_run: Vec<String> = runtime
+            .rules
+            .rules()
+            .iter()
+            .filter(|r| r.dry_run)
+            .map(|r| r.name.clone())
+            .collect();
+        rules_in_dry_run.sort();
+        let state = self.state.read();
+        StateView {
+            at: now,
+            dry_run: state.settings().dry_run,
+            rules_in_dry_run,
+            leader: self.lead.is_leader(),
+            replica: self.lead.holder().to_string(),
+            quarantined,
+            approvals_pending: state.approvals_pending(),
+            safety: state.safety(
+                now,
+                |rule| runtime.rules.get(rule).and_then(|r| r.cooldown),
+                |rule| runtime.rules.get(rule).and_then(|r| r.limit),
+            ),
+        }
+    }
+}
