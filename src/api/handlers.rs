@@ -186,6 +186,45 @@ pub(super) async fn state(State(engine): Shared) -> Json<crate::engine::StateVie
     Json(engine.state_view())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResetRequest {
+    target: crate::model::Target,
+    what: String,
+    reason: String,
+}
+
+/// `POST /api/v1/state/reset` (`admin`): closes a target's breakers by hand, recorded
+/// with who and why.
+pub(super) async fn reset_state(
+    State(engine): Shared,
+    axum::Extension(caller): axum::Extension<super::Caller>,
+    body: JsonBody,
+) -> Result<Json<crate::engine::StateView>, ApiError> {
+    let request: ResetRequest = body.parse()?;
+    if request.what != "breaker" {
+        return Err(ApiError::unaccepted(
+            "what",
+            format!(
+                "what: {:?} cannot be reset yet; only \"breaker\" can (cooldown and limit are to come)",
+                request.what
+            ),
+            ["breaker"],
+        ));
+    }
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::Shape {
+            field: "reason".into(),
+            message: "say why: the trail keeps it".into(),
+        });
+    }
+    engine
+        .close_breakers(request.target, request.reason, caller.name)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(Json(engine.state_view()))
+}
+
 pub(super) async fn list_windows(State(engine): Shared) -> Json<Vec<MaintenanceWindow>> {
     Json(engine.windows())
 }

@@ -67,6 +67,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         )
         .route("/api/v1/maintenance/{id}", delete(handlers::delete_window))
         .route("/api/v1/state", get(handlers::state))
+        .route("/api/v1/state/reset", post(handlers::reset_state))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}", get(approvals::show))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))

@@ -23,10 +23,11 @@ pub enum RecordKind {
     Reconsidered,
     ApprovalRequested,
     ApprovalDecided,
+    StateReset,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Received,
         RecordKind::Decision,
         RecordKind::Outcome,
@@ -37,6 +38,7 @@ impl RecordKind {
         RecordKind::Reconsidered,
         RecordKind::ApprovalRequested,
         RecordKind::ApprovalDecided,
+        RecordKind::StateReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl RecordKind {
             RecordKind::Reconsidered => "reconsidered",
             RecordKind::ApprovalRequested => "approval_requested",
             RecordKind::ApprovalDecided => "approval_decided",
+            RecordKind::StateReset => "state_reset",
         }
     }
 
@@ -141,6 +144,14 @@ pub enum Entry {
     /// An approval was answered (approved, denied) or ended by salve (expired,
     /// cancelled, invalidated), by whom. Only the first on an approval counts.
     ApprovalDecided(ApprovalDecided),
+    /// Someone cleared what held a target back, by hand (`POST /api/v1/state/reset`):
+    /// `what` is `breaker` (closed: its failures forgotten), with who and why.
+    StateReset {
+        target: Target,
+        what: String,
+        reason: String,
+        by: String,
+    },
     /// An ad-hoc maintenance window was created or deleted through the API.
     Maintenance(MaintenanceChange),
     /// Rules or config were reloaded (or a reload was refused).
@@ -278,6 +289,7 @@ impl AuditRecord {
             Entry::Reconsidered { .. } => RecordKind::Reconsidered,
             Entry::ApprovalRequested(_) => RecordKind::ApprovalRequested,
             Entry::ApprovalDecided(_) => RecordKind::ApprovalDecided,
+            Entry::StateReset { .. } => RecordKind::StateReset,
         }
     }
 
@@ -298,6 +310,7 @@ impl AuditRecord {
             Entry::Decision(d) => Some(&d.target),
             Entry::Outcome(o) => Some(&o.target),
             Entry::ApprovalRequested(r) => Some(&r.target),
+            Entry::StateReset { target, .. } => Some(target),
             _ => None,
         }
     }

@@ -322,7 +322,7 @@ fn a_record_kind_reads_back_from_its_name_and_a_typo_names_every_kind() {
         Err(
             "\"decisions\" is not a record kind (one of received, decision, outcome, \
              rule_error, evaluated, maintenance, reload, reconsidered, approval_requested, \
-             approval_decided)"
+             approval_decided, state_reset)"
                 .to_string()
         )
     );

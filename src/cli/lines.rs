@@ -77,6 +77,12 @@ fn describe_raw(r: &AuditRecord) -> String {
             r.expires_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
+        Entry::StateReset {
+            target,
+            what,
+            reason,
+            by,
+        } => format!("{at} state_reset {target} {what} by {by}: {reason}"),
         Entry::ApprovalDecided(d) => format!(
             "{at} approval    {} {} by {} after {:.0}s{}",
             d.id,

@@ -41,6 +41,10 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
         Entry::Reconsidered { event, .. } => state.record_reconsidered(event),
         Entry::ApprovalRequested(request) => state.record_approval_requested(request),
         Entry::ApprovalDecided(decided) => state.record_approval_decided(decided, record.at),
+        Entry::StateReset { target, what, .. } if what == "breaker" => {
+            state.record_breaker_closed(target)
+        }
+        Entry::StateReset { .. } => {}
         Entry::RuleError { .. } | Entry::Reload { .. } => {}
     }
 }

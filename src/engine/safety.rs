@@ -31,6 +31,27 @@ pub struct Quarantined {
 }
 
 impl Engine {
+    /// Closes the breakers of `target` by hand, recorded (`state_reset`) before it
+    /// applies, with who and why; the next alert about it may act at once.
+    pub async fn close_breakers(
+        &self,
+        target: crate::model::Target,
+        reason: String,
+        by: String,
+    ) -> Result<(), crate::audit::AuditError> {
+        tracing::warn!(%target, %by, %reason, "breakers closed by hand");
+        self.record_then_apply(crate::audit::AuditRecord::new(
+            self.now(),
+            crate::audit::Entry::StateReset {
+                target,
+                what: "breaker".into(),
+                reason,
+                by,
+            },
+        ))
+        .await
+    }
+
     /// The state that decides whether salve acts next, as of now.
     pub fn state_view(&self) -> StateView {
         let runtime = self.runtime();

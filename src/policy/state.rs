@@ -328,6 +328,12 @@ impl PolicyState {
         }
     }
 
+    /// A breaker closed by hand: every action on `target` may run again, its failures
+    /// forgotten, as after a success.
+    pub fn record_breaker_closed(&mut self, target: &Target) {
+        self.breakers.retain(|(_, t), _| t != target);
+    }
+
     /// What came of an executed decision: it is no longer pending; its breaker counts it.
     pub fn record_outcome(
         &mut self,

@@ -244,7 +244,7 @@ impl<'r> Replayer<'r> {
             return;
         }
         match &record.entry {
-            Entry::Maintenance(_) => {
+            Entry::Maintenance(_) | Entry::StateReset { .. } => {
                 self.close_open();
                 self.step(position, 0, StepKind::Change(Box::new(record)));
             }

@@ -334,12 +334,12 @@ fn a_bad_audit_kind_or_replay_assume_is_a_400_naming_the_accepted_values() {
         reply.body,
         json!({
             "error": "kind: \"decisions\" is not a record kind (one of received, decision, \
-                      outcome, rule_error, evaluated, maintenance, reload, reconsidered, approval_requested, approval_decided)",
+                      outcome, rule_error, evaluated, maintenance, reload, reconsidered, approval_requested, approval_decided, state_reset)",
             "detail": {
                 "field": "kind",
                 "accepted": ["received", "decision", "outcome", "rule_error", "evaluated",
                              "maintenance", "reload", "reconsidered",
-                             "approval_requested", "approval_decided"],
+                             "approval_requested", "approval_decided", "state_reset"],
             },
         })
     );

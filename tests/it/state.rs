@@ -97,3 +97,59 @@ fn the_state_shows_the_breaker_cooldown_limit_and_budget_an_action_left_with_whe
     );
     assert_eq!(exec_budget["limit"], "3 per 1h");
 }
+
+#[test]
+fn a_breaker_closed_by_hand_is_recorded_and_the_next_alert_acts() {
+    let salve = Salve::builder()
+        .config(CONFIG)
+        .rule(
+            "broken",
+            "const MATCH = `alertname=\"Broken\"`;\nfn plan(event) { [exec(\"breaks\")] }\n",
+        )
+        .start();
+    let fire = |n: &str| {
+        let reply = salve.post_json(
+            "/api/v1/events",
+            &native(&[("alertname", "Broken"), ("n", n)]),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    };
+    fire("1");
+    salve.wait_settled(1);
+    wait_until("the breaker open in the state", || {
+        (salve.get("/api/v1/state").body["breakers"][0]["open"] == true).then_some(())
+    });
+    fire("2");
+    let records = salve.wait_settled(2);
+    assert_eq!(of_kind(&records, "decision")[1]["reason"], "circuit_open");
+
+    let refused = salve.post_json(
+        "/api/v1/state/reset",
+        &serde_json::json!({"target": "exec:breaks", "what": "cooldown", "reason": "x"}),
+    );
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.body["detail"]["accepted"],
+        serde_json::json!(["breaker"])
+    );
+    let unexplained = salve.post_json(
+        "/api/v1/state/reset",
+        &serde_json::json!({"target": "exec:breaks", "what": "breaker", "reason": " "}),
+    );
+    assert_eq!(unexplained.status, 422, "{:?}", unexplained.body);
+
+    let closed = salve.post_json(
+        "/api/v1/state/reset",
+        &serde_json::json!({"target": "exec:breaks", "what": "breaker", "reason": "the disk is replaced"}),
+    );
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(closed.body["breakers"], serde_json::json!([]));
+    fire("3");
+    let records = salve.wait_settled(3);
+    let reset = of_kind(&records, "state_reset");
+    assert_eq!(reset.len(), 1, "{records:#?}");
+    assert_eq!(reset[0]["target"], "exec:breaks");
+    assert_eq!(reset[0]["reason"], "the disk is replaced");
+    assert_eq!(reset[0]["by"], "anonymous");
+    assert_eq!(of_kind(&records, "decision")[2]["decision"], "execute");
+}
