@@ -178,13 +178,7 @@ impl ApiError {
                 WindowError::NotFound(_) => StatusCode::NOT_FOUND,
                 WindowError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
-            ApiError::Approval(e) => match e {
-                ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
-                ApprovalError::NotAllowed { .. } => StatusCode::FORBIDDEN,
-                ApprovalError::Decided { .. } => StatusCode::CONFLICT,
-                ApprovalError::Expired { .. } => StatusCode::GONE,
-                ApprovalError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
+            ApiError::Approval(e) => approval_status(e),
             ApiError::Slack(e) => e.status(),
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -242,6 +236,17 @@ impl ApiError {
             ApiError::Internal(e) => crate::model::error_chain(e.as_ref()),
             _ => self.to_string(),
         }
+    }
+}
+
+/// How an answer not taken is answered, by the API and the signed links' page alike.
+pub(super) fn approval_status(err: &ApprovalError) -> StatusCode {
+    match err {
+        ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApprovalError::NotAllowed { .. } => StatusCode::FORBIDDEN,
+        ApprovalError::Decided { .. } => StatusCode::CONFLICT,
+        ApprovalError::Expired { .. } => StatusCode::GONE,
+        ApprovalError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

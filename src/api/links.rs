@@ -4,7 +4,7 @@
 //! previews follow links; only the page's `POST` answers, once: the approval is then
 //! no longer pending, and every later answer is a 409.
 
-use crate::engine::{Answer, ApprovalError, Engine};
+use crate::engine::{Answer, Engine};
 use crate::model::{Actor, ApprovalView};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -149,13 +149,7 @@ pub(super) async fn answer(
                 )
             }
             Err(e) => {
-                let status = match &e {
-                    ApprovalError::Decided { .. } => StatusCode::CONFLICT,
-                    ApprovalError::Expired { .. } => StatusCode::GONE,
-                    ApprovalError::NotAllowed { .. } => StatusCode::FORBIDDEN,
-                    ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
-                    ApprovalError::Unrecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
-                };
+                let status = super::error::approval_status(&e);
                 let view = engine.approval_by_link(&token).map(|(v, _)| v);
                 (status, "Not taken".to_string(), e.to_string(), view)
             }

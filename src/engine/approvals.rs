@@ -174,17 +174,9 @@ impl Engine {
     /// The approval a signed link's token is for, and the address it was sent to; none
     /// for a token salve never sent.
     pub fn approval_by_link(&self, token: &str) -> Option<(ApprovalView, String)> {
-        let hash = link_hash(token);
         let state = self.state.read();
-        state.approvals().into_iter().find_map(|entry| {
-            let email = entry
-                .request
-                .links
-                .iter()
-                .find(|(_, h)| crate::model::same_secret(h, &hash))?
-                .0;
-            Some((entry.view(), email.clone()))
-        })
+        let (entry, email) = state.approval_for_link(&link_hash(token))?;
+        Some((entry.view(), email.to_string()))
     }
 
     /// A signed link's answer: to the approval the token was sent for.

@@ -7,7 +7,6 @@
 //! replica) is ignored when folded, and its author learns from [`PolicyState::approval`]
 //! that it lost.
 
-use super::held::HeldBack;
 use super::state::{since, PolicyState};
 use crate::event::{Fingerprint, Status};
 use crate::model::{
@@ -230,6 +229,19 @@ impl PolicyState {
         all
     }
 
+    /// The approval a signed link's token hash was sent for, and the address it went
+    /// to.
+    pub fn approval_for_link(&self, hash: &str) -> Option<(&ApprovalEntry, &str)> {
+        self.approvals.by_id.values().find_map(|entry| {
+            let (email, _) = entry
+                .request
+                .links
+                .iter()
+                .find(|(_, h)| crate::model::same_secret(h, hash))?;
+            Some((entry, email.as_str()))
+        })
+    }
+
     /// An `approval_requested` record: the approval is pending.
     pub fn record_approval_requested(&mut self, request: &ApprovalRequest) {
         if self.approvals.by_id.contains_key(&request.id) {
@@ -270,22 +282,7 @@ impl PolicyState {
             return;
         }
         let event = Arc::new(entry.request.event.clone());
-        let fingerprint = entry.request.fingerprint.clone();
-        let held = self
-            .holds
-            .timed
-            .entry(fingerprint)
-            .or_insert_with(|| HeldBack {
-                event: event.clone(),
-                until: at,
-                reason: Reason::AwaitingApproval,
-                spent: None,
-            });
-        if at < held.until {
-            held.until = at;
-            held.reason = Reason::AwaitingApproval;
-            held.spent = None;
-        }
+        self.holds.due_at(event, at, Reason::AwaitingApproval);
     }
 
     /// A decision on an intent whose approval was granted spends it: executed, or

@@ -56,6 +56,27 @@ pub(super) struct Holds {
     pub(super) dry: HashMap<Fingerprint, DryHeld>,
 }
 
+impl Holds {
+    /// `event`'s alert is to be decided again at `at` (for `reason`), or sooner if it
+    /// already is: what the earliest hold says wins, its limit included (none here).
+    pub(super) fn due_at(&mut self, event: Arc<Event>, at: DateTime<Utc>, reason: Reason) {
+        let held = self
+            .timed
+            .entry(event.fingerprint.clone())
+            .or_insert_with(|| HeldBack {
+                event: event.clone(),
+                until: at,
+                reason,
+                spent: None,
+            });
+        if at < held.until {
+            held.until = at;
+            held.reason = reason;
+            held.spent = None;
+        }
+    }
+}
+
 /// A mute interval's end, and the moment it was worked out from.
 type IntervalEnd = (DateTime<Utc>, DateTime<Utc>);
 
@@ -297,20 +318,7 @@ impl PolicyState {
             .collect();
         for fingerprint in &live {
             if let Some(dry) = self.holds.dry.remove(fingerprint) {
-                let held = self
-                    .holds
-                    .timed
-                    .entry(fingerprint.clone())
-                    .or_insert_with(|| HeldBack {
-                        event: dry.event.clone(),
-                        until: now,
-                        reason: Reason::DryRun,
-                        spent: None,
-                    });
-                if now < held.until {
-                    held.until = now;
-                    held.reason = Reason::DryRun;
-                }
+                self.holds.due_at(dry.event, now, Reason::DryRun);
             }
         }
         live.len()
