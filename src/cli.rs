@@ -435,6 +435,7 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         target,
         kind,
         fingerprint,
+        also: None,
     };
     let mut records: Vec<AuditRecord> = Vec::new();
     trail

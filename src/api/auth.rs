@@ -45,7 +45,7 @@ impl Role {
     }
 
     /// Whether this role takes a route of this kind.
-    fn may(self, access: Access) -> bool {
+    pub(super) fn may(self, access: Access) -> bool {
         access.roles().contains(&self)
     }
 
@@ -99,7 +99,7 @@ impl Caller {
 
 /// What a route does, as far as roles are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(super) enum Access {
     Send,
     Read,
     Approve,
@@ -110,22 +110,24 @@ impl Access {
     /// The kind of a route, by its method and its pattern (`/api/v1/maintenance/{id}`).
     /// A route not named here is the admin's, so an endpoint added later is closed to
     /// the other roles until it is placed.
-    fn of(method: &Method, route: &str) -> Access {
+    pub(super) fn of(method: &Method, route: &str) -> Access {
         let reads = method == Method::GET || method == Method::HEAD;
         let posts = method == Method::POST;
-        let approves = route.starts_with("/api/v1/approvals/")
+        let approves = (route.starts_with("/api/v1/approvals/")
+            || route.starts_with("/ui/approvals/"))
             && (route.ends_with("/approve") || route.ends_with("/deny"));
+        let reads_api = route.starts_with("/api/v1/") || route.starts_with("/ui/");
         match route {
             "/api/v1/alertmanager" | "/api/v1/events" if posts => Access::Send,
-            "/api/v1/plan" if posts => Access::Read,
-            _ if reads && route.starts_with("/api/v1/") => Access::Read,
+            "/api/v1/plan" | "/ui/rules/plan" if posts => Access::Read,
+            _ if reads && reads_api => Access::Read,
             _ if posts && approves => Access::Approve,
             _ => Access::Administer,
         }
     }
 
     /// The roles that take it.
-    fn roles(self) -> &'static [Role] {
+    pub(super) fn roles(self) -> &'static [Role] {
         match self {
             Access::Send => &[Role::Sender, Role::Admin],
             Access::Read => &[Role::Viewer, Role::Approver, Role::Admin],
@@ -137,7 +139,7 @@ impl Access {
 
 /// Equal or not, in a time that says nothing of either's content or length: both are
 /// hashed first, so a wrong guess learns nothing from how long its refusal took.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(super) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     Sha256::digest(given)
         .as_slice()
         .ct_eq(Sha256::digest(expected).as_slice())
@@ -147,7 +149,10 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 /// The identity whose token `given` is. Every identity's token is compared and the
 /// match is taken without a branch, so the time does not tell which one matched, or
 /// whether one did.
-fn identity_of<'a>(identities: &'a [ApiIdentity], given: &str) -> Option<&'a ApiIdentity> {
+pub(super) fn identity_of<'a>(
+    identities: &'a [ApiIdentity],
+    given: &str,
+) -> Option<&'a ApiIdentity> {
     let digest = Sha256::digest(given.as_bytes());
     // The index of the match plus one; 0 is none.
     let mut found = 0u64;
@@ -221,7 +226,7 @@ fn by_proxy(proxy: &TrustedProxy, request: &Request) -> Option<Caller> {
 /// Who makes `request`; None when credentials are required and none are right. A
 /// right token is taken before the proxy's header, which a proxy may send beside an
 /// `Authorization` of its own (oauth2-proxy's ID token).
-fn identify(config: &Config, request: &Request) -> Option<Caller> {
+pub(super) fn identify(config: &Config, request: &Request) -> Option<Caller> {
     if config.auth.is_none() && config.identities.is_empty() && config.proxy.is_none() {
         return Some(Caller::open());
     }

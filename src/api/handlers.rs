@@ -157,6 +157,7 @@ pub(super) async fn read_audit(
         target: audit_query.target,
         kind,
         fingerprint: audit_query.fingerprint,
+        also: None,
     };
     let limit = audit_query.limit.unwrap_or(AUDIT_LIMIT).max(1);
     let max_bytes = audit_query.max_bytes.unwrap_or(AUDIT_MAX_BYTES).max(1);

@@ -6,6 +6,7 @@
 mod approvals;
 mod auth;
 mod body;
+mod console;
 mod error;
 mod handlers;
 mod links;
@@ -79,6 +80,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         ));
     let routes = Router::new()
         .merge(protected)
+        .merge(console::routes(state.clone()))
         .route("/-/healthy", get(|| async { "salve is healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -14,7 +14,7 @@ pub use pg_error::pg_error_text;
 pub use postgres::{PgTrail, StoreSettings, TrailReader, Unreachable};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
-    ReadError, TrailError,
+    ReadError, RecordTest, TrailError,
 };
 pub use record::{
     AuditRecord, Entry, MaintenanceChange, OutcomeRecord, RecordKind, UnknownRecordKind,

@@ -401,6 +401,19 @@ pub struct AuditFilter {
     pub target: Option<String>,
     pub kind: Option<RecordKind>,
     pub fingerprint: Option<String>,
+    /// A further test, after the others: the console's filters on a verdict, a reason,
+    /// an outcome or an alert's name.
+    pub also: Option<RecordTest>,
+}
+
+/// A test of one record, for [`AuditFilter::also`].
+#[derive(Clone)]
+pub struct RecordTest(pub std::sync::Arc<dyn Fn(&AuditRecord) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for RecordTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordTest")
+    }
 }
 
 impl AuditFilter {
@@ -427,7 +440,7 @@ impl AuditFilter {
                 return false;
             }
         }
-        true
+        self.also.as_ref().is_none_or(|test| (test.0)(record))
     }
 }
 

@@ -62,7 +62,8 @@ pub struct Answer {
 fn may_answer(group: &ApprovalGroup, answer: &Answer) -> bool {
     let id = answer.actor.id.as_str();
     match answer.actor.via.as_str() {
-        "api" => group.identities.iter().any(|i| i == id),
+        // The console's people are the API's identities, signed in.
+        "api" | "console" => group.identities.iter().any(|i| i == id),
         "slack" => {
             group.slack_users.iter().any(|u| u == id)
                 || (group.slack_team.is_some() && group.slack_team == answer.team)

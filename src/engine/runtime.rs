@@ -51,6 +51,19 @@ impl Runtime {
             config.rules_dir = dir.to_path_buf();
         }
         config.policy.dry_run |= dry_run;
+        Runtime::with_rules(config)
+    }
+
+    /// The rules of `dir`, checked against this config (as `salve replay --rules`
+    /// would load them): to replay the trail with rules other than those in force.
+    pub fn with_rules_from(&self, dir: &Path) -> Result<Runtime, LoadError> {
+        let mut config = self.config.clone();
+        config.rules_dir = dir.to_path_buf();
+        Runtime::with_rules(config)
+    }
+
+    /// `config` and the rules of its `rules_dir`, each name a rule uses defined.
+    fn with_rules(config: Config) -> Result<Runtime, LoadError> {
         let intervals: HashSet<String> = config.policy.time_intervals.keys().cloned().collect();
         let rules = RuleSet::load_dir(&config.rules_dir, &intervals, config.rule_budget)
             .map_err(LoadError::Rules)?;

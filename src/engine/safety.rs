@@ -20,8 +20,19 @@ pub struct StateView {
     /// Rules cut off again and again, not run until when.
     pub quarantined: Vec<Quarantined>,
     pub approvals_pending: usize,
+    /// Events accepted and not yet decided.
+    pub backlog: usize,
     #[serde(flatten)]
     pub safety: SafetyView,
+}
+
+/// Why a reset was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error("{0:?} cannot be reset; only \"breaker\" can")]
+    Unknown(String),
+    #[error(transparent)]
+    Unrecorded(#[from] crate::audit::AuditError),
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +63,20 @@ impl Engine {
         .await
     }
 
+    /// What `POST /api/v1/state/reset` and the console's state page clear by hand.
+    pub async fn reset_state(
+        &self,
+        target: crate::model::Target,
+        what: &str,
+        reason: String,
+        by: String,
+    ) -> Result<(), ResetError> {
+        match what {
+            "breaker" => Ok(self.close_breakers(target, reason, by).await?),
+            other => Err(ResetError::Unknown(other.to_string())),
+        }
+    }
+
     /// The state that decides whether salve acts next, as of now.
     pub fn state_view(&self) -> StateView {
         let runtime = self.runtime();
@@ -79,6 +104,7 @@ impl Engine {
             replica: self.lead.holder().to_string(),
             quarantined,
             approvals_pending: state.approvals_pending(),
+            backlog: self.backlog.load(std::sync::atomic::Ordering::Relaxed),
             safety: state.safety(
                 now,
                 |rule| runtime.rules.get(rule).and_then(|r| r.cooldown),
