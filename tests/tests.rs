@@ -31,6 +31,8 @@ mod certs;
 mod cli;
 #[path = "it/cli_check.rs"]
 mod cli_check;
+#[path = "it/console.rs"]
+mod console;
 #[path = "it/disk_support.rs"]
 mod disk_support;
 #[path = "it/docker_consent.rs"]
