@@ -25,6 +25,8 @@ mod architecture;
 mod architecture_sizes;
 #[path = "it/bench.rs"]
 mod bench;
+#[path = "it/browser_support.rs"]
+mod browser_support;
 #[path = "it/certs.rs"]
 mod certs;
 #[path = "it/cli.rs"]
@@ -33,6 +35,8 @@ mod cli;
 mod cli_check;
 #[path = "it/console.rs"]
 mod console;
+#[path = "it/console_browser.rs"]
+mod console_browser;
 #[path = "it/disk_support.rs"]
 mod disk_support;
 #[path = "it/docker_consent.rs"]
