@@ -194,22 +194,26 @@ pub(super) struct ResetRequest {
     reason: String,
 }
 
-/// `POST /api/v1/state/reset` (`admin`): closes a target's breakers by hand, recorded
-/// with who and why.
+/// What `POST /api/v1/state/reset` resets.
+const RESETTABLE: [&str; 3] = ["breaker", "cooldown", "limit"];
+
+/// `POST /api/v1/state/reset` (`admin`): closes a target's breakers, clears its
+/// cooldowns or lets its rule limits count afresh, by hand, recorded with who and why.
 pub(super) async fn reset_state(
     State(engine): Shared,
     axum::Extension(caller): axum::Extension<super::Caller>,
     body: JsonBody,
 ) -> Result<Json<crate::engine::StateView>, ApiError> {
     let request: ResetRequest = body.parse()?;
-    if request.what != "breaker" {
+    if !RESETTABLE.contains(&request.what.as_str()) {
         return Err(ApiError::unaccepted(
             "what",
             format!(
-                "what: {:?} cannot be reset yet; only \"breaker\" can (cooldown and limit are to come)",
-                request.what
+                "what: {:?} cannot be reset (one of {})",
+                request.what,
+                RESETTABLE.join(", ")
             ),
-            ["breaker"],
+            RESETTABLE,
         ));
     }
     if request.reason.trim().is_empty() {
@@ -219,7 +223,7 @@ pub(super) async fn reset_state(
         });
     }
     engine
-        .close_breakers(request.target, request.reason, caller.name)
+        .reset_state(request.target, request.what, request.reason, caller.name)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(Json(engine.state_view()))
