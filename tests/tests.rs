@@ -115,5 +115,7 @@ mod slow_clients;
 mod state;
 #[path = "it/storm.rs"]
 mod storm;
+#[path = "it/stream.rs"]
+mod stream;
 #[path = "it/upgrade.rs"]
 mod upgrade;

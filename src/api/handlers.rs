@@ -124,16 +124,22 @@ pub(super) struct AuditQuery {
 const AUDIT_LIMIT: usize = 1000;
 const AUDIT_MAX_BYTES: usize = 4 << 20;
 
-fn cursor_text(position: TrailPosition) -> String {
+pub(super) fn cursor_text(position: TrailPosition) -> String {
     format!("{}-{}", position.inode, position.offset)
 }
 
-fn parse_cursor(text: &str) -> Option<TrailPosition> {
+pub(super) fn parse_cursor(text: &str) -> Option<TrailPosition> {
     let (inode, offset) = text.split_once('-')?;
     Some(TrailPosition {
         inode: inode.parse().ok()?,
         offset: offset.parse().ok()?,
     })
+}
+
+/// A record kind as `?kind=` names it, or a 400 naming every kind.
+pub(super) fn audit_kind(text: &str) -> Result<RecordKind, ApiError> {
+    text.parse::<RecordKind>()
+        .map_err(|e| ApiError::unaccepted("kind", format!("kind: {e}"), RecordKind::names()))
 }
 
 pub(super) async fn read_audit(
@@ -145,12 +151,7 @@ pub(super) async fn read_audit(
         None => None,
         Some(s) => Some(crate::model::earlier(engine.now(), since_duration(s)?)),
     };
-    let kind = match audit_query.kind.as_deref() {
-        None => None,
-        Some(text) => Some(text.parse::<RecordKind>().map_err(|e| {
-            ApiError::unaccepted("kind", format!("kind: {e}"), RecordKind::names())
-        })?),
-    };
+    let kind = audit_query.kind.as_deref().map(audit_kind).transpose()?;
     let filter = AuditFilter {
         since,
         rule: audit_query.rule,
