@@ -121,5 +121,7 @@ mod slow_clients;
 mod state;
 #[path = "it/storm.rs"]
 mod storm;
+#[path = "it/stream.rs"]
+mod stream;
 #[path = "it/upgrade.rs"]
 mod upgrade;

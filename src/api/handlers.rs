@@ -124,16 +124,22 @@ pub(super) struct AuditQuery {
 const AUDIT_LIMIT: usize = 1000;
 const AUDIT_MAX_BYTES: usize = 4 << 20;
 
-fn cursor_text(position: TrailPosition) -> String {
+pub(super) fn cursor_text(position: TrailPosition) -> String {
     format!("{}-{}", position.inode, position.offset)
 }
 
-fn parse_cursor(text: &str) -> Option<TrailPosition> {
+pub(super) fn parse_cursor(text: &str) -> Option<TrailPosition> {
     let (inode, offset) = text.split_once('-')?;
     Some(TrailPosition {
         inode: inode.parse().ok()?,
         offset: offset.parse().ok()?,
     })
+}
+
+/// A record kind as `?kind=` names it, or a 400 naming every kind.
+pub(super) fn audit_kind(text: &str) -> Result<RecordKind, ApiError> {
+    text.parse::<RecordKind>()
+        .map_err(|e| ApiError::unaccepted("kind", format!("kind: {e}"), RecordKind::names()))
 }
 
 pub(super) async fn read_audit(
@@ -145,12 +151,7 @@ pub(super) async fn read_audit(
         None => None,
         Some(s) => Some(crate::model::earlier(engine.now(), since_duration(s)?)),
     };
-    let kind = match audit_query.kind.as_deref() {
-        None => None,
-        Some(text) => Some(text.parse::<RecordKind>().map_err(|e| {
-            ApiError::unaccepted("kind", format!("kind: {e}"), RecordKind::names())
-        })?),
-    };
+    let kind = audit_query.kind.as_deref().map(audit_kind).transpose()?;
     let filter = AuditFilter {
         since,
         rule: audit_query.rule,
@@ -195,22 +196,26 @@ pub(super) struct ResetRequest {
     reason: String,
 }
 
-/// `POST /api/v1/state/reset` (`admin`): closes a target's breakers by hand, recorded
-/// with who and why.
+/// What `POST /api/v1/state/reset` resets.
+const RESETTABLE: [&str; 3] = ["breaker", "cooldown", "limit"];
+
+/// `POST /api/v1/state/reset` (`admin`): closes a target's breakers, clears its
+/// cooldowns or lets its rule limits count afresh, by hand, recorded with who and why.
 pub(super) async fn reset_state(
     State(engine): Shared,
     axum::Extension(caller): axum::Extension<super::Caller>,
     body: JsonBody,
 ) -> Result<Json<crate::engine::StateView>, ApiError> {
     let request: ResetRequest = body.parse()?;
-    if request.what != "breaker" {
+    if !RESETTABLE.contains(&request.what.as_str()) {
         return Err(ApiError::unaccepted(
             "what",
             format!(
-                "what: {:?} cannot be reset yet; only \"breaker\" can (cooldown and limit are to come)",
-                request.what
+                "what: {:?} cannot be reset (one of {})",
+                request.what,
+                RESETTABLE.join(", ")
             ),
-            ["breaker"],
+            RESETTABLE,
         ));
     }
     if request.reason.trim().is_empty() {
@@ -220,7 +225,7 @@ pub(super) async fn reset_state(
         });
     }
     engine
-        .close_breakers(request.target, request.reason, caller.name)
+        .reset_state(request.target, request.what, request.reason, caller.name)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(Json(engine.state_view()))

@@ -11,6 +11,7 @@ mod error;
 mod handlers;
 mod links;
 mod slack;
+mod stream;
 
 pub use auth::{Caller, Role};
 pub use body::{BodyLimits, JsonBody};
@@ -58,6 +59,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/plan", post(handlers::plan_payload))
         .route("/api/v1/rules", get(handlers::list_rules))
         .route("/api/v1/audit", get(handlers::read_audit))
+        .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/report", get(handlers::report))
         .route("/api/v1/replay", post(handlers::replay))
         .route(

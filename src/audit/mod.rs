@@ -1,6 +1,7 @@
 //! The audit trail: JSONL, fsynced, rotated by size; or, for replicas, PostgreSQL
 //! (`[store]`). Also salve's memory across restarts.
 
+mod follow;
 mod lock;
 mod pg_error;
 mod postgres;
@@ -9,6 +10,7 @@ mod record;
 mod retention;
 mod writer;
 
+pub use follow::{read_positioned, trail_start};
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use pg_error::pg_error_text;
 pub use postgres::{PgTrail, StoreSettings, TrailReader, Unreachable};

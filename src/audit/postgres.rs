@@ -291,6 +291,41 @@ impl PgTrail {
         }
     }
 
+    /// At most `limit` records after sequence number `after`, oldest first, with their
+    /// numbers: a page of what `GET /api/v1/stream` follows.
+    pub async fn page_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditRecord)>, AuditError> {
+        const PAGE: &str =
+            "SELECT seq, record::text FROM salve_trail WHERE seq > $1 ORDER BY seq LIMIT $2";
+        let client = connection(&self.pool).await?;
+        let rows = client
+            .query(PAGE, &[&after, &limit])
+            .await
+            .map_err(sql_error("cannot read the trail", PAGE))?;
+        let mut page = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let (seq, Some(record)) = trail_row(&row)? {
+                page.push((seq, record));
+            }
+        }
+        Ok(page)
+    }
+
+    /// The sequence number of the last record committed (0 for an empty trail).
+    pub async fn last_seq(&self) -> Result<i64, AuditError> {
+        const LAST: &str = "SELECT COALESCE(max(seq), 0) FROM salve_trail";
+        let client = connection(&self.pool).await?;
+        let row = client
+            .query_one(LAST, &[])
+            .await
+            .map_err(sql_error("cannot read the trail", LAST))?;
+        row.try_get(0)
+            .map_err(|e| store_error("unexpected trail row", &e))
+    }
+
     /// The newest `limit` records `filter` selects (before `before`, a sequence number
     /// carried in a [`TrailPosition`]'s offset), oldest first, within `max_bytes`.
     pub async fn newest(

@@ -325,7 +325,7 @@ fn read_file_from(
 }
 
 /// The file at `path` from `offset` on; `None` if it is gone.
-fn open_at(path: &Path, offset: u64) -> std::io::Result<Option<std::fs::File>> {
+pub(super) fn open_at(path: &Path, offset: u64) -> std::io::Result<Option<std::fs::File>> {
     use std::io::{Seek, SeekFrom};
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,

@@ -145,7 +145,9 @@ pub enum Entry {
     /// cancelled, invalidated), by whom. Only the first on an approval counts.
     ApprovalDecided(ApprovalDecided),
     /// Someone cleared what held a target back, by hand (`POST /api/v1/state/reset`):
-    /// `what` is `breaker` (closed: its failures forgotten), with who and why.
+    /// `what` is `breaker` (closed: its failures forgotten), `cooldown` (what ran on it
+    /// before starts no cooldown) or `limit` (what ran on it before counts against no
+    /// rule's `LIMIT`), with who and why.
     StateReset {
         target: Target,
         what: String,

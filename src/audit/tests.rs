@@ -327,3 +327,51 @@ fn a_record_kind_reads_back_from_its_name_and_a_typo_names_every_kind() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reads_each_record_once_across_rotations_and_never_a_line_half_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Small files: the trail rotates every record or two.
+    let log = AuditLog::open(dir.path(), 100, None).expect("open");
+    let mut from = log.position();
+    for n in 0..5 {
+        log.append(&[reload_record(n)]).await.expect("append");
+    }
+    let mut seen = Vec::new();
+    let mut positions = Vec::new();
+    loop {
+        let before = seen.len();
+        let next = super::read_positioned(dir.path(), from, log.position(), 2, |at, r| {
+            positions.push(at);
+            if let Entry::Reload { rules, .. } = r.entry {
+                seen.push(rules);
+            }
+        })
+        .expect("readable")
+        .expect("the file it was in");
+        from = next;
+        if seen.len() == before {
+            break;
+        }
+    }
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    positions.dedup();
+    assert_eq!(positions.len(), 5, "each record has a position of its own");
+    // A line past the durable end, or not yet whole, waits.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(CURRENT_FILE))
+        .expect("open");
+    torn.write_all(br#"{"at":"2026-12-07T00:00:00Z","kind":"rel"#)
+        .expect("write");
+    let everything = super::TrailPosition {
+        inode: from.inode,
+        offset: u64::MAX,
+    };
+    let next = super::read_positioned(dir.path(), from, everything, 10, |_, r| {
+        panic!("read a line half written: {r:?}")
+    })
+    .expect("readable");
+    assert_eq!(next, Some(from));
+    log.close().await;
+}

@@ -8,7 +8,7 @@ use super::recovery::fold;
 use super::Engine;
 use crate::audit::{apply_retention, read_records, read_records_after, ReadError, TrailPosition};
 use crate::policy::{
-    ImageError, PolicySettings, PolicyState, StateImage, StateImageV1, StateImageV2,
+    ImageError, PolicySettings, PolicyState, StateImage, StateImageV1, StateImageV2, StateImageV3,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,7 +24,7 @@ const MAGIC: &[u8; 8] = b"SALVECKP";
 /// [`decode`] that turns it into today's state, so an upgrade keeps what the limits,
 /// breakers, windows and dedup need; a newer one is refused (see [`RecoveryError`]).
 /// Whatever the version, the body's first field is the trail position.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Magic (8 bytes), version (4), body length (8), SHA-256 of the body (32).
 const HEADER: usize = 52;
 /// A checkpoint is written once this much trail has been written since the last, at
@@ -182,7 +182,14 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, Unreadable> {
                 image: v2.image.into(),
             })
         }
-        3 => Ok(postcard::from_bytes(body)?),
+        3 => {
+            let v3: Checkpoint<StateImageV3> = postcard::from_bytes(body)?;
+            Ok(Checkpoint {
+                position: v3.position,
+                image: v3.image.into(),
+            })
+        }
+        4 => Ok(postcard::from_bytes(body)?),
         version => Err(Unreadable::OtherFormat(version)),
     }
 }

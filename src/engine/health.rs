@@ -150,6 +150,7 @@ impl Engine {
         match self.audit.append(records).await {
             Ok(()) => {
                 self.health.trail_written();
+                self.announce_appended();
                 Ok(())
             }
             Err(e) => {

@@ -133,6 +133,9 @@ impl Engine {
             })
             .await?;
         self.lead.followed.store(last, Ordering::Release);
+        if last > after {
+            self.announce_appended();
+        }
         for events in notifications {
             self.enqueue(events);
         }

@@ -20,6 +20,7 @@ mod restart;
 mod runtime;
 mod safety;
 mod start;
+mod stream;
 mod trail;
 
 pub use approvals::{Answer, ApprovalError};
@@ -36,6 +37,7 @@ pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Overrides, Reloaded, Runtime};
 pub use safety::{Quarantined, ResetError, StateView};
 pub use start::{start, ServeOptions, StartError};
+pub use stream::Follower;
 pub use trail::{PageError, Trail};
 
 use crate::alertmanager::Matchers;
@@ -115,6 +117,8 @@ pub struct Engine {
     health: health::Health,
     /// Set when a task salve cannot work without has ended: `serve` then exits.
     death: tokio::sync::watch::Sender<bool>,
+    /// Told after every durable append, for the followers of the trail (`stream.rs`).
+    appended: tokio::sync::broadcast::Sender<()>,
 }
 
 /// Why a maintenance window change was refused.

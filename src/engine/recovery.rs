@@ -41,10 +41,13 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
         Entry::Reconsidered { event, .. } => state.record_reconsidered(event),
         Entry::ApprovalRequested(request) => state.record_approval_requested(request),
         Entry::ApprovalDecided(decided) => state.record_approval_decided(decided, record.at),
-        Entry::StateReset { target, what, .. } if what == "breaker" => {
-            state.record_breaker_closed(target)
-        }
-        Entry::StateReset { .. } => {}
+        Entry::StateReset { target, what, .. } => match what.as_str() {
+            "breaker" => state.record_breaker_closed(target),
+            "cooldown" => state.record_cooldown_reset(target, record.at),
+            "limit" => state.record_limit_reset(target, record.at),
+            // Only the API writes resets, and only of what it accepts.
+            _ => {}
+        },
         Entry::RuleError { .. } | Entry::Reload { .. } => {}
     }
 }

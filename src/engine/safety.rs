@@ -42,20 +42,23 @@ pub struct Quarantined {
 }
 
 impl Engine {
-    /// Closes the breakers of `target` by hand, recorded (`state_reset`) before it
-    /// applies, with who and why; the next alert about it may act at once.
-    pub async fn close_breakers(
+    /// Resets `what` of `target` by hand (`breaker`: closed, its failures forgotten;
+    /// `cooldown`: cleared; `limit`: rule limits count it afresh), recorded
+    /// (`state_reset`) before it applies, with who and why; the next alert about it may
+    /// act at once.
+    pub async fn reset_state(
         &self,
         target: crate::model::Target,
+        what: String,
         reason: String,
         by: String,
     ) -> Result<(), crate::audit::AuditError> {
-        tracing::warn!(%target, %by, %reason, "breakers closed by hand");
+        tracing::warn!(%target, %what, %by, %reason, "reset by hand");
         self.record_then_apply(crate::audit::AuditRecord::new(
             self.now(),
             crate::audit::Entry::StateReset {
                 target,
-                what: "breaker".into(),
+                what,
                 reason,
                 by,
             },

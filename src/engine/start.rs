@@ -87,6 +87,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         reloads: tokio::sync::watch::Sender::new(0),
         health: health::Health::default(),
         death: tokio::sync::watch::Sender::new(false),
+        appended: tokio::sync::broadcast::Sender::new(16),
     });
     match &engine.runtime().config.store {
         // The replica that takes the lease settles what the last leader left open.

@@ -11,7 +11,7 @@ use super::approvals::{ApprovalEntry, Approvals, Decided};
 use super::firing::{FiringImage, FiringImageError, FiringImageOf, FiringSet, FiringSnapshot};
 use super::held::{DryHeld, HeldBack, Holds, Spent};
 use super::shards::ShardedMap;
-use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState};
+use super::state::{Breaker, Evictions, Execution, PendingExecution, PolicyState, Resets};
 use super::PolicySettings;
 use crate::event::Event;
 use crate::model::{Action, ApprovalState, MaintenanceWindow, Reason, Target};
@@ -54,6 +54,56 @@ pub struct StateImage<D = Vec<(u128, i64)>, F = FiringImage> {
     evicted_held: u64,
     /// Since format 3: the approvals asked for and what became of them.
     approvals: Vec<ApprovalImage>,
+    /// Since format 4: when each target's cooldown and limit were last reset by hand.
+    resets: Vec<ResetsImage>,
+}
+
+/// A target, when its cooldown and when its limit were last reset (ns).
+type ResetsImage = (Target, Option<i64>, Option<i64>);
+
+/// The image of checkpoint format 3 (salve before cooldowns and limits were reset by
+/// hand).
+#[derive(Debug, Deserialize)]
+pub struct StateImageV3 {
+    dedup: Vec<(u128, i64)>,
+    executions_recorded: u64,
+    by_target: Vec<(Target, Vec<ExecutionImage>)>,
+    by_rule: Vec<(String, Vec<(i64, Target)>)>,
+    by_action: Vec<(Action, Vec<i64>)>,
+    breakers: Vec<(Action, Target, u32, Option<i64>, bool)>,
+    firing: FiringImage,
+    windows: Vec<String>,
+    pending: Vec<(String, i64)>,
+    undecided: Vec<String>,
+    evicted: (u64, u64),
+    held: Vec<HeldImage>,
+    dry_held: Vec<(String, Vec<String>)>,
+    evicted_held: u64,
+    approvals: Vec<ApprovalImage>,
+}
+
+impl From<StateImageV3> for StateImage {
+    /// Format 3 reset nothing but breakers, which it holds as they are.
+    fn from(v3: StateImageV3) -> StateImage {
+        StateImage {
+            dedup: v3.dedup,
+            executions_recorded: v3.executions_recorded,
+            by_target: v3.by_target,
+            by_rule: v3.by_rule,
+            by_action: v3.by_action,
+            breakers: v3.breakers,
+            firing: v3.firing,
+            windows: v3.windows,
+            pending: v3.pending,
+            undecided: v3.undecided,
+            evicted: v3.evicted,
+            held: v3.held,
+            dry_held: v3.dry_held,
+            evicted_held: v3.evicted_held,
+            approvals: v3.approvals,
+            resets: Vec::new(),
+        }
+    }
 }
 
 /// An approval: its request (JSON), its state, who decided (actor as JSON, when, the
@@ -88,7 +138,7 @@ pub struct StateImageV2 {
 impl From<StateImageV2> for StateImage {
     /// Format 2 asked nobody: an upgrade starts with no approvals.
     fn from(v2: StateImageV2) -> StateImage {
-        StateImage {
+        StateImage::from(StateImageV3 {
             dedup: v2.dedup,
             executions_recorded: v2.executions_recorded,
             by_target: v2.by_target,
@@ -104,7 +154,7 @@ impl From<StateImageV2> for StateImage {
             dry_held: v2.dry_held,
             evicted_held: v2.evicted_held,
             approvals: Vec::new(),
-        }
+        })
     }
 }
 
@@ -201,6 +251,7 @@ impl PolicyState {
             by_rule: self.by_rule.clone(),
             by_action: self.by_action.clone(),
             breakers: self.breakers.clone(),
+            resets: self.resets.clone(),
             firing: self.firing.snapshot(),
             windows: self.windows.values().cloned().collect(),
             pending: self.pending.values().cloned().collect(),
@@ -220,6 +271,7 @@ pub struct StateSnapshot {
     by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
     by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
     breakers: HashMap<(Action, Target), Breaker>,
+    resets: HashMap<Target, Resets>,
     firing: FiringSnapshot,
     windows: Vec<MaintenanceWindow>,
     pending: Vec<PendingExecution>,
@@ -308,6 +360,11 @@ impl StateSnapshot {
                 .iter()
                 .map(approval_image)
                 .collect::<Result<_, ImageError>>()?,
+            resets: self
+                .resets
+                .iter()
+                .map(|(target, r)| (target.clone(), r.cooldown.map(ns), r.limit.map(ns)))
+                .collect(),
         })
     }
 }
@@ -393,6 +450,17 @@ impl PolicyState {
         state.evicted.held = image.evicted_held;
         holds_from(image.held, image.dry_held, &mut state.holds)?;
         approvals_from(image.approvals, &mut state.approvals)?;
+        state.resets = image
+            .resets
+            .into_iter()
+            .map(|(target, cooldown, limit)| {
+                let resets = Resets {
+                    cooldown: cooldown.map(at),
+                    limit: limit.map(at),
+                };
+                (target, resets)
+            })
+            .collect();
         Ok(state)
     }
 }

@@ -15,7 +15,7 @@ mod verdict;
 pub use approvals::{ApprovalEntry, ApprovalTerms, Decided, DEFAULT_TTL as DEFAULT_APPROVAL_TTL};
 pub use held::{DryHeld, HeldBack, Spent};
 pub use history::SharedHistory;
-pub use image::{ImageError, StateImage, StateImageV1, StateImageV2, StateSnapshot};
+pub use image::{ImageError, StateImage, StateImageV1, StateImageV2, StateImageV3, StateSnapshot};
 pub use safety::{BreakerView, BudgetView, CooldownView, LimitView, SafetyView};
 pub use state::{
     BatchScope, Evictions, PendingExecution, PolicySettings, PolicyState, RuleTerms, StateSizes,
@@ -25,5 +25,7 @@ pub use state::{
 mod approvals_tests;
 #[cfg(test)]
 mod held_tests;
+#[cfg(test)]
+mod resets_tests;
 #[cfg(test)]
 mod tests;

@@ -82,7 +82,11 @@ impl PolicyState {
         };
         for (target, execs) in &self.by_target {
             let mut seen = std::collections::HashSet::new();
-            for e in execs.iter().rev().filter(|e| e.at <= now) {
+            let running = execs
+                .iter()
+                .rev()
+                .filter(|e| e.at <= now && !self.cooldown_wiped(target, e.at, now));
+            for e in running {
                 let Some(period) = cooldown(&e.rule).filter(|_| seen.insert(e.rule.clone())) else {
                     continue;
                 };
@@ -155,7 +159,11 @@ impl PolicyState {
         let from = since(now, rate.window);
         let mut targets: Vec<Option<Target>> = Vec::new();
         for (at, target) in self.by_rule.get(rule).into_iter().flatten() {
-            if *at < from || *at > now || matches!(target, Target::Notify { .. }) {
+            if *at < from
+                || *at > now
+                || matches!(target, Target::Notify { .. })
+                || self.limit_wiped(target, *at, now)
+            {
                 continue;
             }
             let counted = rate.per_target.then(|| target.clone());

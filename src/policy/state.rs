@@ -98,6 +98,21 @@ pub(super) struct Breaker {
     pub(super) trial_pending: bool,
 }
 
+/// When a target's cooldown and limit were last reset by hand: executions on it until
+/// then start no cooldown and count against no rule's `LIMIT`, though `recent()` still
+/// sees them (an escalation ladder is history, not a hold).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Resets {
+    pub(super) cooldown: Option<DateTime<Utc>>,
+    pub(super) limit: Option<DateTime<Utc>>,
+}
+
+/// Whether a reset at `reset` wipes out an execution at `at` for a verdict at `now`: a
+/// verdict asked about a moment before the reset (a plan `at` the past) still sees it.
+fn wiped(reset: Option<DateTime<Utc>>, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    reset.is_some_and(|reset| at <= reset && reset <= now)
+}
+
 #[derive(Debug, Clone)]
 pub struct PendingExecution {
     pub decision: Decision,
@@ -120,6 +135,8 @@ pub struct PolicyState {
     pub(super) by_rule: HashMap<String, VecDeque<(DateTime<Utc>, Target)>>,
     pub(super) by_action: HashMap<Action, VecDeque<DateTime<Utc>>>,
     pub(super) breakers: HashMap<(Action, Target), Breaker>,
+    /// Cooldowns and limits reset by hand, by target.
+    pub(super) resets: HashMap<Target, Resets>,
     pub(super) firing: FiringSet,
     pub(super) windows: BTreeMap<String, MaintenanceWindow>,
     /// Execute decisions with no outcome yet.
@@ -334,6 +351,42 @@ impl PolicyState {
         self.breakers.retain(|(_, t), _| t != target);
     }
 
+    /// A target's cooldown reset by hand at `at`: whatever ran on it until then starts
+    /// no cooldown.
+    pub fn record_cooldown_reset(&mut self, target: &Target, at: DateTime<Utc>) {
+        let resets = self.resets.entry(target.clone()).or_default();
+        resets.cooldown = resets.cooldown.max(Some(at));
+    }
+
+    /// A target's limit reset by hand at `at`: whatever ran on it until then counts
+    /// against no rule's `LIMIT` (the global budget is not a target's to reset).
+    pub fn record_limit_reset(&mut self, target: &Target, at: DateTime<Utc>) {
+        let resets = self.resets.entry(target.clone()).or_default();
+        resets.limit = resets.limit.max(Some(at));
+    }
+
+    /// Whether an execution on `target` at `at` starts no cooldown at `now`, its
+    /// cooldown reset since.
+    pub(super) fn cooldown_wiped(
+        &self,
+        target: &Target,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        // Checked per execution counted: most states have no reset to look up.
+        !self.resets.is_empty() && wiped(self.resets.get(target).and_then(|r| r.cooldown), at, now)
+    }
+
+    /// Whether an execution on `target` at `at` counts against no `LIMIT` at `now`.
+    pub(super) fn limit_wiped(
+        &self,
+        target: &Target,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        !self.resets.is_empty() && wiped(self.resets.get(target).and_then(|r| r.limit), at, now)
+    }
+
     /// What came of an executed decision: it is no longer pending; its breaker counts it.
     pub fn record_outcome(
         &mut self,
@@ -404,6 +457,9 @@ impl PolicyState {
             .retain(|_, execs| execs.back().is_some_and(|e| e.at >= horizon));
         self.by_rule
             .retain(|_, execs| execs.back().is_some_and(|(at, _)| *at >= horizon));
+        // Past the horizon a reset wipes out nothing that is still remembered.
+        self.resets
+            .retain(|_, r| r.cooldown.max(r.limit).is_some_and(|at| at >= horizon));
         self.pruned_at = Some(now);
         self.dedup_after_prune = self.dedup.len();
         self.firing_after_prune = self.firing.len();

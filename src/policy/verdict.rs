@@ -299,7 +299,9 @@ impl Check<'_> {
             .by_target
             .get(target)
             .and_then(|execs| execs.iter().rev().find(|e| e.at <= self.now))?;
-        if last.at <= since(self.now, cooldown) {
+        if last.at <= since(self.now, cooldown)
+            || self.state.cooldown_wiped(target, last.at, self.now)
+        {
             return None;
         }
         self.hold(
@@ -367,7 +369,7 @@ impl Check<'_> {
 
 impl PolicyState {
     /// The executions in `limit`'s window that count against a rule's `LIMIT` for
-    /// `target` (pages never do).
+    /// `target` (pages never do, nor those on a target whose limit was reset since).
     pub(super) fn spent_of_rule<'a>(
         &'a self,
         rule: &str,
@@ -385,6 +387,7 @@ impl PolicyState {
                     && *at <= now
                     && !matches!(t, Target::Notify { .. })
                     && (!limit.per_target || t == target)
+                    && !self.limit_wiped(t, *at, now)
             })
             .map(|(at, _)| *at)
     }

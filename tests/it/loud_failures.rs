@@ -548,7 +548,7 @@ fn an_unreadable_checkpoint_over_a_trimmed_trail_refuses_the_start_and_says_why(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("state.checkpoint: written by a salve whose checkpoint format is version 99; this one reads versions 1 to 3")
+        stderr.contains("state.checkpoint: written by a salve whose checkpoint format is version 99; this one reads versions 1 to 4")
             && stderr.contains("retention has removed older trail files")
             && stderr.contains("move state.checkpoint and state.checkpoint.1 out of the data dir"),
         "{stderr}"

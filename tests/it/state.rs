@@ -125,12 +125,12 @@ fn a_breaker_closed_by_hand_is_recorded_and_the_next_alert_acts() {
 
     let refused = salve.post_json(
         "/api/v1/state/reset",
-        &serde_json::json!({"target": "exec:breaks", "what": "cooldown", "reason": "x"}),
+        &serde_json::json!({"target": "exec:breaks", "what": "everything", "reason": "x"}),
     );
     assert_eq!(refused.status, 400, "{:?}", refused.body);
     assert_eq!(
         refused.body["detail"]["accepted"],
-        serde_json::json!(["breaker"])
+        serde_json::json!(["breaker", "cooldown", "limit"])
     );
     let unexplained = salve.post_json(
         "/api/v1/state/reset",
@@ -152,4 +152,162 @@ fn a_breaker_closed_by_hand_is_recorded_and_the_next_alert_acts() {
     assert_eq!(reset[0]["reason"], "the disk is replaced");
     assert_eq!(reset[0]["by"], "anonymous");
     assert_eq!(of_kind(&records, "decision")[2]["decision"], "execute");
+}
+
+const WORKS: &str = r#"
+[limits]
+exec = "10 per 1h"
+
+[exec.a]
+argv = ["/bin/true"]
+
+[exec.b]
+argv = ["/bin/true"]
+"#;
+
+/// Sends one alert `Works` with label `n`, for target `t` (`a` or `b`).
+fn fire(salve: &Salve, t: &str, n: &str) {
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &native(&[("alertname", "Works"), ("t", t), ("n", n)]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+fn reset(salve: &Salve, target: &str, what: &str, reason: &str) -> Value {
+    let reply = salve.post_json(
+        "/api/v1/state/reset",
+        &serde_json::json!({"target": target, "what": what, "reason": reason}),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+/// The global budget of `exec` in a state.
+fn exec_budget(state: &Value) -> Value {
+    state["budget"]
+        .as_array()
+        .and_then(|budgets| budgets.iter().find(|b| b["action"] == "exec"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The decisions' verdicts in order: `execute` or the reason.
+fn verdicts(records: &[Value]) -> Vec<String> {
+    of_kind(records, "decision")
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or("execute").to_string())
+        .collect()
+}
+
+fn rule(terms: &str) -> String {
+    format!(
+        "const MATCH = `alertname=\"Works\"`;\n{terms}\n\
+         fn plan(event) {{ if event.labels.t == \"a\" {{ [exec(\"a\")] }} else {{ [exec(\"b\")] }} }}\n"
+    )
+}
+
+#[test]
+fn a_cooldown_reset_by_hand_is_recorded_and_the_next_alert_acts() {
+    let salve = Salve::builder()
+        .config(WORKS)
+        .rule("works", &rule("const COOLDOWN = \"1h\";"))
+        .start();
+    fire(&salve, "a", "1");
+    salve.wait_settled(1);
+    fire(&salve, "a", "2");
+    let records = salve.wait_settled(2);
+    assert_eq!(verdicts(&records), ["execute", "cooldown"]);
+    assert_eq!(
+        salve.get("/api/v1/state").body["cooldowns"][0]["target"],
+        "exec:a"
+    );
+
+    let state = reset(&salve, "exec:a", "cooldown", "the fix is deployed");
+    assert_eq!(state["cooldowns"], serde_json::json!([]), "{state:#}");
+    // The budget is not a target's: what ran still counts against it.
+    assert_eq!(exec_budget(&state)["used"], 1, "{state:#}");
+    fire(&salve, "a", "3");
+    let records = salve.wait_settled(3);
+    assert_eq!(verdicts(&records), ["execute", "cooldown", "execute"]);
+    let reset = of_kind(&records, "state_reset");
+    assert_eq!(reset.len(), 1, "{records:#?}");
+    assert_eq!(reset[0]["target"], "exec:a");
+    assert_eq!(reset[0]["what"], "cooldown");
+    assert_eq!(reset[0]["reason"], "the fix is deployed");
+    assert_eq!(reset[0]["by"], "anonymous");
+    // The one that acted after the reset starts a cooldown of its own.
+    fire(&salve, "a", "4");
+    let records = salve.wait_settled(4);
+    assert_eq!(verdicts(&records)[3], "cooldown");
+}
+
+#[test]
+fn a_limit_reset_by_hand_forgets_only_what_ran_on_that_target() {
+    let salve = Salve::builder()
+        .config(WORKS)
+        .rule("works", &rule("const LIMIT = \"2 per 1h\";"))
+        .start();
+    fire(&salve, "a", "1");
+    salve.wait_settled(1);
+    fire(&salve, "b", "2");
+    salve.wait_settled(2);
+    fire(&salve, "a", "3");
+    let records = salve.wait_settled(3);
+    assert_eq!(verdicts(&records), ["execute", "execute", "rate_limit"]);
+    let limits = &salve.get("/api/v1/state").body["limits"];
+    assert_eq!(limits[0]["used"], 2, "{limits:#}");
+
+    let state = reset(&salve, "exec:a", "limit", "a was replaced");
+    // The rule's limit counts across its targets: b's execution still does.
+    assert_eq!(state["limits"][0]["used"], 1, "{state:#}");
+    assert_eq!(state["limits"][0]["left"], 1, "{state:#}");
+    assert_eq!(exec_budget(&state)["used"], 2, "{state:#}");
+    fire(&salve, "a", "4");
+    let records = salve.wait_settled(4);
+    assert_eq!(verdicts(&records)[3], "execute");
+    let reset = of_kind(&records, "state_reset");
+    assert_eq!(reset.len(), 1, "{records:#?}");
+    assert_eq!(reset[0]["what"], "limit");
+    assert_eq!(reset[0]["reason"], "a was replaced");
+    assert_eq!(reset[0]["by"], "anonymous");
+    // b's and the new one fill the limit again.
+    fire(&salve, "a", "5");
+    let records = salve.wait_settled(5);
+    assert_eq!(verdicts(&records)[4], "rate_limit");
+}
+
+#[test]
+fn a_reset_cooldown_and_limit_still_hold_after_a_restart_over_a_checkpoint() {
+    let mut salve = Salve::builder()
+        .config(WORKS)
+        .rule(
+            "works",
+            &rule("const LIMIT = \"1 per 1h per target\";\nconst COOLDOWN = \"1h\";"),
+        )
+        .start();
+    fire(&salve, "a", "1");
+    salve.wait_settled(1);
+    fire(&salve, "a", "2");
+    let records = salve.wait_settled(2);
+    assert_eq!(verdicts(&records), ["execute", "rate_limit"]);
+    let state = reset(&salve, "exec:a", "limit", "counted afresh");
+    assert_eq!(state["limits"], serde_json::json!([]), "{state:#}");
+    assert_eq!(state["cooldowns"][0]["target"], "exec:a", "{state:#}");
+    let state = reset(&salve, "exec:a", "cooldown", "cleared");
+    assert_eq!(state["cooldowns"], serde_json::json!([]), "{state:#}");
+
+    // A stop writes a checkpoint holding everything, so the next start reads no trail:
+    // the resets hold only if the checkpoint carries them.
+    salve.stop();
+    let checkpoint = salve.data_dir().join("state.checkpoint");
+    assert!(checkpoint.exists(), "a checkpoint at the stop");
+    salve.start();
+    let state = salve.get("/api/v1/state").body;
+    assert_eq!(state["limits"], serde_json::json!([]), "{state:#}");
+    assert_eq!(state["cooldowns"], serde_json::json!([]), "{state:#}");
+    assert_eq!(exec_budget(&state)["used"], 1, "{state:#}");
+    fire(&salve, "a", "3");
+    let records = salve.wait_settled(3);
+    assert_eq!(verdicts(&records), ["execute", "rate_limit", "execute"]);
 }

@@ -42,23 +42,24 @@ fn plan(event) {
 "#;
 
 /// The checkpoint format 1 that salve wrote before format 2 kept held-back alerts (and
-/// format 3 approvals): the same body without the last four fields (no held alerts,
-/// none held in dry-run, none turned away, no approvals: four zero bytes in postcard),
-/// under header version 1. It is read through both older readers.
+/// format 3 approvals, format 4 resets by hand): the same body without the last five
+/// fields (no held alerts, none held in dry-run, none turned away, no approvals, no
+/// resets: five zero bytes in postcard), under header version 1. It is read through
+/// every older reader.
 fn as_format_1(bytes: &[u8]) -> Vec<u8> {
     const HEADER: usize = 52;
     assert_eq!(&bytes[..8], b"SALVECKP", "a checkpoint");
     assert_eq!(
         u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
-        3
+        4
     );
     let body = &bytes[HEADER..];
     assert_eq!(
-        &body[body.len() - 4..],
-        &[0, 0, 0, 0],
-        "the checkpoint holds no held-back alerts and no approvals, so format 1 says the same"
+        &body[body.len() - 5..],
+        &[0, 0, 0, 0, 0],
+        "the checkpoint holds no held-back alerts, approvals or resets, so format 1 says the same"
     );
-    let body = &body[..body.len() - 4];
+    let body = &body[..body.len() - 5];
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(b"SALVECKP");
     out.extend_from_slice(&1u32.to_le_bytes());
