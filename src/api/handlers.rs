@@ -196,9 +196,6 @@ pub(super) struct ResetRequest {
     reason: String,
 }
 
-/// What `POST /api/v1/state/reset` resets.
-const RESETTABLE: [&str; 3] = ["breaker", "cooldown", "limit"];
-
 /// `POST /api/v1/state/reset` (`admin`): closes a target's breakers, clears its
 /// cooldowns or lets its rule limits count afresh, by hand, recorded with who and why.
 pub(super) async fn reset_state(
@@ -207,15 +204,15 @@ pub(super) async fn reset_state(
     body: JsonBody,
 ) -> Result<Json<crate::engine::StateView>, ApiError> {
     let request: ResetRequest = body.parse()?;
-    if !RESETTABLE.contains(&request.what.as_str()) {
+    if !crate::engine::RESETTABLE.contains(&request.what.as_str()) {
         return Err(ApiError::unaccepted(
             "what",
             format!(
                 "what: {:?} cannot be reset (one of {})",
                 request.what,
-                RESETTABLE.join(", ")
+                crate::engine::RESETTABLE.join(", ")
             ),
-            RESETTABLE,
+            crate::engine::RESETTABLE,
         ));
     }
     if request.reason.trim().is_empty() {

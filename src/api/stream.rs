@@ -57,6 +57,7 @@ pub(super) async fn stream(
         target: stream_query.target,
         kind: stream_query.kind.as_deref().map(audit_kind).transpose()?,
         fingerprint: stream_query.fingerprint,
+        also: None,
     };
     let after = match headers.get("last-event-id") {
         None => None,

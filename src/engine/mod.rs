@@ -35,7 +35,7 @@ pub use on_outcome::ON_OUTCOME_RULE;
 pub use quarantine::QuarantineSettings;
 pub use recovery::fold;
 pub use runtime::{default_config_path, LoadError, Overrides, Reloaded, Runtime};
-pub use safety::{Quarantined, ResetError, StateView};
+pub use safety::{Quarantined, StateView, RESETTABLE};
 pub use start::{start, ServeOptions, StartError};
 pub use stream::Follower;
 pub use trail::{PageError, Trail};

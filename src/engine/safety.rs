@@ -26,14 +26,9 @@ pub struct StateView {
     pub safety: SafetyView,
 }
 
-/// Why a reset was not done.
-#[derive(Debug, thiserror::Error)]
-pub enum ResetError {
-    #[error("{0:?} cannot be reset; only \"breaker\" can")]
-    Unknown(String),
-    #[error(transparent)]
-    Unrecorded(#[from] crate::audit::AuditError),
-}
+/// What a target's state can be reset of by hand (`POST /api/v1/state/reset`, the
+/// console's safety page).
+pub const RESETTABLE: [&str; 3] = ["breaker", "cooldown", "limit"];
 
 #[derive(Debug, Serialize)]
 pub struct Quarantined {
@@ -64,20 +59,6 @@ impl Engine {
             },
         ))
         .await
-    }
-
-    /// What `POST /api/v1/state/reset` and the console's state page clear by hand.
-    pub async fn reset_state(
-        &self,
-        target: crate::model::Target,
-        what: &str,
-        reason: String,
-        by: String,
-    ) -> Result<(), ResetError> {
-        match what {
-            "breaker" => Ok(self.close_breakers(target, reason, by).await?),
-            other => Err(ResetError::Unknown(other.to_string())),
-        }
     }
 
     /// The state that decides whether salve acts next, as of now.

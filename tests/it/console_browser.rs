@@ -78,6 +78,30 @@ fn a_person_on_call_reads_steers_and_approves_in_the_console() {
     assert_eq!(browser.count("#rows tr.decision"), 2);
     browser.screenshot("overview");
 
+    // New decisions arrive in place; paused, they wait until the pause ends.
+    browser.wait_until(
+        "the stream open",
+        "document.querySelector('#live-status').textContent == 'live'",
+    );
+    browser.run("window.keptAcrossUpdates = 7;");
+    browser.click("#pause");
+    send(&salve, "Quiet", "web-3");
+    browser.wait_until(
+        "the paused list told of news",
+        "document.querySelector('#live-status').textContent.startsWith('paused')",
+    );
+    assert_eq!(browser.count("#rows tr.decision"), 2);
+    browser.click("#pause");
+    browser.wait_until(
+        "the new row",
+        "document.querySelectorAll('#rows tr.decision').length == 3",
+    );
+    assert_eq!(
+        browser.run("return window.keptAcrossUpdates;"),
+        json!(7),
+        "the page was reloaded"
+    );
+
     // One alert's story: from the event to the outcome.
     browser.click("#rows tr.decision td:last-child a");
     browser.wait_until("the story", "document.querySelector('ol.story')");
@@ -114,7 +138,7 @@ fn a_person_on_call_reads_steers_and_approves_in_the_console() {
         "{}",
         browser.url()
     );
-    assert_eq!(browser.count("#rows tr.decision"), 2);
+    assert_eq!(browser.count("#rows tr.decision"), 3);
     browser.fill("input[name=target]", "exec:nothing");
     browser.click("#filters button[type=submit]");
     browser.wait_until(
@@ -132,6 +156,12 @@ fn a_person_on_call_reads_steers_and_approves_in_the_console() {
 /// The approval is answered from the inbox; its row moves to the answered list and
 /// the page is never reloaded (a value left in it survives).
 fn approves_in_place(salve: &Salve, browser: &Browser) {
+    browser.goto(&salve.url("/ui/approvals"));
+    browser.wait_until(
+        "the stream open",
+        "document.querySelector('#live-status').textContent == 'live'",
+    );
+    browser.run("window.keptAcrossTheAnswer = 42;");
     send(salve, "DbDown", "db-1");
     let records = salve.wait_for_audit("the approval request", |r| {
         !of_kind(r, "approval_requested").is_empty()
@@ -140,11 +170,12 @@ fn approves_in_place(salve: &Salve, browser: &Browser) {
         .as_str()
         .expect("an approval id")
         .to_string();
-    browser.goto(&salve.url("/ui/approvals"));
     let row = format!("#approval-{id}.pending");
-    assert_eq!(browser.count(&row), 1);
+    browser.wait_until(
+        "the request to arrive in the open inbox",
+        &format!("document.querySelector('{row}')"),
+    );
     browser.screenshot("approvals");
-    browser.run("window.keptAcrossTheAnswer = 42;");
     browser.fill(&format!("{row} input[name=comment]"), "go ahead");
     browser.click(&format!("{row} button.approve"));
     browser.wait_until(

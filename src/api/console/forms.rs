@@ -147,13 +147,21 @@ pub(super) async fn reset(
             )
         }
     };
+    if !crate::engine::RESETTABLE.contains(&form.what.as_str()) {
+        let message = format!(
+            "{:?} cannot be reset (one of {}).",
+            form.what,
+            crate::engine::RESETTABLE.join(", ")
+        );
+        return refusal(StatusCode::BAD_REQUEST, Some(&ui), "Not reset", &message);
+    }
     match engine
-        .reset_state(target, &form.what, form.reason, ui.caller.name.clone())
+        .reset_state(target, form.what, form.reason, ui.caller.name.clone())
         .await
     {
         Ok(()) => back_to(None, "/ui/state"),
         Err(e) => refusal(
-            StatusCode::BAD_REQUEST,
+            StatusCode::INTERNAL_SERVER_ERROR,
             Some(&ui),
             "Not reset",
             &e.to_string(),

@@ -50,6 +50,8 @@ pub(super) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/ui/maintenance/{id}/end", post(forms::end_window))
         .route("/ui/replay", get(pages::replay).post(forms::replay))
         .route("/ui/report", get(pages::report))
+        // The API's stream, for a browser that holds a session rather than a token.
+        .route("/ui/stream", get(super::stream::stream))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require_viewer,
