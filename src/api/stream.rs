@@ -49,7 +49,13 @@ pub(super) async fn stream(
     State(engine): State<Arc<Engine>>,
     headers: HeaderMap,
     stream_query: Result<Query<StreamQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<
+    (
+        [(&'static str, &'static str); 1],
+        Sse<impl Stream<Item = Result<Event, Infallible>>>,
+    ),
+    ApiError,
+> {
     let stream_query = stream_query.map(|Query(q)| q)?;
     let filter = AuditFilter {
         since: None,
@@ -80,7 +86,11 @@ pub(super) async fn stream(
         unsent: VecDeque::new(),
     };
     let events = futures_util::stream::unfold(tail, next_event);
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    // nginx holds a proxied answer until its buffer fills unless told not to.
+    Ok((
+        [("x-accel-buffering", "no")],
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    ))
 }
 
 /// The next record as an event, once there is one; `None` ends the stream (salve stops,

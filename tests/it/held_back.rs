@@ -179,7 +179,8 @@ fn an_open_breaker_tries_once_when_it_turns_half_open_without_a_new_event() {
     let rule = r#"
 const MATCH = `alertname="ContainerUnhealthy", container=~".+"`;
 // Longer than a failed try takes to be known (its verification), so the breaker is
-// open when the cooldown ends.
+// open when the cooldown ends; the breaker stays open well past it (9s from the
+// failure), so that the once-a-second reconsideration finds it still open.
 const COOLDOWN = "8s";
 fn plan(event) {
     if event.status != "firing" { return []; }
@@ -187,7 +188,7 @@ fn plan(event) {
 }
 "#;
     let config = format!(
-        "{}\n[policy]\nbreaker_failures = 1\nbreaker_open_for = \"6s\"\n",
+        "{}\n[policy]\nbreaker_failures = 1\nbreaker_open_for = \"9s\"\n",
         scope.config_verifying_within("3s")
     );
     let salve = Salve::builder()
@@ -217,7 +218,7 @@ fn plan(event) {
     let half_open = time(&open[0]["reconsider_at"]);
     assert_eq!(
         half_open,
-        time(&first_failed["at"]) + chrono::Duration::seconds(6)
+        time(&first_failed["at"]) + chrono::Duration::seconds(9)
     );
     let trial = tries[1];
     assert!(time(&trial["at"]) >= half_open, "{trial:#}");
