@@ -310,6 +310,10 @@ mod tests {
             (Method::POST, "/api/v1/replay"),
             (Method::PUT, "/-/reload"),
             (Method::POST, "/api/v1/approvals/{id}/cancel"),
+            (Method::GET, "/ui/state"),
+            (Method::POST, "/ui/rules/plan"),
+            (Method::POST, "/ui/approvals/{id}/approve"),
+            (Method::POST, "/ui/state/reset"),
         ];
         let table: Vec<String> = Role::ALL
             .iter()
@@ -326,14 +330,17 @@ mod tests {
             table,
             [
                 "sender: POST /api/v1/alertmanager, POST /api/v1/events",
-                "viewer: GET /api/v1/audit, HEAD /api/v1/rules, POST /api/v1/plan",
+                "viewer: GET /api/v1/audit, HEAD /api/v1/rules, POST /api/v1/plan, GET /ui/state, \
+                 POST /ui/rules/plan",
                 "approver: GET /api/v1/audit, HEAD /api/v1/rules, POST /api/v1/plan, \
-                 POST /api/v1/approvals/{id}/approve, POST /api/v1/approvals/{id}/deny",
+                 POST /api/v1/approvals/{id}/approve, POST /api/v1/approvals/{id}/deny, \
+                 GET /ui/state, POST /ui/rules/plan, POST /ui/approvals/{id}/approve",
                 "admin: POST /api/v1/alertmanager, POST /api/v1/events, GET /api/v1/audit, \
                  HEAD /api/v1/rules, POST /api/v1/plan, POST /api/v1/approvals/{id}/approve, \
                  POST /api/v1/approvals/{id}/deny, POST /api/v1/maintenance, \
                  DELETE /api/v1/maintenance/{id}, POST /api/v1/replay, PUT /-/reload, \
-                 POST /api/v1/approvals/{id}/cancel",
+                 POST /api/v1/approvals/{id}/cancel, GET /ui/state, POST /ui/rules/plan, \
+                 POST /ui/approvals/{id}/approve, POST /ui/state/reset",
             ]
         );
         assert_eq!(Role::ALL.map(Role::may_approve), [false, false, true, true]);

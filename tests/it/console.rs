@@ -380,3 +380,141 @@ async fn a_viewer_signs_in_and_sees_but_only_an_admin_resets_and_nobody_unknown_
     assert!(!admin.cookies.contains_key("salve_session"));
     assert_eq!(admin.get(&api, "/ui/state").await.status, 303);
 }
+
+/// Asks `sre` (alice) before marking.
+const ASKING: &str = r#"
+const MATCH = `alertname="DbDown"`;
+fn plan(event) { [exec("mark", [event.labels.host]).approval("sre")] }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_answers_from_the_inbox_form_and_a_viewer_may_not() {
+    let config = format!(
+        "{}{}\n[approvals.sre]\nttl = \"10m\"\nidentities = [\"alice\"]\n",
+        crate::support::marker("mark", "marks"),
+        IDENTITIES
+    );
+    let api = Api::start(
+        &config,
+        &[
+            ("rules/asking.rhai", ASKING),
+            ("viewer", "viewer-token\n"),
+            ("alice", "alice-token\n"),
+            ("sender", "sender-token\n"),
+        ],
+    )
+    .await;
+    let event = json!({ "labels": { "alertname": "DbDown", "host": "db-1" } });
+    let answer = api
+        .call(
+            Request::post("/api/v1/events")
+                .header(http::header::AUTHORIZATION, "Bearer sender-token")
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from(event.to_string()))
+                .expect("a request"),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let started = Instant::now();
+    let id = loop {
+        if let Some(approval) = api.engine.approvals().first() {
+            break approval.id.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no approval asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut viewer = signed_in(&api, "viewer-token").await;
+    let inbox = viewer.get(&api, "/ui/approvals").await;
+    assert!(html(&inbox).contains(&format!("approval-{id}")));
+    assert!(
+        html(&inbox).contains("viewer may not answer"),
+        "{}",
+        inbox.body
+    );
+    let refused = viewer
+        .post(
+            &api,
+            &format!("/ui/approvals/{id}/approve"),
+            &[("comment", "yes")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let mut alice = signed_in(&api, "alice-token").await;
+    let done = alice
+        .post(
+            &api,
+            &format!("/ui/approvals/{id}/approve"),
+            &[("comment", "go")],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header(LOCATION), Some("/ui/approvals"));
+    let approval = api.engine.approval(&id).expect("the approval");
+    assert_eq!(approval.state.as_str(), "approved");
+    assert_eq!(
+        approval.decided_by.map(|a| (a.via, a.id)),
+        Some(("console".into(), "alice".into()))
+    );
+    let again = alice
+        .post(&api, &format!("/ui/approvals/{id}/deny"), &[])
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_and_replay_forms_show_their_result_or_say_what_is_wrong() {
+    let api = Api::start(DRY_RUN, &[("rules/restart.rhai", RESTART)]).await;
+    decided(
+        &api,
+        json!({ "labels": { "alertname": "Quiet", "container": "web" } }),
+    )
+    .await;
+    let mut browser = Browser::default();
+    browser.get(&api, "/ui/rules").await;
+
+    let payload = json!({ "labels": { "alertname": "Quiet", "container": "db" } }).to_string();
+    let planned = browser
+        .post(&api, "/ui/rules/plan", &[("payload", &payload)])
+        .await;
+    assert_eq!(planned.status, 200, "{}", planned.body);
+    assert!(html(&planned).contains("id=\"plan\""));
+    assert!(
+        html(&planned).contains("docker:container&#x2f;db"),
+        "{}",
+        planned.body
+    );
+    let broken = browser
+        .post(&api, "/ui/rules/plan", &[("payload", "{\"labels\": ")])
+        .await;
+    assert_eq!(broken.status, 422);
+    assert!(
+        html(&broken).contains("The payload: malformed JSON at line 1"),
+        "{}",
+        broken.body
+    );
+
+    let replayed = browser.post(&api, "/ui/replay", &[("since", "1h")]).await;
+    assert_eq!(replayed.status, 200, "{}", replayed.body);
+    assert!(
+        html(&replayed).contains("0 differences"),
+        "{}",
+        replayed.body
+    );
+    // A pasted rule that does not compile is refused, saying where.
+    let wrong = browser
+        .post(
+            &api,
+            "/ui/replay",
+            &[
+                ("since", "1h"),
+                ("rule", "const MATCH = `a=\"b\"`;\nfn plan(event) { [ }\n"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(html(&wrong).contains("pasted.rhai:2:"), "{}", wrong.body);
+}
