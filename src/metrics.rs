@@ -48,6 +48,10 @@ pub struct Metrics {
     pub approval_notices: Family<LabelPairs, Counter>,
     pub notifications_folded: Family<LabelPairs, Counter>,
     pub notification_summaries: Family<LabelPairs, Counter>,
+    pub ready: Gauge,
+    pub breakers_open: Gauge,
+    pub approval_oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub audit_write_errors: Counter,
 }
 
 fn probe_histogram() -> Histogram {
@@ -156,6 +160,14 @@ impl Metrics {
                 "Messages held by their channel's rate and folded into a summary, by channel";
             notification_summaries: "notification_summaries", Family::default(),
                 "Summaries of messages held by a channel's rate, by channel and outcome (ok, failed, unsent)";
+            ready: "ready", Gauge::default(),
+                "1 while /-/ready answers 200, else 0 (a task ended, the trail cannot be written, the backlog is full, or still starting)";
+            breakers_open: "breakers_open", Gauge::default(),
+                "Circuit breakers open now (an action on a target stopped after failing breaker_failures times in a row)";
+            approval_oldest_pending_seconds: "approval_oldest_pending_seconds", Gauge::default(),
+                "Age of the oldest approval still waiting for a person (0 when none waits)";
+            audit_write_errors: "audit_write_errors", Counter::default(),
+                "Appends to the audit trail that failed (events are refused with 503 until a write succeeds again)";
         }
     }
 

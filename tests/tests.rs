@@ -83,6 +83,8 @@ mod k8s_support;
 mod loud_failures;
 #[path = "it/maintenance.rs"]
 mod maintenance;
+#[path = "it/monitoring.rs"]
+mod monitoring;
 #[path = "it/notify_check.rs"]
 mod notify_check;
 #[path = "it/notify_email.rs"]

@@ -192,6 +192,7 @@ async fn ready(State(engine): State<Arc<Engine>>) -> Response {
 }
 
 async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    engine.refresh_gauges();
     (
         [(
             header::CONTENT_TYPE,

@@ -154,6 +154,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
+                self.metrics.audit_write_errors.inc();
                 self.health.trail_failed(&e.to_string());
                 Err(e)
             }

@@ -61,6 +61,24 @@ impl Engine {
         .await
     }
 
+    /// The gauges read at a scrape rather than kept up to date on every change:
+    /// readiness, open breakers, and how long the oldest approval has waited.
+    pub fn refresh_gauges(&self) {
+        let metrics = &self.metrics;
+        metrics
+            .ready
+            .set(i64::from(self.not_ready_reason().is_none()));
+        let (open, oldest) = {
+            let state = self.state.read();
+            (state.breakers_open(), state.oldest_pending_approval())
+        };
+        metrics.breakers_open.set(open as i64);
+        let waited = oldest.map_or(0.0, |at| {
+            (self.now() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics.approval_oldest_pending_seconds.set(waited);
+    }
+
     /// The state that decides whether salve acts next, as of now.
     pub fn state_view(&self) -> StateView {
         let runtime = self.runtime();

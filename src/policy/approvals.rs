@@ -344,6 +344,16 @@ impl PolicyState {
             .count()
     }
 
+    /// When the approval that has waited longest for a person was asked.
+    pub fn oldest_pending_approval(&self) -> Option<DateTime<Utc>> {
+        self.approvals
+            .by_id
+            .values()
+            .filter(|e| e.state == ApprovalState::Pending)
+            .map(|e| e.request.requested_at)
+            .min()
+    }
+
     /// Forgets approvals ended more than `dedup_ttl` ago: long enough for the episode
     /// they were for to be over, and for the API to show what became of them.
     pub(super) fn prune_approvals(&mut self, now: DateTime<Utc>) {

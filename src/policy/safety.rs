@@ -128,6 +128,15 @@ impl PolicyState {
         view
     }
 
+    /// How many breakers are open now.
+    pub fn breakers_open(&self) -> usize {
+        let threshold = self.settings.breaker_failures;
+        self.breakers
+            .values()
+            .filter(|b| b.consecutive_failures >= threshold)
+            .count()
+    }
+
     fn breaker_views(&self) -> Vec<BreakerView> {
         let threshold = self.settings.breaker_failures;
         let mut breakers: Vec<BreakerView> = self

@@ -176,6 +176,8 @@ fn approves_in_place(salve: &Salve, browser: &Browser) {
         &format!("document.querySelector('{row}')"),
     );
     browser.screenshot("approvals");
+    let waited = salve.metric("salve_approval_oldest_pending_seconds");
+    assert!(waited.is_some_and(|s| s > 0.0), "{waited:?}");
     browser.fill(&format!("{row} input[name=comment]"), "go ahead");
     browser.click(&format!("{row} button.approve"));
     browser.wait_until(
@@ -254,6 +256,7 @@ fn closes_a_breaker(salve: &Salve, browser: &Browser) {
             .iter()
             .any(|d| d["reason"] == "circuit_open")
     });
+    assert_eq!(salve.metric("salve_breakers_open"), Some(1.0));
     browser.goto(&salve.url("/ui/state"));
     assert_eq!(browser.count("#breakers tr.bad"), 1);
     browser.screenshot("state");
@@ -264,6 +267,7 @@ fn closes_a_breaker(salve: &Salve, browser: &Browser) {
         "document.querySelectorAll('#breakers tr.bad').length == 0",
     );
     let resets = salve.wait_for_audit("the reset", |r| !of_kind(r, "state_reset").is_empty());
+    assert_eq!(salve.metric("salve_breakers_open"), Some(0.0));
     let reset = of_kind(&resets, "state_reset")[0];
     assert_eq!(
         (reset["by"].as_str(), reset["reason"].as_str()),
