@@ -13,7 +13,7 @@ mod writer;
 pub use follow::{read_positioned, trail_start};
 pub use lock::{DataDirLock, LockError, LOCK_FILE};
 pub use pg_error::pg_error_text;
-pub use postgres::{PgTrail, StoreSettings, TrailReader, Unreachable};
+pub use postgres::{PgTrail, ReplicaRow, StoreSettings, TrailReader, Unreachable};
 pub use reader::{
     newest_records, read_records, read_records_after, read_records_since, AuditFilter, Page,
     ReadError, RecordTest, TrailError,

@@ -64,6 +64,16 @@ pub struct PgTrail {
     epoch: Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// A replica's row of `salve_replica` (`migrations/V3__replicas.sql`).
+#[derive(Debug, Clone)]
+pub struct ReplicaRow {
+    pub name: String,
+    pub seen_at: DateTime<Utc>,
+    /// It said it led at its last tick, and the lease still names it.
+    pub leader: bool,
+    pub followed: Option<i64>,
+}
+
 /// What only the decider writes, so what the lease fences.
 fn decided_kind(kind: RecordKind) -> bool {
     matches!(
@@ -227,6 +237,57 @@ impl PgTrail {
             .execute(RELEASE, &[&holder, &epoch])
             .await
             .map_err(sql_error("cannot release the lease", RELEASE))?;
+        Ok(())
+    }
+
+    /// Writes `name`'s row of `salve_replica` as of now, then reads every row written
+    /// within `within`, by name. The time is PostgreSQL's, as for the lease.
+    pub async fn see_replica(
+        &self,
+        name: &str,
+        leader: bool,
+        followed: i64,
+        within: Duration,
+    ) -> Result<Vec<ReplicaRow>, AuditError> {
+        let client = connection(&self.pool).await?;
+        const SEEN: &str = "INSERT INTO salve_replica (name, seen_at, leader, followed) \
+             VALUES ($1, clock_timestamp(), $2, $3) ON CONFLICT (name) DO UPDATE \
+             SET seen_at = EXCLUDED.seen_at, leader = EXCLUDED.leader, followed = EXCLUDED.followed";
+        client
+            .execute(SEEN, &[&name, &leader, &followed])
+            .await
+            .map_err(sql_error("cannot write this replica's row", SEEN))?;
+        // A killed leader's row says `leader` until it ages out; the lease says who
+        // holds it now, so at most one row reads as the leader.
+        const LATELY: &str = "SELECT r.name, r.seen_at, \
+             r.leader AND l.holder = r.name AND l.expires_at > clock_timestamp(), r.followed \
+             FROM salve_replica r LEFT JOIN salve_lease l ON l.id = 1 \
+             WHERE r.seen_at > clock_timestamp() - make_interval(secs => $1) ORDER BY r.name";
+        let rows = client
+            .query(LATELY, &[&within.as_secs_f64()])
+            .await
+            .map_err(sql_error("cannot read the replicas", LATELY))?;
+        let column = |e: tokio_postgres::Error| store_error("unexpected replica row", &e);
+        rows.iter()
+            .map(|row| {
+                Ok(ReplicaRow {
+                    name: row.try_get(0).map_err(column)?,
+                    seen_at: row.try_get(1).map_err(column)?,
+                    leader: row.try_get::<_, Option<bool>>(2).map_err(column)? == Some(true),
+                    followed: row.try_get(3).map_err(column)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes `name`'s row (a clean stop), so the others stop listing it at once.
+    pub async fn forget_replica(&self, name: &str) -> Result<(), AuditError> {
+        let client = connection(&self.pool).await?;
+        const FORGET: &str = "DELETE FROM salve_replica WHERE name = $1";
+        client
+            .execute(FORGET, &[&name])
+            .await
+            .map_err(sql_error("cannot delete this replica's row", FORGET))?;
         Ok(())
     }
 

@@ -39,6 +39,8 @@ pub(super) struct Lead {
     pub(super) wake: tokio::sync::Notify,
     /// This replica's name in the lease.
     holder: String,
+    /// The replicas seen lately, for `GET /api/v1/state`.
+    pub(super) seen: super::replicas::Seen,
 }
 
 impl Lead {
@@ -54,6 +56,7 @@ impl Lead {
             following: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             holder: format!("{host}/{}/{}", std::process::id(), uuid::Uuid::now_v7()),
+            seen: Default::default(),
         }
     }
 
@@ -76,6 +79,11 @@ impl Lead {
                 .is_none_or(|until| Instant::now() < until)
     }
 
+    /// The last trail record folded.
+    pub(super) fn followed(&self) -> i64 {
+        self.followed.load(Ordering::Acquire)
+    }
+
     pub(super) fn set_followed(&self, seq: i64) {
         self.followed.store(seq, Ordering::Release);
     }
@@ -94,7 +102,7 @@ pub(super) async fn fold_store(
 }
 
 impl Engine {
-    fn store(&self) -> Option<&PgTrail> {
+    pub(super) fn store(&self) -> Option<&PgTrail> {
         match &self.audit {
             Trail::Postgres(pg) => Some(pg),
             Trail::Files(_) => None,
@@ -185,6 +193,7 @@ impl Engine {
                     Err(e) => tracing::debug!(error = %e, "cannot ask for the lease now"),
                 }
             }
+            self.see_replicas(&pg, every * 3);
             tokio::time::sleep(every).await;
         }
     }
@@ -230,19 +239,20 @@ impl Engine {
         self.go_live();
     }
 
-    /// At a clean stop, once nothing is left running: the lease goes at once.
+    /// At a clean stop, once nothing is left running: the lease goes at once, then
+    /// this replica's row of the replicas.
     pub(super) async fn give_up_lead(&self) {
         let Some(pg) = self.store() else {
             return;
         };
-        if !self.lead.is_leader() {
-            return;
+        if self.lead.is_leader() {
+            let epoch = self.lead.own_epochs.lock().last().copied().unwrap_or(0);
+            self.step_down("stopping");
+            if let Err(e) = pg.release_lease(&self.lead.holder, epoch).await {
+                tracing::warn!(error = %e, "cannot give the lease up; another replica takes over once it runs out");
+            }
         }
-        let epoch = self.lead.own_epochs.lock().last().copied().unwrap_or(0);
-        self.step_down("stopping");
-        if let Err(e) = pg.release_lease(&self.lead.holder, epoch).await {
-            tracing::warn!(error = %e, "cannot give the lease up; another replica takes over once it runs out");
-        }
+        self.leave_replicas(pg).await;
     }
 
     fn step_down(&self, why: &str) {

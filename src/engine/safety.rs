@@ -1,8 +1,8 @@
 //! `GET /api/v1/state`: whether salve will act next, and what would stop it. The
 //! policy's safety view (breakers, cooldowns, limits, budgets) with what only the engine
-//! knows: the mode, the lead, quarantined rules, approvals waiting.
+//! knows: the mode, the lead and the replicas, quarantined rules, approvals waiting.
 
-use super::Engine;
+use super::{Engine, ReplicaView};
 use crate::policy::SafetyView;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,6 +17,8 @@ pub struct StateView {
     /// in the lease.
     pub leader: bool,
     pub replica: String,
+    /// Every replica seen lately: without `[store]`, this one alone.
+    pub replicas: Vec<ReplicaView>,
     /// Rules cut off again and again, not run until when.
     pub quarantined: Vec<Quarantined>,
     pub approvals_pending: usize,
@@ -104,6 +106,7 @@ impl Engine {
             rules_in_dry_run,
             leader: self.lead.is_leader(),
             replica: self.lead.holder().to_string(),
+            replicas: self.replicas(now),
             quarantined,
             approvals_pending: state.approvals_pending(),
             backlog: self.backlog.load(std::sync::atomic::Ordering::Relaxed),

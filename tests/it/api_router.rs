@@ -309,3 +309,21 @@ async fn without_a_signing_secret_slack_interactions_are_a_404_saying_how_to_tur
         json!({ "error": "Slack interactions are off: no [notify.NAME] channel of type \"slack\" has signing_secret_file or signing_secret_env" })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_the_state_lists_this_replica_alone_as_the_leader() {
+    let api = Api::start("", &[]).await;
+    let answer = api.get("/api/v1/state").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let state = &answer.body;
+    assert_eq!(state["leader"], true);
+    let replicas = state["replicas"].as_array().expect("replicas is a list");
+    assert_eq!(replicas.len(), 1, "{state}");
+    let this = &replicas[0];
+    assert_eq!(this["name"], state["replica"]);
+    assert_eq!(this["this"], true);
+    assert_eq!(this["leader"], true);
+    assert!(this["seen_at"].is_string(), "{this}");
+    // No trail in PostgreSQL, so no position in one.
+    assert!(this.get("followed").is_none(), "{this}");
+}

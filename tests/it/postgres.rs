@@ -469,6 +469,58 @@ fn an_action_the_killed_leader_never_reported_is_abandoned_once_and_not_run_agai
     );
 }
 
+/// The replicas `salve` lists in `GET /api/v1/state`, each as (name, leader, this).
+fn listed(salve: &Salve) -> Vec<(String, bool, bool)> {
+    let state = salve.get("/api/v1/state").body;
+    state["replicas"]
+        .as_array()
+        .map(|replicas| {
+            replicas
+                .iter()
+                .map(|r| (s(&r["name"]), r["leader"] == true, r["this"] == true))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_replica_lists_the_others_and_one_stopped_cleanly_leaves_the_list() {
+    let (pg, shared, mut a) = first_leader("2s");
+    let b = replica(&pg, shared.path(), "2s");
+    let name = |salve: &Salve| s(&salve.get("/api/v1/state").body["replica"]);
+    let (name_a, name_b) = (name(&a), name(&b));
+    let mut both = [name_a.clone(), name_b.clone()];
+    both.sort();
+    for (salve, this) in [(&a, &name_a), (&b, &name_b)] {
+        let seen = wait_until("each replica to list both, the first as the leader", || {
+            let seen = listed(salve);
+            let names: Vec<&String> = seen.iter().map(|(n, _, _)| n).collect();
+            let leaders: Vec<&String> = seen.iter().filter(|r| r.1).map(|r| &r.0).collect();
+            (names == [&both[0], &both[1]] && leaders == [&name_a]).then_some(seen)
+        });
+        let marked: Vec<&String> = seen.iter().filter(|r| r.2).map(|r| &r.0).collect();
+        assert_eq!(marked, [this], "{seen:?}");
+    }
+    // Each says how far it has read the trail.
+    let state = b.get("/api/v1/state").body;
+    for replica in state["replicas"].as_array().expect("replicas") {
+        assert!(replica["followed"].is_i64(), "{state}");
+    }
+
+    a.stop();
+    // Gone from the table at once, not aged out.
+    assert_eq!(
+        pg.query(&format!(
+            "SELECT count(*) FROM salve_replica WHERE name = '{name_a}'"
+        )),
+        "0"
+    );
+    wait_until(
+        "the replica left to list itself alone, as the leader",
+        || (listed(&b) == [(name_b.clone(), true, true)]).then_some(()),
+    );
+}
+
 mod v1 {
     refinery::embed_migrations!("migrations");
 }
@@ -506,7 +558,7 @@ fn migrations_upgrade_a_database_the_previous_version_made_and_its_records_are_d
     let salve = replica(&pg, shared.path(), "2s");
     assert_eq!(
         pg.query("SELECT max(version) FROM refinery_schema_history"),
-        "2"
+        "3"
     );
     wait_until(
         "the event from before the upgrade to be decided and acted on",
@@ -519,7 +571,7 @@ fn migrations_upgrade_a_database_the_previous_version_made_and_its_records_are_d
     let again = replica(&pg, shared.path(), "2s");
     assert_eq!(
         pg.query("SELECT count(*) FROM refinery_schema_history"),
-        "2"
+        "3"
     );
     assert!(again.logs().contains("salve is serving"));
 }
@@ -563,7 +615,7 @@ fn replicas_started_at_the_same_instant_on_an_empty_database_all_become_ready() 
         // Each migration ran once.
         assert_eq!(
             pg.query_in(&database, "SELECT count(*) FROM refinery_schema_history"),
-            "2"
+            "3"
         );
     }
 }
