@@ -146,6 +146,13 @@ async fn every_page_answers_in_the_console_frame_with_its_security_headers() {
     // The decision shows on the overview and the list, with a link to its story.
     let overview = browser.get(&api, "/ui/").await;
     assert!(html(&overview).contains(&format!("/ui/alerts/{fingerprint}")));
+    // Every replica, this one marked (without a store, it alone, leading).
+    let replica = api.engine.state_view().replica.replace('/', "&#x2f;");
+    assert!(
+        html(&overview).contains(&format!("{replica} <strong>leader</strong> (this one)")),
+        "{}",
+        overview.body
+    );
     let filtered = browser.get(&api, "/ui/decisions?reason=cooldown").await;
     assert!(!html(&filtered).contains(&format!("/ui/alerts/{fingerprint}")));
     // The script and the style sheet are served under their hashed names, for good.
