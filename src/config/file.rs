@@ -25,8 +25,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Address the HTTP API listens on. Default `127.0.0.1:9095`. Read at start: a
-    /// reload names a change among the settings that need a restart.
+    /// Address the HTTP API listens on: an IP address and a port (`[::1]:9095` for
+    /// IPv6; `localhost:PORT` is read as `127.0.0.1:PORT`). Default `127.0.0.1:9095`.
+    /// Read at start: a reload names a change among the settings that need a restart.
     #[serde(deserialize_with = "socket_address")]
     #[schemars(with = "String")]
     pub listen: SocketAddr,
