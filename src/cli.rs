@@ -1,7 +1,8 @@
-//! The command line: `salve serve|check|test|plan|audit`.
+//! The command line: `salve serve|check|test|plan|audit|...`.
 
 mod approvals;
 mod lines;
+mod manual;
 
 pub use approvals::ApprovalsArgs;
 
@@ -26,7 +27,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "salve",
-    version,
+    version = crate::version::LONG,
     about = "Remediation rules engine driven by alert webhooks"
 )]
 pub struct Cli {
@@ -55,6 +56,13 @@ pub enum Command {
     Report(ReportArgs),
     /// Approvals a running salve asked for: list, show, approve, deny.
     Approvals(ApprovalsArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of every command.
+    Man,
     /// Write the JSON Schemas (config, native event, audit record) into a folder.
     #[command(hide = true)]
     Schemas { dir: PathBuf },
@@ -197,6 +205,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report(args),
         Command::Replay(args) => replay_command(args),
         Command::Approvals(args) => approvals::approvals(args),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man => manual::man(),
         Command::Audit(args) => {
             // Lines the trail cannot read are warned about, as `serve` does.
             logging::init(cli.log_format);
@@ -216,11 +226,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config_path = default_config_path(args.config);
     let listen = match args.listen {
         None => None,
-        Some(listen) => Some(
-            listen
-                .parse()
-                .with_context(|| format!("--listen: invalid address {listen:?}"))?,
-        ),
+        Some(listen) => {
+            Some(crate::config::parse_listen(&listen).map_err(|e| anyhow!("--listen: {e}"))?)
+        }
     };
     let overrides = Overrides {
         rules_dir: args.rules,
@@ -261,6 +269,14 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("{error}\n");
                 }
                 return Ok(ExitCode::from(1));
+            }
+            if runtime.rules.is_empty() {
+                // Valid, and what a wrong --rules or rules_dir looks like: said, not
+                // refused, as a fresh install starts there.
+                eprintln!(
+                    "warning: no rule found in {} (rules are files named *.rhai); salve would receive alerts and act on none\n",
+                    runtime.config.rules_dir.display()
+                );
             }
             let source = config_path
                 .map(|p| p.display().to_string())

@@ -22,3 +22,4 @@ pub(crate) mod rules;
 pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod template;
+pub(crate) mod version;

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub breakers_open: Gauge,
     pub approval_oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub audit_write_errors: Counter,
+    build_info: Family<LabelPairs, Gauge>,
 }
 
 fn probe_histogram() -> Histogram {
@@ -87,7 +88,9 @@ macro_rules! registered {
 impl Metrics {
     pub fn new() -> Metrics {
         // Registered in this order, which is the order `/metrics` lists them in.
-        registered! {
+        let metrics = registered! {
+            build_info: "build_info", Family::default(),
+                "1, labelled with the version, git revision and rustc salve was built from";
             events_received: "events_received", Family::default(),
                 "Events accepted, by source";
             requests_rejected: "requests_rejected", Family::default(),
@@ -168,7 +171,16 @@ impl Metrics {
                 "Age of the oldest approval still waiting for a person (0 when none waits)";
             audit_write_errors: "audit_write_errors", Counter::default(),
                 "Appends to the audit trail that failed (events are refused with 503 until a write succeeds again)";
-        }
+        };
+        metrics
+            .build_info
+            .get_or_create(&pairs(&[
+                ("version", crate::version::VERSION),
+                ("revision", crate::version::REVISION),
+                ("rustc", crate::version::RUSTC),
+            ]))
+            .set(1);
+        metrics
     }
 
     pub fn render(&self) -> String {
@@ -361,5 +373,24 @@ impl Metrics {
             self.rules_loaded.set(rules as i64);
             self.reload_timestamp.set(chrono::Utc::now().timestamp());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_info_is_a_gauge_of_one_naming_the_build() {
+        let text = Metrics::new().render();
+        assert!(text.contains("# TYPE salve_build_info gauge\n"), "{text}");
+        assert!(text.contains("# HELP salve_build_info "), "{text}");
+        let line = format!(
+            "salve_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            crate::version::REVISION,
+            crate::version::RUSTC
+        );
+        assert!(text.contains(&line), "{line} in:\n{text}");
     }
 }

@@ -21,6 +21,12 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     let dry_run = runtime.config.policy.dry_run;
     let data_dir = runtime.config.data_dir.clone();
     let limits = runtime.config.connections;
+    // Which files run, so a start-up log answers "did it read my salve.toml?".
+    let config = options.config_path.as_ref().map_or_else(
+        || "built-in defaults".to_string(),
+        |p| p.display().to_string(),
+    );
+    let rules_dir = runtime.config.rules_dir.display().to_string();
     // Before anything in the folder is read; held until the process ends.
     let _data_dir_lock = crate::audit::DataDirLock::take(&data_dir)?;
     let tls = runtime.config.tls.clone();
@@ -35,7 +41,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     if probes > 0 {
         tracing::info!(probes, "probes started");
     }
-    tracing::info!(%listen, rules, dry_run, data_dir = %data_dir.display(),
+    tracing::info!(%listen, %config, %rules_dir, rules, dry_run, data_dir = %data_dir.display(),
         tls = tls.is_some(), client_certificates = tls.as_ref().is_some_and(|t| t.files.client_ca.is_some()),
         "salve is serving");
 

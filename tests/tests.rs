@@ -33,6 +33,10 @@ mod certs;
 mod cli;
 #[path = "it/cli_check.rs"]
 mod cli_check;
+#[path = "it/cli_install.rs"]
+mod cli_install;
+#[path = "it/cli_messages.rs"]
+mod cli_messages;
 #[path = "it/console.rs"]
 mod console;
 #[path = "it/console_browser.rs"]

@@ -3,7 +3,7 @@
 use super::{ApiError, JsonBody};
 use crate::audit::{AuditFilter, RecordKind, TrailPosition};
 use crate::engine::Engine;
-use crate::event::{parse_alertmanager, parse_native, parse_payload, Event};
+use crate::event::{parse_alertmanager, parse_native, parse_payload, Event, PayloadError};
 use crate::ingest::Intake;
 use crate::model::{format_duration, parse_duration, MaintenanceWindow, NewMaintenanceWindow};
 use crate::replay::Assume;
@@ -47,8 +47,32 @@ pub(super) async fn receive_alertmanager(
     State(intake): State<Arc<dyn Intake>>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let events = parse_alertmanager(&body.0, intake.now())?;
+    let events = parse_alertmanager(&body.0, intake.now()).map_err(|e| native_hint(e, &body.0))?;
     accept(&intake, events).await
+}
+
+/// A native event sent to the Alertmanager endpoint fails on a field it never has
+/// (`status`, `alerts`); the message then says where such a body belongs. The status
+/// and `detail` stay those of the shape error.
+fn native_hint(err: PayloadError, body: &[u8]) -> PayloadError {
+    let PayloadError::Shape { path, message } = err else {
+        return err;
+    };
+    let value: Value = serde_json::from_slice(body).unwrap_or_default();
+    let first = match &value {
+        Value::Array(items) => items.first(),
+        other => Some(other),
+    };
+    let native = first.is_some_and(|v| v.get("labels").is_some() && v.get("alerts").is_none());
+    let message = if native {
+        format!(
+            "{message}; this looks like a native event (labels at the top level, no alerts): \
+             post it to /api/v1/events"
+        )
+    } else {
+        message
+    };
+    PayloadError::Shape { path, message }
 }
 
 pub(super) async fn receive_events(

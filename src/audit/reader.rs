@@ -427,9 +427,11 @@ impl AuditFilter {
             }
         }
         if let Some(target) = &self.target {
-            match record.target() {
-                Some(t) if t.to_string() == *target => {}
-                _ => return false,
+            if !record
+                .target()
+                .is_some_and(|t| target_matches(&t.to_string(), target))
+            {
+                return false;
             }
         }
         if self.kind.is_some_and(|kind| record.kind() != kind) {
@@ -444,6 +446,21 @@ impl AuditFilter {
     }
 }
 
+/// A target as written (`docker:container/nc-app`), or its name alone (`nc-app`): the
+/// part after the last `/` or `:`, which is what people call the thing. A name with no
+/// `:` can never be a whole target, so the short form widens no exact query.
+fn target_matches(target: &str, wanted: &str) -> bool {
+    if target == wanted {
+        return true;
+    }
+    !wanted.contains(':')
+        && !wanted.is_empty()
+        && target
+            .rsplit(['/', ':'])
+            .next()
+            .is_some_and(|name| name == wanted)
+}
+
 fn record_fingerprint(record: &AuditRecord) -> Option<&str> {
     use super::Entry;
     match &record.entry {
@@ -455,5 +472,31 @@ fn record_fingerprint(record: &AuditRecord) -> Option<&str> {
         Entry::Outcome(o) => o.fingerprint.as_ref().map(|f| f.0.as_str()),
         Entry::ApprovalRequested(r) => Some(&r.fingerprint.0),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target_matches;
+
+    #[test]
+    fn a_target_is_matched_whole_or_by_its_name() {
+        for (target, wanted) in [
+            ("docker:container/nc-app", "docker:container/nc-app"),
+            ("docker:container/nc-app", "nc-app"),
+            ("k8s:prod/deployment/checkout", "checkout"),
+            ("compose:shop/db", "db"),
+            ("exec:mark", "mark"),
+        ] {
+            assert!(target_matches(target, wanted), "{target} {wanted}");
+        }
+        for (target, wanted) in [
+            ("docker:container/nc-app", "nc"),
+            ("docker:container/nc-app", "swarm:service/nc-app"),
+            ("k8s:prod/deployment/checkout", "prod"),
+            ("docker:container/nc-app", ""),
+        ] {
+            assert!(!target_matches(target, wanted), "{target} {wanted}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `salve audit`'s lines: one record a line, what an operator reads at 3 a.m.
 
-use crate::audit::{AuditRecord, Entry};
+use crate::audit::{AuditRecord, Entry, MaintenanceChange};
 use crate::event::Event;
 use crate::model::Verdict;
 
@@ -26,12 +26,13 @@ pub(super) fn describe(r: &AuditRecord) -> String {
 fn describe_raw(r: &AuditRecord) -> String {
     let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     match &r.entry {
-        Entry::Received { event, .. } => format!(
-            "{at} received    {} {} {} ({})",
+        Entry::Received { event, unmatched } => format!(
+            "{at} received    {} {} {} ({}){}",
             event.source,
             event.fingerprint,
             alertname(event),
-            event.status
+            event.status,
+            if *unmatched { ": no rule matched" } else { "" }
         ),
         Entry::RuleError {
             rule,
@@ -51,10 +52,7 @@ fn describe_raw(r: &AuditRecord) -> String {
         Entry::Evaluated {
             fingerprint, rules, ..
         } => format!("{at} evaluated   {fingerprint} rules={}", rules.join(",")),
-        Entry::Maintenance(change) => format!(
-            "{at} maintenance {}",
-            serde_json::to_string(change).unwrap_or_default()
-        ),
+        Entry::Maintenance(change) => format!("{at} maintenance {}", maintenance(change)),
         Entry::Reload { ok, rules, error } => {
             format!(
                 "{at} reload      ok={ok} rules={rules}{}",
@@ -95,6 +93,30 @@ fn describe_raw(r: &AuditRecord) -> String {
                 format!(": {}", d.comment)
             }
         ),
+    }
+}
+
+/// A window made or ended, as its maker would say it.
+fn maintenance(change: &MaintenanceChange) -> String {
+    let time =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match change {
+        MaintenanceChange::Created { window } => format!(
+            "window {} created: {} from {} until {} by {}{}",
+            window.id,
+            window.matchers,
+            time(&window.starts_at),
+            time(&window.ends_at),
+            window.created_by,
+            if window.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", window.comment)
+            }
+        ),
+        MaintenanceChange::Deleted { id, deleted_by } => {
+            format!("window {id} deleted by {deleted_by}")
+        }
     }
 }
 

@@ -25,8 +25,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Address the HTTP API listens on. Default `127.0.0.1:9095`. Read at start: a
-    /// reload names a change among the settings that need a restart.
+    /// Address the HTTP API listens on: an IP address and a port (`[::1]:9095` for
+    /// IPv6; `localhost:PORT` is read as `127.0.0.1:PORT`). Default `127.0.0.1:9095`.
+    /// Read at start: a reload names a change among the settings that need a restart.
     #[serde(deserialize_with = "socket_address")]
     #[schemars(with = "String")]
     pub listen: SocketAddr,
@@ -77,8 +78,28 @@ pub const DEFAULT_LISTEN: SocketAddr =
 /// `listen`, an error quoting what was written.
 fn socket_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
-    text.parse()
-        .map_err(|e| serde::de::Error::custom(format!("invalid address {text:?}: {e}")))
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// The address to listen on (`listen`, `--listen`): an IP address and a port.
+/// `localhost:PORT` is read as `127.0.0.1:PORT`, as people write it out of habit; any
+/// other host name is refused rather than looked up, as what it resolves to can change
+/// between two starts.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    if let Some((host, port)) = text.rsplit_once(':') {
+        if host.eq_ignore_ascii_case("localhost") {
+            if let Ok(port) = port.parse::<u16>() {
+                return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+            }
+        }
+    }
+    Err(format!(
+        "invalid address {text:?}: expected an IP address and a port, \
+         e.g. 127.0.0.1:9095, [::1]:9095 or 0.0.0.0:9095 (host names other than localhost are not looked up)"
+    ))
 }
 
 impl Default for ConfigFile {

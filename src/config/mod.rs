@@ -14,8 +14,9 @@ mod validate;
 
 pub use approvals::{text_hash, ApprovalGroup, ApprovalGroupConfig, Approvals, ApprovalsConfig};
 pub use file::{
-    ApiConfig, AuditConfig, ConfigFile, EngineConfig, IdentityConfig, OnOutcomeConfig, PeerNet,
-    PolicyConfig, ProxyConfig, QuarantineAfter, StoreConfig, DEFAULT_LISTEN,
+    parse_listen, ApiConfig, AuditConfig, ConfigFile, EngineConfig, IdentityConfig,
+    OnOutcomeConfig, PeerNet, PolicyConfig, ProxyConfig, QuarantineAfter, StoreConfig,
+    DEFAULT_LISTEN,
 };
 pub use identity::{ApiIdentity, TrustedProxy};
 pub use validate::default_limit;
@@ -286,6 +287,24 @@ mod tests {
             refusal.ends_with("notify.ops: missing field `type`"),
             "{refusal}"
         );
+    }
+
+    #[test]
+    fn listen_is_an_ip_address_and_port_and_localhost_is_the_loopback() {
+        let config = Config::parse("listen = \"localhost:9096\"\n", Path::new("salve.toml"))
+            .expect("localhost is read as 127.0.0.1");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9096");
+        assert_eq!(
+            parse_listen("[::1]:9095").map(|a| a.to_string()),
+            Ok("[::1]:9095".to_string())
+        );
+        let refusal = refused("listen = \"alerts.example.org:9095\"\n");
+        assert!(
+            refusal.contains("listen: invalid address \"alerts.example.org:9095\": expected an IP address and a port, e.g. 127.0.0.1:9095, [::1]:9095"),
+            "{refusal}"
+        );
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("localhost:http").is_err());
     }
 
     #[test]

@@ -63,6 +63,57 @@ async fn a_payload_of_the_wrong_shape_is_a_422_naming_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_event_posted_as_alertmanager_is_told_where_it_belongs() {
+    let api = Api::start("", &[]).await;
+    let hint = "this looks like a native event (labels at the top level, no alerts): \
+                post it to /api/v1/events";
+    for body in [
+        native(&[("alertname", "DiskFull")]),
+        json!([native(&[("alertname", "DiskFull")])]),
+    ] {
+        let answer = api.post_json("/api/v1/alertmanager", &body).await;
+        assert_eq!(answer.status, 422, "{}", answer.body);
+        let error = answer.body["error"].as_str().unwrap_or_default();
+        assert!(error.ends_with(hint), "{}", answer.body);
+        assert!(
+            answer.body["detail"]["field"].is_string(),
+            "{}",
+            answer.body
+        );
+    }
+    let answer = api
+        .post_json(
+            "/api/v1/alertmanager",
+            &native(&[("alertname", "DiskFull")]),
+        )
+        .await;
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("missing field `status`; ")),
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["detail"], json!({ "field": "." }));
+    // A webhook of the wrong shape gets no such hint.
+    let answer = api
+        .post_json(
+            "/api/v1/alertmanager",
+            &json!({ "alerts": [], "labels": {} }),
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(
+        !answer.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("native"),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_a_413_and_another_media_type_a_415() {
     let api = Api::start("[api]\nmax_body_bytes = 1024\n", &[]).await;
     let mut big = b"{\"padding\": \"".to_vec();
