@@ -69,6 +69,8 @@ mod fuzz_smoke;
 mod held_back;
 #[path = "it/http_input.rs"]
 mod http_input;
+#[path = "it/image.rs"]
+mod image;
 #[path = "it/k8s_api_server.rs"]
 mod k8s_api_server;
 #[path = "it/k8s_evict.rs"]

@@ -40,7 +40,7 @@ pub fn make_certificates(dir: &Path) {
 }
 
 /// A key and a certificate for `subject` with `extensions`, signed by the CA in `dir`.
-fn signed(dir: &Path, subject: &str, extensions: &str, (key, cert): (&str, &str)) {
+pub fn signed(dir: &Path, subject: &str, extensions: &str, (key, cert): (&str, &str)) {
     let request = format!("{cert}.csr");
     let ext = format!("{cert}.ext");
     openssl(

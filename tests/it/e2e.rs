@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// group_wait: seconds each.
 const E2E_PATIENCE: Duration = Duration::from_secs(60);
 
-fn require(binary: &str, package: &str) -> PathBuf {
+pub fn require(binary: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(binary))
@@ -26,13 +26,13 @@ fn require(binary: &str, package: &str) -> PathBuf {
 }
 
 /// A scrape target serving `demo_healthy 0` while `broken` exists, else `demo_healthy 1`.
-struct Target {
+pub struct Target {
     port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl Target {
-    fn start(broken: PathBuf) -> Target {
+    pub fn start(broken: PathBuf) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the target");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("address").port();
@@ -69,7 +69,7 @@ impl Drop for Target {
 }
 
 /// A child process killed when the test ends, however it ends.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     log: PathBuf,
 }
@@ -86,7 +86,7 @@ impl Daemon {
         Daemon { child, log }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -114,13 +114,35 @@ fn start_alertmanager(binary: &Path, dir: &Path, port: u16) -> Daemon {
 }
 
 /// Prometheus and Alertmanager on loopback ports, alerting `DemoDown` into `salve`.
-struct Stack {
-    prometheus: Daemon,
-    alertmanager: Daemon,
+pub struct Stack {
+    pub prometheus: Daemon,
+    pub alertmanager: Daemon,
     _target: Target,
 }
 
-fn start_stack(dir: &Path, salve: &Salve, target: Target, repeat_interval: &str) -> Stack {
+/// `DemoDown` while the demo target reports unhealthy.
+pub const DEMO_RULES: &str = r#"groups:
+  - name: demo
+    interval: 1s
+    rules:
+      - alert: DemoDown
+        expr: demo_healthy == 0
+        for: 1s
+        labels:
+          severity: critical
+        annotations:
+          summary: "The demo target reports unhealthy"
+"#;
+
+/// Prometheus (scraping `target`, alerting by `rules`) and Alertmanager, sending to
+/// `webhook`.
+pub fn start_stack(
+    dir: &Path,
+    webhook: &str,
+    rules: &str,
+    target: Target,
+    repeat_interval: &str,
+) -> Stack {
     let prometheus_bin = require("prometheus", "prometheus");
     let alertmanager_bin = require("prometheus-alertmanager", "prometheus-alertmanager");
     let am_port = free_port();
@@ -138,21 +160,9 @@ receivers:
       - url: {url}
         send_resolved: true
 "#,
-        url = salve.url("/api/v1/alertmanager")
+        url = webhook
     );
     std::fs::write(dir.join("alertmanager.yml"), am_config).expect("write alertmanager.yml");
-    let rules = r#"groups:
-  - name: demo
-    interval: 1s
-    rules:
-      - alert: DemoDown
-        expr: demo_healthy == 0
-        for: 1s
-        labels:
-          severity: critical
-        annotations:
-          summary: "The demo target reports unhealthy"
-"#;
     std::fs::write(dir.join("rules.yml"), rules).expect("write rules.yml");
     let prom_config = format!(
         r#"global:
@@ -254,7 +264,13 @@ timeout = "5s"
     let dir = salve.dir().to_path_buf();
     std::fs::write(dir.join("broken"), "").expect("break the target");
     let broke_at = Instant::now();
-    let stack = start_stack(&dir, &salve, Target::start(dir.join("broken")), "1h");
+    let stack = start_stack(
+        &dir,
+        &salve.url("/api/v1/alertmanager"),
+        DEMO_RULES,
+        Target::start(dir.join("broken")),
+        "1h",
+    );
 
     let records = wait_audit(
         &salve,
@@ -326,7 +342,13 @@ timeout = "5s"
         .start();
     let dir = salve.dir().to_path_buf();
     std::fs::write(dir.join("broken"), "").expect("break the target");
-    let stack = start_stack(&dir, &salve, Target::start(dir.join("broken")), "2s");
+    let stack = start_stack(
+        &dir,
+        &salve.url("/api/v1/alertmanager"),
+        DEMO_RULES,
+        Target::start(dir.join("broken")),
+        "2s",
+    );
     let records = wait_audit(
         &salve,
         &stack,
@@ -362,7 +384,13 @@ times = [{ start_time = "00:00", end_time = "24:00" }]
         .start();
     let dir = salve.dir().to_path_buf();
     std::fs::write(dir.join("broken"), "").expect("break the target");
-    let stack = start_stack(&dir, &salve, Target::start(dir.join("broken")), "1h");
+    let stack = start_stack(
+        &dir,
+        &salve.url("/api/v1/alertmanager"),
+        DEMO_RULES,
+        Target::start(dir.join("broken")),
+        "1h",
+    );
     let records = wait_audit(&salve, &stack, "the firing alert", |r| {
         !demo_decisions(r).is_empty()
     });
