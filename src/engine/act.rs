@@ -173,7 +173,10 @@ impl Engine {
             return Vec::new();
         }
         let dispatcher = self.dispatcher.read().clone();
-        let outcome = dispatcher.run(&intent, &context).await;
+        let span = crate::telemetry::action(&decision);
+        let outcome =
+            tracing::Instrument::instrument(dispatcher.run(&intent, &context), span.clone()).await;
+        crate::telemetry::outcome(&span, outcome.outcome.as_str());
         if outcome.is_failure() {
             tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
                 error = outcome.error.as_deref().unwrap_or(""), "action failed");
