@@ -409,13 +409,16 @@ fn decide_notification(
                         ));
                     }
                     for intent in intents {
-                        let decision = st.decide_and_record(
+                        let mut decision = st.decide_and_record(
                             &rule_terms(rule),
                             event,
                             &intent,
                             now,
                             &mut batch,
                         );
+                        // After the state took it: the record's, never the state's.
+                        decision.trace_id = crate::telemetry::trace_id(&event.id);
+                        crate::telemetry::verdict(&decision);
                         count_decision(metrics, &decision);
                         out.records
                             .push(AuditRecord::new(now, Entry::Decision(decision.clone())));
