@@ -195,10 +195,7 @@ pub struct AuditArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => {
-            logging::init(cli.log_format);
-            serve(args)
-        }
+        Command::Serve(args) => serve(args, cli.log_format),
         Command::Check(args) => check(args),
         Command::Test(args) => test(args),
         Command::Plan(args) => plan_command(args),
@@ -209,7 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man => manual::man(),
         Command::Audit(args) => {
             // Lines the trail cannot read are warned about, as `serve` does.
-            logging::init(cli.log_format);
+            logging::init(cli.log_format, None);
             audit(args)
         }
         Command::Schemas { dir } => {
@@ -222,7 +219,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    // The log starts only once the config says whether traces go with it, so its
+    // warnings are said again here.
     let config_path = default_config_path(args.config);
     let listen = match args.listen {
         None => None,
@@ -242,6 +241,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    {
+        // The batch exporter's task is spawned on this runtime.
+        let _runtime = rt.enter();
+        let tracer = crate::telemetry::tracer(runtime.config.otlp_traces_endpoint.as_deref())
+            .map_err(|e| anyhow!("tracing.otlp_endpoint: {e}"))?;
+        logging::init(log_format, tracer);
+    }
+    let config_file = config_path.as_ref().map_or_else(
+        || "<embedded defaults>".to_string(),
+        |p| p.display().to_string(),
+    );
+    for warning in &runtime.config.warnings {
+        tracing::warn!(config = %config_file, "{warning}");
+    }
     rt.block_on(crate::serve::serve(
         runtime,
         ServeOptions {

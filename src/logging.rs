@@ -17,16 +17,46 @@ pub enum LogFormat {
     Json,
 }
 
-/// Starts the log; `RUST_LOG` filters it (default `info`).
-pub fn init(format: LogFormat) {
+/// Starts the log; `RUST_LOG` filters it (default `info`). With a `tracer` (traces on,
+/// `telemetry`), spans go to OpenTelemetry too, and the log lines inside an alert's
+/// spans carry its `trace_id`.
+pub fn init(format: LogFormat, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| OneLine(std::io::stderr()));
+    let Some(tracer) = tracer else {
+        // Traces off: the subscriber is the one salve always had, no layer more.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(|| OneLine(std::io::stderr()));
+        let _ = match format {
+            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Text => builder.with_ansi(colours()).try_init(),
+        };
+        return;
+    };
+    with_traces(format, filter, tracer);
+}
+
+fn with_traces(
+    format: LogFormat,
+    mut filter: tracing_subscriber::EnvFilter,
+    tracer: opentelemetry_sdk::trace::Tracer,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The alert's spans whatever level the log is at: a quiet log keeps its traces.
+    if let Ok(spans) = format!("{}=info", crate::telemetry::TARGET).parse() {
+        filter = filter.add_directive(spans);
+    }
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(|| OneLine(std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_ansi(colours()).try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+        LogFormat::Text => registry.with(fmt.with_ansi(colours())).try_init(),
     };
 }
 

@@ -423,6 +423,7 @@ fn history_state(
                 dry_run: false,
                 reconsider_at: None,
                 approval: None,
+                trace_id: None,
             };
             state.record_decision(&decision, when);
         }

@@ -79,6 +79,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         // No checkpoint: the state may be half way through a round. What is on disk is
         // decided at the next start.
         engine.close_trail().await;
+        crate::telemetry::flush(TRACES_FLUSH).await;
         tracing::error!(task = task.as_str(), why = %why, "exiting: the {} task has ended", task.as_str());
         return Ok(ExitCode::from(70));
     }
@@ -87,7 +88,9 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         grace_s = grace.as_secs(),
         "stopping: deciding what is on disk and waiting for running actions"
     );
-    if !engine.stop(grace).await {
+    let done = engine.stop(grace).await;
+    crate::telemetry::flush(TRACES_FLUSH).await;
+    if !done {
         // A round may still be running on the workers; what it decided but did not
         // write is decided again at the next start, so there is nothing to wait for.
         tracing::info!("audit flushed; exiting with work left for the next start");
@@ -96,6 +99,9 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
     tracing::info!("audit flushed; bye");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long a stop waits for the collector to take the spans still batched.
+const TRACES_FLUSH: Duration = Duration::from_secs(5);
 
 /// How long salve keeps answering (not ready, refusing events) after a task it cannot
 /// work without has ended, before it exits.

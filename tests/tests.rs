@@ -131,5 +131,7 @@ mod state;
 mod storm;
 #[path = "it/stream.rs"]
 mod stream;
+#[path = "it/traces.rs"]
+mod traces;
 #[path = "it/upgrade.rs"]
 mod upgrade;

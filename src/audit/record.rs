@@ -177,6 +177,9 @@ pub struct OutcomeRecord {
     pub target: Target,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The OpenTelemetry trace of the alert (32 hex digits), when traces are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl OutcomeRecord {
@@ -190,6 +193,7 @@ impl OutcomeRecord {
             action: decision.action,
             target: decision.target.clone(),
             outcome,
+            trace_id: decision.trace_id.clone(),
         }
     }
 }

@@ -69,6 +69,23 @@ pub struct ConfigFile {
     /// Groups of people who may approve risky actions (`[approvals.NAME]`), and the
     /// actions that always ask (`require`, `require_targets`).
     pub approvals: super::ApprovalsConfig,
+    /// `[tracing]`: OpenTelemetry traces, one per alert. Off unless `otlp_endpoint` (or
+    /// the standard `OTEL_EXPORTER_OTLP_*ENDPOINT` variables) says where to send them.
+    pub tracing: TracingConfig,
+}
+
+/// `[tracing]`: where salve sends its traces (OTLP over HTTP, protobuf).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`: spans are posted to its
+    /// `/v1/traces`. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT` and
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; the other `OTEL_*` variables (service name,
+    /// resource attributes, sampler, batch delays) apply as the OpenTelemetry SDK reads
+    /// them. Default: none (traces off unless those variables name an endpoint). Read at
+    /// start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The address salve listens on when the file names none.
@@ -123,6 +140,7 @@ impl Default for ConfigFile {
             probe: Vec::new(),
             store: None,
             approvals: super::ApprovalsConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct Config {
     pub store: Option<crate::audit::StoreSettings>,
     /// `[approvals]`: who may say yes to a risky action, and where they are asked.
     pub approvals: Approvals,
+    /// `[tracing] otlp_endpoint`: where to post spans (`/v1/traces` included).
+    pub otlp_traces_endpoint: Option<String>,
     /// What is accepted but should be written otherwise (an old form), each naming its
     /// key and the form to write; logged at load and printed by `salve check`.
     pub warnings: Vec<String>,

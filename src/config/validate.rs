@@ -102,6 +102,7 @@ impl Config {
             probes,
             store: file.store.as_ref().map(store_settings).transpose()?,
             approvals,
+            otlp_traces_endpoint: traces_endpoint(&file.tracing)?,
             warnings,
         })
     }
@@ -244,6 +245,28 @@ fn rule_budget(engine: &EngineConfig) -> Checked<RuleBudget> {
         operations: engine.rule_max_operations,
         backstop: engine.rule_timeout.get(),
     })
+}
+
+/// `[tracing] otlp_endpoint`: an http(s) base URL, to which `/v1/traces` is added as
+/// the SDK adds it to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn traces_endpoint(tracing: &super::file::TracingConfig) -> Checked<Option<String>> {
+    let Some(endpoint) = tracing.otlp_endpoint.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let valid = ["http://", "https://"]
+        .iter()
+        .any(|scheme| endpoint.len() > scheme.len() && endpoint.starts_with(scheme));
+    if !valid {
+        return Err(InvalidSetting::new(
+            "tracing.otlp_endpoint",
+            format!(
+                "{endpoint:?} is not an http:// or https:// URL, e.g. \"http://127.0.0.1:4318\""
+            ),
+        ));
+    }
+    let base = endpoint.trim_end_matches('/');
+    let base = base.strip_suffix("/v1/traces").unwrap_or(base);
+    Ok(Some(format!("{base}/v1/traces")))
 }
 
 /// `[store]`: exactly one source of the URL, and the URL read from it.

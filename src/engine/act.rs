@@ -173,14 +173,20 @@ impl Engine {
             return Vec::new();
         }
         let dispatcher = self.dispatcher.read().clone();
-        let outcome = dispatcher.run(&intent, &context).await;
-        if outcome.is_failure() {
-            tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
-                error = outcome.error.as_deref().unwrap_or(""), "action failed");
-        } else {
-            tracing::info!(rule = %decision.rule, action = %decision.action, target = %decision.target,
-                duration_ms = outcome.duration_ms, "action done");
-        }
+        let span = crate::telemetry::action(&decision);
+        let outcome =
+            tracing::Instrument::instrument(dispatcher.run(&intent, &context), span.clone()).await;
+        crate::telemetry::outcome(&span, outcome.outcome.as_str());
+        // The line that says how it went is the trace's too (its `trace_id`).
+        span.in_scope(|| {
+            if outcome.is_failure() {
+                tracing::warn!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                    error = outcome.error.as_deref().unwrap_or(""), "action failed");
+            } else {
+                tracing::info!(rule = %decision.rule, action = %decision.action, target = %decision.target,
+                    duration_ms = outcome.duration_ms, "action done");
+            }
+        });
         let failure = outcome.is_failure().then(|| outcome.clone());
         self.record_outcome(&decision, outcome).await;
         match failure {

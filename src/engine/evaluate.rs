@@ -59,8 +59,11 @@ impl Decider<'_> {
         batch: &mut BatchScope,
     ) -> (Decision, AuditRecord) {
         let mut st = self.state.write();
-        let decision = st.decide_and_record(rule, event, intent, self.now, batch);
+        let mut decision = st.decide_and_record(rule, event, intent, self.now, batch);
         drop(st);
+        // After the state took it: the trace id is the record's, never the state's.
+        decision.trace_id = crate::telemetry::trace_id(&event.id);
+        crate::telemetry::verdict(&decision);
         let record = AuditRecord::new(self.now, Entry::Decision(decision.clone()));
         count_decision(self.metrics, &decision);
         (decision, record)
@@ -286,6 +289,7 @@ fn round(
         .par_iter()
         .filter_map(|(i, rule)| {
             let script_event = script_events[*i].as_ref()?;
+            let _run = crate::telemetry::rule_run(&events[*i].id, &rule.name).entered();
             Some(round.plan(script_event, *i, rule, round_as_of))
         })
         .collect();
@@ -405,13 +409,16 @@ fn decide_notification(
                         ));
                     }
                     for intent in intents {
-                        let decision = st.decide_and_record(
+                        let mut decision = st.decide_and_record(
                             &rule_terms(rule),
                             event,
                             &intent,
                             now,
                             &mut batch,
                         );
+                        // After the state took it: the record's, never the state's.
+                        decision.trace_id = crate::telemetry::trace_id(&event.id);
+                        crate::telemetry::verdict(&decision);
                         count_decision(metrics, &decision);
                         out.records
                             .push(AuditRecord::new(now, Entry::Decision(decision.clone())));

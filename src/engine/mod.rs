@@ -248,6 +248,9 @@ impl Engine {
         if events.is_empty() {
             return Ok(());
         }
+        for event in &events {
+            crate::telemetry::accepted(event);
+        }
         // An event no rule matches has nothing to decide: it is recorded as such and
         // not queued, so a storm of alerts no rule is about costs one record each.
         let runtime = self.runtime();

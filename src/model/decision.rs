@@ -108,6 +108,10 @@ pub struct Decision {
     /// on (or held back) once a person said yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// The OpenTelemetry trace of the alert (32 hex digits), when traces are on
+    /// (`[tracing]`). In the record only: the policy's state never keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// The `detail` of a decision suppressed because salve itself runs in dry-run (rather

@@ -295,7 +295,11 @@ impl PolicyState {
                 self.pending.insert(
                     d.id.clone(),
                     PendingExecution {
-                        decision: d.clone(),
+                        // The trace is the record's: a checkpoint never holds it.
+                        decision: Decision {
+                            trace_id: None,
+                            ..d.clone()
+                        },
                         at,
                     },
                 );
@@ -610,6 +614,7 @@ impl PolicyState {
             dry_run,
             reconsider_at,
             approval,
+            trace_id: None,
         };
         (decision, key)
     }

@@ -92,6 +92,7 @@ fn outcome(state: &mut PolicyState, decision_id: &str, target: &str, ok: bool, n
         action: Action::Restart,
         target: target.parse().expect("target"),
         outcome,
+        trace_id: None,
     };
     fold(state, &AuditRecord::new(now, Entry::Outcome(record)));
 }
