@@ -37,6 +37,8 @@ mod cli_check;
 mod cli_install;
 #[path = "it/cli_messages.rs"]
 mod cli_messages;
+#[path = "it/compose_demo.rs"]
+mod compose_demo;
 #[path = "it/console.rs"]
 mod console;
 #[path = "it/console_browser.rs"]

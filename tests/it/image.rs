@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const TAG: &str = "salve-it-image:latest";
+pub const TAG: &str = "salve-it-image:latest";
 
 /// The four libraries `ldd` may name; the image holds these and no others.
 const LIBRARIES: [&str; 5] = [
@@ -27,7 +27,7 @@ const LIBRARIES: [&str; 5] = [
 
 /// `cargo build --release` (a no-op when it is current), then `docker build -t TAG .`,
 /// once per test run.
-fn image() -> &'static str {
+pub fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_dir();
