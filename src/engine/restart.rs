@@ -92,6 +92,11 @@ fn start_only(config: &Config) -> Vec<(&'static str, String)> {
             "store.takeover_after",
             format!("{:?}", store.map(|s| s.takeover_after)),
         ),
+        // The exporter is made once, with the log, before the runtime serves.
+        (
+            "tracing.otlp_endpoint",
+            format!("{:?}", config.otlp_traces_endpoint),
+        ),
         ("docker.host", format!("{:?}", docker.host)),
         ("docker.cert_path", format!("{:?}", docker.cert_path)),
         ("docker.events", format!("{:?}", docker.events)),
@@ -139,6 +144,17 @@ mod tests {
                 "audit.max_file_bytes",
                 "docker.events",
             ]
+        );
+    }
+
+    #[test]
+    fn traces_switched_on_by_a_reload_need_a_restart() {
+        let running = StartOnly::of(&config(""));
+        assert_eq!(
+            running.differing(&config(
+                "[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n"
+            )),
+            ["tracing.otlp_endpoint"]
         );
     }
 
