@@ -9,6 +9,11 @@
 # (/etc/salve/rules: mount yours) and the shipped rules as examples.
 FROM scratch
 
+# The binary and the libraries it loads; the tests build the image from their own
+# (debug) binary with --build-arg BINARY=... --build-arg LIBS=...
+ARG BINARY=target/release/salve
+ARG LIBS=target/release/salve-libs
+
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 # Where the source is published: docker build --build-arg SOURCE=https://... .
@@ -20,14 +25,14 @@ LABEL org.opencontainers.image.title="salve" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-COPY target/release/salve-libs/lib/ /lib/x86_64-linux-gnu/
-COPY target/release/salve-libs/lib64/ /lib64/
+COPY ${LIBS}/lib/ /lib/x86_64-linux-gnu/
+COPY ${LIBS}/lib64/ /lib64/
 COPY packaging/image/passwd packaging/image/group /etc/
 COPY packaging/image/salve.toml /etc/salve/salve.toml
 COPY packaging/image/rules/ /etc/salve/rules/
 COPY rules/ /usr/share/salve/rules/
 COPY --chown=65532:65532 packaging/image/state/ /var/lib/salve/
-COPY target/release/salve /usr/bin/salve
+COPY ${BINARY} /usr/bin/salve
 
 USER 65532:65532
 WORKDIR /var/lib/salve

@@ -3,7 +3,7 @@
 //! `SALVE_BUILD_RUSTC` for `env!`. A build without `.git` (a source tarball, a
 //! container build context) sets the first two itself or gets `unknown` and today.
 //!
-//! A release build also leaves beside the binary, in `target/release/salve-libs/`, the
+//! A build also leaves beside the binary, in `target/PROFILE/salve-libs/`, the
 //! shared libraries every Rust program for x86_64 Linux with glibc loads (the C
 //! library, libm, libgcc_s and the dynamic loader): the container image (`Dockerfile`,
 //! `FROM scratch`) is the binary and these, and a Dockerfile can copy only what is in
@@ -43,17 +43,15 @@ const LIBRARY_DIRS: [&str; 3] = [
 
 fn image_libraries() {
     let cfg = |key: &str| std::env::var(key).unwrap_or_default();
-    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
-    if !release
-        || cfg("CARGO_CFG_TARGET_OS") != "linux"
+    if cfg("CARGO_CFG_TARGET_OS") != "linux"
         || cfg("CARGO_CFG_TARGET_ARCH") != "x86_64"
         || cfg("CARGO_CFG_TARGET_ENV") != "gnu"
     {
         return;
     }
-    // OUT_DIR is target/release/build/salve-HASH/out.
+    // OUT_DIR is target/PROFILE/build/salve-HASH/out.
     let out = std::path::PathBuf::from(cfg("OUT_DIR"));
-    let Some(release_dir) = out.ancestors().nth(3) else {
+    let Some(profile_dir) = out.ancestors().nth(3) else {
         return;
     };
     for (folder, name) in LIBRARIES {
@@ -66,7 +64,7 @@ fn image_libraries() {
             continue;
         };
         println!("cargo:rerun-if-changed={}", found.display());
-        let to = release_dir.join("salve-libs").join(folder);
+        let to = profile_dir.join("salve-libs").join(folder);
         // Copying follows the symbolic link to the library itself.
         let copied =
             std::fs::create_dir_all(&to).and_then(|()| std::fs::copy(&found, to.join(name)));

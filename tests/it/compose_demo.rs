@@ -49,7 +49,7 @@ fn the_compose_demo_heals_the_service_it_breaks_and_the_alert_resolves() {
     // The salve image of the image tests, and the demo's own, all built here.
     crate::image::image();
     let images = Command::new(demo_dir().join("images.sh"))
-        .env("SALVE_IMAGE", crate::image::TAG)
+        .env("BUILD_SALVE", "0")
         .current_dir(&root)
         .output()
         .expect("run images.sh");

@@ -9,7 +9,7 @@ use crate::e2e::{start_stack, Target};
 use crate::support::repo_dir;
 use chrono::Timelike;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -25,22 +25,27 @@ const LIBRARIES: [&str; 5] = [
     "ld-linux-x86-64.so.2",
 ];
 
-/// `cargo build --release` (a no-op when it is current), then `docker build -t TAG .`,
-/// once per test run.
+/// The image of this test run's own binary, once per run: `docker build -t TAG .` with
+/// the binary `cargo test` built (stripped of its debug information, as a release
+/// build has none) in place of `target/release/salve`, so that the tests need no
+/// release build; the Dockerfile, the libraries and all else are the release image's.
 pub fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_dir();
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet", "--bin", "salve"])
-            .current_dir(&root)
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_salve"));
+        let profile = binary.parent().expect("the binary's folder").to_path_buf();
+        let staged = profile.join("salve-image");
+        std::fs::create_dir_all(&staged).expect("a folder for the image's binary");
+        let stripped = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(staged.join("salve"))
+            .arg(&binary)
             .status()
-            .expect("run cargo");
-        assert!(built.success(), "cargo build --release failed");
-        let ldd = Command::new("ldd")
-            .arg(root.join("target/release/salve"))
-            .output()
-            .expect("run ldd");
+            .expect("run strip (binutils)");
+        assert!(stripped.success(), "strip failed");
+        let ldd = Command::new("ldd").arg(&binary).output().expect("run ldd");
         let linked = String::from_utf8_lossy(&ldd.stdout).to_string();
         for line in linked.lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
@@ -50,9 +55,15 @@ pub fn image() -> &'static str {
                 .unwrap_or(name);
             assert!(
                 LIBRARIES.contains(&base),
-                "the release binary loads {base}, which the image does not hold:\n{linked}"
+                "the binary loads {base}, which the image does not hold:\n{linked}"
             );
         }
+        let relative = |path: &Path| -> String {
+            path.strip_prefix(&root)
+                .unwrap_or_else(|_| panic!("{} is not inside the repository", path.display()))
+                .display()
+                .to_string()
+        };
         let revision = Command::new("git")
             .args(["rev-parse", "HEAD"])
             .current_dir(&root)
@@ -62,6 +73,10 @@ pub fn image() -> &'static str {
         let build = Command::new("docker")
             .args(["build", "-q", "-t", TAG, "--build-arg"])
             .arg(format!("REVISION={revision}"))
+            .arg("--build-arg")
+            .arg(format!("BINARY={}", relative(&staged.join("salve"))))
+            .arg("--build-arg")
+            .arg(format!("LIBS={}", relative(&profile.join("salve-libs"))))
             .arg(".")
             .current_dir(&root)
             .output()
