@@ -133,6 +133,8 @@ mod state;
 mod storm;
 #[path = "it/stream.rs"]
 mod stream;
+#[path = "it/systemd_host.rs"]
+mod systemd_host;
 #[path = "it/systemd_unit.rs"]
 mod systemd_unit;
 #[path = "it/traces.rs"]

@@ -25,6 +25,15 @@ const LIBRARIES: [&str; 5] = [
     "ld-linux-x86-64.so.2",
 ];
 
+/// This test run's binary, stripped of its debug information, as the image holds it
+/// (once [`image`] has run).
+pub fn staged_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_salve"))
+        .parent()
+        .expect("the binary's folder")
+        .join("salve-image/salve")
+}
+
 /// The image of this test run's own binary, once per run: `docker build -t TAG .` with
 /// the binary `cargo test` built (stripped of its debug information, as a release
 /// build has none) in place of `target/release/salve`, so that the tests need no
