@@ -128,9 +128,18 @@ impl Made {
         name.to_string()
     }
 
-    /// `docker run -d --name NAME ARGS... IMAGE COMMAND...` of the salve image.
+    /// `docker run -d --name NAME ARGS... IMAGE COMMAND...` of the salve image, read-only
+    /// with a tmpfs `/tmp`, as the README runs it.
     fn salve(&mut self, name: &str, args: &[&str], command: &[&str]) -> String {
-        let mut all = vec!["run", "-d", "--name", name];
+        let mut all = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+        ];
         all.extend_from_slice(args);
         all.push(image());
         all.extend_from_slice(command);
@@ -262,17 +271,7 @@ fn the_image_runs_read_only_as_65532_resolves_names_speaks_tls_and_keeps_time_zo
     let peer_mount = format!("{}:/etc/salve:ro", peer_config.path().display());
     made.salve(
         &peer,
-        &[
-            "--network",
-            &net,
-            "--read-only",
-            "--tmpfs",
-            "/tmp",
-            "-v",
-            &certs_mount,
-            "-v",
-            &peer_mount,
-        ],
+        &["--network", &net, "-v", &certs_mount, "-v", &peer_mount],
         &[],
     );
 
@@ -318,9 +317,6 @@ failure_threshold = 1
         &[
             "--network",
             &net,
-            "--read-only",
-            "--tmpfs",
-            "/tmp",
             "-v",
             &data_mount,
             "-v",
@@ -377,11 +373,7 @@ failure_threshold = 1
     assert!(version.contains("revision"), "{version}");
 
     // On its own defaults (no mount at all) it starts and is ready.
-    let alone = made.salve(
-        &format!("{run}-alone"),
-        &["--read-only", "--tmpfs", "/tmp", "-p", "127.0.0.1::9095"],
-        &[],
-    );
+    let alone = made.salve(&format!("{run}-alone"), &["-p", "127.0.0.1::9095"], &[]);
     let base = published(&alone);
     wait_ready(&base, &alone);
 }
@@ -409,9 +401,6 @@ fn alertmanager_tells_the_image_and_it_restarts_a_labelled_container() {
         &[
             "--network",
             &net,
-            "--read-only",
-            "--tmpfs",
-            "/tmp",
             "-v",
             "/var/run/docker.sock:/var/run/docker.sock",
             "--group-add",
