@@ -13,7 +13,6 @@ use crate::engine::{
 };
 use crate::event::{parse_payload, Event};
 use crate::logging::{self, LogFormat};
-use crate::model::rate::parse_duration;
 use crate::model::Verdict;
 use crate::policy::PolicyState;
 use crate::rule_tests::run_rule_tests;
@@ -555,12 +554,8 @@ fn trail_config(
 /// `--since`: an RFC 3339 time, or a duration back from now. A usage error (exit 2,
 /// said by clap with the flag's name) when it is neither.
 fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    match text.parse::<DateTime<Utc>>() {
-        Ok(at) => Ok(at),
-        Err(_) => parse_duration(text)
-            .map(|d| crate::model::earlier(Utc::now(), d))
-            .map_err(|e| format!("{e}, or an RFC 3339 time like 2026-11-22T10:00:00Z")),
-    }
+    crate::model::time_or_ago(text, Utc::now())
+        .map_err(|e| format!("{e}, or an RFC 3339 time like 2026-11-22T10:00:00Z"))
 }
 
 /// The start of a window that defaults to the last day.

@@ -223,11 +223,16 @@ fn by_proxy(proxy: &TrustedProxy, request: &Request) -> Option<Caller> {
     })
 }
 
+/// No credentials of any kind are configured: the API (and the console) is open.
+pub(super) fn is_open(config: &Config) -> bool {
+    config.auth.is_none() && config.identities.is_empty() && config.proxy.is_none()
+}
+
 /// Who makes `request`; None when credentials are required and none are right. A
 /// right token is taken before the proxy's header, which a proxy may send beside an
 /// `Authorization` of its own (oauth2-proxy's ID token).
 pub(super) fn identify(config: &Config, request: &Request) -> Option<Caller> {
-    if config.auth.is_none() && config.identities.is_empty() && config.proxy.is_none() {
+    if is_open(config) {
         return Some(Caller::open());
     }
     by_credentials(config, request.headers()).or_else(|| by_proxy(config.proxy.as_ref()?, request))

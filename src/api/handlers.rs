@@ -99,20 +99,28 @@ pub(super) async fn plan_payload(
     let at = plan_query.at.unwrap_or_else(|| engine.now());
     let events = parse_payload(&body.0, at)?;
     let evaluation = engine.plan(&events, at, plan_query.dry_run);
+    Ok(Json(plan_json(&evaluation)))
+}
+
+/// A plan as `POST /api/v1/plan` answers it (and the console shows it).
+pub(super) fn plan_json(evaluation: &crate::engine::Evaluation) -> Value {
     let errors: Vec<Value> = evaluation
         .rule_errors
         .iter()
         .map(|(rule, e)| json!({ "rule": rule, "error": e.short() }))
         .collect();
-    Ok(Json(
-        json!({ "decisions": evaluation.decisions, "rule_errors": errors }),
-    ))
+    json!({ "decisions": evaluation.decisions, "rule_errors": errors })
 }
 
 pub(super) async fn list_rules(State(engine): Shared) -> Json<Value> {
+    Json(Value::Array(rules_json(&engine)))
+}
+
+/// The loaded rules as `GET /api/v1/rules` lists them (and the console's rules page).
+pub(super) fn rules_json(engine: &Engine) -> Vec<Value> {
     let runtime = engine.runtime();
     let quarantined = engine.quarantined();
-    let rules: Vec<Value> = runtime
+    runtime
         .rules
         .rules()
         .iter()
@@ -128,8 +136,7 @@ pub(super) async fn list_rules(State(engine): Shared) -> Json<Value> {
                 "quarantined_until": quarantined.get(&r.name).map(|t| t.to_rfc3339()),
             })
         })
-        .collect();
-    Json(Value::Array(rules))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,13 +365,10 @@ pub(super) async fn replay(
     })?;
     let now = engine.now();
     let window = request.since.as_deref().unwrap_or("24h");
-    let since = match window.parse::<DateTime<Utc>>() {
-        Ok(at) => at,
-        Err(_) => {
-            let d = since_duration(window)?;
-            crate::model::earlier(now, d)
-        }
-    };
+    let since = crate::model::time_or_ago(window, now).map_err(|source| ApiError::BadDuration {
+        field: "since",
+        source,
+    })?;
     let until = request.until.unwrap_or(now);
     let mode = if request.dry_run {
         crate::replay::Mode::Live

@@ -29,7 +29,8 @@ pub use intent::{
 pub use maintenance::{MaintenanceWindow, NewMaintenanceWindow};
 pub use outcome::{Outcome, OutcomeStatus, OutcomeTrigger, Report, SkipReason};
 pub use rate::{
-    earlier, format_duration, later, parse_duration, HumanDuration, RateForm, RateLimit,
+    earlier, format_duration, later, parse_duration, time_or_ago, HumanDuration, RateForm,
+    RateLimit,
 };
 pub use secret::{read_secret, same_secret, Secret, SecretError};
 pub use setting::{secret_setting, InvalidSetting};

@@ -44,6 +44,15 @@ pub fn earlier(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// A moment as people give one for the start of a window: an RFC 3339 time, or a
+/// duration back from `now` (`2h`).
+pub fn time_or_ago(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ParseError> {
+    match text.parse::<DateTime<Utc>>() {
+        Ok(at) => Ok(at),
+        Err(_) => parse_duration(text).map(|d| earlier(now, d)),
+    }
+}
+
 /// `at` moved on by `by`, or the latest time there is.
 pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(by)

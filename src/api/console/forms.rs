@@ -88,17 +88,7 @@ pub(super) async fn plan(
     let (plan, problem) = match crate::event::parse_payload(form.payload.as_bytes(), now) {
         Ok(events) => {
             let evaluation = engine.plan(&events, now, None);
-            let errors: Vec<serde_json::Value> = evaluation
-                .rule_errors
-                .iter()
-                .map(|(rule, e)| serde_json::json!({ "rule": rule, "error": e.short() }))
-                .collect();
-            (
-                Some(
-                    serde_json::json!({ "decisions": evaluation.decisions, "rule_errors": errors }),
-                ),
-                None,
-            )
+            (Some(crate::api::handlers::plan_json(&evaluation)), None)
         }
         Err(e) => (None, Some(format!("The payload: {e}"))),
     };

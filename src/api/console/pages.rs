@@ -20,6 +20,8 @@ type Shared = State<Arc<Engine>>;
 const PAGE_ROWS: usize = 50;
 const EXPORT_ROWS: usize = 100_000;
 const MAX_BYTES: usize = 64 << 20;
+/// The window of "lately": probes down, a rule's counts.
+const A_DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The page, or only its rows when `console.js` asks for them to fill the list in place.
 fn show(headers: &HeaderMap, ui: &Ui, template: &str, nav: &str, data: Value) -> Response {
@@ -37,14 +39,9 @@ fn given(field: &Option<String>) -> Option<&str> {
 
 /// A time as a form gives it: RFC 3339, or a duration back from now (`2h`).
 pub(super) fn moment(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = text.parse::<DateTime<Utc>>() {
-        return Ok(at);
-    }
-    crate::model::parse_duration(text)
-        .map(|d| crate::model::earlier(now, d))
-        .map_err(|e| {
-            format!("{text:?} is neither a time (RFC 3339) nor a duration back from now: {e}")
-        })
+    crate::model::time_or_ago(text, now).map_err(|e| {
+        format!("{text:?} is neither a time (RFC 3339) nor a duration back from now: {e}")
+    })
 }
 
 /// Records of the trail as the templates read them: JSON values, newest first (the
@@ -104,7 +101,7 @@ pub(super) async fn overview(
 /// Probes whose last word, in the last day, is that they fail.
 async fn probes_down(engine: &Engine, now: DateTime<Utc>) -> Vec<Json> {
     let filter = AuditFilter {
-        since: Some(now - chrono::Duration::hours(24)),
+        since: Some(crate::model::earlier(now, A_DAY)),
         kind: Some(RecordKind::Received),
         also: Some(RecordTest(Arc::new(
             |r: &AuditRecord| matches!(&r.entry, Entry::Received { event, .. } if event.source == "probe"),
@@ -226,14 +223,6 @@ async fn decision_filter(engine: &Engine, query: &DecisionQuery) -> Result<Audit
     })
 }
 
-fn cursor(text: &str) -> Option<crate::audit::TrailPosition> {
-    let (inode, offset) = text.split_once('-')?;
-    Some(crate::audit::TrailPosition {
-        inode: inode.parse().ok()?,
-        offset: offset.parse().ok()?,
-    })
-}
-
 /// `GET /ui/decisions`: the trail's decisions and outcomes, newest first, filtered.
 pub(super) async fn decisions(
     State(engine): Shared,
@@ -243,7 +232,7 @@ pub(super) async fn decisions(
 ) -> Response {
     let (rows, older, problem) = match decision_filter(&engine, &query).await {
         Ok(filter) => {
-            let before = given(&query.before).and_then(cursor);
+            let before = given(&query.before).and_then(crate::api::handlers::parse_cursor);
             match records(&engine, filter, PAGE_ROWS, before).await {
                 Ok((rows, older)) => (rows, older, None),
                 Err(e) => (Vec::new(), None, Some(e)),
@@ -252,7 +241,7 @@ pub(super) async fn decisions(
         Err(e) => (Vec::new(), None, Some(e)),
     };
     let mut next = query.clone();
-    next.before = older.map(|o| format!("{}-{}", o.inode, o.offset));
+    next.before = older.map(crate::api::handlers::cursor_text);
     let mut first = query.clone();
     first.before = None;
     let data = context! {
@@ -385,9 +374,7 @@ pub(super) async fn approvals(
 
 /// The rules as loaded, each with its decisions of the last day.
 pub(super) async fn rules_data(engine: &Engine) -> Value {
-    let runtime = engine.runtime();
-    let quarantined = engine.quarantined();
-    let since = engine.now() - chrono::Duration::hours(24);
+    let since = crate::model::earlier(engine.now(), A_DAY);
     let filter = AuditFilter {
         since: Some(since),
         kind: Some(RecordKind::Decision),
@@ -401,33 +388,29 @@ pub(super) async fn rules_data(engine: &Engine) -> Value {
         ..AuditFilter::default()
     };
     let (last_reload, _) = records(engine, reloads, 1, None).await.unwrap_or_default();
-    let rules: Vec<Json> = runtime
-        .rules
-        .rules()
-        .iter()
-        .map(|r| {
-            let of_rule = recent.iter().filter(|d| d["rule"] == r.name.as_str());
-            let (mut executed, mut suppressed) = (0, 0);
-            for d in of_rule {
-                if d["decision"] == "execute" {
-                    executed += 1
-                } else {
-                    suppressed += 1
-                }
-            }
-            serde_json::json!({
-                "name": r.name,
-                "file": r.path.display().to_string(),
-                "match": r.matchers.to_string(),
-                "limit": r.limit.map(|l| l.to_string()),
-                "cooldown": r.cooldown.map(crate::model::format_duration),
-                "dry_run": r.dry_run,
-                "quarantined_until": quarantined.get(&r.name),
-                "executed": executed,
-                "suppressed": suppressed,
-            })
-        })
-        .collect();
+    // Counted in one pass: a rule's share of a day's decisions, for every rule.
+    let mut counts: std::collections::HashMap<&str, (usize, usize)> =
+        std::collections::HashMap::new();
+    for d in &recent {
+        let count = counts
+            .entry(d["rule"].as_str().unwrap_or_default())
+            .or_default();
+        if d["decision"] == "execute" {
+            count.0 += 1;
+        } else {
+            count.1 += 1;
+        }
+    }
+    let mut rules = crate::api::handlers::rules_json(engine);
+    for rule in &mut rules {
+        let (executed, suppressed) = rule["name"]
+            .as_str()
+            .and_then(|name| counts.get(name))
+            .copied()
+            .unwrap_or_default();
+        rule["executed"] = executed.into();
+        rule["suppressed"] = suppressed.into();
+    }
     context! {
         rules => Value::from_serialize(&rules),
         last_reload => Value::from_serialize(last_reload.first()),
@@ -472,7 +455,7 @@ pub(super) async fn maintenance(State(engine): Shared, Extension(ui): Extension<
     let data = context! {
         windows => Value::from_serialize(&windows),
         admin => ui.caller.role == crate::api::Role::Admin,
-        default_end => (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        default_end => crate::model::later(now, std::time::Duration::from_secs(3600)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     };
     render::page(
         StatusCode::OK,

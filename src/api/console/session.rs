@@ -7,7 +7,7 @@
 //! read the cookie nor set the field to match.
 
 use super::{refusal, render, route_of, Ui};
-use crate::api::auth::{identify, identity_of, same_secret, Access};
+use crate::api::auth::{identify, identity_of, is_open, same_secret, Access};
 use crate::api::{ApiState, Caller, Role};
 use crate::config::{ApiAuth, Config};
 use axum::extract::{FromRequest, Query, Request, State};
@@ -23,7 +23,7 @@ use sha2::Sha256;
 const SESSION: &str = "salve_session";
 const CSRF: &str = "salve_csrf";
 /// A working day and a night on call.
-const SESSION_HOURS: i64 = 12;
+const SESSION_LASTS: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 /// A console form is a few fields; a pasted payload or rule is the largest.
 const MAX_FORM_BYTES: usize = 1 << 20;
 
@@ -170,17 +170,13 @@ pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
-fn open(config: &Config) -> bool {
-    config.auth.is_none() && config.identities.is_empty() && config.proxy.is_none()
-}
-
 /// `GET /ui/login`: the form. An open API needs no signing in.
 pub(super) async fn login_page(
     State(state): State<ApiState>,
     axum::Extension(csrf): axum::Extension<Csrf>,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    if open(&state.engine.runtime().config) {
+    if is_open(&state.engine.runtime().config) {
         return Redirect::to("/ui/").into_response();
     }
     login_form(StatusCode::OK, &csrf, query.next.as_deref(), "")
@@ -254,7 +250,7 @@ pub(super) async fn login(
             "That token is not one of salve's.",
         );
     };
-    let expires = (chrono::Utc::now() + chrono::Duration::hours(SESSION_HOURS)).timestamp();
+    let expires = crate::model::later(chrono::Utc::now(), SESSION_LASTS).timestamp();
     let Some(mac) =
         signer(config, &name).and_then(|(secret, _)| signature(&secret, &name, expires))
     else {
@@ -275,7 +271,7 @@ pub(super) async fn login(
         .http_only(true)
         .secure(secure(config, &headers))
         .same_site(SameSite::Strict)
-        .max_age(time::Duration::hours(SESSION_HOURS))
+        .max_age(time::Duration::try_from(SESSION_LASTS).unwrap_or(time::Duration::ZERO))
         .build();
     tracing::info!(%name, "console: signed in");
     let mut response = super::back_to(form.next.as_deref(), "/ui/");

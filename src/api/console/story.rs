@@ -70,7 +70,7 @@ pub(super) async fn alert(
         .first()
         .and_then(|r| r["at"].as_str())
         .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok())
-        .map(|at| (at - chrono::Duration::seconds(1)).to_rfc3339())
+        .map(|at| crate::model::earlier(at, std::time::Duration::from_secs(1)).to_rfc3339())
         .unwrap_or_else(|| "24h".to_string());
     let data = context! {
         fingerprint,
