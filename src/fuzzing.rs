@@ -66,6 +66,7 @@ fn after_intake(events: &[Event]) {
             Entry::Received {
                 event: event.clone(),
                 unmatched: false,
+                trace_id: None,
             },
         );
         assert_line_reads_back(&record);

@@ -1,6 +1,6 @@
 //! OpenTelemetry traces, one per alert: a root span when an event is accepted, and as
-//! its children each rule run, each verdict (an approval asked with it), each action to
-//! its outcome. Off unless `[tracing] otlp_endpoint` or the standard
+//! its children each rule run, each verdict (an approval asked with it), the answer to
+//! an approval, each action to its outcome. Off unless `[tracing] otlp_endpoint` or the standard
 //! `OTEL_EXPORTER_OTLP_*ENDPOINT` variables name a collector; then spans are posted as
 //! OTLP/HTTP protobuf by a batch exporter on the tokio runtime.
 //!
@@ -141,13 +141,19 @@ pub(crate) fn accepted(event: &Event) {
         return;
     }
     span.record("trace_id", hex_id(&cx));
+    remember(&event.id, cx);
+}
+
+/// Keeps `cx` under `key` (an event's id, or the id of a decision that asked for an
+/// approval) for the spans that follow; the oldest key goes past `MAX_ALERTS`.
+fn remember(key: &str, cx: Context) {
     let mut alerts = ALERTS.lock();
     let alerts = &mut *alerts;
     let Some(contexts) = alerts.contexts.as_mut() else {
         return;
     };
-    if contexts.insert(event.id.clone(), cx).is_none() {
-        alerts.order.push_back(event.id.clone());
+    if contexts.insert(key.to_string(), cx).is_none() {
+        alerts.order.push_back(key.to_string());
     }
     while alerts.order.len() > MAX_ALERTS {
         if let Some(oldest) = alerts.order.pop_front() {
@@ -215,7 +221,22 @@ pub(crate) fn verdict(decision: &Decision) {
             tracing::info_span!(target: TARGET, "approval asked",
                 salve.rule = %decision.rule, salve.target = %decision.target)
         });
+        // The answer comes later, from a person, and names the decision that asked.
+        if let Some(cx) = context_of(&decision.event_id) {
+            remember(&decision.id, cx);
+        }
     }
+}
+
+/// The answer to an approval that the decision `asked_by` asked for: a span in the
+/// alert's trace, beside the policy span that asked. `via` says how it came (`api`,
+/// `slack`, `link`, `console`; `salve` when it expired or its alert resolved).
+pub(crate) fn approval_answered(asked_by: &str, approval_id: &str, state: &str, via: &str) {
+    let _answered = child(asked_by, |trace_id| {
+        tracing::info_span!(target: TARGET, "approval answered",
+            salve.approval_id = %approval_id, salve.approval_state = %state,
+            salve.answered_via = %via, trace_id = %trace_id)
+    });
 }
 
 /// An action's execution; its outcome is recorded on it with [`outcome`].

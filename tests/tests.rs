@@ -59,6 +59,8 @@ mod docker_health;
 mod docker_support;
 #[path = "it/docker_swarm.rs"]
 mod docker_swarm;
+#[path = "it/docs.rs"]
+mod docs;
 #[path = "it/durability.rs"]
 mod durability;
 #[path = "it/e2e.rs"]

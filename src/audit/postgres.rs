@@ -40,7 +40,7 @@ pub struct StoreSettings {
 const WRITE_LOCK: i64 = 0x5a1e_7a11;
 /// Held (session-level) around the migrations, so replicas started at once on an empty
 /// database run them one after the other: the first creates the tables, the others
-/// find them made. The README documents the key.
+/// find them made. docs/replicas.md documents the key.
 const MIGRATION_LOCK: i64 = 0x5a1e_0000;
 /// Records per insert statement at most: one group commit may hold several.
 const MAX_ROWS: usize = 4096;

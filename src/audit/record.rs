@@ -109,6 +109,9 @@ pub enum Entry {
         event: Event,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unmatched: bool,
+        /// The alert's trace (32 hex digits), when traces are on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
     },
     /// A rule failed on an event (error, timeout, bad return value); other rules still ran.
     RuleError {
@@ -246,7 +249,11 @@ impl AuditRecord {
     /// is not written again: it is the record's `at`.
     pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match &self.entry {
-            Entry::Received { event, unmatched } => {
+            Entry::Received {
+                event,
+                unmatched,
+                trace_id,
+            } => {
                 #[derive(Serialize)]
                 struct Line<'a> {
                     at: DateTime<Utc>,
@@ -255,6 +262,8 @@ impl AuditRecord {
                     event: &'a Event,
                     #[serde(skip_serializing_if = "std::ops::Not::not")]
                     unmatched: bool,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    trace_id: &'a Option<String>,
                 }
                 serde_json::to_writer(
                     &mut *out,
@@ -263,6 +272,7 @@ impl AuditRecord {
                         kind: "received",
                         event,
                         unmatched: *unmatched,
+                        trace_id,
                     },
                 )?
             }
@@ -341,6 +351,8 @@ struct ReceivedBody {
     event: Event,
     #[serde(default)]
     unmatched: bool,
+    #[serde(default)]
+    trace_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -375,6 +387,7 @@ impl<'de> serde::de::Visitor<'de> for LineVisitor {
                             Entry::Received {
                                 event: body.event,
                                 unmatched: body.unmatched,
+                                trace_id: body.trace_id,
                             }
                         }
                         "decision" => Entry::Decision(Decision::deserialize(rest)?),

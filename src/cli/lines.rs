@@ -26,7 +26,9 @@ pub(super) fn describe(r: &AuditRecord) -> String {
 fn describe_raw(r: &AuditRecord) -> String {
     let at = r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     match &r.entry {
-        Entry::Received { event, unmatched } => format!(
+        Entry::Received {
+            event, unmatched, ..
+        } => format!(
             "{at} received    {} {} {} ({}){}",
             event.source,
             event.fingerprint,

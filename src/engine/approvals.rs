@@ -287,6 +287,19 @@ impl Engine {
                 self.metrics
                     .approval_decided(d.state.as_str(), d.waited_seconds, answered);
                 tracing::info!(approval = %d.id, state = %d.state, by = %d.actor, "approval decided");
+                let asked_by = self
+                    .state
+                    .read()
+                    .approval(&d.id)
+                    .map(|entry| entry.request.decision_id.clone());
+                if let Some(asked_by) = asked_by {
+                    crate::telemetry::approval_answered(
+                        &asked_by,
+                        &d.id,
+                        d.state.as_str(),
+                        &d.actor.via,
+                    );
+                }
             }
         }
         self.count_approvals();

@@ -129,6 +129,7 @@ impl Engine {
                         Entry::Received {
                             event,
                             unmatched: false,
+                            ..
                         },
                     ) => match notifications.last_mut() {
                         Some(n) if n[0].received_at == event.received_at => n.push(event),

@@ -263,6 +263,7 @@ impl Engine {
                     Entry::Received {
                         event: e.clone(),
                         unmatched,
+                        trace_id: crate::telemetry::trace_id(&e.id),
                     },
                 )
             })

@@ -16,7 +16,9 @@ use std::sync::Arc;
 /// through the same `record_decision`).
 pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
     match &record.entry {
-        Entry::Received { event, unmatched } => {
+        Entry::Received {
+            event, unmatched, ..
+        } => {
             if *unmatched {
                 state.observe_event(event);
             } else {

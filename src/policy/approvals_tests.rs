@@ -30,6 +30,7 @@ fn decide(state: &mut PolicyState, event: &Event, now: DateTime<Utc>) -> Decisio
     let received = Entry::Received {
         event: event.clone(),
         unmatched: false,
+        trace_id: None,
     };
     fold(state, &AuditRecord::new(now, received));
     let mut batch = super::BatchScope::default();
@@ -146,6 +147,7 @@ fn what_nobody_may_answer_is_closed_expired_or_cancelled() {
     let received = Entry::Received {
         event: resolved,
         unmatched: false,
+        trace_id: None,
     };
     fold(
         &mut state,

@@ -43,6 +43,7 @@ fn receive_and_decide(
             Entry::Received {
                 event: event.clone(),
                 unmatched: false,
+                trace_id: None,
             },
         ),
     );
@@ -163,6 +164,7 @@ fn an_alert_that_resolved_or_began_a_new_episode_while_held_is_not_reconsidered(
             Entry::Received {
                 event: resolved,
                 unmatched: false,
+                trace_id: None,
             },
         ),
     );

@@ -235,7 +235,9 @@ impl<'r> Replayer<'r> {
         let at = record.at;
         // A reconsidered alert is decided again as a re-send is: a request of its own.
         let received = match &record.entry {
-            Entry::Received { event, unmatched } => Some((id_hash(&event.id), *unmatched, false)),
+            Entry::Received {
+                event, unmatched, ..
+            } => Some((id_hash(&event.id), *unmatched, false)),
             Entry::Reconsidered { event, .. } => Some((id_hash(&event.id), false, true)),
             _ => None,
         };

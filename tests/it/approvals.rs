@@ -26,7 +26,7 @@ fn config(extra: &str) -> String {
     )
 }
 
-fn builder(approval: &str, extra: &str) -> crate::support::Builder {
+pub fn builder(approval: &str, extra: &str) -> crate::support::Builder {
     Salve::builder()
         .config(&config(extra))
         .rule("failover", &rule(approval))
@@ -86,7 +86,7 @@ pub fn asked(salve: &Salve) -> String {
 }
 
 /// Alice's answer.
-fn answer(salve: &Salve, id: &str, choice: &str, comment: &str) -> crate::support::Reply {
+pub fn answer(salve: &Salve, id: &str, choice: &str, comment: &str) -> crate::support::Reply {
     answer_as(salve, "alice-token", id, choice, comment)
 }
 

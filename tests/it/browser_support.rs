@@ -17,7 +17,7 @@ pub struct Browser {
     driver: Child,
 }
 
-/// Where the tests leave their screenshots; the README links the folder.
+/// Where the tests leave their screenshots; docs/console.md links the folder.
 pub fn screenshots() -> PathBuf {
     crate::support::repo_dir().join("target/console-screenshots")
 }

@@ -2,7 +2,7 @@
 //! audit` reads the trail safely and filters it, every subcommand explains itself, and
 //! the log keeps one line an event whatever an alert holds.
 
-use crate::support::{fixture_path, of_kind, repo_dir, s, Builder, Salve, FIXTURES};
+use crate::support::{fixture_path, of_kind, s, Builder, Salve, FIXTURES};
 use serde_json::Value;
 
 fn plan_rules(builder: Builder) -> Builder {
@@ -362,9 +362,13 @@ fn plan_prints_each_rule_error_once_however_many_events_ran_into_it() {
 }
 
 #[test]
-fn the_readme_runs_salve_with_one_build_profile() {
-    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
-    let runs: Vec<&str> = readme.lines().filter(|l| l.contains("cargo run")).collect();
+fn the_docs_run_salve_with_one_build_profile() {
+    let pages = crate::docs::pages();
+    let runs: Vec<&str> = pages
+        .iter()
+        .flat_map(|(_, text)| text.lines())
+        .filter(|l| l.contains("cargo run"))
+        .collect();
     assert!(runs.len() >= 3, "{runs:?}");
     for line in runs {
         assert!(line.contains("cargo run --release --"), "{line}");

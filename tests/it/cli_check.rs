@@ -1,6 +1,6 @@
 //! `salve check` points at the mistake (file, line, column and a caret) for everything
 //! that would otherwise fail only when an alert arrives, runs the rules' own test cases,
-//! and passes on the shipped rules, the example config and the README's samples.
+//! and passes on the shipped rules, the example config and the samples in docs/.
 
 use crate::support::{repo_dir, Salve};
 
@@ -324,9 +324,9 @@ fn check_warns_about_a_match_for_every_alert_and_a_label_it_does_not_pin() {
     );
 }
 
-/// The rules behind the README's sample errors; the test runs `salve check` on each and
-/// finds the README's text in what it prints, so the README cannot drift from salve.
-const README_SAMPLES: [(&str, &str, &str); 4] = [
+/// The rules behind the sample errors in `docs/`; the test runs `salve check` on each and
+/// finds the page's text in what it prints, so the docs cannot drift from salve.
+const DOCS_SAMPLES: [(&str, &str, &str); 4] = [
     (
         "bad",
         "",
@@ -346,8 +346,11 @@ const README_SAMPLES: [(&str, &str, &str); 4] = [
 ];
 
 #[test]
-fn the_readme_sample_errors_are_what_check_prints() {
-    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
+fn the_docs_sample_errors_are_what_check_prints() {
+    let readme: String = crate::docs::pages()
+        .into_iter()
+        .map(|(_, text)| text + "\n")
+        .collect();
     // Fenced blocks whose first line is `rules/NAME.rhai:...`.
     let mut samples: Vec<(String, String)> = Vec::new();
     let mut lines = readme.lines();
@@ -373,12 +376,12 @@ fn the_readme_sample_errors_are_what_check_prints() {
             samples.push((name, block.join("\n")));
         }
     }
-    assert_eq!(samples.len(), README_SAMPLES.len(), "{samples:#?}");
+    assert_eq!(samples.len(), DOCS_SAMPLES.len(), "{samples:#?}");
     for (name, text) in samples {
-        let (_, config, source) = README_SAMPLES
+        let (_, config, source) = DOCS_SAMPLES
             .iter()
             .find(|(n, _, _)| *n == name)
-            .unwrap_or_else(|| panic!("no rule for the README's sample of rules/{name}.rhai"));
+            .unwrap_or_else(|| panic!("no rule for the docs' sample of rules/{name}.rhai"));
         let salve = Salve::builder().config(config).write();
         let source = if source.is_empty() {
             std::fs::read_to_string(repo_dir().join("rules").join(format!("{name}.rhai")))
@@ -391,17 +394,18 @@ fn the_readme_sample_errors_are_what_check_prints() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&text),
-            "the README says:\n{text}\nsalve check says:\n{stderr}"
+            "the docs say:\n{text}\nsalve check says:\n{stderr}"
         );
     }
 }
 
 #[test]
-fn the_readme_first_rule_passes_check_with_the_example_config() {
-    let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("read README.md");
+fn the_first_rule_of_the_rules_page_passes_check_with_the_example_config() {
+    let readme =
+        std::fs::read_to_string(repo_dir().join("docs/rules.md")).expect("read docs/rules.md");
     let start = readme
         .find("```rhai\n")
-        .expect("a rhai block in the README")
+        .expect("a rhai block in docs/rules.md")
         + "```rhai\n".len();
     let source = &readme[start..start + readme[start..].find("```").expect("its end")];
     let salve = Salve::builder().rule("container-down", source).write();

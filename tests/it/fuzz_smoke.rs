@@ -2,7 +2,7 @@
 //! `cargo test`, so that they cannot rot: every committed seed in `fuzz/seeds/<target>/`,
 //! then a few thousand pseudo-random mutations of them (deterministic: a failure
 //! reproduces, and prints the input that made it). The long runs are the fuzzers'
-//! (README, "Fuzzing"); what they find that fails becomes a regression test below.
+//! (docs/development.md, "Fuzzing"); what they find that fails becomes a regression test below.
 
 use salve::fuzzing;
 use std::panic::{catch_unwind, AssertUnwindSafe};

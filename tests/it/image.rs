@@ -25,15 +25,6 @@ const LIBRARIES: [&str; 5] = [
     "ld-linux-x86-64.so.2",
 ];
 
-/// This test run's binary, stripped of its debug information, as the image holds it
-/// (once [`image`] has run).
-pub fn staged_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_salve"))
-        .parent()
-        .expect("the binary's folder")
-        .join("salve-image/salve")
-}
-
 /// The image of this test run's own binary, once per run: `docker build -t TAG .` with
 /// the binary `cargo test` built (stripped of its debug information, as a release
 /// build has none) in place of `target/release/salve`, so that the tests need no
@@ -129,7 +120,7 @@ impl Made {
     }
 
     /// `docker run -d --name NAME ARGS... IMAGE COMMAND...` of the salve image, read-only
-    /// with a tmpfs `/tmp`, as the README runs it.
+    /// with a tmpfs `/tmp`, as docs/image.md runs it.
     fn salve(&mut self, name: &str, args: &[&str], command: &[&str]) -> String {
         let mut all = vec![
             "run",

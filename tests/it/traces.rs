@@ -128,24 +128,11 @@ fn one_alert_is_one_trace_from_intake_to_its_outcome() {
         .start();
     assert_eq!(salve.post_fixture("firing-single.json").status, 200);
     let records = salve.wait_for_audit("the alert's outcome", |r| settled(r, 1));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let spans = loop {
-        let spans = collector.spans();
-        let arrived = ["alert accepted", "rule", "policy", "action"]
-            .iter()
-            .all(|name| !named(&spans, name).is_empty());
-        if arrived {
-            break spans;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the alert's spans did not all arrive ({} requests): {:?}\nlogs:\n{}",
-            collector.requests(),
-            spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            salve.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let spans = spans_named(
+        &collector,
+        &salve,
+        &["alert accepted", "rule", "policy", "action"],
+    );
 
     let root = named(&spans, "alert accepted")[0];
     assert!(
@@ -179,6 +166,8 @@ fn one_alert_is_one_trace_from_intake_to_its_outcome() {
     assert_eq!(attribute(action, "salve.outcome").as_deref(), Some("ok"));
 
     let trace_id = hex::encode(&root.trace_id);
+    let received = of_kind(&records, "received")[0];
+    assert_eq!(received["trace_id"], trace_id.as_str(), "{received}");
     let decision = of_kind(&records, "decision")[0];
     assert_eq!(decision["trace_id"], trace_id.as_str(), "{decision}");
     let outcome = of_kind(&records, "outcome")[0];
@@ -187,6 +176,73 @@ fn one_alert_is_one_trace_from_intake_to_its_outcome() {
         salve.logs().contains(&trace_id),
         "no log line names the trace:\n{}",
         salve.logs()
+    );
+}
+
+/// Waits for spans of every name in `names` to arrive.
+fn spans_named(collector: &Collector, salve: &Salve, names: &[&str]) -> Vec<Span> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let spans = collector.spans();
+        if names.iter().all(|name| !named(&spans, name).is_empty()) {
+            return spans;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert's spans did not all arrive ({} requests): {:?}\nlogs:\n{}",
+            collector.requests(),
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            salve.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_approval_asked_answered_and_acted_on_is_in_the_alert_trace() {
+    let collector = Collector::start();
+    let tracing = format!(
+        "[tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\n",
+        collector.port
+    );
+    let salve = crate::approvals::builder(".approval(\"sre\")", &tracing)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .start();
+    let id = crate::approvals::asked(&salve);
+    let reply = crate::approvals::answer(&salve, &id, "approve", "go");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let spans = spans_named(
+        &collector,
+        &salve,
+        &[
+            "alert accepted",
+            "approval asked",
+            "approval answered",
+            "action",
+        ],
+    );
+    let root = named(&spans, "alert accepted")[0];
+    assert!(
+        spans.iter().all(|s| s.trace_id == root.trace_id),
+        "{spans:#?}"
+    );
+    let answered = named(&spans, "approval answered")[0];
+    assert_eq!(answered.parent_span_id, root.span_id, "{answered:?}");
+    assert_eq!(attribute(answered, "salve.approval_id"), Some(id));
+    assert_eq!(
+        attribute(answered, "salve.approval_state").as_deref(),
+        Some("approved")
+    );
+    assert_eq!(
+        attribute(answered, "salve.answered_via").as_deref(),
+        Some("api")
+    );
+    let action = named(&spans, "action")[0];
+    assert_eq!(action.parent_span_id, root.span_id, "{action:?}");
+    assert_eq!(attribute(action, "salve.outcome").as_deref(), Some("ok"));
+    assert!(
+        answered.start_time_unix_nano <= action.start_time_unix_nano,
+        "the action ran before its approval: {answered:?} {action:?}"
     );
 }
 

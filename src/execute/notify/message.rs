@@ -55,7 +55,7 @@ impl ActionView {
     }
 }
 
-/// The variables a template sees (README, "Templates").
+/// The variables a template sees (docs/notifications.md, "Templates").
 #[derive(Serialize)]
 pub(super) struct TemplateContext<'a> {
     channel: &'a str,
