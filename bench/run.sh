@@ -44,7 +44,12 @@ fi
 body=tests/fixtures/alertmanager/firing-group.json
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# A salve writes its last checkpoint as it stops: wait for it before removing its data.
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # part NAME: whether this run includes the part NAME (BENCH_PARTS, default all four)

@@ -142,3 +142,58 @@ fn the_readme_stays_a_first_read() {
     let headings: Vec<&str> = prose(&readme).filter(|l| l.starts_with("## ")).collect();
     assert_eq!(headings.first(), Some(&"## Install"), "{headings:?}");
 }
+
+/// The ```toml blocks of the README and the pages, with where they start.
+fn toml_blocks() -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    for (path, text) in pages() {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let mut lines = text.lines().enumerate();
+        while let Some((at, line)) = lines.next() {
+            if line.trim() != "```toml" {
+                continue;
+            }
+            let block: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| l.trim() != "```")
+                .collect();
+            blocks.push((format!("{name}:{}", at + 1), block.join("\n") + "\n"));
+        }
+    }
+    blocks
+}
+
+/// A config example may lean on what is not on this machine (a secret's file, an
+/// environment variable, a channel another example defines); what it may not do is
+/// use a key salve does not know or a value it cannot read.
+#[test]
+fn every_config_example_in_the_docs_is_read_by_salve() {
+    let mut wrong = Vec::new();
+    let blocks = toml_blocks();
+    assert!(blocks.len() >= 10, "{} toml blocks", blocks.len());
+    for (at, block) in blocks {
+        // A rule's test cases (`salve test`), not a salve.toml.
+        if block.contains("[[case]]") {
+            continue;
+        }
+        let salve = crate::support::Salve::builder().config(&block).write();
+        let out = salve.cli(&["check", "--config", "salve.toml", "--rules", "rules"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let unread = [
+            "unknown field",
+            "invalid",
+            "expected",
+            "missing field",
+            "duplicate",
+        ];
+        if unread.iter().any(|word| stderr.contains(word)) {
+            wrong.push(format!("{at}:\n{block}salve check says:\n{stderr}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
