@@ -137,8 +137,12 @@ mod storm;
 mod stream;
 #[path = "it/systemd_host.rs"]
 mod systemd_host;
+#[path = "it/systemd_support.rs"]
+mod systemd_support;
 #[path = "it/systemd_unit.rs"]
 mod systemd_unit;
+#[path = "it/systemd_units.rs"]
+mod systemd_units;
 #[path = "it/traces.rs"]
 mod traces;
 #[path = "it/upgrade.rs"]

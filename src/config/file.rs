@@ -7,7 +7,7 @@
 use crate::alertmanager::TimeIntervalConfig;
 use crate::api::Role;
 use crate::event::EventLimits;
-use crate::execute::{DockerConfig, ExecConfig, KubernetesConfig, NotifyConfig};
+use crate::execute::{DockerConfig, ExecConfig, KubernetesConfig, NotifyConfig, SystemdConfig};
 use crate::ingest::probe::ProbeConfig;
 use crate::model::{Action, HumanDuration, OutcomeTrigger, RateForm, RateLimit};
 use crate::rules::RuleBudget;
@@ -51,6 +51,9 @@ pub struct ConfigFile {
     pub engine: EngineConfig,
     pub docker: DockerConfig,
     pub kubernetes: KubernetesConfig,
+    /// `[systemd]`: units salve may restart, reload, stop, start or signal over D-Bus,
+    /// and whether to follow their failures as events.
+    pub systemd: SystemdConfig,
     /// Named notification channels that rules address with `notify(name, text)`,
     /// `email(...)`, `slack(...)` and `webhook(...)`.
     #[serde(deserialize_with = "NotifyConfig::deserialize_channels")]
@@ -135,6 +138,7 @@ impl Default for ConfigFile {
             engine: EngineConfig::default(),
             docker: DockerConfig::default(),
             kubernetes: KubernetesConfig::default(),
+            systemd: SystemdConfig::default(),
             notify: BTreeMap::new(),
             on_outcome: Vec::new(),
             probe: Vec::new(),

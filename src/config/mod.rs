@@ -105,6 +105,8 @@ pub struct Config {
     pub quarantine: QuarantineSettings,
     pub docker: DockerSettings,
     pub kubernetes: KubernetesSettings,
+    /// `[systemd]`: the bus, the units that opted in, the bounds.
+    pub systemd: crate::execute::SystemdSettings,
     pub notify: HashMap<String, NotifyChannel>,
     pub on_outcome: Vec<OnOutcome>,
     /// `[[probe]]`, validated.

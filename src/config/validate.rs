@@ -29,7 +29,13 @@ type Checked<T> = std::result::Result<T, InvalidSetting>;
 /// another; `[notify.X] rate` folds them into a summary instead.
 pub fn default_limit(action: Action) -> Option<RateLimit> {
     let (count, secs) = match action {
-        Action::Restart | Action::Stop | Action::Start | Action::Kill | Action::Scale => (5, 60),
+        Action::Restart
+        | Action::Stop
+        | Action::Start
+        | Action::Kill
+        | Action::Scale
+        | Action::Reload
+        | Action::ResetFailed => (5, 60),
         Action::Rollback => (3, 60),
         Action::Exec => (10, 60),
         Action::Notify => return None,
@@ -97,6 +103,7 @@ impl Config {
             )?,
             docker: DockerSettings::from_config(&file.docker),
             kubernetes: KubernetesSettings::from_config(&file.kubernetes)?,
+            systemd: crate::execute::SystemdSettings::from_config(&file.systemd)?,
             notify,
             on_outcome,
             probes,

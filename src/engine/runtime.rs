@@ -5,7 +5,7 @@ use crate::audit::{AuditRecord, Entry};
 use crate::config::{Config, ConfigError};
 use crate::execute::{
     Dispatcher, DockerExecutor, ExecExecutor, KubernetesExecutor, NotifyExecutor, Paces,
-    TargetLocks,
+    SystemdExecutor, TargetLocks,
 };
 use crate::ingest::probe::{ProbeChanges, Probes};
 use crate::ingest::Intake;
@@ -135,6 +135,7 @@ pub(super) fn build_dispatcher(
     dispatcher.register(Arc::new(ExecExecutor::new(config.exec.clone())));
     dispatcher.register(Arc::new(NotifyExecutor::new(config.notify.clone(), paces)));
     dispatcher.register(Arc::new(KubernetesExecutor::new(config.kubernetes.clone())));
+    dispatcher.register(Arc::new(SystemdExecutor::new(config.systemd.clone())));
     if let Some(docker) = docker {
         dispatcher.register(Arc::new(DockerExecutor::new(
             docker.clone(),

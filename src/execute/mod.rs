@@ -6,6 +6,7 @@ mod exec;
 mod k8s;
 mod notify;
 mod replicas;
+mod systemd;
 
 pub use docker::{connect as connect_docker, DockerConfig, DockerExecutor, DockerSettings, OptIn};
 pub use error::{ExecuteError, ReplicaError};
@@ -22,6 +23,7 @@ pub use notify::{
 };
 pub use notify::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 pub use replicas::resolve_replicas;
+pub use systemd::{SystemdConfig, SystemdExecutor, SystemdSettings, UnitOptIn, SYSTEM_BUS};
 
 use crate::event::Event;
 use crate::model::{Backend, Decision, Intent, Outcome, Report};
@@ -44,7 +46,7 @@ pub struct ActionContext {
     pub report: Option<Report>,
 }
 
-/// One backend (Docker, Kubernetes, exec, notifications). Implementations bound their
+/// One backend (Docker, Kubernetes, systemd, exec, notifications). Implementations bound their
 /// own time and retries; the dispatcher serializes actions per target.
 #[async_trait]
 pub trait Executor: Send + Sync {

@@ -40,7 +40,7 @@ impl K8sKind {
 
 /// What an action is taken on. Printed and parsed as `docker:container/NAME`,
 /// `compose:PROJECT/SERVICE`, `swarm:service/NAME`, `k8s:NAMESPACE/KIND/NAME`,
-/// `exec:NAME`, `notify:CHANNEL`.
+/// `systemd:UNIT`, `exec:NAME`, `notify:CHANNEL`.
 #[derive(
     Debug,
     Clone,
@@ -68,6 +68,10 @@ pub enum Target {
         kind: K8sKind,
         name: String,
     },
+    /// A systemd unit by its full name (`nginx.service`).
+    SystemdUnit {
+        name: String,
+    },
     Exec {
         name: String,
     },
@@ -84,6 +88,7 @@ impl Target {
             | Target::ComposeService { .. }
             | Target::SwarmService { .. } => Backend::Docker,
             Target::K8s { .. } => Backend::Kubernetes,
+            Target::SystemdUnit { .. } => Backend::Systemd,
             Target::Exec { .. } => Backend::Exec,
             Target::Notify { .. } => Backend::Notify,
         }
@@ -94,6 +99,7 @@ impl Target {
 pub enum Backend {
     Docker,
     Kubernetes,
+    Systemd,
     Exec,
     Notify,
 }
@@ -103,6 +109,7 @@ impl Backend {
         match self {
             Backend::Docker => "docker",
             Backend::Kubernetes => "kubernetes",
+            Backend::Systemd => "systemd",
             Backend::Exec => "exec",
             Backend::Notify => "notify",
         }
@@ -120,6 +127,7 @@ impl fmt::Display for Target {
                 kind,
                 name,
             } => write!(f, "k8s:{namespace}/{}/{name}", kind.as_str()),
+            Target::SystemdUnit { name } => write!(f, "systemd:{name}"),
             Target::Exec { name } => write!(f, "exec:{name}"),
             Target::Notify { channel } => write!(f, "notify:{channel}"),
         }
@@ -127,7 +135,7 @@ impl fmt::Display for Target {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid target {input:?}: expected docker:container/NAME, compose:PROJECT/SERVICE, swarm:service/NAME, k8s:NAMESPACE/KIND/NAME, exec:NAME or notify:CHANNEL")]
+#[error("invalid target {input:?}: expected docker:container/NAME, compose:PROJECT/SERVICE, swarm:service/NAME, k8s:NAMESPACE/KIND/NAME, systemd:UNIT, exec:NAME or notify:CHANNEL")]
 pub struct TargetParseError {
     pub input: String,
 }
@@ -178,6 +186,9 @@ impl FromStr for Target {
                     name,
                 })
             }
+            "systemd" => Ok(Target::SystemdUnit {
+                name: nonempty(rest)?,
+            }),
             "exec" => Ok(Target::Exec {
                 name: nonempty(rest)?,
             }),
@@ -197,8 +208,8 @@ impl JsonSchema for Target {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "docker:container/NAME, compose:PROJECT/SERVICE, swarm:service/NAME, k8s:NAMESPACE/KIND/NAME, exec:NAME or notify:CHANNEL",
-            "pattern": "^(docker:container/.+|compose:[^/]+/.+|swarm:service/.+|k8s:[^/]+/(deployment|statefulset|daemonset|pod)/.+|exec:.+|notify:.+)$"
+            "description": "docker:container/NAME, compose:PROJECT/SERVICE, swarm:service/NAME, k8s:NAMESPACE/KIND/NAME, systemd:UNIT, exec:NAME or notify:CHANNEL",
+            "pattern": "^(docker:container/.+|compose:[^/]+/.+|swarm:service/.+|k8s:[^/]+/(deployment|statefulset|daemonset|pod)/.+|systemd:.+|exec:.+|notify:.+)$"
         })
     }
 }
@@ -214,18 +225,24 @@ pub enum Action {
     Kill,
     Scale,
     Rollback,
+    /// A systemd unit's `ExecReload` (`.or_restart()`: a restart where it has none).
+    Reload,
+    /// A systemd unit's failed state cleared, its restart counter set back.
+    ResetFailed,
     Exec,
     Notify,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 10] = [
         Action::Restart,
         Action::Stop,
         Action::Start,
         Action::Kill,
         Action::Scale,
         Action::Rollback,
+        Action::Reload,
+        Action::ResetFailed,
         Action::Exec,
         Action::Notify,
     ];
@@ -238,6 +255,8 @@ impl Action {
             Action::Kill => "kill",
             Action::Scale => "scale",
             Action::Rollback => "rollback",
+            Action::Reload => "reload",
+            Action::ResetFailed => "reset_failed",
             Action::Exec => "exec",
             Action::Notify => "notify",
         }

@@ -320,6 +320,19 @@ mod targets {
     pub fn k8s_pod(ns: Dynamic, name: Dynamic) -> Fallible<Target> {
         k8s(K8sKind::Pod, "k8s_pod", &ns, &name)
     }
+
+    /// A systemd unit by its full name: `systemd_unit("nginx.service")`. salve acts on
+    /// it only when `[systemd] units` names it.
+    #[rhai_fn(return_raw)]
+    pub fn systemd_unit(name: Dynamic) -> Fallible<Target> {
+        let name = text(&name, "systemd_unit", "name")?;
+        if !name.contains('.') {
+            return Err(error(format!(
+                "systemd_unit: {name:?} has no type: write the unit's full name, like \"{name}.service\""
+            )));
+        }
+        Ok(Target::SystemdUnit { name })
+    }
 }
 
 /// Intents that change something. A rule that returns one should read `event.status`.
@@ -353,6 +366,18 @@ mod acting {
     #[rhai_fn(name = "kill", return_raw)]
     pub fn kill_with(target: Dynamic, signal: Dynamic) -> Fallible<Intent> {
         Ok(on(Action::Kill, "kill", &target)?.with("signal", text(&signal, "kill", "signal")?))
+    }
+
+    /// Reload a systemd unit (its `ExecReload`); `.or_restart()` restarts one that has none.
+    #[rhai_fn(return_raw)]
+    pub fn reload(target: Dynamic) -> Fallible<Intent> {
+        on(Action::Reload, "reload", &target)
+    }
+
+    /// Clear a systemd unit's failed state and its restart counter (`systemctl reset-failed`).
+    #[rhai_fn(return_raw)]
+    pub fn reset_failed(target: Dynamic) -> Fallible<Intent> {
+        on(Action::ResetFailed, "reset_failed", &target)
     }
 
     /// Roll the target back to its previous revision (`kubectl rollout undo`).
@@ -414,6 +439,19 @@ mod acting {
 /// Options on an intent, written as methods: `restart(c).after("10s").timeout(5)`.
 #[export_module]
 mod options {
+    /// A `reload()` of a unit that cannot reload restarts it instead (systemd's
+    /// `ReloadOrRestartUnit`, `systemctl reload-or-restart`).
+    #[rhai_fn(return_raw)]
+    pub fn or_restart(intent: Intent) -> Fallible<Intent> {
+        if intent.action != Action::Reload {
+            return Err(error(format!(
+                "or_restart: only a reload() can fall back to a restart, not {}",
+                intent.action
+            )));
+        }
+        Ok(intent.with("or_restart", true))
+    }
+
     /// Wait this long before acting (at most 15m); the decision is recorded first.
     #[rhai_fn(return_raw)]
     pub fn after(intent: Intent, delay: ImmutableString) -> Fallible<Intent> {
@@ -445,7 +483,8 @@ mod options {
         Ok(intent.with_approval(&group, Some(ttl)))
     }
 
-    /// Seconds to wait: Docker's stop timeout, Kubernetes' verification (0 skips it).
+    /// Seconds to wait: Docker's stop timeout, Kubernetes' and systemd's verification
+    /// (0 skips it).
     #[rhai_fn(return_raw)]
     pub fn timeout(intent: Intent, seconds: i64) -> Fallible<Intent> {
         if !(0..=3600).contains(&seconds) {
