@@ -21,6 +21,7 @@ pub(crate) mod rule_tests;
 pub(crate) mod rules;
 pub(crate) mod schema;
 pub(crate) mod serve;
+pub(crate) mod systemd;
 pub(crate) mod telemetry;
 pub(crate) mod template;
 pub(crate) mod version;

@@ -1,5 +1,6 @@
 //! `salve serve` set up: the engine, the sources it listens to (the admin API's
-//! webhooks, the Docker engine's events), SIGHUP reloads, and an orderly stop.
+//! webhooks, the Docker engine's events, systemd's units), SIGHUP reloads, and an
+//! orderly stop.
 //! `connections` is the listener: its connection cap and its timeouts.
 
 mod connections;
@@ -37,6 +38,7 @@ pub async fn serve(runtime: Runtime, options: ServeOptions) -> anyhow::Result<Ex
         .await
         .map_err(|e| anyhow!(crate::model::error_chain(&e)))?;
     start_docker(&engine);
+    start_systemd(&engine);
     let probes = engine.start_probes(&data_dir).await;
     if probes > 0 {
         tracing::info!(probes, "probes started");
@@ -146,6 +148,20 @@ fn start_docker(engine: &Arc<Engine>) {
             crate::ingest::docker::run(docker, engine.clone(), source, up.clone()).await;
         }
     });
+}
+
+/// Follows the units `[systemd] units` names, when `events` is on (the default once
+/// units are named). Read at start, as the Docker events are.
+fn start_systemd(engine: &Arc<Engine>) {
+    let settings = engine.runtime().config.systemd.clone();
+    if !settings.events || settings.units.is_empty() {
+        return;
+    }
+    let source = crate::ingest::systemd::SystemdEventsSettings {
+        bus: settings.bus,
+        units: settings.units,
+    };
+    tokio::spawn(crate::ingest::systemd::run(engine.clone(), source));
 }
 
 /// The certificates TLS connections are served with: every successful reload (SIGHUP,

@@ -135,6 +135,8 @@ mod state;
 mod storm;
 #[path = "it/stream.rs"]
 mod stream;
+#[path = "it/systemd_events.rs"]
+mod systemd_events;
 #[path = "it/systemd_host.rs"]
 mod systemd_host;
 #[path = "it/systemd_support.rs"]

@@ -23,7 +23,7 @@ pub use notify::{
 };
 pub use notify::{NotifyChannel, NotifyConfig, NotifyKind, NotifyType, SmtpTls};
 pub use replicas::resolve_replicas;
-pub use systemd::{SystemdConfig, SystemdExecutor, SystemdSettings, UnitOptIn, SYSTEM_BUS};
+pub use systemd::{SystemdConfig, SystemdExecutor, SystemdSettings, SYSTEM_BUS};
 
 use crate::event::Event;
 use crate::model::{Backend, Decision, Intent, Outcome, Report};

@@ -1,7 +1,7 @@
 //! The Docker engine's own events: health changes, deaths and OOM kills become events
 //! that go through the same rules, policy and audit as an alert.
 
-use super::{Intake, IntakeError};
+use super::{already_recorded, hold, retry_delay, Intake, IntakeError};
 use crate::event::{Event, Fingerprint, Labels, Status};
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -25,11 +25,6 @@ const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(60);
 /// to this far back: a container that crashed meanwhile is still started again, but
 /// salve does not act on what happened long ago.
 const MAX_REPLAY: Duration = Duration::from_secs(10 * 60);
-
-/// A refused event is offered again after this, doubling up to [`HOLD_BACKOFF_MAX`],
-/// unless the refusal says when (`retry_after`).
-const HOLD_BACKOFF: Duration = Duration::from_millis(250);
-const HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Settings of the events source, from `[docker]`.
 #[derive(Debug, Clone, Default)]
@@ -405,7 +400,8 @@ pub async fn run(
         if let Some((event, refused)) = refused {
             // The engine keeps what follows; reading it again later costs no memory here.
             drop(stream);
-            hold(intake.as_ref(), &event, refused).await;
+            let container = event.labels.get("container").cloned().unwrap_or_default();
+            hold(intake.as_ref(), &event, refused, "docker", &container).await;
             let at = event_at(&event);
             handled_until = Some(handled_until.map_or(at, |t| t.max(at)));
             continue;
@@ -423,63 +419,6 @@ pub async fn run(
 /// The engine's time of an event: when it began firing, or when it resolved.
 fn event_at(event: &Event) -> DateTime<Utc> {
     event.ends_at.unwrap_or(event.starts_at)
-}
-
-/// Whether the trail holds this event already, or a later one of the same alert: a
-/// container's death or health change is identified by its alert's fingerprint
-/// (alert, container) and the engine's time of it.
-fn already_recorded(intake: &dyn Intake, event: &Event) -> bool {
-    event.status == Status::Firing
-        && intake
-            .firing_since(&event.fingerprint)
-            .is_some_and(|since| since >= event.starts_at)
-}
-
-/// How long to wait before offering a refused event again: what the refusal says, or
-/// the back-off.
-fn retry_delay(refused: &IntakeError, backoff: Duration) -> Duration {
-    match refused {
-        IntakeError::Overloaded { retry_after, .. } | IntakeError::Stopping { retry_after } => {
-            *retry_after
-        }
-        _ => backoff,
-    }
-}
-
-/// A refused event, offered again until it is recorded (or, never to be recorded, is
-/// past `[api]`'s bounds).
-async fn hold(intake: &dyn Intake, event: &Event, refused: IntakeError) {
-    let container = event.labels.get("container").map_or("", String::as_str);
-    tracing::warn!(error = %refused, container, "cannot record a Docker event; holding it and trying again until it is");
-    let mut backoff = HOLD_BACKOFF;
-    let mut refused = refused;
-    for tries in 2u64.. {
-        tokio::time::sleep(retry_delay(&refused, backoff)).await;
-        backoff = (backoff * 2).min(HOLD_BACKOFF_MAX);
-        // An append whose answer was lost (PostgreSQL gone mid-commit) may hold it.
-        if already_recorded(intake, event) {
-            tracing::info!(
-                container,
-                tries,
-                "the held Docker event was recorded after all"
-            );
-            return;
-        }
-        match intake.accept(vec![event.clone()]).await {
-            Ok(()) => {
-                tracing::info!(container, tries, "recorded the held Docker event");
-                return;
-            }
-            Err(e @ IntakeError::Rejected(_)) => {
-                tracing::error!(error = %e, container, "a Docker event is past the bounds of [api]; it is not recorded");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, container, tries, "still cannot record the held Docker event");
-                refused = e;
-            }
-        }
-    }
 }
 
 /// One connection's reading of the stream.

@@ -124,7 +124,7 @@ fn a_docker_event_refused_while_the_disk_is_full_is_recorded_and_decided_once_sp
     wait_until_within(DOCKER_PATIENCE, "the events source to be refused", || {
         salve
             .logs()
-            .contains("cannot record a Docker event")
+            .contains("cannot record an event")
             .then_some(())
     });
     // Refused still, while the disk is full.

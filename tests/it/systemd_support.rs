@@ -95,12 +95,23 @@ impl Host {
         let host = Host {
             name: name.to_string(),
         };
-        host.wait("systemd to finish booting", || {
-            let state = host.exec(&["systemctl", "is-system-running"]);
+        host.booted();
+        host
+    }
+
+    fn booted(&self) {
+        self.wait("systemd to finish booting", || {
+            let state = self.exec(&["systemctl", "is-system-running"]);
             let said = String::from_utf8_lossy(&state.stdout).trim().to_string();
             (said == "running" || said == "degraded").then_some(())
         });
-        host
+    }
+
+    /// Killed and started again: systemd and its bus go away and come back, what is
+    /// under `/run` and `/tmp` is gone and what is elsewhere on its disk is kept.
+    pub fn restart(&self) {
+        docker_ok(&["restart", "-t", "0", &self.name]);
+        self.booted();
     }
 
     pub fn exec(&self, args: &[&str]) -> std::process::Output {

@@ -34,33 +34,36 @@ fn plan(event) {
 }
 "#;
 
-struct Units {
-    host: Host,
+pub struct Units {
+    pub host: Host,
     bus: tempfile::TempDir,
 }
 
 impl Units {
     /// `tag` tells this test's host from the others running at the same time.
     fn start(tag: &str) -> Units {
+        let units: Vec<(String, String)> = ["flaky", "plain", "other"]
+            .iter()
+            .map(|name| (name.to_string(), unit(name)))
+            .collect();
+        Units::start_with(tag, &units)
+    }
+
+    /// A host whose units are `(name, unit file)`, each started.
+    pub fn start_with(tag: &str, units: &[(String, String)]) -> Units {
         let bus = tempfile::tempdir().expect("a folder for the bus socket");
         let mount = format!("{}:/run/dbus", bus.path().display());
         let host = Host::start_with(
             &format!("salve-it-units-{tag}-{}", std::process::id()),
             &["-v", &mount],
         );
-        for name in ["flaky", "plain", "other"] {
-            host.write(&format!("/etc/systemd/system/{name}.service"), &unit(name));
+        let mut start = vec!["systemctl".to_string(), "start".to_string()];
+        for (name, text) in units {
+            host.write(&format!("/etc/systemd/system/{name}.service"), text);
+            start.push(format!("{name}.service"));
         }
-        for step in [
-            vec!["systemctl", "daemon-reload"],
-            vec![
-                "systemctl",
-                "start",
-                "flaky.service",
-                "plain.service",
-                "other.service",
-            ],
-        ] {
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        for step in [vec!["systemctl", "daemon-reload"], start] {
             let out = host.exec(&step);
             assert!(
                 out.status.success(),
@@ -71,18 +74,18 @@ impl Units {
         Units { host, bus }
     }
 
-    fn address(&self) -> String {
+    pub fn address(&self) -> String {
         format!("unix:path={}/system_bus_socket", self.bus.path().display())
     }
 
-    fn main_pid(&self, unit: &str) -> String {
+    pub fn main_pid(&self, unit: &str) -> String {
         let out = self
             .host
             .exec(&["systemctl", "show", "-p", "MainPID", "--value", unit]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn shell(&self, script: &str) {
+    pub fn shell(&self, script: &str) {
         let out = self.host.exec(&["sh", "-c", script]);
         assert!(
             out.status.success(),

@@ -1,17 +1,16 @@
 //! systemd: a unit restarted, started, stopped, reloaded, signalled, or its failed state
 //! reset, over D-Bus (zbus) as `systemctl` asks for it, and only when the unit opted in
 //! (`[systemd] units`); then the job systemd queued is waited on and the unit watched
-//! until it is active again. Files by job: `settings`, `bus` (the interface).
+//! until it is active again. The interface itself is the leaf `crate::systemd`.
 
-mod bus;
 mod settings;
 
-pub use settings::{SystemdConfig, SystemdSettings, UnitOptIn, SYSTEM_BUS};
+pub use settings::{SystemdConfig, SystemdSettings, SYSTEM_BUS};
 
 use crate::execute::{ActionContext, Executor};
 use crate::model::{Action, Backend, Intent, Outcome, SkipReason, Target};
+use crate::systemd::{self as bus, ManagerProxy, ServiceProxy, UnitOptIn, UnitProxy};
 use async_trait::async_trait;
-use bus::{ManagerProxy, ServiceProxy, UnitProxy};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -212,7 +211,7 @@ impl SystemdExecutor {
         or_restart: bool,
     ) -> zbus::Result<Option<String>> {
         // Subscribed before the call, so the job's end is not missed however fast it is.
-        manager.subscribe().await.or_else(already_subscribed)?;
+        manager.subscribe().await.or_else(bus::already_subscribed)?;
         let mut removed = manager.receive_job_removed().await?;
         let job = match action {
             Action::Restart => manager.restart_unit(name, "replace").await?,
@@ -329,16 +328,6 @@ async fn judged(
             outcome.verified = Some(state);
             outcome
         }
-    }
-}
-
-/// systemd answers a second `Subscribe` from one connection with this error.
-fn already_subscribed(e: zbus::Error) -> zbus::Result<()> {
-    match &e {
-        zbus::Error::MethodError(name, _, _) if name.as_str().ends_with("AlreadySubscribed") => {
-            Ok(())
-        }
-        _ => Err(e),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `[systemd]`: which bus, which units salve may touch, how long to verify.
 
 use crate::model::{HumanDuration, InvalidSetting};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use crate::systemd::UnitOptIn;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -93,45 +93,6 @@ impl SystemdSettings {
             timeout: c.timeout.get(),
             verify_timeout: c.verify_timeout.get(),
         })
-    }
-}
-
-/// The units that opted in: `[systemd] units`, names or globs.
-#[derive(Debug, Clone, Default)]
-pub struct UnitOptIn {
-    written: Vec<String>,
-    globs: GlobSet,
-}
-
-impl UnitOptIn {
-    fn new(written: &[String]) -> Result<UnitOptIn, InvalidSetting> {
-        let mut globs = GlobSetBuilder::new();
-        for (i, pattern) in written.iter().enumerate() {
-            let glob = Glob::new(pattern).map_err(|e| {
-                InvalidSetting::new("systemd.units", format!("[{i}] {pattern:?}: {e}"))
-            })?;
-            globs.add(glob);
-        }
-        let globs = globs
-            .build()
-            .map_err(|e| InvalidSetting::new("systemd.units", e.to_string()))?;
-        Ok(UnitOptIn {
-            written: written.to_vec(),
-            globs,
-        })
-    }
-
-    pub fn admits(&self, unit: &str) -> bool {
-        self.globs.is_match(unit)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.written.is_empty()
-    }
-
-    /// As written in `salve.toml`, for messages.
-    pub fn written(&self) -> &[String] {
-        &self.written
     }
 }
 

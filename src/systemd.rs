@@ -1,7 +1,26 @@
-//! systemd's D-Bus interface, as much of it as salve uses: the manager's job methods and
-//! `JobRemoved`, a unit's states, a service's restart count and result.
+//! systemd as salve reaches it over D-Bus, shared by the executor that acts on units
+//! and the source that follows them: as much of systemd's interface as salve uses (the
+//! manager's job methods, `JobRemoved` and the list of units; a unit's states; a
+//! service's restart count and result), and the units that opted in.
 
+use crate::model::InvalidSetting;
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use zbus::zvariant::OwnedObjectPath;
+
+/// One unit as `ListUnits` gives it: name, description, load state, active state, sub
+/// state, followed unit, object path, job id, job type, job path.
+pub type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
 
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
@@ -22,6 +41,7 @@ pub trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     /// Without a subscriber, systemd sends no `JobRemoved` and no `PropertiesChanged`.
     fn subscribe(&self) -> zbus::Result<()>;
+    fn list_units(&self) -> zbus::Result<Vec<ListedUnit>>;
 
     #[zbus(signal)]
     fn job_removed(
@@ -39,6 +59,9 @@ pub trait Manager {
     gen_blocking = false
 )]
 pub trait Unit {
+    /// The unit's name (`nginx.service`).
+    #[zbus(property)]
+    fn id(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn load_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -77,5 +100,54 @@ pub fn said(e: &zbus::Error) -> String {
         zbus::Error::MethodError(name, Some(message), _) => format!("{message} ({name})"),
         zbus::Error::MethodError(name, None, _) => name.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// systemd answers a second `Subscribe` from one connection with this error.
+pub fn already_subscribed(e: zbus::Error) -> zbus::Result<()> {
+    match &e {
+        zbus::Error::MethodError(name, _, _) if name.as_str().ends_with("AlreadySubscribed") => {
+            Ok(())
+        }
+        _ => Err(e),
+    }
+}
+
+/// The units that opted in: `[systemd] units`, names or globs.
+#[derive(Debug, Clone, Default)]
+pub struct UnitOptIn {
+    written: Vec<String>,
+    globs: GlobSet,
+}
+
+impl UnitOptIn {
+    pub fn new(written: &[String]) -> Result<UnitOptIn, InvalidSetting> {
+        let mut globs = GlobSetBuilder::new();
+        for (i, pattern) in written.iter().enumerate() {
+            let glob = Glob::new(pattern).map_err(|e| {
+                InvalidSetting::new("systemd.units", format!("[{i}] {pattern:?}: {e}"))
+            })?;
+            globs.add(glob);
+        }
+        let globs = globs
+            .build()
+            .map_err(|e| InvalidSetting::new("systemd.units", e.to_string()))?;
+        Ok(UnitOptIn {
+            written: written.to_vec(),
+            globs,
+        })
+    }
+
+    pub fn admits(&self, unit: &str) -> bool {
+        self.globs.is_match(unit)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty()
+    }
+
+    /// As written in `salve.toml`, for messages.
+    pub fn written(&self) -> &[String] {
+        &self.written
     }
 }
