@@ -297,7 +297,14 @@ impl Follow<'_> {
         );
         let restarting = now.restarting;
         self.seen.insert(name.to_string(), now);
-        for event in events {
+        for mut event in events {
+            // A resolution names the start of the episode it ends, as Alertmanager's
+            // does: the report counts the recovery and its time from it.
+            if event.status == Status::Resolved {
+                if let Some(since) = self.intake.firing_since(&event.fingerprint) {
+                    event.starts_at = since;
+                }
+            }
             // A unit found failed at a start that the trail already knows as failing
             // is the same episode, not a new one.
             if event.status == Status::Firing

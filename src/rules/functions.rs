@@ -68,6 +68,17 @@ pub(super) enum ArgumentError {
     ApprovalTtl(#[source] crate::model::rate::ParseError),
     #[error("approval: {0:?} is not between 1s and 24h")]
     ApprovalTtlRange(String),
+    #[error("systemd_unit: {0:?} has no type: write the unit's full name, like \"{0}.service\"")]
+    UnitWithoutType(String),
+}
+
+/// A unit's name as `systemd_unit()` and `salve check` judge it: with its type.
+pub(super) fn unit_name(text: &str) -> Result<(), ArgumentError> {
+    if text.contains('.') {
+        Ok(())
+    } else {
+        Err(ArgumentError::UnitWithoutType(text.to_string()))
+    }
 }
 
 /// The time to live of `.approval(group, text)`, as the function and `salve check` judge it.
@@ -120,6 +131,7 @@ pub(super) fn literal_mistake(function: &str, index: usize, text: &str) -> Optio
         ("approval", 2) => approval_ttl(text).err().map(mistake),
         ("firing", 0) => matchers(text).err().map(mistake),
         ("now", 0) => zone(text).err().map(mistake),
+        ("systemd_unit", 0) => unit_name(text).err().map(mistake),
         _ => None,
     }
 }
@@ -326,11 +338,7 @@ mod targets {
     #[rhai_fn(return_raw)]
     pub fn systemd_unit(name: Dynamic) -> Fallible<Target> {
         let name = text(&name, "systemd_unit", "name")?;
-        if !name.contains('.') {
-            return Err(error(format!(
-                "systemd_unit: {name:?} has no type: write the unit's full name, like \"{name}.service\""
-            )));
-        }
+        unit_name(&name).map_err(error)?;
         Ok(Target::SystemdUnit { name })
     }
 }

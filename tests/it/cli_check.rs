@@ -220,6 +220,10 @@ fn check_catches_at_its_position_what_would_fail_only_when_an_alert_arrives() {
             "bad.rhai:4:73: recent: invalid duration \"fifteen minutes\"",
         ),
         (
+            plan("    [restart(systemd_unit(\"nginx\"))]"),
+            "bad.rhai:4:27: systemd_unit: \"nginx\" has no type: write the unit's full name, like \"nginx.service\"",
+        ),
+        (
             plan("    import \"helpers\" as h;\n    []"),
             "bad.rhai:4:5: import is disabled",
         ),

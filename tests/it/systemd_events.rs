@@ -1,5 +1,6 @@
 //! systemd's news of its units as events, for real (the host of `systemd_units`): a
-//! unit that fails is a `UnitFailed` alert a rule heals, resolved once it runs; a unit
+//! unit that fails is a `UnitFailed` alert a rule heals, resolved once it runs, and
+//! counted by the report as a container would be; a unit
 //! systemd keeps restarting is `UnitRestarting`; a unit not opted in is not heard; and
 //! when the bus goes away (systemd's host restarted) salve connects again and catches
 //! up on a unit that failed meanwhile.
@@ -82,6 +83,22 @@ fn a_failed_unit_is_heard_healed_and_resolved_and_a_failure_while_the_bus_was_aw
     assert_eq!(outcome["target"], "systemd:crashy.service", "{outcome:#}");
     assert_eq!(outcome["outcome"], "ok", "{outcome:#}");
     assert_eq!(outcome["verified"], "active/running", "{outcome:#}");
+    // The report counts the unit as it counts a container: the failure, the restart,
+    // the recovery and the time it took.
+    let report = salve.cli(&["report", "--data-dir", "data", "--json"]);
+    let report: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let figures = report["targets"]
+        .as_array()
+        .and_then(|targets| {
+            targets
+                .iter()
+                .find(|t| t["target"] == "systemd:crashy.service")
+        })
+        .unwrap_or_else(|| panic!("no figures for the unit: {report:#}"));
+    assert_eq!(figures["episodes"], 1, "{figures:#}");
+    assert_eq!(figures["actions"], 1, "{figures:#}");
+    assert_eq!(figures["recovered"], 1, "{figures:#}");
+    assert!(figures["mttr_seconds"].as_f64().is_some(), "{figures:#}");
 
     // A unit systemd restarts by itself, again and again, is one alert until it runs.
     units.shell("touch /var/tmp/looper.doomed /var/tmp/looper.crash");
