@@ -117,6 +117,8 @@ mod overload;
 mod policy;
 #[path = "it/postgres.rs"]
 mod postgres;
+#[path = "it/postgres_checkpoints.rs"]
+mod postgres_checkpoints;
 #[path = "it/postgres_support.rs"]
 mod postgres_support;
 #[path = "it/probe.rs"]

@@ -34,6 +34,8 @@ pub struct StoreSettings {
     /// The lease: how long after the leader was last heard from another replica takes
     /// over.
     pub takeover_after: Duration,
+    /// A checkpoint of the store at least every this many records.
+    pub checkpoint_rows: u64,
 }
 
 /// Every writer's transactions queue on this lock, so sequence numbers follow commits.
@@ -373,6 +375,57 @@ impl PgTrail {
             }
         }
         Ok(page)
+    }
+
+    /// The newest `limit` checkpoints, newest first: the last record each holds, and
+    /// its bytes.
+    pub async fn checkpoints(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, AuditError> {
+        const NEWEST: &str = "SELECT seq, body FROM salve_checkpoint ORDER BY seq DESC LIMIT $1";
+        let client = connection(&self.pool).await?;
+        let rows = client
+            .query(NEWEST, &[&limit])
+            .await
+            .map_err(sql_error("cannot read the checkpoints", NEWEST))?;
+        let column = |e: tokio_postgres::Error| store_error("unexpected checkpoint row", &e);
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0).map_err(column)?,
+                    row.try_get(1).map_err(column)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes the checkpoint that holds every record up to `seq`, and removes all but
+    /// the newest `keep`, in one transaction.
+    pub async fn write_checkpoint(
+        &self,
+        seq: i64,
+        body: &[u8],
+        keep: i64,
+    ) -> Result<(), AuditError> {
+        const WRITE: &str = "INSERT INTO salve_checkpoint (seq, body) VALUES ($1, $2) \
+             ON CONFLICT (seq) DO UPDATE SET body = EXCLUDED.body, written_at = clock_timestamp()";
+        const PRUNE: &str = "DELETE FROM salve_checkpoint WHERE seq NOT IN \
+             (SELECT seq FROM salve_checkpoint ORDER BY seq DESC LIMIT $1)";
+        let mut client = connection(&self.pool).await?;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(sql_error("cannot write a checkpoint", WRITE))?;
+        transaction
+            .execute(WRITE, &[&seq, &body])
+            .await
+            .map_err(sql_error("cannot write a checkpoint", WRITE))?;
+        transaction
+            .execute(PRUNE, &[&keep])
+            .await
+            .map_err(sql_error("cannot remove old checkpoints", PRUNE))?;
+        transaction
+            .commit()
+            .await
+            .map_err(sql_error("cannot write a checkpoint", WRITE))
     }
 
     /// The sequence number of the last record committed (0 for an empty trail).

@@ -170,6 +170,11 @@ pub struct StoreConfig {
     /// How long the leader's lease lasts: after it was last renewed, another replica
     /// takes over within this. Default `10s`; at least `1s`.
     pub takeover_after: HumanDuration,
+    /// The leader writes a checkpoint of the state to the store once this many records
+    /// were written since the last (and after a minute with any), so a replica that
+    /// starts or takes the lead reads the checkpoint and the records after it, not the
+    /// whole table. Default 100000; at least 1.
+    pub checkpoint_rows: u64,
 }
 
 impl Default for StoreConfig {
@@ -181,6 +186,7 @@ impl Default for StoreConfig {
             connect_timeout: HumanDuration::from_secs(5),
             statement_timeout: HumanDuration::from_secs(10),
             takeover_after: HumanDuration::from_secs(10),
+            checkpoint_rows: 100_000,
         }
     }
 }

@@ -89,16 +89,50 @@ impl Lead {
     }
 }
 
-/// The state every record of the store holds, and the last record's number.
+/// The state every record of the store holds, and the last record's number: the
+/// newest checkpoint that reads back, and the records after it. A checkpoint that does
+/// not read (damaged, or of a format this salve does not know) is passed over with a
+/// warning for the one before it, and past them all the whole table is read.
 pub(super) async fn fold_store(
     pg: &PgTrail,
     settings: &crate::policy::PolicySettings,
 ) -> Result<(PolicyState, i64), AuditError> {
-    let mut state = PolicyState::new(settings.clone());
+    let started = std::time::Instant::now();
+    let (mut state, from) = newest_checkpoint(pg, settings).await?;
+    let mut rows = 0u64;
     let last = pg
-        .read_after(0, None, &[], |record| fold(&mut state, &record))
+        .read_after(from, None, &[], |record| {
+            rows += 1;
+            fold(&mut state, &record);
+        })
         .await?;
-    Ok((state, last))
+    tracing::info!(
+        checkpoint_seq = from,
+        rows_after = rows,
+        last_seq = last,
+        took_ms = started.elapsed().as_millis() as u64,
+        "the store's state read"
+    );
+    Ok((state, last.max(from)))
+}
+
+/// The state of the newest checkpoint in the store that reads back, and the last
+/// record it holds; an empty state at 0 when none does.
+async fn newest_checkpoint(
+    pg: &PgTrail,
+    settings: &crate::policy::PolicySettings,
+) -> Result<(PolicyState, i64), AuditError> {
+    for (seq, bytes) in pg
+        .checkpoints(super::checkpoint::STORE_CHECKPOINTS_KEPT)
+        .await?
+    {
+        match super::checkpoint::state_from_bytes(&bytes, settings) {
+            Ok(state) => return Ok((state, seq)),
+            Err(e) => tracing::warn!(seq, error = %e,
+                "a checkpoint in the store cannot be read; reading the one before it (or the whole trail)"),
+        }
+    }
+    Ok((PolicyState::new(settings.clone()), 0))
 }
 
 impl Engine {

@@ -110,6 +110,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     tokio::spawn(every_second(Arc::downgrade(&engine)));
     if let Trail::Postgres(pg) = &engine.audit {
         tokio::spawn(watch_store(pg.clone(), Arc::downgrade(&engine)));
+        tokio::spawn(store_checkpoints(Arc::downgrade(&engine)));
     }
     engine.ready.store(true, Ordering::Release);
     Ok(engine)
@@ -198,6 +199,20 @@ async fn every_second(engine: std::sync::Weak<Engine>) {
         engine.close_approvals().await;
         engine.reconsider_due().await;
         engine.checkpoint_if_due().await;
+    }
+}
+
+/// With `[store]`: checkpoints of the store, on a task of their own, since the first
+/// one on a long history reads all of it and must not hold up the once-a-second work.
+async fn store_checkpoints(engine: std::sync::Weak<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        engine.store_checkpoint_if_due().await;
     }
 }
 
