@@ -82,3 +82,33 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         "one measured unhealthy-to-restart round:\n{stdout}"
     );
 }
+
+#[test]
+fn the_store_start_bench_runs_on_a_small_history() {
+    let salve = PathBuf::from(env!("CARGO_BIN_EXE_salve"));
+    let root = crate::support::repo_dir();
+    let out = Command::new("bash")
+        .arg(root.join("bench/store_start.sh"))
+        .arg("2000")
+        .env("SALVE_BIN", &salve)
+        .current_dir(&root)
+        .output()
+        .expect("run bench/store_start.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench/store_start.sh failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split('|')
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    assert_eq!(row.get(1), Some(&"2000"), "{stdout}");
+    for cell in &row[2..6] {
+        assert!(cell.ends_with(" ms"), "{stdout}");
+    }
+}
