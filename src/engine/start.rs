@@ -107,10 +107,19 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     }
     let decide = tokio::spawn(decide_rounds(engine.clone(), rx));
     engine.supervise(Task::Decide, decide);
-    tokio::spawn(every_second(Arc::downgrade(&engine)));
+    tokio::spawn(each_second(Arc::downgrade(&engine), |engine| async move {
+        engine.retry_trail().await;
+        engine.close_approvals().await;
+        engine.reconsider_due().await;
+        engine.checkpoint_if_due().await;
+    }));
     if let Trail::Postgres(pg) = &engine.audit {
         tokio::spawn(watch_store(pg.clone(), Arc::downgrade(&engine)));
-        tokio::spawn(store_checkpoints(Arc::downgrade(&engine)));
+        // On a task of its own: the first checkpoint on a long history reads all of it
+        // and must not hold up the once-a-second work.
+        tokio::spawn(each_second(Arc::downgrade(&engine), |engine| async move {
+            engine.store_checkpoint_if_due().await;
+        }));
     }
     engine.ready.store(true, Ordering::Release);
     Ok(engine)
@@ -185,9 +194,13 @@ async fn decide_rounds(worker: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Vec<
     }
 }
 
-/// Once a second while the engine lives: retry the trail, reconsider what is due,
-/// write a checkpoint when one is due.
-async fn every_second(engine: std::sync::Weak<Engine>) {
+/// Runs `work` once a second while the engine lives; a second missed while it works
+/// is not made up.
+async fn each_second<F, Fut>(engine: std::sync::Weak<Engine>, work: F)
+where
+    F: Fn(Arc<Engine>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -195,24 +208,7 @@ async fn every_second(engine: std::sync::Weak<Engine>) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        engine.retry_trail().await;
-        engine.close_approvals().await;
-        engine.reconsider_due().await;
-        engine.checkpoint_if_due().await;
-    }
-}
-
-/// With `[store]`: checkpoints of the store, on a task of their own, since the first
-/// one on a long history reads all of it and must not hold up the once-a-second work.
-async fn store_checkpoints(engine: std::sync::Weak<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        engine.store_checkpoint_if_due().await;
+        work(engine).await;
     }
 }
 

@@ -180,9 +180,11 @@ fn approves_in_place(salve: &Salve, browser: &Browser) {
     assert!(waited.is_some_and(|s| s > 0.0), "{waited:?}");
     browser.fill(&format!("{row} input[name=comment]"), "go ahead");
     browser.click(&format!("{row} button.approve"));
+    // Answered, the approval is `approved`, and `executed` once its action ran: the
+    // row may show either by the time the page reads its rows again.
     browser.wait_until(
         "the row to move to the answered list",
-        &format!("document.querySelector('#approval-{id}.approved')"),
+        &format!("document.querySelector('#approval-{id}.approved, #approval-{id}.executed')"),
     );
     assert_eq!(browser.count(&row), 0);
     assert_eq!(
