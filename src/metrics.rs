@@ -30,6 +30,7 @@ pub struct Metrics {
     pub audit_files_removed: Family<LabelPairs, Counter>,
     pub backlog_events: Gauge,
     pub leader: Gauge,
+    pub follower_lag_records: Gauge,
     pub task_up: Family<LabelPairs, Gauge>,
     pub backlog_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub intake_rejected: Family<LabelPairs, Counter>,
@@ -123,6 +124,8 @@ impl Metrics {
                 "Messages about approvals, by message (request; ended, for what became of one; slack_update, a Slack message changed through a click's response_url), channel and outcome (ok, failed)";
             leader: "leader", Gauge::default(),
                 "1 on the replica that decides and acts (the holder of the [store] lease; always 1 without a store), 0 on the others";
+            follower_lag_records: "follower_lag_records", Gauge::default(),
+                "With [store]: records of the shared trail this replica has not read yet (the newest seq less the last it folded), every second";
             task_up: "task_up", Family::default(),
                 "1 while a task salve cannot work without runs (decide; with [store] lease and follow), 0 once it has ended: salve then refuses events and exits";
             reload_successful: "config_last_reload_successful", Gauge::default(),
@@ -353,6 +356,10 @@ impl Metrics {
 
     pub fn leader(&self, leads: bool) {
         self.leader.set(i64::from(leads));
+    }
+
+    pub fn follower_lag(&self, records: i64) {
+        self.follower_lag_records.set(records.max(0));
     }
 
     pub fn task_up(&self, task: &str, up: bool) {

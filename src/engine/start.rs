@@ -223,14 +223,22 @@ async fn watch_store(pg: PgTrail, watched: std::sync::Weak<Engine>) {
             return;
         };
         let reachable = pg.reachable().await;
-        let mut down = engine.store_down.lock();
-        match (&reachable, down.is_some()) {
-            (Err(e), false) => {
-                tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
+        let reached = reachable.is_ok();
+        {
+            let mut down = engine.store_down.lock();
+            match (&reachable, down.is_some()) {
+                (Err(e), false) => {
+                    tracing::error!(error = %e, "PostgreSQL is unreachable: not ready, webhooks are answered 503")
+                }
+                (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
+                _ => {}
             }
-            (Ok(()), true) => tracing::info!("PostgreSQL is reachable again: ready"),
-            _ => {}
+            *down = reachable.err().map(|e| e.to_string());
         }
-        *down = reachable.err().map(|e| e.to_string());
+        if reached {
+            if let Ok(newest) = pg.last_seq().await {
+                engine.metrics.follower_lag(newest - engine.lead.followed());
+            }
+        }
     }
 }

@@ -69,6 +69,9 @@ fn a_start_reads_the_stores_checkpoint_and_holds_what_the_whole_table_holds() {
         let seq = pg.query("SELECT COALESCE(max(seq), 0) FROM salve_checkpoint");
         (seq != "0").then_some(seq)
     });
+    wait_until("the replica to have followed the whole trail", || {
+        (salve.metric("salve_follower_lag_records") == Some(0.0)).then_some(())
+    });
     let spent = limits(&salve);
     assert_ne!(spent, json!([]), "nothing spent to carry over");
     salve.stop();
