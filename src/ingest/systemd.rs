@@ -285,7 +285,7 @@ impl Follow<'_> {
         path: &OwnedObjectPath,
         settled: bool,
     ) -> zbus::Result<bool> {
-        let mut now = read(connection, path).await?;
+        let mut now = read(connection, name, path).await?;
         let before = self.seen.get(name).cloned();
         let events = changes(
             name,
@@ -341,14 +341,18 @@ async fn unit_proxy<'c>(
 }
 
 /// A unit's state now; a service's restart count and result besides.
-async fn read(connection: &zbus::Connection, path: &OwnedObjectPath) -> zbus::Result<Seen> {
+async fn read(
+    connection: &zbus::Connection,
+    name: &str,
+    path: &OwnedObjectPath,
+) -> zbus::Result<Seen> {
     let unit = unit_proxy(connection, path).await?;
     let mut seen = Seen {
         active: unit.active_state().await?,
         sub: unit.sub_state().await?,
         ..Seen::default()
     };
-    if unit.id().await?.ends_with(".service") {
+    if name.ends_with(".service") {
         let service = ServiceProxy::builder(connection)
             .path(path.clone())?
             .cache_properties(CacheProperties::No)

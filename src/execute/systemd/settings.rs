@@ -56,14 +56,14 @@ pub struct SystemdSettings {
 
 impl Default for SystemdSettings {
     fn default() -> SystemdSettings {
-        // The defaults are valid: no globs to refuse.
-        SystemdSettings::from_config(&SystemdConfig::default()).unwrap_or(SystemdSettings {
+        let defaults = SystemdConfig::default();
+        SystemdSettings {
             bus: SYSTEM_BUS.to_string(),
             units: UnitOptIn::default(),
             events: false,
-            timeout: Duration::from_secs(90),
-            verify_timeout: Duration::from_secs(30),
-        })
+            timeout: defaults.timeout.get(),
+            verify_timeout: defaults.verify_timeout.get(),
+        }
     }
 }
 
