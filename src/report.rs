@@ -19,6 +19,10 @@ pub struct Report {
     pub probes: Vec<ProbeFigures>,
     pub targets: Vec<TargetFigures>,
     pub approvals: ApprovalFigures,
+    /// When retention has removed records of the window: the time of the oldest kept,
+    /// where the figures really begin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_from: Option<DateTime<Utc>>,
 }
 
 /// What became of the approvals asked in the window, and how long people took.
@@ -230,7 +234,9 @@ pub fn report(
             tally.read(record);
         }
     })?;
+    let kept_from = trail.kept_from()?.filter(|kept| *kept > since);
     Ok(Report {
+        kept_from,
         since,
         until,
         probes,
@@ -251,6 +257,13 @@ impl Report {
             self.until
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
+        if let Some(kept) = self.kept_from {
+            let _ = writeln!(
+                out,
+                "note: retention removed the records before {}; the targets' figures begin there",
+                kept.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
         let _ = writeln!(out, "\nprobes:");
         if self.probes.is_empty() {
             let _ = writeln!(out, "  (none)");

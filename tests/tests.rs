@@ -119,6 +119,8 @@ mod policy;
 mod postgres;
 #[path = "it/postgres_checkpoints.rs"]
 mod postgres_checkpoints;
+#[path = "it/postgres_retention.rs"]
+mod postgres_retention;
 #[path = "it/postgres_support.rs"]
 mod postgres_support;
 #[path = "it/probe.rs"]

@@ -36,6 +36,8 @@ pub struct StoreSettings {
     pub takeover_after: Duration,
     /// A checkpoint of the store at least every this many records.
     pub checkpoint_rows: u64,
+    /// Records older than this go, once no checkpoint and no replica needs them.
+    pub keep_for: Duration,
 }
 
 /// Every writer's transactions queue on this lock, so sequence numbers follow commits.
@@ -59,7 +61,7 @@ struct Append {
 /// A handle to the PostgreSQL trail; cheap to clone.
 #[derive(Clone)]
 pub struct PgTrail {
-    pool: deadpool_postgres::Pool,
+    pub(super) pool: deadpool_postgres::Pool,
     tx: mpsc::UnboundedSender<Append>,
     stats: Arc<AuditWriterStats>,
     /// The epoch of the lease this replica holds; 0 when it holds none.
@@ -84,12 +86,12 @@ fn decided_kind(kind: RecordKind) -> bool {
     )
 }
 
-fn store_error(what: &str, e: &(dyn std::error::Error + 'static)) -> AuditError {
+pub(super) fn store_error(what: &str, e: &(dyn std::error::Error + 'static)) -> AuditError {
     AuditError::Store(format!("{what}: {}", pg_error_text(e, None)))
 }
 
 /// A statement's error, the statement named when the server refused it.
-fn sql_error<'a>(
+pub(super) fn sql_error<'a>(
     what: &'a str,
     sql: &'a str,
 ) -> impl FnOnce(tokio_postgres::Error) -> AuditError + 'a {
@@ -563,7 +565,7 @@ fn trail_row(row: &tokio_postgres::Row) -> Result<(i64, Option<AuditRecord>), Au
 }
 
 /// A connection of the pool, or why there is none.
-async fn connection(
+pub(super) async fn connection(
     pool: &deadpool_postgres::Pool,
 ) -> Result<deadpool_postgres::Object, AuditError> {
     pool.get()
@@ -653,41 +655,4 @@ async fn insert(pool: &deadpool_postgres::Pool, batch: &[Append]) -> Result<(), 
 pub struct Unreachable {
     source: Box<dyn std::error::Error + Send + Sync>,
     statement: Option<&'static str>,
-}
-
-/// A trail to read, wherever it is kept: what `salve audit`, `replay` and `report` and
-/// their API forms read.
-#[derive(Clone)]
-pub enum TrailReader {
-    Files(std::path::PathBuf),
-    /// The runtime the pool's connections run on.
-    Postgres(PgTrail, tokio::runtime::Handle),
-}
-
-impl TrailReader {
-    /// Calls `each` for every record (passing over what is older than `since` where
-    /// that is cheap), oldest first. Blocking: call it off the async runtime.
-    pub fn read_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-        each: impl FnMut(AuditRecord),
-    ) -> Result<(), super::TrailError> {
-        match self {
-            TrailReader::Files(dir) => {
-                super::read_records_since(dir, since, each)?;
-                Ok(())
-            }
-            TrailReader::Postgres(trail, runtime) => {
-                let mut each = each;
-                let mut read = || runtime.block_on(trail.read_after(0, since, &[], &mut each));
-                // On a worker of the runtime, the thread is handed over while it waits.
-                let result = match tokio::runtime::Handle::try_current() {
-                    Ok(_) => tokio::task::block_in_place(read),
-                    Err(_) => read(),
-                };
-                result?;
-                Ok(())
-            }
-        }
-    }
 }

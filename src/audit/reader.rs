@@ -59,6 +59,18 @@ pub fn read_records(dir: &Path, each: impl FnMut(AuditRecord)) -> Result<usize, 
     read_records_since(dir, None, each)
 }
 
+/// The first record of the trail that reads, from the oldest file that has one.
+pub fn first_record(dir: &Path) -> Option<AuditRecord> {
+    use std::io::BufRead;
+    files_oldest_first(dir).into_iter().find_map(|path| {
+        let file = std::fs::File::open(path).ok()?;
+        std::io::BufReader::new(file)
+            .split(b'\n')
+            .map_while(Result::ok)
+            .find_map(|line| AuditRecord::from_line(&line).ok())
+    })
+}
+
 /// A rotated file last written this long before `since` holds nothing as new as `since`
 /// (the margin covers clock steps between writing a record and closing its file).
 const ROTATED_MARGIN: Duration = Duration::from_secs(60);

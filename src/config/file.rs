@@ -175,6 +175,11 @@ pub struct StoreConfig {
     /// starts or takes the lead reads the checkpoint and the records after it, not the
     /// whole table. Default 100000; at least 1.
     pub checkpoint_rows: u64,
+    /// Records older than this are removed from the store, in batches, once the
+    /// oldest kept checkpoint holds them and every live replica has read them.
+    /// `salve audit`, `report` and `replay` say when a window reaches back past what
+    /// is kept. Default `30d`.
+    pub keep_for: HumanDuration,
 }
 
 impl Default for StoreConfig {
@@ -187,6 +192,7 @@ impl Default for StoreConfig {
             statement_timeout: HumanDuration::from_secs(10),
             takeover_after: HumanDuration::from_secs(10),
             checkpoint_rows: 100_000,
+            keep_for: HumanDuration::from_secs(30 * 24 * 3600),
         }
     }
 }

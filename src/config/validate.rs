@@ -306,6 +306,7 @@ fn store_settings(store: &StoreConfig) -> Checked<crate::audit::StoreSettings> {
         statement_timeout: store.statement_timeout.get(),
         takeover_after: store.takeover_after.get().max(Duration::from_secs(1)),
         checkpoint_rows: store.checkpoint_rows.max(1),
+        keep_for: store.keep_for.get(),
     })
 }
 

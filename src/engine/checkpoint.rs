@@ -33,7 +33,7 @@ const HEADER: usize = 52;
 /// checkpoints costs a fraction of writing the trail however large the state (a storm's
 /// firing set), and start-up after a crash reads at most that much trail after one.
 const EVERY_BYTES: u64 = 16 << 20;
-const EVERY: Duration = Duration::from_secs(60);
+pub(super) const EVERY: Duration = Duration::from_secs(60);
 const TRAIL_PER_IMAGE: u64 = 16;
 
 /// Written from a snapshot's image, read back as a [`StateImage`].
@@ -376,6 +376,10 @@ pub(super) struct Written {
     pub image_bytes: u64,
     /// With `[store]`: the last record the newest checkpoint in the store holds.
     pub seq_at: i64,
+    /// With `[store]`: when retention last ran.
+    pub retained_at: Option<Instant>,
+    /// With `[store]`: the last pass ran out of time with records still to remove.
+    pub retention_behind: bool,
 }
 
 impl Written {
@@ -396,16 +400,6 @@ impl Written {
             ..Written::default()
         }
     }
-}
-
-/// The store's checkpoints kept: a replica falls back through them, newest first.
-pub(super) const STORE_CHECKPOINTS_KEPT: i64 = 3;
-
-/// Whether a checkpoint of the store is due, `rows` records after the last one, made
-/// `since` ago (none yet: `None`), at least every `every_rows`.
-fn store_due(rows: i64, since: Option<Duration>, every_rows: u64) -> bool {
-    let rows = u64::try_from(rows).unwrap_or(0);
-    rows > 0 && (rows >= every_rows || since.is_none_or(|since| since >= EVERY))
 }
 
 /// Whether a checkpoint is due, `written` bytes of trail and `since` the last one of
@@ -431,68 +425,6 @@ impl Engine {
         if due {
             self.checkpoint().await;
         }
-    }
-
-    /// With `[store]`, on the leader: a checkpoint of the store once `checkpoint_rows`
-    /// records, or a minute with any, were written since the last. It is built from the
-    /// store alone (the newest checkpoint and the records after it, as a starting
-    /// replica reads them), never from this replica's memory, which holds what it wrote
-    /// itself ahead of what it has read back; so a checkpoint is exactly what its
-    /// records fold to.
-    pub(super) async fn store_checkpoint_if_due(&self) {
-        let (Some(pg), Some(store)) = (self.store(), self.runtime().config.store.clone()) else {
-            return;
-        };
-        if !self.lead.is_leader() {
-            return;
-        }
-        let last = *self.checkpoints.lock();
-        let rows = self.lead.followed() - last.seq_at;
-        if !store_due(rows, last.at.map(|at| at.elapsed()), store.checkpoint_rows) {
-            return;
-        }
-        let started = Instant::now();
-        let settings = self.runtime().config.policy.clone();
-        let (state, seq) = match super::lead::fold_store(pg, &settings).await {
-            Ok(built) => built,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build a checkpoint of the store now");
-                return;
-            }
-        };
-        let position = TrailPosition {
-            inode: 0,
-            offset: u64::try_from(seq).unwrap_or(0),
-        };
-        let bytes =
-            match tokio::task::spawn_blocking(move || checkpoint_bytes(&state, position)).await {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot make a checkpoint of the store");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot make a checkpoint of the store");
-                    return;
-                }
-            };
-        if let Err(e) = pg
-            .write_checkpoint(seq, &bytes, STORE_CHECKPOINTS_KEPT)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot write a checkpoint to the store");
-            return;
-        }
-        let mut written = self.checkpoints.lock();
-        written.seq_at = seq;
-        written.at = Some(Instant::now());
-        written.image_bytes = bytes.len() as u64;
-        tracing::info!(
-            seq,
-            bytes = bytes.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "checkpoint written to the store"
-        );
     }
 
     /// Writes a checkpoint now, then lets retention remove what no checkpoint needs.

@@ -117,13 +117,14 @@ pub(super) async fn fold_store(
 }
 
 /// The state of the newest checkpoint in the store that reads back, and the last
-/// record it holds; an empty state at 0 when none does.
+/// record it holds; an empty state at 0 when none does and the table is whole, and an
+/// error when retention has trimmed it.
 async fn newest_checkpoint(
     pg: &PgTrail,
     settings: &crate::policy::PolicySettings,
 ) -> Result<(PolicyState, i64), AuditError> {
     for (seq, bytes) in pg
-        .checkpoints(super::checkpoint::STORE_CHECKPOINTS_KEPT)
+        .checkpoints(super::store_upkeep::STORE_CHECKPOINTS_KEPT)
         .await?
     {
         match super::checkpoint::state_from_bytes(&bytes, settings) {
@@ -131,6 +132,13 @@ async fn newest_checkpoint(
             Err(e) => tracing::warn!(seq, error = %e,
                 "a checkpoint in the store cannot be read; reading the one before it (or the whole trail)"),
         }
+    }
+    if let Some((through, _)) = pg.kept_from().await? {
+        return Err(AuditError::Store(format!(
+            "no checkpoint in the store can be read, and retention ([store] keep_for) has \
+             removed the records through seq {through}: the rows left no longer hold salve's \
+             state (its limits, breakers and windows); restore salve_checkpoint from a backup"
+        )));
     }
     Ok((PolicyState::new(settings.clone()), 0))
 }

@@ -21,6 +21,7 @@ mod restart;
 mod runtime;
 mod safety;
 mod start;
+mod store_upkeep;
 mod stream;
 mod trail;
 

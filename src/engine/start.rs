@@ -118,7 +118,8 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
         // On a task of its own: the first checkpoint on a long history reads all of it
         // and must not hold up the once-a-second work.
         tokio::spawn(each_second(Arc::downgrade(&engine), |engine| async move {
-            engine.store_checkpoint_if_due().await;
+            let checkpointed = engine.store_checkpoint_if_due().await;
+            engine.store_retention_if_due(checkpointed).await;
         }));
     }
     engine.ready.store(true, Ordering::Release);

@@ -91,6 +91,7 @@ fn the_store_start_bench_runs_on_a_small_history() {
         .arg(root.join("bench/store_start.sh"))
         .arg("2000")
         .env("SALVE_BIN", &salve)
+        .env("TAKEOVER_AFTER", "2s")
         .current_dir(&root)
         .output()
         .expect("run bench/store_start.sh");
@@ -108,7 +109,19 @@ fn the_store_start_bench_runs_on_a_small_history() {
         .map(str::trim)
         .collect::<Vec<_>>();
     assert_eq!(row.get(1), Some(&"2000"), "{stdout}");
-    for cell in &row[2..6] {
-        assert!(cell.ends_with(" ms"), "{stdout}");
+    let ms = |cell: &str| -> u64 {
+        let number = cell
+            .strip_suffix(" ms")
+            .unwrap_or_else(|| panic!("{stdout}"));
+        number
+            .parse()
+            .unwrap_or_else(|e| panic!("{number}: {e}\n{stdout}"))
+    };
+    for cell in &row[2..7] {
+        ms(cell);
     }
+    assert_eq!(row.get(7), Some(&"2s"), "{stdout}");
+    // A follower leads, and acts, within takeover_after and a second of the kill.
+    assert!(ms(row[8]) <= 3000, "{stdout}");
+    assert!(ms(row[9]) <= 3000, "{stdout}");
 }

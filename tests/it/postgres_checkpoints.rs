@@ -17,12 +17,18 @@ checkpoint_rows = 1
 argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
 "#;
 
-fn salve_on(pg: &Postgres) -> Salve {
-    let mut salve = Salve::builder()
+/// A salve on `pg`, not started.
+fn salve_for(pg: &Postgres) -> Salve {
+    let salve = Salve::builder()
         .config(CONFIG)
         .rule("limited", LIMITED)
         .write();
     std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
+    salve
+}
+
+fn salve_on(pg: &Postgres) -> Salve {
+    let mut salve = salve_for(pg);
     salve.start();
     salve
 }
@@ -106,4 +112,58 @@ fn a_start_reads_the_stores_checkpoint_and_holds_what_the_whole_table_holds() {
         Some("limited: exec exec:mark -> suppress (rate_limit)")
     );
     assert_eq!(salve.lines("marks.txt"), ["limited"]);
+}
+
+/// Hex of bytes, as PostgreSQL's `decode(..., 'hex')` reads it.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn two_replicas_started_together_read_a_checkpoint_of_an_older_format() {
+    let pg = Postgres::start();
+    let mut first = salve_on(&pg);
+    assert_eq!(flap(&first, "1"), ["limited: exec exec:mark -> execute"]);
+    first.wait_settled(1);
+    let seq = wait_until("the leader's checkpoint of the whole trail", || {
+        let last = pg.query("SELECT max(seq) FROM salve_trail");
+        let seq = pg.query("SELECT COALESCE(max(seq), 0) FROM salve_checkpoint");
+        (seq == last).then_some(seq)
+    });
+    first.stop();
+
+    // The checkpoint as an older salve wrote it, and only it says the limit is spent:
+    // the records it holds are gone.
+    let body = pg.query(&format!(
+        "SELECT encode(body, 'hex') FROM salve_checkpoint WHERE seq = {seq}"
+    ));
+    let bytes: Vec<u8> = (0..body.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&body[i..i + 2], 16).expect("hex from PostgreSQL"))
+        .collect();
+    let old = crate::upgrade::as_format_1(&bytes);
+    pg.query(&format!(
+        "DELETE FROM salve_checkpoint WHERE seq <> {seq}; \
+         UPDATE salve_checkpoint SET body = decode('{}', 'hex'); \
+         DELETE FROM salve_trail WHERE seq <= {seq}",
+        hex(&old)
+    ));
+
+    let mut second = salve_for(&pg);
+    std::thread::scope(|both| {
+        both.spawn(|| first.start());
+        both.spawn(|| second.start());
+    });
+    for replica in [&first, &second] {
+        let logs = last_run(replica);
+        assert!(
+            logs.contains(&format!("checkpoint_seq={seq}")),
+            "did not start from the older checkpoint at {seq}:\n{logs}"
+        );
+        assert!(!logs.contains("cannot be read"), "{logs}");
+    }
+    assert_eq!(
+        flap(&second, "2").last().map(String::as_str),
+        Some("limited: exec exec:mark -> suppress (rate_limit)")
+    );
 }

@@ -46,7 +46,7 @@ fn plan(event) {
 /// fields (no held alerts, none held in dry-run, none turned away, no approvals, no
 /// resets: five zero bytes in postcard), under header version 1. It is read through
 /// every older reader.
-fn as_format_1(bytes: &[u8]) -> Vec<u8> {
+pub fn as_format_1(bytes: &[u8]) -> Vec<u8> {
     const HEADER: usize = 52;
     assert_eq!(&bytes[..8], b"SALVECKP", "a checkpoint");
     assert_eq!(

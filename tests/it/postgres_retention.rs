@@ -1,0 +1,134 @@
+//! Retention in the store (`[store] keep_for`): old rows go, but never one the oldest
+//! kept checkpoint needs, so a start still holds what the whole history held; the
+//! readers say when their window reaches back past what is kept; and with no checkpoint
+//! left to read, a trimmed table is refused rather than read as the whole story.
+
+use crate::postgres_support::Postgres;
+use crate::support::{bin, decisions, native, of_kind, wait_until, Salve, LIMITED};
+use serde_json::Value;
+use std::process::Command;
+
+const CONFIG: &str = r#"
+[store]
+postgres_url_file = "{dir}/postgres-url"
+connect_timeout = "1s"
+checkpoint_rows = 1
+keep_for = "1s"
+
+[exec.mark]
+argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
+"#;
+
+/// Sends `Flapping` number `n` and waits for its decision; every decision so far.
+fn flap(salve: &Salve, n: &str) -> Vec<String> {
+    let reply = salve.post_json(
+        "/api/v1/events",
+        &native(&[("alertname", "Flapping"), ("n", n)]),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let id = reply.body["ids"][0].clone();
+    let records = wait_until(&format!("Flapping {n} decided"), || {
+        let records = salve.audit_json();
+        of_kind(&records, "decision")
+            .iter()
+            .any(|d| d["event_id"] == id)
+            .then_some(records)
+    });
+    decisions(&records)
+}
+
+fn number(pg: &Postgres, sql: &str) -> i64 {
+    let text = pg.query(sql);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {text:?}: {e}"))
+}
+
+#[test]
+fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
+    let pg = Postgres::start();
+    let mut salve = Salve::builder()
+        .config(CONFIG)
+        .rule("limited", LIMITED)
+        .write();
+    std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
+    salve.start();
+    assert_eq!(flap(&salve, "1"), ["limited: exec exec:mark -> execute"]);
+    salve.wait_settled(1);
+    let first_rows = number(&pg, "SELECT max(seq) FROM salve_trail");
+
+    // Alerts a second apart: each second's checkpoint lets the rows older than the
+    // oldest kept checkpoint, and older than keep_for, go.
+    let mut n = 2;
+    let through = wait_until("retention to remove the first alert's rows", || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let last = flap(&salve, &n.to_string());
+        assert_eq!(
+            last.last().map(String::as_str),
+            Some("limited: exec exec:mark -> suppress (rate_limit)")
+        );
+        n += 1;
+        let through = number(&pg, "SELECT removed_through FROM salve_retention");
+        (through >= first_rows).then_some(through)
+    });
+    let oldest_checkpoint = number(&pg, "SELECT min(seq) FROM salve_checkpoint");
+    assert!(
+        through <= oldest_checkpoint,
+        "removed through {through}, past the oldest checkpoint at {oldest_checkpoint}"
+    );
+    assert_eq!(
+        number(&pg, "SELECT min(seq) FROM salve_trail WHERE seq <= (SELECT min(seq) FROM salve_checkpoint) + 1"),
+        through + 1,
+        "a row after the last removed is missing"
+    );
+    assert_eq!(
+        number(&pg, "SELECT count(*) FROM salve_trail WHERE seq <= (SELECT removed_through FROM salve_retention)"),
+        0
+    );
+    salve.stop();
+
+    // The first alert's rows are gone, but its spent limit is in the checkpoint.
+    salve.start();
+    assert_eq!(
+        flap(&salve, "again").last().map(String::as_str),
+        Some("limited: exec exec:mark -> suppress (rate_limit)")
+    );
+    assert_eq!(salve.lines("marks.txt"), ["limited"]);
+
+    // The readers say where the kept trail begins.
+    let config = salve.config_path();
+    let config = config.to_str().expect("a UTF-8 path");
+    let audit = salve.cli(&["audit", "--config", config]);
+    assert!(audit.status.success(), "{audit:?}");
+    let note = String::from_utf8_lossy(&audit.stderr);
+    assert!(
+        note.contains("note: retention removed the records before"),
+        "{note}"
+    );
+    let report = salve.cli(&["report", "--config", config, "--json"]);
+    assert!(report.status.success(), "{report:?}");
+    let report: Value = serde_json::from_slice(&report.stdout).expect("the report's JSON");
+    assert!(report["kept_from"].is_string(), "{report}");
+    let recent = salve.cli(&["report", "--config", config, "--since", "1s", "--json"]);
+    let recent: Value = serde_json::from_slice(&recent.stdout).expect("the report's JSON");
+    assert!(recent.get("kept_from").is_none(), "{recent}");
+    salve.stop();
+
+    // No checkpoint reads and the table is trimmed: refused, saying why.
+    pg.query("UPDATE salve_checkpoint SET body = decode('00ff', 'hex')");
+    let refused = Command::new("timeout")
+        .args(["60", bin(), "serve", "--config", config])
+        .arg("--rules")
+        .arg(salve.rules_dir())
+        .arg("--data-dir")
+        .arg(salve.data_dir())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run salve serve");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("retention ([store] keep_for) has removed the records through seq"),
+        "{said}"
+    );
+}
