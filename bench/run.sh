@@ -16,7 +16,10 @@
 # report non-2xx answers instead of failing on them. The overload cell: OVERLOAD_SECONDS
 # (20), OVERLOAD_CONNECTIONS (64), OVERLOAD_ALERTS (20 per request), OVERLOAD_WORK (loop
 # turns per alert of its rule, 2000); OVERLOAD_BIN overrides its client. BENCH_PARTS picks
-# the parts to run ("fixture storm overload probes replay store docker", the default, or any).
+# the parts to run ("fixture storm groups overload probes replay store docker", the default,
+# or any). The groups cell: GROUPS_CELLS ("SIZE:matched|unmatched:SENDS ...", default
+# "50:matched:1 50:unmatched:1 200:matched:1 200:unmatched:1 50:matched:3"),
+# GROUPS_CONNECTIONS (16), GROUPS_SECONDS (10).
 # The replay cell: REPLAY_LOAD_SECONDS (10) of storm recorded, then replayed.
 # The store cell: STORE_SECONDS (10) of storm at 16 connections across two replicas on
 # one PostgreSQL (Debian's postgresql; started here in its own data dir), beside one
@@ -53,7 +56,7 @@ cleanup() {
 trap cleanup EXIT
 
 # part NAME: whether this run includes the part NAME (BENCH_PARTS, default all four)
-part() { [[ " ${BENCH_PARTS:-fixture storm overload probes replay docker} " == *" $1 "* ]]; }
+part() { [[ " ${BENCH_PARTS:-fixture storm groups overload probes replay docker} " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -394,6 +397,69 @@ echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${restart_rows[@]}"
 echo
 
+fi
+# Groups: Alertmanager's real shape. Notifications of GROUP alerts each (every alert
+# distinct), matched by a rule that acts (dry-run) or by none, and a group resent as
+# Alertmanager resends it with some alerts resolved; each beside the durable ceiling
+# posting the same bodies, in the same run.
+if part groups; then
+if $smoke; then
+  groups_seconds=1; groups_cells=${GROUPS_CELLS:-"50:matched:1 50:unmatched:3"}
+else
+  groups_seconds=${GROUPS_SECONDS:-10}
+  groups_cells=${GROUPS_CELLS:-"50:matched:1 50:unmatched:1 200:matched:1 200:unmatched:1 50:matched:3"}
+fi
+groups_conns=${GROUPS_CONNECTIONS:-16}
+echo "### Groups: Alertmanager's notifications of many alerts"
+echo
+echo "- posted: \`bench/storm.lua\` with STORM_ALERTS distinct alerts a notification (one group), $groups_conns connections, ${groups_seconds}s a cell;"
+echo "  sends 3: each group is posted three times, as Alertmanager resends it, a third of its alerts resolved on the second and two thirds on the third"
+echo "- rules: 100; matched: one of them matches every alert (\`instance=~\".+\"\`) and restarts its container, in dry-run; unmatched: none matches"
+echo "- the ceiling: \`bench/bare.rs --durable\` on the same bodies, just before salve; RSS: salve's at the end of the cell, from a fresh start"
+echo
+echo "| alerts a notification | rules | sends | ceiling alerts/s | salve alerts/s | % of the ceiling | ceiling p99 | salve p99 | salve RSS (MiB) | decisions |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+groups_offset=0
+for cell in $groups_cells; do
+  IFS=: read -r size matching sends <<<"$cell"
+  storm_alerts=$size
+  groups_offset=$(( groups_offset + 10000000000 ))
+  dir="$work/groups-$size-$matching-$sends"
+  mkdir -p "$dir/rules"
+  python3 - "$dir/rules" "$matching" <<'PY'
+import sys, os
+d, matching = sys.argv[1], sys.argv[2]
+for i in range(99):
+    open(os.path.join(d, f"gen{i:05}.rhai"), "w").write(
+        f'const MATCH = `alertname="Generated{i}", severity="critical"`;\nfn plan(event) {{ [notify("ops", "x")] }}\n')
+match = 'instance=~".+"' if matching == "matched" else 'alertname="NeverFires"'
+open(os.path.join(d, "restart.rhai"), "w").write(
+    f'const MATCH = `{match}`;\n'
+    'fn plan(event) { if event.status != "firing" { return []; } [restart(docker_container(event.labels.instance))] }\n')
+PY
+  printf 'dry_run = true\n\n[docker]\nevents = false\n\n[notify.ops]\ntype = "log"\n' > "$dir/salve.toml"
+  durable_port=$(free_port)
+  "$BARE_BIN" "127.0.0.1:$durable_port" --durable "$dir/durable.log" & durable_pid=$!; pids+=($durable_pid)
+  for _ in $(seq 1 500); do (exec 3<>"/dev/tcp/127.0.0.1/$durable_port") 2>/dev/null && break; sleep 0.01; done
+  STORM_SENDS=$sends storm_load "http://127.0.0.1:$durable_port/api/v1/alertmanager" "$groups_conns" "$groups_offset" "$groups_seconds"
+  ceiling=$(awk -v r="$s_rps" -v a="$size" 'BEGIN {printf "%.0f", r*a}'); ceiling_p99=$s_p99
+  kill "$durable_pid" 2>/dev/null || true; wait "$durable_pid" 2>/dev/null || true; forget_pid "$durable_pid"
+  rm -f "$dir/durable.log"
+  port=$(free_port)
+  "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
+    --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
+  wait_ready "http://127.0.0.1:$port/-/ready" 120
+  STORM_SENDS=$sends storm_load "http://127.0.0.1:$port/api/v1/alertmanager" "$groups_conns" "$groups_offset" "$groups_seconds"
+  alive "$pid" || { echo "bench: salve died in the groups cell $cell:" >&2; tail -20 "$dir/log" >&2; exit 1; }
+  got=$(awk -v r="$s_rps" -v a="$size" 'BEGIN {printf "%.0f", r*a}')
+  decided=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^salve_decisions_total\{/ {s+=$2} END {printf "%.0f", s}')
+  rss=$(kib "$pid" VmRSS)
+  stop_salve "$pid"
+  echo "| $size | $matching | $sends | $ceiling | $got | $(awk -v a="$got" -v b="$ceiling" 'BEGIN {printf "%.0f%%", (b>0? 100*a/b : 0)}') | $ceiling_p99 | $s_p99 | $(mib "$rss") | $decided |"
+  rm -rf "$dir"
+done
+storm_alerts=${STORM_ALERTS:-1}
+echo
 fi
 # Overload: more than salve can take. One salve on the default max_backlog, one rule
 # that costs about OVERLOAD_WORK loop turns per alert it matches (every alert), and

@@ -3,6 +3,10 @@
 -- with its own label set, so nothing is a dedup shortcut.
 --
 --   STORM_ALERTS  alerts per request (default 1)
+--   STORM_SENDS   times each group is sent (default 1): as Alertmanager resends a group
+--                 at its repeat_interval, the same alerts again, and on the k-th resend
+--                 the alerts whose place i in the group has i % STORM_SENDS < k resolved
+--                 (so the last resend of 3 resolves two thirds of them)
 --   STORM_OFFSET  added to every instance number; a run uses numbers
 --                 [STORM_OFFSET, STORM_OFFSET + 10^10), so advancing it by 10^10 between
 --                 runs against the same server never repeats an alert (bench/run.sh
@@ -18,6 +22,8 @@
 
 local alerts_per_request = tonumber(os.getenv("STORM_ALERTS") or "1")
 local offset = tonumber(os.getenv("STORM_OFFSET") or "0")
+local sends = tonumber(os.getenv("STORM_SENDS") or "1")
+assert(sends and sends >= 1, "STORM_SENDS must be a number >= 1")
 assert(alerts_per_request and alerts_per_request >= 1, "STORM_ALERTS must be a number >= 1")
 assert(offset, "STORM_OFFSET must be a number")
 
@@ -50,7 +56,7 @@ local starts_at = "2026-11-22T22:39:20.690236145Z"
 local headers = { ["Content-Type"] = "application/json" }
 
 -- Numbers below 10^14 print as integers with Lua 5.1's "%.14g".
-local function alert(n, alertname, job)
+local function alert(n, alertname, job, resolved)
   local instance = "host-" .. tostring(n) .. ":9100"
   local hi = math.floor(n / 4294967296)
   local lo = n % 4294967296
@@ -64,24 +70,33 @@ local function alert(n, alertname, job)
   local annotations = '"summary":"' .. alertname .. ' on ' .. instance
     .. '","description":"' .. alertname .. ' has held for 5m on ' .. instance
     .. ' (job ' .. job .. ')"'
-  return '{"status":"firing","labels":{' .. labels
+  local status, ends_at = "firing", "0001-01-01T00:00:00Z"
+  if resolved then status, ends_at = "resolved", "2026-11-22T23:39:20Z" end
+  return '{"status":"' .. status .. '","labels":{' .. labels
     .. '},"annotations":{' .. annotations
     .. '},"startsAt":"' .. starts_at
-    .. '","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus.local:9090/graph?g0.expr=' .. alertname
+    .. '","endsAt":"' .. ends_at .. '","generatorURL":"http://prometheus.local:9090/graph?g0.expr=' .. alertname
     .. '","fingerprint":"' .. string.format("%08x%08x", (hi * 2654435761 + 40503) % 4294967296, lo)
     .. '"}', labels, annotations
 end
 
 function request()
-  local alertname = names[(request_no % #names) + 1]
-  local job = jobs[(request_no % #jobs) + 1]
+  -- Request r sends group g = r / sends for the (r % sends)-th time.
+  local group = math.floor(request_no / sends)
+  local resend = request_no % sends
+  local alertname = names[(group % #names) + 1]
+  local job = jobs[(group % #jobs) + 1]
   request_no = request_no + 1
+  local first = base + group * alerts_per_request
   local parts = {}
   local labels, annotations
+  local firing = 0
   for i = 1, alerts_per_request do
-    parts[i], labels, annotations = alert(base + alert_no, alertname, job)
-    alert_no = alert_no + 1
+    local resolved = (i - 1) % sends < resend
+    if not resolved then firing = firing + 1 end
+    parts[i], labels, annotations = alert(first + i - 1, alertname, job, resolved)
   end
+  alert_no = alert_no + alerts_per_request
   alerts_built = alerts_built + alerts_per_request
   local common_labels, common_annotations
   if alerts_per_request == 1 then
@@ -90,7 +105,8 @@ function request()
     common_labels = '"alertname":"' .. alertname .. '","job":"' .. job .. '"'
     common_annotations = ""
   end
-  local body = '{"receiver":"remediation-webhook","status":"firing","alerts":['
+  local body = '{"receiver":"remediation-webhook","status":"'
+    .. (firing > 0 and "firing" or "resolved") .. '","alerts":['
     .. table.concat(parts, ",")
     .. '],"groupLabels":{"alertname":"' .. alertname
     .. '"},"commonLabels":{' .. common_labels

@@ -93,7 +93,22 @@ impl Lead {
 /// newest checkpoint that reads back, and the records after it. A checkpoint that does
 /// not read (damaged, or of a format this salve does not know) is passed over with a
 /// warning for the one before it, and past them all the whole table is read.
+///
+/// Reading and folding millions of rows is CPU-bound for minutes, so it runs on a
+/// blocking thread: on the runtime's workers it would starve the lease's renewal (a
+/// leader building its first checkpoint lost the lead that way) and the webhooks.
 pub(super) async fn fold_store(
+    pg: &PgTrail,
+    settings: &crate::policy::PolicySettings,
+) -> Result<(PolicyState, i64), AuditError> {
+    let (pg, settings) = (pg.clone(), settings.clone());
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(fold_store_here(&pg, &settings)))
+        .await
+        .map_err(|e| AuditError::Store(format!("reading the store's state failed: {e}")))?
+}
+
+async fn fold_store_here(
     pg: &PgTrail,
     settings: &crate::policy::PolicySettings,
 ) -> Result<(PolicyState, i64), AuditError> {

@@ -41,7 +41,7 @@ impl Engine {
         }
         let started = Instant::now();
         let settings = self.runtime().config.policy.clone();
-        let (state, seq) = match super::lead::fold_store(pg, &settings).await {
+        let (mut state, seq) = match super::lead::fold_store(pg, &settings).await {
             Ok(built) => built,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build a checkpoint of the store now");
@@ -52,18 +52,23 @@ impl Engine {
             inode: 0,
             offset: u64::try_from(seq).unwrap_or(0),
         };
-        let bytes =
-            match tokio::task::spawn_blocking(move || checkpoint_bytes(&state, position)).await {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot make a checkpoint of the store");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot make a checkpoint of the store");
-                    return false;
-                }
-            };
+        // As the live state is pruned: what has aged out is not carried on.
+        let bytes = match tokio::task::spawn_blocking(move || {
+            state.prune(chrono::Utc::now());
+            checkpoint_bytes(&state, position)
+        })
+        .await
+        {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot make a checkpoint of the store");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make a checkpoint of the store");
+                return false;
+            }
+        };
         if let Err(e) = pg
             .write_checkpoint(seq, &bytes, STORE_CHECKPOINTS_KEPT)
             .await

@@ -51,6 +51,7 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         "### Storm: each 1 s slice",
         "### Storm: memory and audit",
         "### Storm: start-up after a stop with the full trail",
+        "### Groups: Alertmanager's notifications of many alerts",
     ] {
         assert!(
             stdout.contains(heading),
@@ -74,6 +75,15 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         storm_rows, 5,
         "storm: one summary, two slice, one memory and one start-up row:\n{stdout}"
     );
+    for cell in ["| 50 | matched | 1 | ", "| 50 | unmatched | 3 | "] {
+        let row = stdout.lines().find(|l| l.starts_with(cell));
+        let decisions = row.and_then(|row| row.trim_end_matches(" |").rsplit("| ").next());
+        let decisions: u64 = decisions
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("no groups row {cell:?} in:\n{stdout}"));
+        // Matched: every firing alert is decided; unmatched: none is.
+        assert_eq!(decisions > 0, cell.contains(" matched"), "{stdout}");
+    }
     let docker_row = stdout
         .lines()
         .find(|l| l.starts_with("| 1 | ") && l.ends_with(" s |"));
@@ -92,6 +102,7 @@ fn the_store_start_bench_runs_on_a_small_history() {
         .arg("2000")
         .env("SALVE_BIN", &salve)
         .env("TAKEOVER_AFTER", "2s")
+        .env("AUTOVACUUM_WAIT", "0")
         .current_dir(&root)
         .output()
         .expect("run bench/store_start.sh");
@@ -101,13 +112,17 @@ fn the_store_start_bench_runs_on_a_small_history() {
         "bench/store_start.sh failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let row = stdout
+    let rows: Vec<Vec<&str>> = stdout
         .lines()
-        .last()
-        .unwrap_or_default()
-        .split('|')
-        .map(str::trim)
-        .collect::<Vec<_>>();
+        .filter(|line| line.starts_with("| 2000 |"))
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "a start and takeover row, and a retention row:\n{stdout}"
+    );
+    let row = &rows[0];
     assert_eq!(row.get(1), Some(&"2000"), "{stdout}");
     let ms = |cell: &str| -> u64 {
         let number = cell
@@ -124,4 +139,9 @@ fn the_store_start_bench_runs_on_a_small_history() {
     // A follower leads, and acts, within takeover_after and a second of the kill.
     assert!(ms(row[8]) <= 3000, "{stdout}");
     assert!(ms(row[9]) <= 3000, "{stdout}");
+    // Retention removed about the older half (the history is 500 s, keep_for 250 s).
+    let removed: u64 = rows[1][3]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}\n{stdout}"));
+    assert!((900..=1100).contains(&removed), "{stdout}");
 }
