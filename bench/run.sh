@@ -415,10 +415,11 @@ echo
 echo "- posted: \`bench/storm.lua\` with STORM_ALERTS distinct alerts a notification (one group), $groups_conns connections, ${groups_seconds}s a cell;"
 echo "  sends 3: each group is posted three times, as Alertmanager resends it, a third of its alerts resolved on the second and two thirds on the third"
 echo "- rules: 100; matched: one of them matches every alert (\`instance=~\".+\"\`) and restarts its container, in dry-run; unmatched: none matches"
-echo "- the ceiling: \`bench/bare.rs --durable\` on the same bodies, just before salve; RSS: salve's at the end of the cell, from a fresh start"
+echo "- the ceiling: \`bench/bare.rs --durable\` on the same bodies, just before salve; salve's alerts/s: those of the notifications it answered 200"
+echo "  (past what it can decide it answers 503 with Retry-After, and Alertmanager sends those again); RSS: salve's at the end of the cell, from a fresh start"
 echo
-echo "| alerts a notification | rules | sends | ceiling alerts/s | salve alerts/s | % of the ceiling | ceiling p99 | salve p99 | salve RSS (MiB) | decisions |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| alerts a notification | rules | sends | ceiling alerts/s | salve alerts/s acknowledged | % of the ceiling | ceiling p99 | salve p99 | salve 503s | salve RSS (MiB) | decisions |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 groups_offset=0
 for cell in $groups_cells; do
   IFS=: read -r size matching sends <<<"$cell"
@@ -449,13 +450,15 @@ PY
   "$SALVE_BIN" serve --config "$dir/salve.toml" --rules "$dir/rules" --data-dir "$dir/data" \
     --listen "127.0.0.1:$port" 2>"$dir/log" & pid=$!; pids+=($pid)
   wait_ready "http://127.0.0.1:$port/-/ready" 120
-  STORM_SENDS=$sends storm_load "http://127.0.0.1:$port/api/v1/alertmanager" "$groups_conns" "$groups_offset" "$groups_seconds"
+  # Past what it can decide, salve refuses with 503 (Alertmanager sends those again):
+  # only what it acknowledged counts.
+  STORM_ALLOW_NON2XX=1 STORM_SENDS=$sends storm_load "http://127.0.0.1:$port/api/v1/alertmanager" "$groups_conns" "$groups_offset" "$groups_seconds"
   alive "$pid" || { echo "bench: salve died in the groups cell $cell:" >&2; tail -20 "$dir/log" >&2; exit 1; }
-  got=$(awk -v r="$s_rps" -v a="$size" 'BEGIN {printf "%.0f", r*a}')
+  got=$(awk -v r="$s_requests" -v n="$s_non2xx" -v a="$size" -v t="$groups_seconds" 'BEGIN {printf "%.0f", (r-n)*a/t}')
   decided=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^salve_decisions_total\{/ {s+=$2} END {printf "%.0f", s}')
   rss=$(kib "$pid" VmRSS)
   stop_salve "$pid"
-  echo "| $size | $matching | $sends | $ceiling | $got | $(awk -v a="$got" -v b="$ceiling" 'BEGIN {printf "%.0f%%", (b>0? 100*a/b : 0)}') | $ceiling_p99 | $s_p99 | $(mib "$rss") | $decided |"
+  echo "| $size | $matching | $sends | $ceiling | $got | $(awk -v a="$got" -v b="$ceiling" 'BEGIN {printf "%.0f%%", (b>0? 100*a/b : 0)}') | $ceiling_p99 | $s_p99 | $s_non2xx | $(mib "$rss") | $decided |"
   rm -rf "$dir"
 done
 storm_alerts=${STORM_ALERTS:-1}
@@ -626,9 +629,19 @@ wait_ready "http://127.0.0.1:$port_b/-/ready" 60
 STORM_OFFSET=0 STORM_ALERTS=1 wrk -t 1 -c 8 -d "${store_seconds}s" --timeout 10s --latency \
   -s bench/storm.lua "http://127.0.0.1:$port_a/api/v1/alertmanager" > "$dir/wrk-a" &
 wrk_a=$!
+# The follower's lag behind the trail (salve_follower_lag_records), twice a second.
+( while kill -0 "$wrk_a" 2>/dev/null; do
+    curl -s "http://127.0.0.1:$port_b/metrics" | awk '$1=="salve_follower_lag_records" {print $2}'
+    sleep 0.5
+  done ) > "$dir/lag" &
+lag_sampler=$!
 STORM_OFFSET=500000000000 STORM_ALERTS=1 wrk -t 1 -c 8 -d "${store_seconds}s" --timeout 10s --latency \
   -s bench/storm.lua "http://127.0.0.1:$port_b/api/v1/alertmanager" > "$dir/wrk-b"
-wait "$wrk_a"
+wait "$wrk_a"; wait "$lag_sampler" 2>/dev/null || true
+rows_written=$(as_pg "$pg_bin/psql" -tA -X -h 127.0.0.1 -p "$pg_port" -U salve -d postgres -c "SELECT count(*) FROM salve_trail")
+lag_max=$(awk 'BEGIN {m=0} $1+0 > m {m=$1+0} END {printf "%.0f", m}' "$dir/lag")
+# in seconds of the trail as it was written in the storm
+lag_s=$(awk -v m="$lag_max" -v n="$rows_written" -v t="$store_seconds" 'BEGIN {printf "%.2f", (n>0? m*t/n : 0)}')
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1=="99%" {print $2}' "$1"; }
 non2xx() { local n; n=$(awk '/Non-2xx/ {print $NF}' "$1"); echo "${n:-0}"; }
@@ -658,10 +671,10 @@ echo
 echo "- load: ${store_seconds} s of \`bench/storm.lua\` (one distinct alert per request) at 8 connections on each of two replicas, 16 in all; 10 rules, 3 of them match half the alerts; PostgreSQL $(basename "$(dirname "$pg_bin")") on this machine with fsync and synchronous_commit on"
 echo "- alerts/s: acknowledged, that is committed in PostgreSQL; the file trail: the same load on one salve, fdatasync per group commit"
 echo
-echo "| trail | alerts/s acknowledged | p99 (replica a / b) | non-2xx | leader (replica a) | events left to decide when the load stopped, decided in |"
-echo "| --- | --- | --- | --- | --- | --- |"
-echo "| PostgreSQL, 2 replicas | $store_rps | $(p99 "$dir/wrk-a") / $(p99 "$dir/wrk-b") | $(( $(non2xx "$dir/wrk-a") + $(non2xx "$dir/wrk-b") )) | ${leader:-?} | ${drain_ms} ms |"
-echo "| files, 1 salve | $files_rps | $(p99 "$dir/wrk-files") | $(non2xx "$dir/wrk-files") | 1 | - |"
+echo "| trail | alerts/s acknowledged | % of the file trail | p99 (replica a / b) | non-2xx | leader (replica a) | events left to decide when the load stopped, decided in | follower's lag, most seen (records / s of trail) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| PostgreSQL, 2 replicas | $store_rps | $(awk -v a="$store_rps" -v b="$files_rps" 'BEGIN {printf "%.0f%%", (b>0? 100*a/b : 0)}') | $(p99 "$dir/wrk-a") / $(p99 "$dir/wrk-b") | $(( $(non2xx "$dir/wrk-a") + $(non2xx "$dir/wrk-b") )) | ${leader:-?} | ${drain_ms} ms | $lag_max / ${lag_s} s |"
+echo "| files, 1 salve | $files_rps | 100% | $(p99 "$dir/wrk-files") | $(non2xx "$dir/wrk-files") | 1 | - | - |"
 echo
 rm -rf "$dir"
 fi
