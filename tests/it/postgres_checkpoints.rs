@@ -34,7 +34,7 @@ fn salve_on(pg: &Postgres) -> Salve {
 }
 
 /// Sends `Flapping` number `n` and waits for its decision; every decision so far.
-fn flap(salve: &Salve, n: &str) -> Vec<String> {
+pub fn flap(salve: &Salve, n: &str) -> Vec<String> {
     let reply = salve.post_json(
         "/api/v1/events",
         &native(&[("alertname", "Flapping"), ("n", n)]),

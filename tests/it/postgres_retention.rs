@@ -3,8 +3,9 @@
 //! readers say when their window reaches back past what is kept; and with no checkpoint
 //! left to read, a trimmed table is refused rather than read as the whole story.
 
+use crate::postgres_checkpoints::flap;
 use crate::postgres_support::Postgres;
-use crate::support::{bin, decisions, native, of_kind, wait_until, Salve, LIMITED};
+use crate::support::{bin, wait_until, Salve, LIMITED};
 use serde_json::Value;
 use std::process::Command;
 
@@ -18,24 +19,6 @@ keep_for = "1s"
 [exec.mark]
 argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
 "#;
-
-/// Sends `Flapping` number `n` and waits for its decision; every decision so far.
-fn flap(salve: &Salve, n: &str) -> Vec<String> {
-    let reply = salve.post_json(
-        "/api/v1/events",
-        &native(&[("alertname", "Flapping"), ("n", n)]),
-    );
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let id = reply.body["ids"][0].clone();
-    let records = wait_until(&format!("Flapping {n} decided"), || {
-        let records = salve.audit_json();
-        of_kind(&records, "decision")
-            .iter()
-            .any(|d| d["event_id"] == id)
-            .then_some(records)
-    });
-    decisions(&records)
-}
 
 fn number(pg: &Postgres, sql: &str) -> i64 {
     let text = pg.query(sql);
