@@ -28,6 +28,7 @@ pub struct Metrics {
     pub state_entries: Family<LabelPairs, Gauge>,
     pub state_evicted: Family<LabelPairs, Counter>,
     pub audit_files_removed: Family<LabelPairs, Counter>,
+    pub store_rows_removed: Counter,
     pub backlog_events: Gauge,
     pub leader: Gauge,
     pub follower_lag_records: Gauge,
@@ -142,6 +143,8 @@ impl Metrics {
                 "Entries a set's bound forced out, oldest first, by set";
             audit_files_removed: "audit_files_removed", Family::default(),
                 "Rotated audit files removed, by reason: age (older than keep_for) or size (forced out by keep_files)";
+            store_rows_removed: "store_rows_removed", Counter::default(),
+                "With [store]: rows of the shared trail retention removed (older than [store] keep_for, and held by a checkpoint)";
             backlog_events: "backlog_events", Gauge::default(),
                 "Events acknowledged and not yet decided";
             backlog_oldest_seconds: "backlog_oldest_seconds", Gauge::default(),
@@ -352,6 +355,10 @@ impl Metrics {
         self.audit_files_removed
             .get_or_create(&pairs(&[("reason", reason)]))
             .inc();
+    }
+
+    pub fn store_rows_removed(&self, rows: u64) {
+        self.store_rows_removed.inc_by(rows);
     }
 
     pub fn leader(&self, leads: bool) {

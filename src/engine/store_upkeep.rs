@@ -117,6 +117,7 @@ impl Engine {
         match result {
             Ok(trimmed) => {
                 last.retention_behind = trimmed.more;
+                self.metrics.store_rows_removed(trimmed.removed);
                 if trimmed.removed > 0 {
                     tracing::info!(
                         removed = trimmed.removed,

@@ -64,6 +64,13 @@ fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
         through + 1,
         "a row after the last removed is missing"
     );
+    let counted = salve
+        .metric("salve_store_rows_removed_total")
+        .unwrap_or(0.0);
+    assert!(
+        counted >= 1.0,
+        "retention's rows are not counted: {counted}"
+    );
     assert_eq!(
         number(&pg, "SELECT count(*) FROM salve_trail WHERE seq <= (SELECT removed_through FROM salve_retention)"),
         0
