@@ -91,6 +91,19 @@ impl PgTrail {
         Ok(trimmed)
     }
 
+    /// A read that asked for the records after `after` and found `first` first: an error
+    /// when retention removed what lies between. Numbers skip now and then (a failed
+    /// insert spends its own), so only a gap asks PostgreSQL.
+    pub(super) async fn not_trimmed_past(&self, after: i64, first: i64) -> Result<(), AuditError> {
+        if first <= after + 1 {
+            return Ok(());
+        }
+        match self.kept_from().await? {
+            Some((through, _)) if through > after => Err(AuditError::Trimmed { after, through }),
+            _ => Ok(()),
+        }
+    }
+
     /// When retention has removed records: the last one removed, and the time of the
     /// oldest one kept (now, when none is).
     pub async fn kept_from(&self) -> Result<Option<(i64, DateTime<Utc>)>, AuditError> {

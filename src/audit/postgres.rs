@@ -317,7 +317,8 @@ impl PgTrail {
     }
 
     /// Calls `each` for every record after sequence number `after`, oldest first;
-    /// returns the last number read.
+    /// returns the last number read. What builds state reads this way: when retention
+    /// has removed records after `after`, it is an error ([`AuditError::Trimmed`]).
     /// With `since`, records older than it are passed over; so are records written
     /// under the epochs `skip` (what this replica wrote as leader, and holds already).
     pub async fn read_after(
@@ -325,6 +326,27 @@ impl PgTrail {
         after: i64,
         since: Option<DateTime<Utc>>,
         skip: &[i64],
+        each: impl FnMut(AuditRecord),
+    ) -> Result<i64, AuditError> {
+        self.read_rows(after, since, skip, true, each).await
+    }
+
+    /// Every record retention has kept, oldest first (`since` as for `read_after`):
+    /// what a reader of the history reads.
+    pub async fn read_kept(
+        &self,
+        since: Option<DateTime<Utc>>,
+        each: impl FnMut(AuditRecord),
+    ) -> Result<i64, AuditError> {
+        self.read_rows(0, since, &[], false, each).await
+    }
+
+    async fn read_rows(
+        &self,
+        after: i64,
+        since: Option<DateTime<Utc>>,
+        skip: &[i64],
+        whole: bool,
         mut each: impl FnMut(AuditRecord),
     ) -> Result<i64, AuditError> {
         const PAGE: i64 = 5000;
@@ -342,6 +364,11 @@ impl PgTrail {
                 .query(&statement, &[&last, &PAGE, &since, &skip])
                 .await
                 .map_err(sql_error("cannot read the trail", READ))?;
+            if whole && last == after {
+                if let Some(first) = rows.first() {
+                    self.not_trimmed_past(after, trail_row(first)?.0).await?;
+                }
+            }
             let n = rows.len();
             for row in rows {
                 let (seq, record) = trail_row(&row)?;

@@ -29,7 +29,7 @@ impl TrailReader {
             }
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
-                let mut read = || runtime.block_on(trail.read_after(0, since, &[], &mut each));
+                let mut read = || runtime.block_on(trail.read_kept(since, &mut each));
                 // On a worker of the runtime, the thread is handed over while it waits.
                 let result = match tokio::runtime::Handle::try_current() {
                     Ok(_) => tokio::task::block_in_place(read),

@@ -19,6 +19,11 @@ pub enum AuditError {
     /// The trail in PostgreSQL (`[store]`) could not take or give records.
     #[error("audit trail in PostgreSQL: {0}")]
     Store(String),
+    /// Retention removed records after `after` before this replica read them (it was
+    /// paused or cut off past what `[store] keep_for` waits for): its state must be
+    /// read anew from the store's checkpoint.
+    #[error("audit trail in PostgreSQL: the records after seq {after} were removed by retention (through seq {through}) before this replica read them")]
+    Trimmed { after: i64, through: i64 },
 }
 
 /// Counters the metrics endpoint reads.

@@ -212,8 +212,13 @@ impl Engine {
     pub(super) async fn follow(self: Arc<Self>) {
         loop {
             let _ = tokio::time::timeout(FOLLOW_EVERY, self.lead.wake.notified()).await;
-            if let Err(e) = self.follow_once().await {
-                tracing::debug!(error = %e, "cannot follow the trail now");
+            match self.follow_once().await {
+                Ok(()) => {}
+                Err(e @ AuditError::Trimmed { .. }) => {
+                    tracing::warn!(error = %e, "this replica fell behind what retention removed; reading its state anew from the store's checkpoint");
+                    self.refold_store().await;
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot follow the trail now"),
             }
             // Under a flood each pass takes what came meanwhile, not one request each.
             tokio::time::sleep(FOLLOW_AT_MOST).await;

@@ -128,3 +128,55 @@ fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
         "{said}"
     );
 }
+
+#[test]
+fn a_replica_paused_past_retention_reads_its_state_anew_from_the_checkpoint() {
+    let pg = Postgres::start();
+    let config = CONFIG.replace("[store]\n", "[store]\ntakeover_after = \"2s\"\n");
+    let replica = || {
+        let salve = Salve::builder()
+            .config(&config)
+            .rule("limited", LIMITED)
+            .write();
+        std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
+        salve
+    };
+    let (mut a, mut b) = (replica(), replica());
+    a.start();
+    b.start();
+    let pid = b.pid().to_string();
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    // The follower is paused; the leader spends the limit, and retention removes the
+    // rows that say so before the follower has read them.
+    signal("-STOP");
+    assert_eq!(flap(&a, "1"), ["limited: exec exec:mark -> execute"]);
+    a.wait_settled(1);
+    let spent_at = number(&pg, "SELECT max(seq) FROM salve_trail");
+    let mut n = 2;
+    wait_until("retention to remove the spent limit's rows", || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        flap(&a, &n.to_string());
+        n += 1;
+        (number(&pg, "SELECT removed_through FROM salve_retention") >= spent_at).then_some(())
+    });
+    let spent = a.get("/api/v1/state").body["limits"].clone();
+    assert_ne!(spent, Value::Array(Vec::new()), "nothing spent");
+
+    signal("-CONT");
+    wait_until("the follower to read its state anew", || {
+        b.logs()
+            .contains("fell behind what retention removed")
+            .then_some(())
+    });
+    wait_until("the follower to hold the spent limit", || {
+        (b.get("/api/v1/state").body["limits"] == spent).then_some(())
+    });
+    b.stop();
+    a.stop();
+}
