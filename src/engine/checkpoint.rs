@@ -429,7 +429,7 @@ impl Engine {
 
     /// Writes a checkpoint now, then lets retention remove what no checkpoint needs.
     pub(super) async fn checkpoint(&self) {
-        // PostgreSQL keeps every record; start-up reads them all.
+        // The store's checkpoints and retention are store_upkeep's.
         let Some(files) = self.audit.files() else {
             return;
         };

@@ -1,6 +1,6 @@
 //! Where the engine records: the JSONL files in the data dir, or PostgreSQL (`[store]`).
-//! Both acknowledge only what is durable; only the files have checkpoints and
-//! retention beside them (PostgreSQL keeps every record, and start-up reads them all).
+//! Both acknowledge only what is durable. The files' checkpoints and retention are in
+//! `checkpoint.rs`; the store's, kept in PostgreSQL itself, in `store_upkeep.rs`.
 
 use crate::audit::{
     AuditError, AuditFilter, AuditLog, AuditRecord, AuditWriterStats, Page, PgTrail, TrailPosition,
