@@ -465,7 +465,11 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
         also: None,
     };
-    if let Some(kept) = reaches_past_retention(&trail.reader, since)? {
+    if let Some(kept) = trail
+        .reader
+        .reaches_past_retention(since)
+        .map_err(|e| anyhow!(e))?
+    {
         eprintln!(
             "note: retention removed the records before {}; this listing begins there",
             kept.to_rfc3339()
@@ -488,16 +492,6 @@ fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// When retention has removed records of the window that starts at `since` (none:
-/// the whole trail): the time of the oldest record kept.
-fn reaches_past_retention(
-    reader: &TrailReader,
-    since: Option<DateTime<Utc>>,
-) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let kept = reader.kept_from().map_err(|e| anyhow!(e))?;
-    Ok(kept.filter(|kept| since.is_none_or(|since| since < *kept)))
 }
 
 /// The trail a one-shot command reads, and the data dir beside it.

@@ -234,7 +234,7 @@ pub fn report(
             tally.read(record);
         }
     })?;
-    let kept_from = trail.kept_from()?.filter(|kept| *kept > since);
+    let kept_from = trail.reaches_past_retention(Some(since))?;
     Ok(Report {
         kept_from,
         since,

@@ -366,7 +366,10 @@ impl PgTrail {
                 .map_err(sql_error("cannot read the trail", READ))?;
             if whole && last == after {
                 if let Some(first) = rows.first() {
-                    self.not_trimmed_past(after, trail_row(first)?.0).await?;
+                    let first: i64 = first
+                        .try_get(0)
+                        .map_err(|e| store_error("unexpected trail row", &e))?;
+                    self.not_trimmed_past(after, first).await?;
                 }
             }
             let n = rows.len();

@@ -29,39 +29,37 @@ impl TrailReader {
             }
             TrailReader::Postgres(trail, runtime) => {
                 let mut each = each;
-                let mut read = || runtime.block_on(trail.read_kept(since, &mut each));
-                // On a worker of the runtime, the thread is handed over while it waits.
-                let result = match tokio::runtime::Handle::try_current() {
-                    Ok(_) => tokio::task::block_in_place(read),
-                    Err(_) => read(),
-                };
-                result?;
+                blocking(runtime, trail.read_kept(since, &mut each))?;
                 Ok(())
             }
         }
     }
+
+    /// When retention has removed records of the window that starts at `since` (none:
+    /// the whole trail): the time of the oldest record kept, where the window really
+    /// begins. `None` when the window holds everything ever written in it. Blocking, as
+    /// `read_since` is.
+    pub fn reaches_past_retention(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Option<DateTime<Utc>>, super::TrailError> {
+        let kept = match self {
+            TrailReader::Files(dir) => super::trimmed(dir).then(|| {
+                super::reader::first_record(dir).map_or_else(Utc::now, |record| record.at)
+            }),
+            TrailReader::Postgres(trail, runtime) => {
+                blocking(runtime, trail.kept_from())?.map(|(_, at)| at)
+            }
+        };
+        Ok(kept.filter(|kept| since.is_none_or(|since| since < *kept)))
+    }
 }
 
-impl TrailReader {
-    /// When retention has removed records: the time of the oldest record kept. `None`
-    /// when the trail holds everything ever written. Blocking, as `read_since` is.
-    pub fn kept_from(&self) -> Result<Option<DateTime<Utc>>, super::TrailError> {
-        match self {
-            TrailReader::Files(dir) => {
-                if !super::trimmed(dir) {
-                    return Ok(None);
-                }
-                let oldest = super::reader::first_record(dir).map(|record| record.at);
-                Ok(Some(oldest.unwrap_or_else(Utc::now)))
-            }
-            TrailReader::Postgres(trail, runtime) => {
-                let read = || runtime.block_on(trail.kept_from());
-                let kept = match tokio::runtime::Handle::try_current() {
-                    Ok(_) => tokio::task::block_in_place(read),
-                    Err(_) => read(),
-                }?;
-                Ok(kept.map(|(_, at)| at))
-            }
-        }
+/// Runs `read` to its end on `runtime`, from a thread that may block; on a worker of a
+/// runtime, the thread is handed over while it waits.
+fn blocking<T>(runtime: &tokio::runtime::Handle, read: impl std::future::Future<Output = T>) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(|| runtime.block_on(read)),
+        Err(_) => runtime.block_on(read),
     }
 }

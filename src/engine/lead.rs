@@ -89,6 +89,20 @@ impl Lead {
     }
 }
 
+/// How often a replica's lease loop ticks: a follower asks for the lease every quarter
+/// of `takeover_after`, and the lease lasts three quarters, so a dead leader is replaced
+/// within `takeover_after`.
+pub(super) fn lease_tick(takeover_after: Duration) -> Duration {
+    takeover_after / 4
+}
+
+/// How long a replica counts as seen lately after its last row of `salve_replica`: three
+/// ticks of its lease loop (`GET /api/v1/state`'s `replicas`, and what retention waits
+/// for).
+pub(super) fn seen_within(takeover_after: Duration) -> Duration {
+    lease_tick(takeover_after) * 3
+}
+
 /// The state every record of the store holds, and the last record's number: the
 /// newest checkpoint that reads back, and the records after it. A checkpoint that does
 /// not read (damaged, or of a format this salve does not know) is passed over with a
@@ -231,9 +245,7 @@ impl Engine {
         let Some(pg) = self.store().cloned() else {
             return;
         };
-        // A follower asks every quarter of takeover_after and the lease lasts three
-        // quarters, so a dead leader is replaced within takeover_after.
-        let every = takeover_after / 4;
+        let every = lease_tick(takeover_after);
         let lease = every * 3;
         // Starting actions stops a tenth of the lease before it can run out.
         let safe = lease.mul_f64(0.9);
@@ -256,7 +268,7 @@ impl Engine {
                     Err(e) => tracing::debug!(error = %e, "cannot ask for the lease now"),
                 }
             }
-            self.see_replicas(&pg, every * 3);
+            self.see_replicas(&pg, seen_within(takeover_after));
             tokio::time::sleep(every).await;
         }
     }

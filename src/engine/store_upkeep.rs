@@ -4,7 +4,7 @@
 
 use super::checkpoint::{checkpoint_bytes, EVERY};
 use super::Engine;
-use crate::audit::TrailPosition;
+use crate::audit::{PgTrail, StoreSettings, TrailPosition};
 use std::time::{Duration, Instant};
 
 /// The store's checkpoints kept: a replica falls back through them, newest first.
@@ -21,6 +21,13 @@ fn store_due(rows: i64, since: Option<Duration>, every_rows: u64) -> bool {
 }
 
 impl Engine {
+    /// The store and its settings, while this replica leads: who keeps the store.
+    fn store_leading(&self) -> Option<(&PgTrail, StoreSettings)> {
+        let pg = self.store()?;
+        let store = self.runtime().config.store.clone()?;
+        self.lead.is_leader().then_some((pg, store))
+    }
+
     /// With `[store]`, on the leader: a checkpoint of the store once `checkpoint_rows`
     /// records, or a minute with any, were written since the last. It is built from the
     /// store alone (the newest checkpoint and the records after it, as a starting
@@ -28,12 +35,9 @@ impl Engine {
     /// itself ahead of what it has read back; so a checkpoint is exactly what its
     /// records fold to. True when it wrote one.
     pub(super) async fn store_checkpoint_if_due(&self) -> bool {
-        let (Some(pg), Some(store)) = (self.store(), self.runtime().config.store.clone()) else {
+        let Some((pg, store)) = self.store_leading() else {
             return false;
         };
-        if !self.lead.is_leader() {
-            return false;
-        }
         let last = *self.checkpoints.lock();
         let rows = self.lead.followed() - last.seq_at;
         if !store_due(rows, last.at.map(|at| at.elapsed()), store.checkpoint_rows) {
@@ -53,17 +57,14 @@ impl Engine {
             offset: u64::try_from(seq).unwrap_or(0),
         };
         // As the live state is pruned: what has aged out is not carried on.
-        let bytes = match tokio::task::spawn_blocking(move || {
+        let made = tokio::task::spawn_blocking(move || {
             state.prune(chrono::Utc::now());
-            checkpoint_bytes(&state, position)
+            checkpoint_bytes(&state, position).map_err(|e| e.to_string())
         })
         .await
-        {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot make a checkpoint of the store");
-                return false;
-            }
+        .map_err(|e| e.to_string());
+        let bytes = match made.and_then(|bytes| bytes) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!(error = %e, "cannot make a checkpoint of the store");
                 return false;
@@ -91,15 +92,11 @@ impl Engine {
 
     /// With `[store]`, on the leader: removes the records `[store] keep_for` lets go,
     /// after each checkpoint and at least once a minute, and sooner while a pass left
-    /// some behind. A replica counts as live for three ticks of the lease loop, as
-    /// `GET /api/v1/state` counts it.
+    /// some behind. It waits for the replicas seen lately (`lead::seen_within`).
     pub(super) async fn store_retention_if_due(&self, checkpointed: bool) {
-        let (Some(pg), Some(store)) = (self.store(), self.runtime().config.store.clone()) else {
+        let Some((pg, store)) = self.store_leading() else {
             return;
         };
-        if !self.lead.is_leader() {
-            return;
-        }
         let (at, more) = {
             let last = self.checkpoints.lock();
             (last.retained_at, last.retention_behind)
@@ -108,7 +105,7 @@ impl Engine {
             return;
         }
         let started = Instant::now();
-        let replicas_within = (store.takeover_after / 4) * 3;
+        let replicas_within = super::lead::seen_within(store.takeover_after);
         let result = pg
             .apply_retention(store.keep_for, replicas_within, RETENTION_BUDGET)
             .await;

@@ -17,14 +17,19 @@ checkpoint_rows = 1
 argv = ["/bin/sh", "-c", 'echo "$1" >> "{dir}/marks.txt"', "sh"]
 "#;
 
-/// A salve on `pg`, not started.
-fn salve_for(pg: &Postgres) -> Salve {
+/// A salve on `pg` with `config` and the `limited` rule, not started.
+pub fn salve_with(pg: &Postgres, config: &str) -> Salve {
     let salve = Salve::builder()
-        .config(CONFIG)
+        .config(config)
         .rule("limited", LIMITED)
         .write();
     std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
     salve
+}
+
+/// A salve on `pg`, not started.
+fn salve_for(pg: &Postgres) -> Salve {
+    salve_with(pg, CONFIG)
 }
 
 fn salve_on(pg: &Postgres) -> Salve {

@@ -3,9 +3,9 @@
 //! readers say when their window reaches back past what is kept; and with no checkpoint
 //! left to read, a trimmed table is refused rather than read as the whole story.
 
-use crate::postgres_checkpoints::flap;
+use crate::postgres_checkpoints::{flap, salve_with};
 use crate::postgres_support::Postgres;
-use crate::support::{bin, wait_until, Salve, LIMITED};
+use crate::support::{bin, wait_until};
 use serde_json::Value;
 use std::process::Command;
 
@@ -30,11 +30,7 @@ fn number(pg: &Postgres, sql: &str) -> i64 {
 #[test]
 fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
     let pg = Postgres::start();
-    let mut salve = Salve::builder()
-        .config(CONFIG)
-        .rule("limited", LIMITED)
-        .write();
-    std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
+    let mut salve = salve_with(&pg, CONFIG);
     salve.start();
     assert_eq!(flap(&salve, "1"), ["limited: exec exec:mark -> execute"]);
     salve.wait_settled(1);
@@ -133,15 +129,7 @@ fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
 fn a_replica_paused_past_retention_reads_its_state_anew_from_the_checkpoint() {
     let pg = Postgres::start();
     let config = CONFIG.replace("[store]\n", "[store]\ntakeover_after = \"2s\"\n");
-    let replica = || {
-        let salve = Salve::builder()
-            .config(&config)
-            .rule("limited", LIMITED)
-            .write();
-        std::fs::write(salve.dir().join("postgres-url"), pg.url()).expect("write the URL file");
-        salve
-    };
-    let (mut a, mut b) = (replica(), replica());
+    let (mut a, mut b) = (salve_with(&pg, &config), salve_with(&pg, &config));
     a.start();
     b.start();
     let pid = b.pid().to_string();
