@@ -56,9 +56,24 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// A loopback port nothing listens on: a TCP check of it fails at once.
+/// A loopback port nothing listens on: a TCP check of it fails at once, for as long as
+/// the tests run. The port stays bound without listening (and without SO_REUSEADDR), so
+/// no other test's listener nor any connection's source port can take it meanwhile.
 pub fn closed_port() -> u16 {
-    free_port()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    socket
+        .bind(&any_port.into())
+        .expect("bind an ephemeral port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("the bound port");
+    std::mem::forget(socket);
+    port
 }
 
 /// Polls `probe` until it returns Some, or panics after [`PATIENCE`] with `what`.
