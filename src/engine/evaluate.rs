@@ -126,13 +126,7 @@ struct Round<'a> {
 impl Round<'_> {
     /// Runs `rule`'s `plan()` on the `event`-th event, with history as of the
     /// `as_of`-th execution.
-    fn plan<'r>(
-        &self,
-        script_event: &ScriptEvent,
-        event: usize,
-        rule: &'r Rule,
-        as_of: u64,
-    ) -> Planned<'r> {
+    fn plan<'r>(&self, events: &[&Event], event: usize, rule: &'r Rule, as_of: u64) -> Planned<'r> {
         let history = Arc::new(SharedHistory::as_of(self.state.clone(), as_of));
         let not_run = |message: String, reason| Planned {
             event,
@@ -166,10 +160,10 @@ impl Round<'_> {
             history: history.clone(),
         };
         let started = Instant::now();
-        let result = self
-            .runtime
-            .rules
-            .evaluate_prepared(rule, script_event, &ctx);
+        let result =
+            self.runtime
+                .rules
+                .evaluate_prepared(rule, ScriptEvent::of(events[event]), &ctx);
         if let Some(m) = self.metrics {
             m.rule_evaluated(started.elapsed());
         }
@@ -195,7 +189,18 @@ pub fn evaluate_events(
     now: DateTime<Utc>,
     metrics: Option<&Metrics>,
 ) -> Evaluation {
-    evaluate_round(runtime, state, &[events], now, metrics, None)
+    round(
+        runtime,
+        state,
+        &[events],
+        Settings {
+            now,
+            metrics,
+            quarantining: None,
+            dry_run: None,
+            unobserved: true,
+        },
+    )
 }
 
 /// Runs rules and policy over a round of notifications, each decided on its own and in
@@ -212,14 +217,19 @@ pub fn evaluate_round(
     metrics: Option<&Metrics>,
     quarantining: Option<Quarantining>,
 ) -> Evaluation {
+    // Live, every event was folded into the state (firing set included) when it was
+    // recorded, before its turn came.
     round(
         runtime,
         state,
         notifications,
-        now,
-        metrics,
-        quarantining,
-        None,
+        Settings {
+            now,
+            metrics,
+            quarantining,
+            dry_run: None,
+            unobserved: false,
+        },
     )
 }
 
@@ -237,40 +247,56 @@ pub fn replay_round(
         runtime,
         state,
         notifications,
-        now,
-        None,
-        None,
-        Some(dry_run),
+        Settings {
+            now,
+            metrics: None,
+            quarantining: None,
+            dry_run: Some(dry_run),
+            unobserved: true,
+        },
     )
+}
+
+/// How a round runs.
+struct Settings<'a> {
+    now: DateTime<Utc>,
+    metrics: Option<&'a Metrics>,
+    quarantining: Option<Quarantining<'a>>,
+    /// The mode of each notification, for replay.
+    dry_run: Option<&'a [bool]>,
+    /// The events are not in the state's firing set yet (a plan, a replay): the round
+    /// puts them there before its rules ask `firing()`.
+    unobserved: bool,
 }
 
 fn round(
     runtime: &Runtime,
     state: &Arc<RwLock<PolicyState>>,
     notifications: &[impl AsRef<[Event]>],
-    now: DateTime<Utc>,
-    metrics: Option<&Metrics>,
-    quarantining: Option<Quarantining>,
-    dry_run: Option<&[bool]>,
+    settings: Settings,
 ) -> Evaluation {
     use rayon::prelude::*;
+    let Settings {
+        now,
+        metrics,
+        quarantining,
+        dry_run,
+        unobserved,
+    } = settings;
     let mut out = Evaluation::default();
-    let round_as_of = {
+    let round_as_of = if unobserved {
         let mut st = state.write();
         for event in notifications.iter().flat_map(|n| n.as_ref()) {
             st.observe_event(event);
         }
         st.executions_recorded()
+    } else {
+        state.read().executions_recorded()
     };
     let events: Vec<&Event> = notifications.iter().flat_map(|n| n.as_ref()).collect();
     let matched: Vec<Vec<&Rule>> = events
         .iter()
         .map(|e| runtime.rules.matching(&e.labels))
-        .collect();
-    let script_events: Vec<Option<ScriptEvent>> = events
-        .par_iter()
-        .zip(matched.par_iter())
-        .map(|(e, rules)| (!rules.is_empty()).then(|| ScriptEvent::of(e)))
         .collect();
     let jobs: Vec<(usize, &Rule)> = matched
         .iter()
@@ -287,10 +313,9 @@ fn round(
     };
     let plans: Vec<Planned> = jobs
         .par_iter()
-        .filter_map(|(i, rule)| {
-            let script_event = script_events[*i].as_ref()?;
+        .map(|(i, rule)| {
             let _run = crate::telemetry::rule_run(&events[*i].id, &rule.name).entered();
-            Some(round.plan(script_event, *i, rule, round_as_of))
+            round.plan(&events, *i, rule, round_as_of)
         })
         .collect();
     if let Some(q) = &quarantining {
@@ -309,8 +334,8 @@ fn round(
         for planned in &mut mine {
             let holds =
                 planned.reason.is_some() || planned.history.answers_hold(&state.read(), as_of);
-            if let (false, Some(script_event)) = (holds, &script_events[planned.event]) {
-                *planned = round.plan(script_event, planned.event, planned.rule, as_of);
+            if !holds {
+                *planned = round.plan(&events, planned.event, planned.rule, as_of);
             }
         }
         let mode = dry_run.and_then(|modes| modes.get(n).copied());

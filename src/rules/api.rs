@@ -107,7 +107,7 @@ pub(super) fn call_plan(
     engine: &Engine,
     timeout: Duration,
     rule: &Rule,
-    event: &Dynamic,
+    event: Dynamic,
     ctx: &EvalContext,
 ) -> Result<Vec<Intent>, RuleError> {
     let value = run_plan(engine, timeout, rule, event, ctx)
@@ -123,7 +123,7 @@ pub(super) fn run_plan(
     engine: &Engine,
     timeout: Duration,
     rule: &Rule,
-    event: &Dynamic,
+    event: Dynamic,
     ctx: &EvalContext,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let options = CallFnOptions::new()
@@ -137,7 +137,7 @@ pub(super) fn run_plan(
         &mut Scope::new(),
         &rule.ast,
         "plan",
-        (event.clone(),),
+        (event,),
     );
     DEADLINE.with(|d| d.set(None));
     TEMPLATES.with(|t| *t.borrow_mut() = None);

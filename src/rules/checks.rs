@@ -344,7 +344,7 @@ impl RuleSet {
             for status in [Status::Firing, Status::Resolved] {
                 let event = trial_event(rule, status, now);
                 let dynamic = api::event_to_dynamic(&event);
-                let Err(err) = api::run_plan(&self.engine, self.timeout, rule, &dynamic, &ctx)
+                let Err(err) = api::run_plan(&self.engine, self.timeout, rule, dynamic, &ctx)
                 else {
                     continue;
                 };

@@ -273,22 +273,23 @@ impl RuleSet {
         event: &Event,
         ctx: &EvalContext,
     ) -> Result<Vec<Intent>, RuleError> {
-        self.evaluate_prepared(rule, &ScriptEvent::of(event), ctx)
+        self.evaluate_prepared(rule, ScriptEvent::of(event), ctx)
     }
 
-    /// `evaluate` with the event already in the scripts' form, for several rules.
+    /// `evaluate` with the event already in the scripts' form, which the call takes.
     pub fn evaluate_prepared(
         &self,
         rule: &Rule,
-        event: &ScriptEvent,
+        event: ScriptEvent,
         ctx: &EvalContext,
     ) -> Result<Vec<Intent>, RuleError> {
-        api::call_plan(&self.engine, self.timeout, rule, &event.0, ctx)
+        api::call_plan(&self.engine, self.timeout, rule, event.0, ctx)
     }
 }
 
-/// An event as rules see it. Built once per event: each rule gets a copy, so no rule
-/// sees what another did to it.
+/// An event as rules see it: one for each `plan()` call, which takes it (so no rule
+/// sees what another did to it). Building one costs about what copying one did, and
+/// it is dropped where the rule ran, not on the thread that decides.
 pub struct ScriptEvent(Dynamic);
 
 impl ScriptEvent {

@@ -271,13 +271,12 @@ fn a_rule_that_changes_its_event_does_not_change_it_for_the_next_rule() {
     ])
     .expect("rules load");
     let e = event(&[("alertname", "X"), ("container", "web-1")]);
-    let prepared = super::ScriptEvent::of(&e);
     let targets: Vec<String> = ["a-meddler", "b-reader"]
         .iter()
         .map(|name| {
             let rule = set.get(name).expect("rule loaded");
             let intents = set
-                .evaluate_prepared(rule, &prepared, &ctx())
+                .evaluate_prepared(rule, super::ScriptEvent::of(&e), &ctx())
                 .expect("plan runs");
             intents[0].target.to_string()
         })
