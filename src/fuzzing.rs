@@ -64,7 +64,7 @@ fn after_intake(events: &[Event]) {
         let record = AuditRecord::new(
             event.received_at,
             Entry::Received {
-                event: event.clone(),
+                event: std::sync::Arc::new(event.clone()),
                 unmatched: false,
                 trace_id: None,
             },

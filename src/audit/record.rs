@@ -7,6 +7,7 @@ use crate::model::{ApprovalDecided, ApprovalRequest, Decision, MaintenanceWindow
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A record's `kind`, as the trail writes it. The names are a contract: `salve audit
 /// --kind`, `?kind=` and the PostgreSQL trail's `kind` column filter on them.
@@ -106,7 +107,8 @@ pub enum Entry {
     /// `received_at` is the record's `at`, written once. `unmatched`: no rule matched
     /// it when it arrived, so nothing more is recorded about it (no `evaluated`).
     Received {
-        event: Event,
+        // Shared: the state keeps this very event while it waits for its turn.
+        event: Arc<Event>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unmatched: bool,
         /// The alert's trace (32 hex digits), when traces are on.
@@ -287,7 +289,7 @@ impl AuditRecord {
         let mut record: AuditRecord = serde_json::from_slice::<Line>(line)?.0;
         if let Entry::Received { event, .. } = &mut record.entry {
             if event.received_at == DateTime::<Utc>::UNIX_EPOCH {
-                event.received_at = record.at;
+                Arc::make_mut(event).received_at = record.at;
             }
         }
         Ok(record)
@@ -385,7 +387,7 @@ impl<'de> serde::de::Visitor<'de> for LineVisitor {
                         "received" => {
                             let body = ReceivedBody::deserialize(rest)?;
                             Entry::Received {
-                                event: body.event,
+                                event: Arc::new(body.event),
                                 unmatched: body.unmatched,
                                 trace_id: body.trace_id,
                             }

@@ -203,8 +203,10 @@ impl Engine {
                             ..
                         },
                     ) => match notifications.last_mut() {
-                        Some(n) if n[0].received_at == event.received_at => n.push(event),
-                        _ => notifications.push(vec![event]),
+                        Some(n) if n[0].received_at == event.received_at => {
+                            n.push(Arc::unwrap_or_clone(event))
+                        }
+                        _ => notifications.push(vec![Arc::unwrap_or_clone(event)]),
                     },
                     // Each alert reconsidered on its own, as it was held.
                     (true, Entry::Reconsidered { event, .. }) => notifications.push(vec![event]),

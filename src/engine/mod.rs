@@ -256,45 +256,47 @@ impl Engine {
         // not queued, so a storm of alerts no rule is about costs one record each.
         let runtime = self.runtime();
         let records: Vec<AuditRecord> = events
-            .iter()
+            .into_iter()
             .map(|e| {
                 let unmatched = !runtime.rules.matches_any(&e.labels);
                 AuditRecord::new(
                     e.received_at,
                     Entry::Received {
-                        event: e.clone(),
-                        unmatched,
                         trace_id: crate::telemetry::trace_id(&e.id),
+                        event: Arc::new(e),
+                        unmatched,
                     },
                 )
             })
             .collect();
+        let count_received = || {
+            for record in &records {
+                if let Entry::Received { event, .. } = &record.entry {
+                    self.metrics.event_received(&event.source);
+                }
+            }
+        };
         if let Trail::Postgres(pg) = &self.audit {
             // Whichever replica leads finds them in the trail and decides them.
             pg.append(&records).await?;
-            for e in &events {
-                self.metrics.event_received(&e.source);
-            }
+            count_received();
             self.lead.wake.notify_one();
             return Ok(());
         }
         self.write_then_fold(&records).await?;
-        for e in &events {
-            self.metrics.event_received(&e.source);
-        }
-        let events: Vec<Event> = events
-            .into_iter()
-            .zip(&records)
-            .filter(|(_, r)| {
-                !matches!(
-                    r.entry,
-                    Entry::Received {
-                        unmatched: true,
-                        ..
-                    }
-                )
+        count_received();
+        // The state shares each event it waits to decide with its record; the worker
+        // gets a copy of its own.
+        let events: Vec<Event> = records
+            .iter()
+            .filter_map(|r| match &r.entry {
+                Entry::Received {
+                    event,
+                    unmatched: false,
+                    ..
+                } => Some(Event::clone(event)),
+                _ => None,
             })
-            .map(|(e, _)| e)
             .collect();
         if !events.is_empty() {
             self.enqueue(events);

@@ -22,7 +22,7 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
             if *unmatched {
                 state.observe_event(event);
             } else {
-                state.record_received(event);
+                state.record_received_shared(event);
             }
         }
         Entry::Evaluated { event_id, .. } => state.record_evaluated(event_id),
@@ -131,7 +131,7 @@ impl Engine {
         let read = self.audit.reader().read_since(None, |record| {
             if let Entry::Received { event, .. } = record.entry {
                 if wanted.contains(event.id.as_str()) {
-                    events.insert(event.id.clone(), event);
+                    events.insert(event.id.clone(), Arc::unwrap_or_clone(event));
                 }
             }
         });

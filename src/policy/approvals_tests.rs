@@ -10,6 +10,7 @@ use crate::model::{
     Actor, ApprovalDecided, ApprovalRequest, ApprovalState, Decision, Intent, Reason, Verdict,
 };
 use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
 
 fn alert(starts_at: DateTime<Utc>) -> Event {
     Event {
@@ -28,7 +29,7 @@ fn decide(state: &mut PolicyState, event: &Event, now: DateTime<Utc>) -> Decisio
     let rules = super::tests::rules(r#"const MATCH = `alertname="Down"`; fn plan(event) { [] }"#);
     let rule = rules.get("r").expect("the rule");
     let received = Entry::Received {
-        event: event.clone(),
+        event: Arc::new(event.clone()),
         unmatched: false,
         trace_id: None,
     };
@@ -145,7 +146,7 @@ fn what_nobody_may_answer_is_closed_expired_or_cancelled() {
         ..event.clone()
     };
     let received = Entry::Received {
-        event: resolved,
+        event: Arc::new(resolved),
         unmatched: false,
         trace_id: None,
     };

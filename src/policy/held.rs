@@ -191,7 +191,7 @@ impl PolicyState {
     pub fn record_reconsidered(&mut self, event: &Event) {
         self.release(&event.fingerprint);
         if !self.undecided_index.contains_key(&event.id) {
-            self.record_undecided(event.clone());
+            self.record_undecided(Arc::new(event.clone()));
         }
     }
 

@@ -9,6 +9,7 @@ use crate::event::{Event, Status};
 use crate::model::{Action, Decision, Intent, MaintenanceWindow, Reason, Target, Verdict};
 use crate::rules::RuleSet;
 use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
 
 fn rules(constants: &str) -> RuleSet {
     super::tests::rules(&format!(
@@ -41,7 +42,7 @@ fn receive_and_decide(
         &AuditRecord::new(
             now,
             Entry::Received {
-                event: event.clone(),
+                event: Arc::new(event.clone()),
                 unmatched: false,
                 trace_id: None,
             },
@@ -162,7 +163,7 @@ fn an_alert_that_resolved_or_began_a_new_episode_while_held_is_not_reconsidered(
         &AuditRecord::new(
             t0 + Duration::seconds(10),
             Entry::Received {
-                event: resolved,
+                event: Arc::new(resolved),
                 unmatched: false,
                 trace_id: None,
             },

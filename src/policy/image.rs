@@ -443,7 +443,7 @@ impl PolicyState {
         }
         state.pending = pending_from(&image.pending)?;
         for text in &image.undecided {
-            state.record_undecided(from_json(text)?);
+            state.record_undecided(Arc::new(from_json(text)?));
         }
         state.evicted.dedup = image.evicted.0;
         state.evicted.firing = image.evicted.1;

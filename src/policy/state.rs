@@ -212,6 +212,12 @@ impl PolicyState {
     /// An event was recorded as received: it is firing (or not), and undecided until
     /// `record_evaluated`.
     pub fn record_received(&mut self, event: &Event) {
+        self.record_received_shared(&Arc::new(event.clone()));
+    }
+
+    /// [`record_received`](Self::record_received) of a record's event, which the state
+    /// shares rather than copies while it waits for its turn.
+    pub fn record_received_shared(&mut self, event: &Arc<Event>) {
         self.observe_event(event);
         self.release(&event.fingerprint);
         if !self.undecided_index.contains_key(&event.id) {
@@ -219,10 +225,10 @@ impl PolicyState {
         }
     }
 
-    pub(super) fn record_undecided(&mut self, event: Event) {
+    pub(super) fn record_undecided(&mut self, event: Arc<Event>) {
         self.received += 1;
         self.undecided_index.insert(event.id.clone(), self.received);
-        self.undecided.insert(self.received, Arc::new(event));
+        self.undecided.insert(self.received, event);
     }
 
     /// Every rule matching the event has been decided.

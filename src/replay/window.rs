@@ -284,9 +284,8 @@ impl<'r> Replayer<'r> {
                         request.awaiting.swap_remove(i);
                     }
                     let first = request.received.first().and_then(|r| match &r.entry {
-                        Entry::Received { event, .. } | Entry::Reconsidered { event, .. } => {
-                            Some(event.id.as_str())
-                        }
+                        Entry::Received { event, .. } => Some(event.id.as_str()),
+                        Entry::Reconsidered { event, .. } => Some(event.id.as_str()),
                         _ => None,
                     });
                     if request.evaluated.is_none() && first == Some(event_id.as_str()) {
@@ -513,7 +512,8 @@ impl<'r> Replayer<'r> {
         let notification: Vec<Event> = received
             .into_iter()
             .filter_map(|r| match r.entry {
-                Entry::Received { mut event, .. } => {
+                Entry::Received { event, .. } => {
+                    let mut event = Arc::unwrap_or_clone(event);
                     event.received_at = at;
                     Some(event)
                 }
