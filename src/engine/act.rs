@@ -15,14 +15,14 @@ use std::time::Duration;
 
 impl Engine {
     /// Evaluates one batch, records every decision durably, then starts the executions.
-    pub(super) async fn process(self: &Arc<Self>, events: Vec<Event>) {
+    pub(super) async fn process(self: &Arc<Self>, events: Vec<Arc<Event>>) {
         self.process_many(vec![events]).await;
     }
 
     /// Decides several notifications, each on its own (duplicates fold only within
     /// one), and records all their decisions with one append: under load the loop
     /// costs one fsync per round, not one per notification.
-    pub(super) async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
+    pub(super) async fn process_many(self: &Arc<Self>, notifications: Vec<Vec<Arc<Event>>>) {
         let runtime = self.runtime();
         let now = self.now();
         let started = std::time::Instant::now();
@@ -69,7 +69,7 @@ impl Engine {
     }
 
     /// Events whose decisions could not be recorded go back to the queue in 5 s.
-    fn retry_later(self: &Arc<Self>, notifications: Vec<Vec<Event>>) {
+    fn retry_later(self: &Arc<Self>, notifications: Vec<Vec<Arc<Event>>>) {
         for events in notifications {
             let engine = self.clone();
             self.inflight.fetch_add(1, Ordering::AcqRel);
@@ -116,24 +116,20 @@ impl Engine {
     }
 
     /// Starts the `execute` decisions of a round, each on a task of its own.
-    fn start_actions(self: &Arc<Self>, notifications: &[Vec<Event>], decided: &[Decision]) {
+    fn start_actions(self: &Arc<Self>, notifications: &[Vec<Arc<Event>>], decided: &[Decision]) {
         if !decided.iter().any(Decision::executes) {
             return;
         }
         // Executors get the event behind their action, shared by its actions.
-        let mut events: HashMap<&str, (&Event, Option<Arc<Event>>)> = notifications
+        let events: HashMap<&str, &Arc<Event>> = notifications
             .iter()
             .flatten()
-            .map(|e| (e.id.as_str(), (e, None)))
+            .map(|e| (e.id.as_str(), e))
             .collect();
         for decision in decided.iter().filter(|d| d.executes()).cloned() {
             let event = events
-                .get_mut(decision.event_id.as_str())
-                .map(|(event, shared)| {
-                    shared
-                        .get_or_insert_with(|| Arc::new((*event).clone()))
-                        .clone()
-                });
+                .get(decision.event_id.as_str())
+                .map(|event| Arc::clone(event));
             let context = ActionContext {
                 related: related(decided, &decision),
                 decision: Some(decision.clone()),

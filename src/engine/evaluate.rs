@@ -12,6 +12,7 @@ use crate::policy::{BatchScope, PolicyState, RuleTerms, SharedHistory};
 use crate::rules::{EvalContext, Rule, RuleError, ScriptEvent};
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -209,10 +210,10 @@ pub fn evaluate_events(
 /// `recent()` answers the decisions before it changed is made again (rules are pure,
 /// so a plan with the same answers is the same plan). The state is locked once per
 /// notification to decide its intents.
-pub fn evaluate_round(
+pub fn evaluate_round<E: Borrow<Event>>(
     runtime: &Runtime,
     state: &Arc<RwLock<PolicyState>>,
-    notifications: &[impl AsRef<[Event]>],
+    notifications: &[impl AsRef<[E]>],
     now: DateTime<Utc>,
     metrics: Option<&Metrics>,
     quarantining: Option<Quarantining>,
@@ -236,10 +237,10 @@ pub fn evaluate_round(
 /// `evaluate_round` for replay: each notification decided in the mode given for it
 /// (dry-run or live), the one salve was in when it was recorded, whatever the state's
 /// settings say.
-pub fn replay_round(
+pub fn replay_round<E: Borrow<Event>>(
     runtime: &Runtime,
     state: &Arc<RwLock<PolicyState>>,
-    notifications: &[impl AsRef<[Event]>],
+    notifications: &[impl AsRef<[E]>],
     now: DateTime<Utc>,
     dry_run: &[bool],
 ) -> Evaluation {
@@ -269,10 +270,10 @@ struct Settings<'a> {
     unobserved: bool,
 }
 
-fn round(
+fn round<E: Borrow<Event>>(
     runtime: &Runtime,
     state: &Arc<RwLock<PolicyState>>,
-    notifications: &[impl AsRef<[Event]>],
+    notifications: &[impl AsRef<[E]>],
     settings: Settings,
 ) -> Evaluation {
     use rayon::prelude::*;
@@ -287,13 +288,16 @@ fn round(
     let round_as_of = if unobserved {
         let mut st = state.write();
         for event in notifications.iter().flat_map(|n| n.as_ref()) {
-            st.observe_event(event);
+            st.observe_event(event.borrow());
         }
         st.executions_recorded()
     } else {
         state.read().executions_recorded()
     };
-    let events: Vec<&Event> = notifications.iter().flat_map(|n| n.as_ref()).collect();
+    let events: Vec<&Event> = notifications
+        .iter()
+        .flat_map(|n| n.as_ref().iter().map(Borrow::borrow))
+        .collect();
     let matched: Vec<Vec<&Rule>> = events
         .iter()
         .map(|e| runtime.rules.matching(&e.labels))

@@ -189,7 +189,7 @@ impl Engine {
         let _one = self.lead.following.lock().await;
         let own = self.lead.own_epochs.lock().clone();
         let leader = self.lead.is_leader();
-        let mut notifications: Vec<Vec<Event>> = Vec::new();
+        let mut notifications: Vec<Vec<Arc<Event>>> = Vec::new();
         let after = self.lead.followed.load(Ordering::Acquire);
         let last = pg
             .read_after(after, None, &own, |record| {
@@ -203,13 +203,13 @@ impl Engine {
                             ..
                         },
                     ) => match notifications.last_mut() {
-                        Some(n) if n[0].received_at == event.received_at => {
-                            n.push(Arc::unwrap_or_clone(event))
-                        }
-                        _ => notifications.push(vec![Arc::unwrap_or_clone(event)]),
+                        Some(n) if n[0].received_at == event.received_at => n.push(event),
+                        _ => notifications.push(vec![event]),
                     },
                     // Each alert reconsidered on its own, as it was held.
-                    (true, Entry::Reconsidered { event, .. }) => notifications.push(vec![event]),
+                    (true, Entry::Reconsidered { event, .. }) => {
+                        notifications.push(vec![Arc::new(event)])
+                    }
                     _ => {}
                 }
             })

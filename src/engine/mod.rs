@@ -92,7 +92,7 @@ pub struct Engine {
     clock: Clock,
     /// Unbounded: the backlog is bounded by `max_backlog` at the door instead, so no
     /// request waits for room once its events are on disk.
-    queue: mpsc::UnboundedSender<Vec<Event>>,
+    queue: mpsc::UnboundedSender<Vec<Arc<Event>>>,
     /// Events on disk and queued, not yet decided.
     backlog: AtomicUsize,
     /// Events decided per second in the last round, for `Retry-After`.
@@ -285,16 +285,15 @@ impl Engine {
         }
         self.write_then_fold(&records).await?;
         count_received();
-        // The state shares each event it waits to decide with its record; the worker
-        // gets a copy of its own.
-        let events: Vec<Event> = records
+        // The worker, the record and the state that waits for its turn share each event.
+        let events: Vec<Arc<Event>> = records
             .iter()
             .filter_map(|r| match &r.entry {
                 Entry::Received {
                     event,
                     unmatched: false,
                     ..
-                } => Some(Event::clone(event)),
+                } => Some(Arc::clone(event)),
                 _ => None,
             })
             .collect();
@@ -305,7 +304,7 @@ impl Engine {
     }
 
     /// Hands recorded events to the worker.
-    fn enqueue(&self, events: Vec<Event>) {
+    fn enqueue(&self, events: Vec<Arc<Event>>) {
         self.backlog.fetch_add(events.len(), Ordering::AcqRel);
         self.inflight.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(events).is_err() {

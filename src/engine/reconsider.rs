@@ -74,7 +74,7 @@ impl Engine {
                 held = held.as_str(), "hold ended while the alert still fires: deciding it again");
             self.metrics.reconsidered(held.as_str());
             if matches!(self.audit, Trail::Files(_)) {
-                self.enqueue(vec![event]);
+                self.enqueue(vec![Arc::new(event)]);
             }
         }
         self.count_held();

@@ -98,8 +98,8 @@ impl Engine {
             );
             // One request's events share `received_at`: decide them as the notifications
             // they came in, so `duplicate` folds only within one notification, as live.
-            let mut batches: Vec<Vec<Event>> = Vec::new();
-            for event in undecided {
+            let mut batches: Vec<Vec<Arc<Event>>> = Vec::new();
+            for event in undecided.into_iter().map(Arc::new) {
                 match batches.last_mut() {
                     Some(batch) if batch[0].received_at == event.received_at => batch.push(event),
                     _ => batches.push(vec![event]),

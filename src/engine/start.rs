@@ -53,7 +53,7 @@ pub async fn start(runtime: Runtime, options: ServeOptions) -> Result<Arc<Engine
     let dispatcher = runtime::build_dispatcher(config, None, (&Default::default(), &paces));
     // A burst beyond one round's worth waits at the HTTP door (its events are already
     // on disk), not in memory: the queue holds what the next round drains.
-    let (queue, rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    let (queue, rx) = mpsc::unbounded_channel::<Vec<Arc<Event>>>();
     let started = restart::StartOnly::of(config);
     let engine = Arc::new(Engine {
         runtime: RwLock::new(Arc::new(runtime)),
@@ -162,7 +162,7 @@ async fn open_trail(
 
 /// The decide task: takes whatever has queued up (bounded), decides it, records it in
 /// one append.
-async fn decide_rounds(worker: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Vec<Event>>) {
+async fn decide_rounds(worker: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Vec<Arc<Event>>>) {
     const MAX_ROUND: usize = 256;
     let inject_panic = injected_panic();
     while let Some(first) = rx.recv().await {
