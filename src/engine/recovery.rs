@@ -22,7 +22,7 @@ pub fn fold(state: &mut PolicyState, record: &AuditRecord) {
             if *unmatched {
                 state.observe_event(event);
             } else {
-                state.record_received_shared(event);
+                state.record_received(event);
             }
         }
         Entry::Evaluated { event_id, .. } => state.record_evaluated(event_id),
@@ -58,7 +58,7 @@ impl Engine {
     /// Settles what the last stop left open, before the engine takes new events.
     pub(super) async fn recover(
         self: &Arc<Self>,
-        undecided: Vec<Event>,
+        undecided: Vec<Arc<Event>>,
         pending: Vec<PendingExecution>,
     ) {
         // An action decided but with no outcome was interrupted by a stop. It is not run
@@ -99,7 +99,7 @@ impl Engine {
             // One request's events share `received_at`: decide them as the notifications
             // they came in, so `duplicate` folds only within one notification, as live.
             let mut batches: Vec<Vec<Arc<Event>>> = Vec::new();
-            for event in undecided.into_iter().map(Arc::new) {
+            for event in undecided {
                 match batches.last_mut() {
                     Some(batch) if batch[0].received_at == event.received_at => batch.push(event),
                     _ => batches.push(vec![event]),

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 /// Decides a restart of `target` for a new alert at `now`, recorded as the engine does.
 fn act(state: &mut PolicyState, rule: &Rule, target: &str, now: DateTime<Utc>) -> Option<Reason> {
     let e = event("Down", &format!("{target}-{}", now.timestamp()), now);
-    state.record_received(&e);
+    state.record_received(&std::sync::Arc::new(e.clone()));
     let d = state.decide(
         &rule_terms(rule),
         &e,

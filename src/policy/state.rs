@@ -211,13 +211,8 @@ impl PolicyState {
 
     /// An event was recorded as received: it is firing (or not), and undecided until
     /// `record_evaluated`.
-    pub fn record_received(&mut self, event: &Event) {
-        self.record_received_shared(&Arc::new(event.clone()));
-    }
-
-    /// [`record_received`](Self::record_received) of a record's event, which the state
-    /// shares rather than copies while it waits for its turn.
-    pub fn record_received_shared(&mut self, event: &Arc<Event>) {
+    /// The state shares the record's event rather than copy it while it waits.
+    pub fn record_received(&mut self, event: &Arc<Event>) {
         self.observe_event(event);
         self.release(&event.fingerprint);
         if !self.undecided_index.contains_key(&event.id) {
@@ -258,8 +253,8 @@ impl PolicyState {
     }
 
     /// The events acknowledged but not yet evaluated, in arrival order.
-    pub fn undecided_events(&self) -> Vec<Event> {
-        self.undecided.values().map(|e| Event::clone(e)).collect()
+    pub fn undecided_events(&self) -> Vec<Arc<Event>> {
+        self.undecided.values().cloned().collect()
     }
 
     /// Takes out the events acknowledged but never evaluated (after a crash).

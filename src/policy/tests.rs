@@ -12,6 +12,7 @@ use crate::rules::{Rule, RuleSet};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub(super) fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("test time")
@@ -480,7 +481,7 @@ fn a_checkpoint_snapshot_is_the_state_as_it_was_while_the_state_goes_on() {
         .map(|i| event("NodeDown", &format!("host-{i}"), t0))
         .collect();
     for (i, e) in events.iter().enumerate() {
-        state.record_received(e);
+        state.record_received(&Arc::new(e.clone()));
         if i % 10 == 0 {
             decide(&mut state, rule, e, &restart(&format!("web-{i}")), t0);
         }
@@ -503,7 +504,7 @@ fn a_checkpoint_snapshot_is_the_state_as_it_was_while_the_state_goes_on() {
     }
     for i in 0..1_000 {
         let e = event("DiskFull", &format!("db-{i}"), t0);
-        state.record_received(&e);
+        state.record_received(&Arc::new(e.clone()));
         decide(&mut state, rule, &e, &restart(&format!("db-{i}")), t0);
     }
     state.prune(t0 + Duration::days(30));

@@ -5,7 +5,7 @@
 
 use crate::postgres_checkpoints::{flap, salve_with};
 use crate::postgres_support::Postgres;
-use crate::support::{bin, wait_until};
+use crate::support::{bin, wait_until, Salve};
 use serde_json::Value;
 use std::process::Command;
 
@@ -27,6 +27,21 @@ fn number(pg: &Postgres, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {text:?}: {e}"))
 }
 
+/// Posts a new alert to `salve` every 0.7 s, each checked by `check`, until retention
+/// has removed the rows through `seq`: each second's checkpoint lets the older ones go.
+fn flap_until_removed(pg: &Postgres, salve: &Salve, seq: i64, mut check: impl FnMut(&[String])) {
+    let mut n = 2;
+    wait_until(
+        &format!("retention to remove the rows through seq {seq}"),
+        || {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            check(&flap(salve, &n.to_string()));
+            n += 1;
+            (number(pg, "SELECT removed_through FROM salve_retention") >= seq).then_some(())
+        },
+    );
+}
+
 #[test]
 fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
     let pg = Postgres::start();
@@ -38,17 +53,11 @@ fn retention_removes_old_rows_but_never_what_a_checkpoint_needs() {
 
     // Alerts a second apart: each second's checkpoint lets the rows older than the
     // oldest kept checkpoint, and older than keep_for, go.
-    let mut n = 2;
-    wait_until("retention to remove the first alert's rows", || {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        let last = flap(&salve, &n.to_string());
+    flap_until_removed(&pg, &salve, first_rows, |last| {
         assert_eq!(
             last.last().map(String::as_str),
             Some("limited: exec exec:mark -> suppress (rate_limit)")
         );
-        n += 1;
-        let through = number(&pg, "SELECT removed_through FROM salve_retention");
-        (through >= first_rows).then_some(())
     });
     let counted = salve
         .metric("salve_store_rows_removed_total")
@@ -146,13 +155,7 @@ fn a_replica_paused_past_retention_reads_its_state_anew_from_the_checkpoint() {
     assert_eq!(flap(&a, "1"), ["limited: exec exec:mark -> execute"]);
     a.wait_settled(1);
     let spent_at = number(&pg, "SELECT max(seq) FROM salve_trail");
-    let mut n = 2;
-    wait_until("retention to remove the spent limit's rows", || {
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        flap(&a, &n.to_string());
-        n += 1;
-        (number(&pg, "SELECT removed_through FROM salve_retention") >= spent_at).then_some(())
-    });
+    flap_until_removed(&pg, &a, spent_at, |_| {});
     let spent = a.get("/api/v1/state").body["limits"].clone();
     assert_ne!(spent, Value::Array(Vec::new()), "nothing spent");
 
